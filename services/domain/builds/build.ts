@@ -1,0 +1,54 @@
+/** Where a build came from; kept on the build and on the release it becomes. */
+export interface Trigger {
+  readonly kind: "git_push" | "gitlab_push" | "gitlab_tag" | "redeploy" | "api";
+  readonly ref: string;
+  /** GitLab user name, or "token" for the redeploy hook and API. */
+  readonly actor?: string | undefined;
+}
+
+export type BuildStatus = "pending" | "running" | "success" | "failure" | "cancelled" | "superseded";
+
+export const TERMINAL_STATUSES: ReadonlySet<BuildStatus> = new Set([
+  "success",
+  "failure",
+  "cancelled",
+  "superseded",
+]);
+
+/** The phases a build goes through, in order; a failure names the one it stopped in. */
+export type Phase = "queued" | "fetch" | "detect" | "restore" | "build" | "export" | "deploy";
+
+export interface Build {
+  readonly id: string;
+  readonly tool: string;
+  readonly component: string;
+  readonly commit: string;
+  readonly ref: string;
+  readonly source_url: string;
+  readonly trigger: Trigger;
+  readonly status: BuildStatus;
+  /** Why the build is in its status, in words a maintainer can act on. */
+  readonly reason?: string | undefined;
+  readonly phase?: Phase | undefined;
+  /** The buildpack that failed, when one did. */
+  readonly buildpack?: string | undefined;
+  readonly log_tail?: readonly string[] | undefined;
+  readonly image?: string | undefined;
+  readonly image_digest?: string | undefined;
+  readonly release_id?: string | undefined;
+  readonly created_at: string;
+  readonly started_at?: string | undefined;
+  readonly finished_at?: string | undefined;
+  readonly no_cache?: boolean | undefined;
+}
+
+const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+
+export function isCommitSha(value: string): boolean {
+  return SHA.test(value);
+}
+
+/** GitLab marks a deleted branch or tag with an all-zero `after` (40 zeros, or 64 for SHA-256 repos). */
+export function isBlankSha(value: string): boolean {
+  return /^0{40}(0{24})?$/.test(value);
+}

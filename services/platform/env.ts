@@ -1,0 +1,115 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+
+/**
+ * The one place that reads `process.env`. Every problem is reported at once, and the result is frozen
+ * and passed down; no other module reads the environment.
+ */
+const port = z.coerce.number().int().min(1).max(65535);
+const positive = z.coerce.number().positive();
+
+const schema = z.object({
+  SLIPWAY_PORT: port.default(8080),
+  SLIPWAY_HOST: z.string().default("127.0.0.1"),
+  SLIPWAY_HOME: z.string().default("./.slipway"),
+  SLIPWAY_PUBLIC_URL: z.url().optional(),
+  SLIPWAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  REDIS_URL: z.string().optional(),
+  SLIPWAY_REGISTRY_PORT: port.default(5080),
+  SLIPWAY_BUILD_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  SLIPWAY_BUILD_MEMORY_MB: z.coerce.number().int().min(256).default(2048),
+  SLIPWAY_BUILD_CPUS: positive.default(2),
+  SLIPWAY_BUILD_TIMEOUT_S: z.coerce.number().int().min(10).default(900),
+  SLIPWAY_RUN_MEMORY_MB: z.coerce.number().int().min(64).default(512),
+  SLIPWAY_HEALTH_TIMEOUT_S: z.coerce.number().int().min(1).default(60),
+  SLIPWAY_MAX_WEBHOOK_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  SLIPWAY_MAX_SOURCE_MB: z.coerce.number().int().min(1).default(512),
+  SLIPWAY_CA_BUNDLE: z.string().optional(),
+  SLIPWAY_NPM_REGISTRY: z.url().default("https://registry.npmjs.org/"),
+  SLIPWAY_DEBIAN_MIRROR: z.url().default("http://deb.debian.org/debian"),
+  SLIPWAY_URL: z.url().default("http://127.0.0.1:8080"),
+  SLIPWAY_TOKEN: z.string().optional(),
+});
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** Absolute path of Slipway's state directory. */
+  readonly home: string;
+  /** Base URL users and GitLab reach this server at; used in git, webhook and log URLs. */
+  readonly publicUrl: string;
+  readonly logLevel: string;
+  /** Operator's Redis; when absent, `slipway server` starts its own under `home`. */
+  readonly redisUrl: string | undefined;
+  readonly registryPort: number;
+  readonly build: {
+    readonly concurrency: number;
+    readonly memoryMb: number;
+    readonly cpus: number;
+    readonly timeoutS: number;
+  };
+  readonly run: { readonly memoryMb: number; readonly healthTimeoutS: number };
+  readonly limits: { readonly webhookBytes: number; readonly sourceBytes: number };
+  /** CA bundle copied into the stack images so builds trust the same roots as this machine. */
+  readonly caBundle: string | undefined;
+  readonly npmRegistry: string;
+  readonly debianMirror: string;
+  /** Where the repository's `infra/`, `buildpacks/` and `pipelines/` live. */
+  readonly repoRoot: string;
+  readonly cli: { readonly url: string; readonly token: string | undefined };
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defaultRepoRoot()): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n");
+    throw new ConfigError(`invalid environment:\n${problems}`);
+  }
+  const e = parsed.data;
+  const home = path.resolve(e.SLIPWAY_HOME);
+  const defaultCa = "/etc/ssl/certs/ca-certificates.crt";
+  return deepFreeze({
+    port: e.SLIPWAY_PORT,
+    host: e.SLIPWAY_HOST,
+    home,
+    publicUrl: (e.SLIPWAY_PUBLIC_URL ?? `http://${hostForUrl(e.SLIPWAY_HOST)}:${e.SLIPWAY_PORT}`).replace(/\/$/, ""),
+    logLevel: e.SLIPWAY_LOG_LEVEL,
+    redisUrl: e.REDIS_URL,
+    registryPort: e.SLIPWAY_REGISTRY_PORT,
+    build: {
+      concurrency: e.SLIPWAY_BUILD_CONCURRENCY,
+      memoryMb: e.SLIPWAY_BUILD_MEMORY_MB,
+      cpus: e.SLIPWAY_BUILD_CPUS,
+      timeoutS: e.SLIPWAY_BUILD_TIMEOUT_S,
+    },
+    run: { memoryMb: e.SLIPWAY_RUN_MEMORY_MB, healthTimeoutS: e.SLIPWAY_HEALTH_TIMEOUT_S },
+    limits: { webhookBytes: e.SLIPWAY_MAX_WEBHOOK_BYTES, sourceBytes: e.SLIPWAY_MAX_SOURCE_MB * 1024 * 1024 },
+    caBundle: e.SLIPWAY_CA_BUNDLE ?? (existsSync(defaultCa) ? defaultCa : undefined),
+    npmRegistry: e.SLIPWAY_NPM_REGISTRY.replace(/\/?$/, "/"),
+    debianMirror: e.SLIPWAY_DEBIAN_MIRROR,
+    repoRoot,
+    cli: { url: e.SLIPWAY_URL.replace(/\/$/, ""), token: e.SLIPWAY_TOKEN },
+  });
+}
+
+function hostForUrl(host: string): string {
+  return host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+}
+
+/** `services/platform/env.ts` compiles to `dist/services/platform/env.js`; both sit three levels down. */
+function defaultRepoRoot(): string {
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  const up = path.resolve(here, "..", "..");
+  return path.basename(up) === "dist" ? path.dirname(up) : up;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

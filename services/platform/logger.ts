@@ -1,0 +1,64 @@
+import { pino, type Logger as PinoLogger } from "pino";
+
+/** The logging port: a fixed message, variables in fields. */
+export interface Logger {
+  debug(fields: Record<string, unknown>, msg: string): void;
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+/**
+ * Secrets are redacted by configuration, not by care: any field with one of these names, at the top
+ * level or one object down, is replaced before it is written.
+ */
+const REDACT_KEYS = [
+  "token",
+  "secret",
+  "password",
+  "authorization",
+  "webhook_secret",
+  "redeploy_token",
+  "admin_token",
+  "x-gitlab-token",
+  "value",
+];
+const REDACT_PATHS = [
+  ...REDACT_KEYS,
+  ...REDACT_KEYS.map((k) => `*.${k}`),
+  'req.headers["x-gitlab-token"]',
+  "req.headers.authorization",
+  "req.query.token",
+];
+
+export function createLogger(options: { level: string; destination?: NodeJS.WritableStream }): Logger {
+  const base: PinoLogger = pino(
+    { level: options.level, redact: { paths: REDACT_PATHS, censor: "[redacted]" }, base: undefined },
+    options.destination ?? process.stdout,
+  );
+  return wrap(base);
+}
+
+function wrap(l: PinoLogger): Logger {
+  return {
+    debug: (f, m) => l.debug(f, m),
+    info: (f, m) => l.info(f, m),
+    warn: (f, m) => l.warn(f, m),
+    error: (f, m) => l.error(f, m),
+    child: (f) => wrap(l.child(f)),
+  };
+}
+
+/** For unit tests: records entries so a test can assert that nothing secret was written. */
+export function memoryLogger(): Logger & { entries: { level: string; msg: string; fields: object }[] } {
+  const entries: { level: string; msg: string; fields: object }[] = [];
+  const make = (bound: Record<string, unknown>): Logger => ({
+    debug: (f, m) => entries.push({ level: "debug", msg: m, fields: { ...bound, ...f } }),
+    info: (f, m) => entries.push({ level: "info", msg: m, fields: { ...bound, ...f } }),
+    warn: (f, m) => entries.push({ level: "warn", msg: m, fields: { ...bound, ...f } }),
+    error: (f, m) => entries.push({ level: "error", msg: m, fields: { ...bound, ...f } }),
+    child: (f) => make({ ...bound, ...f }),
+  });
+  return Object.assign(make({}), { entries });
+}
