@@ -17,6 +17,8 @@ const schema = z.object({
   SLIPWAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   REDIS_URL: z.string().optional(),
   SLIPWAY_REGISTRY_PORT: port.default(5080),
+  SLIPWAY_REDIS_PORT: port.default(6479),
+  SLIPWAY_WEB_DOMAIN: z.string().default("localhost"),
   SLIPWAY_BUILD_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   SLIPWAY_BUILD_MEMORY_MB: z.coerce.number().int().min(256).default(2048),
   SLIPWAY_BUILD_CPUS: positive.default(2),
@@ -30,6 +32,7 @@ const schema = z.object({
   SLIPWAY_DEBIAN_MIRROR: z.url().default("http://deb.debian.org/debian"),
   SLIPWAY_URL: z.url().default("http://127.0.0.1:8080"),
   SLIPWAY_TOKEN: z.string().optional(),
+  SLIPWAY_TOOL: z.string().optional(),
 });
 
 export interface Config {
@@ -43,6 +46,10 @@ export interface Config {
   /** Operator's Redis; when absent, `slipway server` starts its own under `home`. */
   readonly redisUrl: string | undefined;
   readonly registryPort: number;
+  /** Port of the redis-server Slipway starts itself when no REDIS_URL is given. */
+  readonly redisPort: number;
+  /** Tools are served at `http://<tool>.<webDomain>:<port>/`. */
+  readonly webDomain: string;
   readonly build: {
     readonly concurrency: number;
     readonly memoryMb: number;
@@ -57,7 +64,7 @@ export interface Config {
   readonly debianMirror: string;
   /** Where the repository's `infra/`, `buildpacks/` and `pipelines/` live. */
   readonly repoRoot: string;
-  readonly cli: { readonly url: string; readonly token: string | undefined };
+  readonly cli: { readonly url: string; readonly token: string | undefined; readonly tool: string | undefined };
 }
 
 export class ConfigError extends Error {}
@@ -79,6 +86,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     logLevel: e.SLIPWAY_LOG_LEVEL,
     redisUrl: e.REDIS_URL,
     registryPort: e.SLIPWAY_REGISTRY_PORT,
+    redisPort: e.SLIPWAY_REDIS_PORT,
+    webDomain: e.SLIPWAY_WEB_DOMAIN,
     build: {
       concurrency: e.SLIPWAY_BUILD_CONCURRENCY,
       memoryMb: e.SLIPWAY_BUILD_MEMORY_MB,
@@ -91,7 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     npmRegistry: e.SLIPWAY_NPM_REGISTRY.replace(/\/?$/, "/"),
     debianMirror: e.SLIPWAY_DEBIAN_MIRROR,
     repoRoot,
-    cli: { url: e.SLIPWAY_URL.replace(/\/$/, ""), token: e.SLIPWAY_TOKEN },
+    cli: { url: e.SLIPWAY_URL.replace(/\/$/, ""), token: e.SLIPWAY_TOKEN, tool: e.SLIPWAY_TOOL },
   });
 }
 

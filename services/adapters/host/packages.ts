@@ -1,0 +1,44 @@
+import { access } from "node:fs/promises";
+import { SlipwayError } from "../../platform/errors.js";
+import type { Logger } from "../../platform/logger.js";
+import { run } from "../../platform/process.js";
+
+/** Debian packages the local profile needs, and a file each one installs. */
+export const HOST_PACKAGES: readonly { pkg: string; file: string }[] = [
+  { pkg: "redis-server", file: "/usr/bin/redis-server" },
+  { pkg: "podman", file: "/usr/bin/podman" },
+  { pkg: "runc", file: "/usr/sbin/runc" },
+  { pkg: "docker-registry", file: "/usr/bin/docker-registry" },
+  { pkg: "debootstrap", file: "/usr/sbin/debootstrap" },
+  { pkg: "git", file: "/usr/lib/git-core/git-http-backend" },
+  { pkg: "catatonit", file: "/usr/bin/catatonit" },
+];
+
+export async function missingPackages(): Promise<string[]> {
+  const missing: string[] = [];
+  for (const { pkg, file } of HOST_PACKAGES) {
+    try {
+      await access(file);
+    } catch {
+      missing.push(pkg);
+    }
+  }
+  return missing;
+}
+
+/**
+ * Installs what is missing when running as root; otherwise fails with the one command that does it.
+ * `needRedis` is false when the operator gives REDIS_URL.
+ */
+export async function ensureHostPackages(logger: Logger, options: { needRedis: boolean }): Promise<void> {
+  const missing = (await missingPackages()).filter((p) => options.needRedis || p !== "redis-server");
+  if (missing.length === 0) return;
+  const command = `apt-get update && apt-get install -y ${missing.join(" ")}`;
+  if (process.getuid?.() !== 0) {
+    throw new SlipwayError("stack_unavailable", `missing Debian packages: ${missing.join(", ")}. As root, run:\n  ${command}`);
+  }
+  logger.info({ packages: missing }, "installing missing Debian packages");
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  await run("apt-get", ["update", "-qq"], { env });
+  await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { env });
+}

@@ -1,0 +1,175 @@
+import { Redis } from "ioredis";
+import type { Build } from "../../domain/builds/build.js";
+import type { Release } from "../../domain/releases/release.js";
+import type { Tool } from "../../domain/tools/tool.js";
+import { ConflictError, NotFoundError } from "../../platform/errors.js";
+import type { Route, SecretKind, StateStore } from "../../ports/store.js";
+
+const P = "slipway:";
+const DELIVERY_TTL_S = 24 * 3600;
+const ROUTES_CHANNEL = `${P}routes`;
+
+/**
+ * StateStore on Redis. Records are JSON strings; per-tool indexes are sorted sets scored by creation
+ * time so listings are newest-first without scanning.
+ */
+export class RedisStore implements StateStore {
+  private subscriber: Redis | undefined;
+  /** WATCH is per connection: updates run one at a time on a connection of their own. */
+  private readonly tx: Redis;
+  private txQueue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly redis: Redis) {
+    this.tx = redis.duplicate();
+  }
+
+  static create(url: string): RedisStore {
+    return new RedisStore(new Redis(url, { maxRetriesPerRequest: 3 }));
+  }
+
+  async createTool(tool: Tool): Promise<void> {
+    const ok = await this.redis.set(`${P}tool:${tool.name}`, JSON.stringify(tool), "NX");
+    if (ok === null) throw new ConflictError(`tool "${tool.name}" already exists`);
+    await this.redis
+      .multi()
+      .zadd(`${P}tools`, Date.parse(tool.created_at), tool.name)
+      .set(`${P}secret:${tool.token_hash}`, `token:${tool.name}`)
+      .set(`${P}secret:${tool.webhook_secret_hash}`, `webhook:${tool.name}`)
+      .set(`${P}secret:${tool.redeploy_token_hash}`, `redeploy:${tool.name}`)
+      .exec();
+  }
+
+  async toolBySecretHash(hash: string): Promise<{ tool: string; kind: SecretKind } | undefined> {
+    const value = await this.redis.get(`${P}secret:${hash}`);
+    if (value === null) return undefined;
+    const [kind, tool] = value.split(":") as [SecretKind, string];
+    return { tool, kind };
+  }
+
+  async getTool(name: string): Promise<Tool | undefined> {
+    return parse<Tool>(await this.redis.get(`${P}tool:${name}`));
+  }
+
+  async listTools(): Promise<Tool[]> {
+    const names = await this.redis.zrange(`${P}tools`, 0, -1);
+    return this.many<Tool>(names.map((n) => `${P}tool:${n}`));
+  }
+
+  async updateTool(name: string, patch: Partial<Tool>): Promise<Tool> {
+    return this.patch<Tool>(`${P}tool:${name}`, patch, `tool "${name}"`);
+  }
+
+  async createBuild(build: Build): Promise<void> {
+    await this.redis
+      .multi()
+      .set(`${P}build:${build.id}`, JSON.stringify(build))
+      .zadd(`${P}tool:${build.tool}:builds`, Date.parse(build.created_at), build.id)
+      .exec();
+  }
+
+  async getBuild(id: string): Promise<Build | undefined> {
+    return parse<Build>(await this.redis.get(`${P}build:${id}`));
+  }
+
+  async updateBuild(id: string, patch: Partial<Build>): Promise<Build> {
+    return this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`);
+  }
+
+  async listBuilds(tool: string, limit: number): Promise<Build[]> {
+    const ids = await this.redis.zrevrange(`${P}tool:${tool}:builds`, 0, limit - 1);
+    return this.many<Build>(ids.map((id) => `${P}build:${id}`));
+  }
+
+  async claimCommit(tool: string, component: string, commit: string, buildId: string): Promise<string | undefined> {
+    const key = `${P}commit:${tool}:${component}:${commit}`;
+    const ok = await this.redis.set(key, buildId, "NX");
+    return ok === null ? ((await this.redis.get(key)) ?? undefined) : undefined;
+  }
+
+  async releaseCommit(tool: string, component: string, commit: string): Promise<void> {
+    await this.redis.del(`${P}commit:${tool}:${component}:${commit}`);
+  }
+
+  async rememberDelivery(tool: string, key: string, answer: string): Promise<string | undefined> {
+    const k = `${P}delivery:${tool}:${key}`;
+    const ok = await this.redis.set(k, answer, "EX", DELIVERY_TTL_S, "NX");
+    return ok === null ? ((await this.redis.get(k)) ?? undefined) : undefined;
+  }
+
+  async answerDelivery(tool: string, key: string, answer: string): Promise<void> {
+    await this.redis.set(`${P}delivery:${tool}:${key}`, answer, "KEEPTTL");
+  }
+
+  async createRelease(release: Release): Promise<void> {
+    await this.redis
+      .multi()
+      .set(`${P}release:${release.id}`, JSON.stringify(release))
+      .zadd(`${P}tool:${release.tool}:releases`, Date.parse(release.created_at), release.id)
+      .exec();
+  }
+
+  async getRelease(id: string): Promise<Release | undefined> {
+    return parse<Release>(await this.redis.get(`${P}release:${id}`));
+  }
+
+  async updateRelease(id: string, patch: Partial<Release>): Promise<Release> {
+    return this.patch<Release>(`${P}release:${id}`, patch, `release ${id}`);
+  }
+
+  async listReleases(tool: string, limit: number): Promise<Release[]> {
+    const ids = await this.redis.zrevrange(`${P}tool:${tool}:releases`, 0, limit - 1);
+    return this.many<Release>(ids.map((id) => `${P}release:${id}`));
+  }
+
+  async setRoute(route: Route): Promise<void> {
+    await this.redis.set(`${P}route:${route.tool}`, JSON.stringify(route));
+    await this.redis.publish(ROUTES_CHANNEL, route.tool);
+  }
+
+  async getRoute(tool: string): Promise<Route | undefined> {
+    return parse<Route>(await this.redis.get(`${P}route:${tool}`));
+  }
+
+  async watchRoutes(onChange: (tool: string) => void): Promise<void> {
+    this.subscriber ??= this.redis.duplicate();
+    this.subscriber.on("message", (channel: string, tool: string) => {
+      if (channel === ROUTES_CHANNEL) onChange(tool);
+    });
+    await this.subscriber.subscribe(ROUTES_CHANNEL);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.redis.quit(), this.tx.quit(), this.subscriber?.quit()]);
+  }
+
+  /** Read-modify-write under WATCH so concurrent updates (a cancel during a build) are not lost. */
+  private patch<T extends object>(key: string, patch: Partial<T>, what: string): Promise<T> {
+    const attempt = async (): Promise<T> => {
+      for (let i = 0; i < 20; i++) {
+        await this.tx.watch(key);
+        const current = parse<T>(await this.tx.get(key));
+        if (!current) {
+          await this.tx.unwatch();
+          throw new NotFoundError(`${what} does not exist`);
+        }
+        const next = { ...current, ...patch };
+        const done = await this.tx.multi().set(key, JSON.stringify(next)).exec();
+        if (done !== null) return next;
+      }
+      throw new ConflictError(`${what} is being changed concurrently; try again`);
+    };
+    const result = this.txQueue.then(attempt, attempt);
+    this.txQueue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async many<T>(keys: string[]): Promise<T[]> {
+    if (keys.length === 0) return [];
+    const values = await this.redis.mget(...keys);
+    return values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as T]));
+  }
+}
+
+function parse<T>(value: string | null): T | undefined {
+  return value === null ? undefined : (JSON.parse(value) as T);
+}

@@ -1,0 +1,31 @@
+import { TERMINAL_STATUSES, type Build } from "../builds/build.js";
+import { ConflictError, NotFoundError } from "../../platform/errors.js";
+import type { StateStore } from "../../ports/store.js";
+import type { Enqueuer } from "./jobs-port.js";
+
+/**
+ * Cancelling builds. A waiting build is taken off the queue; a running one is marked cancelled and its
+ * builder, which watches the build's status, stops the container within seconds.
+ */
+export class BuildControl {
+  constructor(
+    private readonly store: StateStore,
+    private readonly queue: Enqueuer,
+  ) {}
+
+  async cancel(id: string): Promise<Build> {
+    const build = await this.store.getBuild(id);
+    if (!build) throw new NotFoundError(`no build ${id}`);
+    if (TERMINAL_STATUSES.has(build.status)) {
+      throw new ConflictError(`build ${id} already ended (${build.status})`);
+    }
+    await this.queue.removeWaiting("build", id);
+    const updated = await this.store.updateBuild(id, {
+      status: "cancelled",
+      reason: "cancelled by request",
+      finished_at: new Date().toISOString(),
+    });
+    await this.store.releaseCommit(build.tool, build.component, build.commit);
+    return updated;
+  }
+}

@@ -1,0 +1,247 @@
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
+import type { Logger } from "../../platform/logger.js";
+import { newId } from "../../platform/ids.js";
+import type { BuildLogs } from "../../ports/logs.js";
+import type { SourceFetcher } from "../../ports/source.js";
+import type { StateStore } from "../../ports/store.js";
+import { TERMINAL_STATUSES, type Build, type Phase } from "../builds/build.js";
+import type { LifecycleResult } from "../lifecycle/types.js";
+import type { Release } from "../releases/release.js";
+import type { Enqueuer } from "./jobs-port.js";
+
+/** Runs the buildpacks over a checked-out app (the CNB lifecycle: detect, restore, build). */
+export interface LifecycleRunner {
+  run(input: {
+    readonly tool: string;
+    readonly component: string;
+    readonly appDir: string;
+    readonly workDir: string;
+    readonly sourceDateEpoch: number;
+    readonly noCache: boolean;
+    readonly signal: AbortSignal;
+    readonly onLog: (line: string) => void;
+  }): Promise<LifecycleResult>;
+}
+
+/** Turns a lifecycle result into an image in the registry (the CNB exporter). */
+export interface ImageExporter {
+  export(input: {
+    readonly result: LifecycleResult;
+    readonly repository: string;
+    readonly tag: string;
+    readonly sourceDateEpoch: number;
+    readonly commit: string;
+    readonly sourceUrl: string;
+    readonly workDir: string;
+    readonly onLog: (line: string) => void;
+  }): Promise<{ image: string; digest: string; blobsUploaded: number }>;
+}
+
+const TAIL_LINES = 30;
+
+/**
+ * One build, start to finish: fetch the exact commit, run the buildpacks, export and push the image,
+ * then hand a release to the deployer. Every failure ends as a build status a maintainer can act on:
+ * the phase, the buildpack and the last log lines.
+ */
+export class BuildPipeline {
+  constructor(
+    private readonly deps: {
+      readonly store: StateStore;
+      readonly logs: BuildLogs;
+      readonly queue: Enqueuer;
+      readonly fetcher: SourceFetcher;
+      readonly lifecycle: LifecycleRunner;
+      readonly exporter: ImageExporter;
+      readonly workRoot: string;
+      readonly logger: Logger;
+      readonly timeoutS: number;
+      readonly cancelPollMs?: number;
+    },
+  ) {}
+
+  async run(buildId: string, job: { signal: AbortSignal; finalAttempt: boolean }): Promise<void> {
+    const { store } = this.deps;
+    const build = await store.getBuild(buildId);
+    if (!build) throw new SlipwayError("not_found", `build ${buildId} vanished from the store`);
+    if (TERMINAL_STATUSES.has(build.status)) return;
+    const log = this.deps.logger.child({ tool: build.tool, buildId, sha: build.commit });
+
+    const controller = new AbortController();
+    const onJobAbort = () => controller.abort(new SlipwayError("cancelled", "the builder is shutting down"));
+    job.signal.addEventListener("abort", onJobAbort);
+    const timer = setTimeout(
+      () => controller.abort(new PipelineError("build_failed", `build exceeded the ${this.deps.timeoutS} s limit`)),
+      this.deps.timeoutS * 1000,
+    );
+    const watcher = setInterval(() => {
+      void store.getBuild(buildId).then(
+        (b) => {
+          if (b && TERMINAL_STATUSES.has(b.status)) controller.abort(new SlipwayError("cancelled", b.reason ?? b.status));
+        },
+        () => undefined,
+      );
+    }, this.deps.cancelPollMs ?? 1000);
+
+    const tail: string[] = [];
+    let phase: Phase = "fetch";
+    let pending = Promise.resolve();
+    const emit = (line: string) => {
+      tail.push(line);
+      if (tail.length > TAIL_LINES) tail.shift();
+      const marker = /^===> (DETECTING|RESTORING|BUILDING|EXPORTING)/.exec(line);
+      if (marker) {
+        phase = ({ DETECTING: "detect", RESTORING: "restore", BUILDING: "build", EXPORTING: "export" } as const)[
+          marker[1] as "DETECTING"
+        ];
+        void store.updateBuild(buildId, { phase }).catch(() => undefined);
+      }
+      // Appends are chained so lines stay in order without awaiting each one.
+      pending = pending.then(() => this.deps.logs.append(buildId, line)).catch(() => undefined);
+    };
+
+    const workDir = path.join(this.deps.workRoot, buildId);
+    try {
+      await store.updateBuild(buildId, {
+        status: "running",
+        phase,
+        started_at: new Date().toISOString(),
+        reason: "building",
+      });
+      await rm(workDir, { recursive: true, force: true });
+      const appDir = path.join(workDir, "app");
+      await mkdir(appDir, { recursive: true });
+
+      emit(`===> FETCHING ${redactUrl(build.source_url)} ${build.ref} at ${build.commit}`);
+      const source = await this.deps.fetcher.fetch(
+        { url: build.source_url, ref: build.ref, commit: build.commit },
+        appDir,
+        controller.signal,
+      );
+      throwIfAborted(controller.signal);
+
+      const result = await this.deps.lifecycle.run({
+        tool: build.tool,
+        component: build.component,
+        appDir,
+        workDir,
+        sourceDateEpoch: source.commitTime,
+        noCache: build.no_cache ?? false,
+        signal: controller.signal,
+        onLog: emit,
+      });
+      throwIfAborted(controller.signal);
+
+      emit("===> EXPORTING");
+      const exported = await this.deps.exporter.export({
+        result,
+        repository: `tool-${build.tool}/${build.component}`,
+        tag: build.commit,
+        sourceDateEpoch: source.commitTime,
+        commit: build.commit,
+        sourceUrl: build.source_url,
+        workDir,
+        onLog: emit,
+      });
+      throwIfAborted(controller.signal);
+      emit(`Image ${exported.image}@${exported.digest} (${exported.blobsUploaded} blobs uploaded)`);
+
+      const release = await this.createRelease(build, exported.image, exported.digest);
+      await pending;
+      await store.updateBuild(buildId, {
+        status: "success",
+        phase: "deploy",
+        reason: `built; deploying as release ${release.id}`,
+        image: exported.image,
+        image_digest: exported.digest,
+        release_id: release.id,
+        finished_at: new Date().toISOString(),
+      });
+      await this.deps.queue.enqueue("deploy", { build_id: buildId, release_id: release.id }, release.id);
+      log.info({ digest: exported.digest, releaseId: release.id }, "build succeeded");
+    } catch (error) {
+      const reason = controller.signal.reason as unknown;
+      const cause = controller.signal.aborted && reason instanceof SlipwayError ? reason : error;
+      await pending;
+      await this.fail(build, cause, phase, tail, job.finalAttempt, emit);
+      await pending;
+      if (cause instanceof TransientError && !job.finalAttempt) throw cause;
+      log.warn({ phase, error: errorMessage(cause) }, "build did not succeed");
+    } finally {
+      clearTimeout(timer);
+      clearInterval(watcher);
+      job.signal.removeEventListener("abort", onJobAbort);
+      await pending;
+      await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private async fail(
+    build: Build,
+    error: unknown,
+    phase: Phase,
+    tail: string[],
+    finalAttempt: boolean,
+    emit: (line: string) => void,
+  ): Promise<void> {
+    const { store } = this.deps;
+    if (error instanceof SlipwayError && error.code === "cancelled") {
+      const current = await store.getBuild(build.id);
+      if (current && !TERMINAL_STATUSES.has(current.status)) {
+        await store.updateBuild(build.id, {
+          status: "cancelled",
+          reason: error.message,
+          finished_at: new Date().toISOString(),
+        });
+      }
+      emit(`===> CANCELLED: ${error.message}`);
+      return;
+    }
+    if (error instanceof TransientError && !finalAttempt) {
+      emit(`===> RETRYING after a temporary failure: ${error.message}`);
+      await store.updateBuild(build.id, { status: "pending", reason: `retrying: ${error.message}` });
+      return;
+    }
+    const details = error instanceof SlipwayError ? (error.details ?? {}) : {};
+    const failedPhase = (typeof details.phase === "string" ? details.phase : phase) as Phase;
+    const buildpack = typeof details.buildpack === "string" ? details.buildpack : undefined;
+    const logTail = Array.isArray(details.log_tail) ? (details.log_tail as string[]) : [...tail];
+    const message = error instanceof SlipwayError ? error.message : `internal error: ${errorMessage(error)}`;
+    emit(`===> FAILED in ${failedPhase}${buildpack ? ` (${buildpack})` : ""}: ${message}`);
+    await store.updateBuild(build.id, {
+      status: "failure",
+      phase: failedPhase,
+      buildpack,
+      reason: `${failedPhase} failed${buildpack ? ` in ${buildpack}` : ""}: ${message}`,
+      log_tail: logTail.slice(-TAIL_LINES),
+      finished_at: new Date().toISOString(),
+    });
+  }
+
+  private async createRelease(build: Build, image: string, digest: string): Promise<Release> {
+    const release: Release = {
+      id: newId(),
+      tool: build.tool,
+      component: build.component,
+      build_id: build.id,
+      commit: build.commit,
+      image,
+      image_digest: digest,
+      trigger: build.trigger,
+      status: "deploying",
+      created_at: new Date().toISOString(),
+    };
+    await this.deps.store.createRelease(release);
+    return release;
+  }
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new SlipwayError("cancelled", "cancelled");
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, "//");
+}

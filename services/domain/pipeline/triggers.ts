@@ -1,0 +1,92 @@
+import type { Logger } from "../../platform/logger.js";
+import { newId } from "../../platform/ids.js";
+import type { StateStore } from "../../ports/store.js";
+import { isBlankSha, isCommitSha, type Build, type Trigger } from "../builds/build.js";
+import type { Tool } from "../tools/tool.js";
+import { decide } from "./deploy-policy.js";
+import type { Enqueuer } from "./jobs-port.js";
+
+/** One pushed ref, from whichever door it came through (git remote, GitLab, redeploy, API). */
+export interface PushEvent {
+  readonly tool: Tool;
+  readonly ref: string;
+  /** The commit to build; blank (all zeros) or null for a deletion. */
+  readonly commit: string | null;
+  readonly sourceUrl: string;
+  readonly defaultBranch: string | undefined;
+  readonly trigger: Trigger;
+  /** Skip the deploy policy (API `build start`, redeploy hook): the caller asked for this ref. */
+  readonly explicit?: boolean;
+  /** Build again even if this commit was built before. */
+  readonly force?: boolean;
+  readonly noCache?: boolean;
+}
+
+export type TriggerResult =
+  | { readonly status: "queued"; readonly build_id: string; readonly commit: string; readonly reason: string }
+  | { readonly status: "duplicate"; readonly build_id: string; readonly commit: string; readonly reason: string }
+  | { readonly status: "ignored"; readonly reason: string };
+
+/** Every build is of one component for now: the tool's webservice. */
+export const DEFAULT_COMPONENT = "web";
+
+export class TriggerService {
+  constructor(
+    private readonly store: StateStore,
+    private readonly queue: Enqueuer,
+    private readonly logger: Logger,
+  ) {}
+
+  async push(event: PushEvent): Promise<TriggerResult> {
+    const log = this.logger.child({ tool: event.tool.name, ref: event.ref, trigger: event.trigger.kind });
+    if (event.commit === null || isBlankSha(event.commit)) {
+      return { status: "ignored", reason: `${event.ref} was deleted; nothing to build` };
+    }
+    if (!isCommitSha(event.commit)) {
+      return { status: "ignored", reason: `"${event.commit.slice(0, 80)}" is not a full commit id` };
+    }
+    const decision = event.explicit
+      ? { deploy: true, reason: `${event.trigger.kind} of ${event.ref}` }
+      : decide(event.tool.deploy, event.ref, event.defaultBranch);
+    if (!decision.deploy) {
+      log.info({ reason: decision.reason }, "push ignored by deploy policy");
+      return { status: "ignored", reason: decision.reason };
+    }
+
+    const id = newId();
+    const component = DEFAULT_COMPONENT;
+    if (event.force) {
+      await this.store.releaseCommit(event.tool.name, component, event.commit);
+    }
+    const existing = await this.store.claimCommit(event.tool.name, component, event.commit, id);
+    if (existing !== undefined) {
+      return {
+        status: "duplicate",
+        build_id: existing,
+        commit: event.commit,
+        reason: `commit ${event.commit.slice(0, 12)} was already built for ${event.tool.name} (build ${existing}); use build start --force to build it again`,
+      };
+    }
+    const build: Build = {
+      id,
+      tool: event.tool.name,
+      component,
+      commit: event.commit,
+      ref: event.ref,
+      source_url: event.sourceUrl,
+      trigger: event.trigger,
+      status: "pending",
+      phase: "queued",
+      reason: decision.reason,
+      created_at: new Date().toISOString(),
+      no_cache: event.noCache ?? false,
+    };
+    await this.store.createBuild(build);
+    await this.store.updateTool(event.tool.name, {
+      source: { url: event.sourceUrl, ref: event.ref, default_branch: event.defaultBranch ?? "" },
+    });
+    await this.queue.enqueue("build", { build_id: id }, id);
+    log.info({ buildId: id, sha: event.commit }, "build queued");
+    return { status: "queued", build_id: id, commit: event.commit, reason: decision.reason };
+  }
+}

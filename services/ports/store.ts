@@ -1,0 +1,54 @@
+import type { Build } from "../domain/builds/build.js";
+import type { Release } from "../domain/releases/release.js";
+import type { Tool } from "../domain/tools/tool.js";
+
+export type SecretKind = "token" | "webhook" | "redeploy";
+
+/** Where a tool's webservice is reachable; the front proxy follows it. */
+export interface Route {
+  readonly tool: string;
+  readonly release_id: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Durable state: tools, builds, releases and routes. One Redis in both profiles. */
+export interface StateStore {
+  createTool(tool: Tool): Promise<void>;
+  getTool(name: string): Promise<Tool | undefined>;
+  listTools(): Promise<Tool[]>;
+  updateTool(name: string, patch: Partial<Tool>): Promise<Tool>;
+  /** The tool a secret (token, webhook secret, redeploy token) belongs to, by the secret's hash. */
+  toolBySecretHash(hash: string): Promise<{ tool: string; kind: SecretKind } | undefined>;
+
+  createBuild(build: Build): Promise<void>;
+  getBuild(id: string): Promise<Build | undefined>;
+  updateBuild(id: string, patch: Partial<Build>): Promise<Build>;
+  /** Newest first. */
+  listBuilds(tool: string, limit: number): Promise<Build[]>;
+  /**
+   * Claims a commit for building. Returns undefined when this build got it, or the id of the build
+   * that already has it: the same commit is never built twice for one tool and component.
+   */
+  claimCommit(tool: string, component: string, commit: string, buildId: string): Promise<string | undefined>;
+  releaseCommit(tool: string, component: string, commit: string): Promise<void>;
+  /**
+   * Remembers a webhook delivery for 24 h. Returns undefined the first time, or the answer given to
+   * the first delivery with this key.
+   */
+  rememberDelivery(tool: string, key: string, answer: string): Promise<string | undefined>;
+  /** Replaces the remembered answer of a delivery, keeping its expiry. */
+  answerDelivery(tool: string, key: string, answer: string): Promise<void>;
+
+  createRelease(release: Release): Promise<void>;
+  getRelease(id: string): Promise<Release | undefined>;
+  updateRelease(id: string, patch: Partial<Release>): Promise<Release>;
+  listReleases(tool: string, limit: number): Promise<Release[]>;
+
+  setRoute(route: Route): Promise<void>;
+  getRoute(tool: string): Promise<Route | undefined>;
+  /** Calls `onChange` with the tool name whenever its route changes, from any process. */
+  watchRoutes(onChange: (tool: string) => void): Promise<void>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,186 @@
+import { Command, Option } from "commander";
+import type { Config } from "../../platform/env.js";
+import { ApiClient, ApiError } from "./client.js";
+
+interface BuildRow {
+  id: string;
+  status: string;
+  reason: string | null;
+  phase: string | null;
+  buildpack: string | null;
+  commit: string;
+  ref: string;
+  image: string | null;
+  image_digest: string | null;
+  log_tail: string[];
+  created_at: string;
+  finished_at: string | null;
+}
+
+/** `npx slipway …`: every command is a thin call to the API; `--json` prints the API's answer as is. */
+export function buildCli(config: Config, startServer: (role: string) => Promise<void>): Command {
+  const program = new Command("slipway").description("Push-to-deploy for community tools").showHelpAfterError();
+  const client = () => ApiClient.fromConfig(config);
+  const out = (json: boolean, data: unknown, human: () => string) =>
+    process.stdout.write(json ? JSON.stringify(data, null, 2) + "\n" : human() + "\n");
+  const json = () => new Option("--json", "print JSON for scripts");
+  const toolOpt = () => new Option("--tool <name>", "the tool (default: SLIPWAY_TOOL, or the token's only tool)");
+
+  program
+    .command("server")
+    .description("run Slipway (API, webhooks, git remote, front proxy, workers)")
+    .addOption(new Option("--role <role>", "run one role").choices(["all", "api", "builder", "deployer"]).default("all"))
+    .action((o: { role: string }) => startServer(o.role));
+
+  const tools = program.command("tools").description("create and inspect tools");
+  tools
+    .command("create <name>")
+    .description("create a tool; prints its secrets once")
+    .addOption(json())
+    .action(async (name: string, o: { json?: boolean }) => {
+      const t = await (await client()).request<Record<string, string>>("POST", "/api/v1/tools", { name });
+      out(!!o.json, t, () =>
+        [
+          `Created tool ${t.name}. Keep these; the secrets are not shown again.`,
+          `  token:          ${t.token}`,
+          `  git remote:     ${t.git_url}   (user: anything, password: the token)`,
+          `  GitLab webhook: ${t.webhook_url}   secret: ${t.webhook_secret}`,
+          `  redeploy URL:   ${t.redeploy_url}`,
+          `  web:            ${t.web_url}`,
+        ].join("\n"),
+      );
+    });
+  tools
+    .command("list")
+    .addOption(json())
+    .action(async (o: { json?: boolean }) => {
+      const list = await (await client()).request<{ name: string; web_url: string }[]>("GET", "/api/v1/tools");
+      out(!!o.json, list, () => (list.length ? list.map((t) => `${t.name}\t${t.web_url}`).join("\n") : "no tools yet"));
+    });
+  tools
+    .command("show <name>")
+    .addOption(json())
+    .action(async (name: string, o: { json?: boolean }) => {
+      const t = await (await client()).request<Record<string, unknown>>("GET", `/api/v1/tools/${encodeURIComponent(name)}`);
+      out(!!o.json, t, () => JSON.stringify(t, null, 2));
+    });
+
+  const build = program.command("build").description("start, follow and inspect builds");
+  build
+    .command("start")
+    .description("build the tool's ref now")
+    .addOption(toolOpt())
+    .option("--ref <ref>", "branch, tag or ref to build (default: the last one pushed)")
+    .option("--force", "build even if this commit was built before")
+    .option("--no-cache", "ignore cached layers")
+    .addOption(json())
+    .action(async (o: { tool?: string; ref?: string; force?: boolean; cache: boolean; json?: boolean }) => {
+      const c = await client();
+      const tool = await resolveTool(c, o.tool ?? config.cli.tool);
+      const r = await c.request<{ status: string; build_id?: string; reason: string }>(
+        "POST",
+        `/api/v1/tools/${tool}/builds`,
+        { ref: o.ref, force: !!o.force, no_cache: !o.cache },
+      );
+      out(!!o.json, r, () =>
+        r.build_id ? `${r.status}: build ${r.build_id} — ${r.reason}\nfollow it with: npx slipway build logs ${r.build_id} -f` : `${r.status}: ${r.reason}`,
+      );
+    });
+  build
+    .command("list")
+    .addOption(toolOpt())
+    .addOption(json())
+    .action(async (o: { tool?: string; json?: boolean }) => {
+      const c = await client();
+      const tool = await resolveTool(c, o.tool ?? config.cli.tool);
+      const list = await c.request<BuildRow[]>("GET", `/api/v1/tools/${tool}/builds`);
+      out(!!o.json, list, () =>
+        list.length
+          ? list.map((b) => `${b.id}  ${b.status.padEnd(10)} ${b.commit.slice(0, 12)}  ${b.ref}  ${b.reason ?? ""}`).join("\n")
+          : "no builds yet",
+      );
+    });
+  build
+    .command("show <id>")
+    .addOption(json())
+    .action(async (id: string, o: { json?: boolean }) => {
+      const b = await (await client()).request<BuildRow>("GET", `/api/v1/builds/${encodeURIComponent(id)}`);
+      out(!!o.json, b, () =>
+        [
+          `build ${b.id}: ${b.status}${b.phase ? ` (phase ${b.phase})` : ""}`,
+          `  commit ${b.commit} (${b.ref})`,
+          b.reason ? `  ${b.reason}` : "",
+          b.image_digest ? `  image ${b.image}@${b.image_digest}` : "",
+          ...(b.status === "failure" && b.log_tail.length ? ["  last log lines:", ...b.log_tail.map((l) => `    ${l}`)] : []),
+        ]
+          .filter(Boolean)
+          .join("\n"),
+      );
+    });
+  build
+    .command("logs <id>")
+    .option("-f, --follow", "follow the log until the build ends")
+    .action(async (id: string, o: { follow?: boolean }) => {
+      const c = await client();
+      const route = `/api/v1/builds/${encodeURIComponent(id)}/logs`;
+      if (!o.follow) {
+        const r = await c.request<{ lines: string[] }>("GET", route);
+        process.stdout.write(r.lines.join("\n") + (r.lines.length ? "\n" : ""));
+        return;
+      }
+      const res = await c.raw("GET", `${route}?follow=true`);
+      if (!res.ok || !res.body) {
+        await c.request("GET", route);
+        return;
+      }
+      for await (const chunk of res.body) process.stdout.write(chunk as Uint8Array);
+    });
+  build
+    .command("cancel <id>")
+    .addOption(json())
+    .action(async (id: string, o: { json?: boolean }) => {
+      const b = await (await client()).request<BuildRow>("POST", `/api/v1/builds/${encodeURIComponent(id)}/cancel`);
+      out(!!o.json, b, () => `build ${b.id}: ${b.status}`);
+    });
+
+  const deployment = program.command("deployment").description("releases of a tool");
+  deployment
+    .command("list")
+    .addOption(toolOpt())
+    .addOption(json())
+    .action(async (o: { tool?: string; json?: boolean }) => {
+      const c = await client();
+      const tool = await resolveTool(c, o.tool ?? config.cli.tool);
+      const list = await c.request<{ id: string; status: string; commit: string; live: boolean; reason?: string; created_at: string }[]>(
+        "GET",
+        `/api/v1/tools/${tool}/deployments`,
+      );
+      out(!!o.json, list, () =>
+        list.length
+          ? list
+              .map((r) => `${r.id}  ${(r.live ? "live" : r.status).padEnd(10)} ${r.commit.slice(0, 12)}  ${r.created_at}  ${r.reason ?? ""}`)
+              .join("\n")
+          : "no deployments yet",
+      );
+    });
+  deployment
+    .command("show <id>")
+    .addOption(toolOpt())
+    .addOption(json())
+    .action(async (id: string, o: { tool?: string; json?: boolean }) => {
+      const c = await client();
+      const tool = await resolveTool(c, o.tool ?? config.cli.tool);
+      const r = await c.request<unknown>("GET", `/api/v1/tools/${tool}/deployments/${encodeURIComponent(id)}`);
+      out(!!o.json, r, () => JSON.stringify(r, null, 2));
+    });
+  return program;
+}
+
+async function resolveTool(c: ApiClient, given: string | undefined): Promise<string> {
+  if (given) return encodeURIComponent(given);
+  const list = await c.request<{ name: string }[]>("GET", "/api/v1/tools");
+  if (list.length === 1) return encodeURIComponent(list[0]!.name);
+  throw new ApiError(0, "invalid_input", "which tool? pass --tool <name> or set SLIPWAY_TOOL");
+}
+
+export { ApiError };

@@ -1,0 +1,217 @@
+import express, { Router, type Request, type Response } from "express";
+import { z } from "zod";
+import { TERMINAL_STATUSES, type Build } from "../../domain/builds/build.js";
+import type { BuildControl } from "../../domain/pipeline/build-control.js";
+import type { TriggerService } from "../../domain/pipeline/triggers.js";
+import { toolView, type ToolService } from "../../domain/tools/tool-service.js";
+import { validateToolName } from "../../domain/tools/tool.js";
+import { ConflictError, InputError, NotFoundError } from "../../platform/errors.js";
+import type { BuildLogs } from "../../ports/logs.js";
+import type { RefResolver } from "../../ports/refs.js";
+import type { StateStore } from "../../ports/store.js";
+import { bearerAuth, requireAdmin, requireTool } from "./auth.js";
+import { openApiDocument } from "./openapi.js";
+
+export interface ApiDeps {
+  readonly store: StateStore;
+  readonly tools: ToolService;
+  readonly triggers: TriggerService;
+  readonly builds: BuildControl;
+  readonly logs: BuildLogs;
+  readonly refs: RefResolver;
+  readonly adminTokenHash: string;
+  readonly urls: { publicUrl: string; webUrl: (tool: string) => string };
+}
+
+const createTool = z.object({ name: z.string() });
+const startBuild = z.object({
+  ref: z.string().min(1).max(255).optional(),
+  force: z.boolean().optional(),
+  no_cache: z.boolean().optional(),
+});
+
+/** REST API v1. Thin: parse, authorise, call a service, shape the answer. */
+export function apiRouter(deps: ApiDeps): Router {
+  const r = Router();
+  r.get("/api/v1/openapi.json", (_req, res) => {
+    res.json(openApiDocument(deps.urls.publicUrl));
+  });
+  r.get("/api/v1/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+  r.use("/api/v1", express.json({ limit: "64kb" }), bearerAuth(deps.store, deps.adminTokenHash));
+
+  r.post("/api/v1/tools", async (req, res) => {
+    requireAdmin(req);
+    const body = parse(createTool, req.body);
+    res.status(201).json(await deps.tools.create(body.name));
+  });
+
+  r.get("/api/v1/tools", async (req, res) => {
+    const all = await deps.store.listTools();
+    const p = req.principal;
+    const visible = p?.kind === "tool" ? all.filter((t) => t.name === p.tool) : all;
+    res.json(visible.map((t) => toolView(t, deps.urls)));
+  });
+
+  r.get("/api/v1/tools/:tool", async (req, res) => {
+    const tool = await toolOf(req, deps);
+    const [builds, releases, route] = await Promise.all([
+      deps.store.listBuilds(tool.name, 1),
+      deps.store.listReleases(tool.name, 5),
+      deps.store.getRoute(tool.name),
+    ]);
+    const live = releases.find((rel) => rel.id === route?.release_id);
+    res.json({ ...toolView(tool, deps.urls), latest_build: builds[0] ?? null, live_release: live ?? null });
+  });
+
+  r.post("/api/v1/tools/:tool/builds", async (req, res) => {
+    const tool = await toolOf(req, deps);
+    const body = parse(startBuild, req.body ?? {});
+    const source = tool.source;
+    if (!source) throw new ConflictError(`tool "${tool.name}" has no source yet: push to it first`);
+    const ref = body.ref ?? source.ref;
+    const resolved = await deps.refs.resolve(source.url, ref);
+    if (!resolved) throw new NotFoundError(`ref "${ref}" does not exist in ${source.url}`);
+    const result = await deps.triggers.push({
+      tool,
+      ref: resolved.ref,
+      commit: resolved.commit,
+      sourceUrl: source.url,
+      defaultBranch: source.default_branch,
+      trigger: { kind: "api", ref: resolved.ref, actor: req.principal?.kind ?? "api" },
+      explicit: true,
+      force: body.force ?? false,
+      noCache: body.no_cache ?? false,
+    });
+    res.status(result.status === "queued" ? 202 : 200).json(result);
+  });
+
+  r.get("/api/v1/tools/:tool/builds", async (req, res) => {
+    const tool = await toolOf(req, deps);
+    const limit = Math.min(Number(req.query.limit ?? 50) || 50, 500);
+    res.json((await deps.store.listBuilds(tool.name, limit)).map(buildView));
+  });
+
+  // Builds by id alone: what `git push` tells the pusher to follow needs no tool name.
+  r.get("/api/v1/builds/:id", async (req, res) => {
+    res.json(buildView(await buildById(req, deps)));
+  });
+  r.post("/api/v1/builds/:id/cancel", async (req, res) => {
+    const build = await buildById(req, deps);
+    res.json(buildView(await deps.builds.cancel(build.id)));
+  });
+  r.get("/api/v1/builds/:id/logs", async (req, res) => {
+    await sendLogs(req, res, deps, await buildById(req, deps));
+  });
+
+  r.get("/api/v1/tools/:tool/builds/:id", async (req, res) => {
+    res.json(buildView(await buildOf(req, deps)));
+  });
+
+  r.post("/api/v1/tools/:tool/builds/:id/cancel", async (req, res) => {
+    const build = await buildOf(req, deps);
+    res.json(buildView(await deps.builds.cancel(build.id)));
+  });
+
+  r.get("/api/v1/tools/:tool/builds/:id/logs", async (req, res) => {
+    await sendLogs(req, res, deps, await buildOf(req, deps));
+  });
+
+  r.get("/api/v1/tools/:tool/deployments", async (req, res) => {
+    const tool = await toolOf(req, deps);
+    const route = await deps.store.getRoute(tool.name);
+    const releases = await deps.store.listReleases(tool.name, 100);
+    res.json(releases.map((rel) => ({ ...rel, live: rel.id === route?.release_id })));
+  });
+
+  r.get("/api/v1/tools/:tool/deployments/:id", async (req, res) => {
+    const tool = await toolOf(req, deps);
+    const release = await deps.store.getRelease(String(req.params.id));
+    if (!release || release.tool !== tool.name) throw new NotFoundError(`no deployment ${String(req.params.id)}`);
+    res.json(release);
+  });
+
+  r.use("/api/v1", (_req, _res) => {
+    throw new NotFoundError("no such API endpoint; see /api/v1/openapi.json");
+  });
+  return r;
+}
+
+async function sendLogs(req: Request, res: Response, deps: ApiDeps, build: Build): Promise<void> {
+  if (req.query.follow === "true" || req.query.follow === "1") {
+    await followLogs(req, res, deps, build);
+    return;
+  }
+  const lines = await deps.logs.read(build.id);
+  res.json({ build_id: build.id, status: build.status, lines: lines.map((l) => l.line) });
+}
+
+/** Plain text, one line per log line, streamed as it is written; ends when the build ends. */
+async function followLogs(req: Request, res: Response, deps: ApiDeps, build: Build): Promise<void> {
+  res.status(200).type("text/plain; charset=utf-8");
+  res.setHeader("Cache-Control", "no-store");
+  res.flushHeaders();
+  const controller = new AbortController();
+  req.on("close", () => controller.abort());
+  const done = async () => {
+    const b = await deps.store.getBuild(build.id);
+    return !b || TERMINAL_STATUSES.has(b.status);
+  };
+  for await (const l of deps.logs.follow(build.id, done, controller.signal)) res.write(`${l.line}\n`);
+  const final = await deps.store.getBuild(build.id);
+  if (final) res.write(`--- build ${final.status}${final.reason ? `: ${final.reason}` : ""}\n`);
+  res.end();
+}
+
+async function toolOf(req: Request, deps: ApiDeps) {
+  const name = validateToolName(String(req.params.tool));
+  requireTool(req, name);
+  return deps.tools.get(name);
+}
+
+async function buildOf(req: Request, deps: ApiDeps): Promise<Build> {
+  const tool = await toolOf(req, deps);
+  const build = await deps.store.getBuild(String(req.params.id));
+  if (!build || build.tool !== tool.name) throw new NotFoundError(`no build ${String(req.params.id)} for ${tool.name}`);
+  return build;
+}
+
+async function buildById(req: Request, deps: ApiDeps): Promise<Build> {
+  const build = await deps.store.getBuild(String(req.params.id));
+  if (!build) throw new NotFoundError(`no build ${String(req.params.id)}`);
+  requireTool(req, build.tool);
+  return build;
+}
+
+export function buildView(b: Build) {
+  return {
+    id: b.id,
+    tool: b.tool,
+    component: b.component,
+    status: b.status,
+    reason: b.reason ?? null,
+    phase: b.phase ?? null,
+    buildpack: b.buildpack ?? null,
+    commit: b.commit,
+    ref: b.ref,
+    trigger: b.trigger,
+    image: b.image ?? null,
+    image_digest: b.image_digest ?? null,
+    release_id: b.release_id ?? null,
+    log_tail: b.log_tail ?? [],
+    created_at: b.created_at,
+    started_at: b.started_at ?? null,
+    finished_at: b.finished_at ?? null,
+  };
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new InputError(`invalid request body: ${i ? `${i.path.join(".") || "body"}: ${i.message}` : "invalid"}`);
+  }
+  return parsed.data;
+}
+

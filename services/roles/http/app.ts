@@ -1,0 +1,52 @@
+import express, { type Express } from "express";
+import { randomUUID } from "node:crypto";
+import type { Logger } from "../../platform/logger.js";
+import { NotFoundError } from "../../platform/errors.js";
+import { errorHandler } from "./errors.js";
+import type { FrontProxy } from "./proxy.js";
+
+/**
+ * Slipway's one HTTP surface. Order is the point of this function:
+ * 1. the front proxy claims `Host: <tool>.localhost` before anything parses the request;
+ * 2. git and webhook routers read raw bodies, so they come before any JSON parser;
+ * 3. the API parses JSON itself; 4. one error mapper answers for all of them.
+ */
+export function createApp(deps: {
+  readonly logger: Logger;
+  readonly proxy?: FrontProxy | undefined;
+  readonly rawRouters: readonly express.RequestHandler[];
+  readonly api: express.RequestHandler;
+}): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", "loopback");
+  const proxy = deps.proxy;
+  if (proxy) {
+    app.use((req, res, next) => {
+      const tool = proxy.toolOf(req.headers.host);
+      if (tool === undefined) {
+        next();
+        return;
+      }
+      proxy.handle(tool, req, res).catch(next);
+    });
+  }
+  app.use((req, _res, next) => {
+    const id = (req.headers["x-request-id"] as string | undefined)?.slice(0, 64) ?? randomUUID();
+    req.log = deps.logger.child({ requestId: id });
+    next();
+  });
+  for (const r of deps.rawRouters) app.use(r);
+  app.use(deps.api);
+  app.use((_req, _res) => {
+    throw new NotFoundError("no such endpoint; the API is under /api/v1 (see /api/v1/openapi.json)");
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+declare module "express-serve-static-core" {
+  interface Request {
+    log?: Logger;
+  }
+}

@@ -1,0 +1,55 @@
+import type { ErrorRequestHandler } from "express";
+import { SlipwayError, type ErrorCode } from "../../platform/errors.js";
+import type { Logger } from "../../platform/logger.js";
+
+const STATUS: Record<ErrorCode, number> = {
+  invalid_input: 400,
+  invalid_json: 400,
+  invalid_name: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  source_fetch_failed: 422,
+  source_rejected: 422,
+  detect_failed: 422,
+  build_failed: 422,
+  export_failed: 500,
+  deploy_failed: 500,
+  cancelled: 409,
+  stack_unavailable: 503,
+  internal: 500,
+};
+
+/**
+ * The one place domain errors become HTTP answers: `{"error": {"code", "message"}}`. Body-parser's
+ * own errors (too large, bad JSON) are bad input, never a 5xx.
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, _req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const { status, code, message } = classify(error);
+    if (status >= 500) logger.error({ err: error, code }, "request failed");
+    res.status(status).json({ error: { code, message } });
+  };
+}
+
+export function classify(error: unknown): { status: number; code: ErrorCode; message: string } {
+  if (error instanceof SlipwayError) return { status: STATUS[error.code], code: error.code, message: error.message };
+  const e = error as { type?: string; status?: number; limit?: number; message?: string };
+  if (e?.type === "entity.too.large") {
+    return { status: 413, code: "payload_too_large", message: `request body exceeds ${e.limit} bytes` };
+  }
+  if (e?.type === "entity.parse.failed") {
+    return { status: 400, code: "invalid_json", message: "request body is not valid JSON" };
+  }
+  if (typeof e?.status === "number" && e.status >= 400 && e.status < 500) {
+    return { status: e.status, code: "invalid_input", message: e.message ?? "bad request" };
+  }
+  return { status: 500, code: "internal", message: "internal error; see the server log" };
+}

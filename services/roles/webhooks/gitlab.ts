@@ -1,0 +1,111 @@
+import express, { Router, type Request, type Response } from "express";
+import { GITLAB_EVENTS, parsePushHook } from "../../domain/gitlab/push-hook.js";
+import type { TriggerResult, TriggerService } from "../../domain/pipeline/triggers.js";
+import type { ToolService } from "../../domain/tools/tool-service.js";
+import type { Tool } from "../../domain/tools/tool.js";
+import { AuthError, SlipwayError } from "../../platform/errors.js";
+import { hashSecret } from "../../platform/secrets.js";
+import type { StateStore } from "../../ports/store.js";
+
+export interface WebhookDeps {
+  readonly tools: ToolService;
+  readonly triggers: TriggerService;
+  readonly store: StateStore;
+  readonly maxBodyBytes: number;
+}
+
+/**
+ * GitLab Push Hook and Tag Push Hook receiver. Order matters: the raw body is read first (this router
+ * is mounted before any JSON parser), the token is checked in constant time before the body is even
+ * parsed, and the answer is given as soon as the build is durably queued.
+ */
+export function gitlabWebhooks(deps: WebhookDeps): Router {
+  const router = Router();
+  const raw = express.raw({ type: () => true, limit: deps.maxBodyBytes });
+
+  const handle = async (req: Request, res: Response, toolName: string | undefined) => {
+    const secret = header(req, "x-gitlab-token");
+    const tool = await authenticate(deps, toolName, secret);
+    if (!tool) throw new AuthError("X-Gitlab-Token does not match this tool's webhook secret");
+
+    const event = header(req, "x-gitlab-event");
+    if (!event || !(event in GITLAB_EVENTS)) {
+      res.status(200).json({ status: "ignored", reason: `event "${event ?? "(none)"}" does not deploy` });
+      return;
+    }
+    const type = header(req, "content-type") ?? "";
+    if (!/^application\/json\b/i.test(type)) {
+      throw new SlipwayError("unsupported_media_type", "GitLab webhooks must be sent as application/json");
+    }
+    const body = parseJson(req.body as Buffer);
+    const hook = parsePushHook(body);
+
+    const key = header(req, "idempotency-key");
+    const answer = await answerOnce(deps.store, tool.name, key, () =>
+      deps.triggers.push({
+        tool,
+        ref: hook.ref,
+        commit: hook.checkout_sha ?? (hook.after || null),
+        sourceUrl: hook.project.git_http_url,
+        defaultBranch: hook.project.default_branch ?? undefined,
+        trigger: {
+          kind: hook.object_kind === "tag_push" ? "gitlab_tag" : "gitlab_push",
+          ref: hook.ref,
+          actor: hook.user_username ?? hook.user_name,
+        },
+      }),
+    );
+    res.status(answer.status === "queued" ? 202 : 200).json(answer);
+  };
+
+  router.post("/hooks/gitlab", raw, (req, res) => handle(req, res, undefined));
+  router.post("/hooks/gitlab/:tool", raw, (req, res) => handle(req, res, String(req.params.tool)));
+  return router;
+}
+
+async function authenticate(deps: WebhookDeps, toolName: string | undefined, secret: string | undefined) {
+  if (toolName !== undefined) return deps.tools.checkWebhookSecret(toolName, secret);
+  if (secret === undefined) return undefined;
+  // Without a tool in the URL the secret names the tool: look it up by its hash.
+  const owner = await deps.store.toolBySecretHash(hashSecret(secret));
+  return owner?.kind === "webhook" ? deps.tools.checkWebhookSecret(owner.tool, secret) : undefined;
+}
+
+/**
+ * A delivery with an Idempotency-Key GitLab already sent is answered as the first one was, and starts
+ * nothing. The key is claimed before the work, so two racing redeliveries cannot both build.
+ */
+export async function answerOnce(
+  store: StateStore,
+  tool: string,
+  key: string | undefined,
+  work: () => Promise<TriggerResult>,
+): Promise<TriggerResult & { redelivery?: boolean }> {
+  if (!key) return work();
+  const k = key.slice(0, 200);
+  const seen = await store.rememberDelivery(tool, k, "pending");
+  if (seen !== undefined) {
+    const first = seen === "pending" ? undefined : (JSON.parse(seen) as TriggerResult);
+    if (!first) return { status: "ignored", reason: "this delivery is already being handled", redelivery: true };
+    if (first.status === "queued") return { ...first, status: "duplicate", redelivery: true };
+    return { ...first, redelivery: true };
+  }
+  const result = await work();
+  await store.answerDelivery(tool, k, JSON.stringify(result));
+  return result;
+}
+
+export function header(req: Request, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function parseJson(body: Buffer | undefined): unknown {
+  try {
+    return JSON.parse(body && body.length > 0 ? body.toString("utf8") : "");
+  } catch (cause) {
+    throw new SlipwayError("invalid_json", "request body is not valid JSON", { cause });
+  }
+}
+
+export type { Tool };

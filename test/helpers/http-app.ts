@@ -1,0 +1,70 @@
+import type { Server } from "node:http";
+import { JobQueue } from "../../services/adapters/queue/bullmq.js";
+import { RedisBuildLogs } from "../../services/adapters/store/build-logs.js";
+import { RedisStore } from "../../services/adapters/store/redis-store.js";
+import { BuildControl } from "../../services/domain/pipeline/build-control.js";
+import { TriggerService } from "../../services/domain/pipeline/triggers.js";
+import { ToolService } from "../../services/domain/tools/tool-service.js";
+import { memoryLogger } from "../../services/platform/logger.js";
+import { hashSecret } from "../../services/platform/secrets.js";
+import type { RefResolver } from "../../services/ports/refs.js";
+import { apiRouter } from "../../services/roles/http/api.js";
+import { createApp } from "../../services/roles/http/app.js";
+import { gitlabWebhooks } from "../../services/roles/webhooks/gitlab.js";
+import { redeployWebhook } from "../../services/roles/webhooks/redeploy.js";
+import { Redis } from "ioredis";
+
+/**
+ * The API and webhook surface on a real Redis, without builders: what a test of the HTTP contract
+ * needs. Builds are queued for real and can be inspected in the queue.
+ */
+export async function startHttpApp(redisUrl: string, refs: RefResolver = { resolve: () => Promise.resolve(undefined) }) {
+  const logger = memoryLogger();
+  const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
+  const store = RedisStore.create(redisUrl);
+  const queue = JobQueue.create(redisUrl, prefix);
+  const redis = new Redis(redisUrl);
+  const logs = RedisBuildLogs.create(redis);
+  const urls = { publicUrl: "http://127.0.0.1:8080", webUrl: (t: string) => `http://${t}.localhost:8080/` };
+  const tools = new ToolService(store, urls);
+  const triggers = new TriggerService(store, queue, logger);
+  const adminToken = "sla_test_admin_token";
+  const app = createApp({
+    logger,
+    rawRouters: [
+      gitlabWebhooks({ tools, triggers, store, maxBodyBytes: 64 * 1024 }),
+      redeployWebhook({ tools, triggers, store, refs }),
+    ],
+    api: apiRouter({
+      store,
+      tools,
+      triggers,
+      builds: new BuildControl(store, queue),
+      logs,
+      refs,
+      adminTokenHash: hashSecret(adminToken),
+      urls,
+    }),
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  const address = server.address();
+  const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+  return {
+    url,
+    adminToken,
+    store,
+    queue,
+    logger,
+    logs,
+    createTool: async (name: string) => tools.create(name),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await queue.close();
+      await store.close();
+      await redis.quit();
+    },
+  };
+}
