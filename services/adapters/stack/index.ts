@@ -1,0 +1,9 @@
+export {
+  ensureStack,
+  stackId,
+  STACK_VERSION,
+  BUILD_PACKAGES,
+  RUN_PACKAGES,
+  type StackConfig,
+} from "./stack.js";
+export { CNB_USER } from "./rootfs.js";

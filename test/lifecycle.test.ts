@@ -1,0 +1,296 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { podman, podmanEnv } from "../services/adapters/podman/podman.js";
+import { PodmanBuildSandbox } from "../services/adapters/podman/sandbox.js";
+import { ensureStack } from "../services/adapters/stack/index.js";
+import { runLifecycle } from "../services/domain/lifecycle/lifecycle.js";
+import type { LifecycleResult, Stack } from "../services/domain/lifecycle/types.js";
+import { loadConfig } from "../services/platform/env.js";
+import { PipelineError } from "../services/platform/errors.js";
+import { memoryLogger } from "../services/platform/logger.js";
+import { run } from "../services/platform/process.js";
+
+// The stack takes about two minutes to build the first time; it is kept here so later runs reuse it.
+const STACK_HOME = "/var/tmp/slipway-test-stack";
+const config = loadConfig({ ...process.env, SLIPWAY_HOME: STACK_HOME });
+const buildpacks = ["nodejs", "python", "procfile"].map((b) => path.join(config.repoRoot, "buildpacks", b));
+
+let stack: Stack;
+let root: string;
+let runImage: string;
+
+beforeAll(async () => {
+  stack = await ensureStack(config, memoryLogger());
+  await mkdir("/var/tmp/slipway-test-work", { recursive: true });
+  root = await mkdtemp("/var/tmp/slipway-test-work/lc-");
+  runImage = `localhost/slipway/run:${stack.id}`;
+  const exists = await podman(["image", "exists", runImage], {
+    repoRoot: config.repoRoot,
+    allowFailure: true,
+  });
+  if (exists.code !== 0) {
+    await run(
+      "bash",
+      ["-c", 'tar --numeric-owner -C "$1" -c . | podman import - "$2"', "import", stack.runRootfs, runImage],
+      {
+        env: podmanEnv(config.repoRoot),
+      },
+    );
+  }
+}, 600_000);
+
+afterAll(async () => {
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+async function app(name: string, files: Record<string, string>): Promise<string> {
+  const dir = path.join(root, name, "app");
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  for (const [file, content] of Object.entries(files)) await writeFile(path.join(dir, file), content);
+  return dir;
+}
+
+async function build(
+  name: string,
+  appDir: string,
+  overrides: { buildpacks?: string[]; signal?: AbortSignal } = {},
+) {
+  const lines: string[] = [];
+  const started = Date.now();
+  const result = await runLifecycle({
+    sandbox: PodmanBuildSandbox.create(config),
+    stack,
+    buildpacks: overrides.buildpacks ?? buildpacks,
+    appDir,
+    workDir: path.join(root, name, "work"),
+    cacheDir: path.join(root, name, "cache"),
+    noCache: false,
+    env: {},
+    sourceDateEpoch: 1_700_000_000,
+    limits: { memoryMb: 2048, cpus: 2 },
+    npmRegistry: config.npmRegistry,
+    name: `slipway-test-${name}-${randomBytes(3).toString("hex")}`,
+    signal: overrides.signal ?? AbortSignal.timeout(300_000),
+    onLog: (line) => lines.push(line),
+  });
+  return { result, lines, seconds: (Date.now() - started) / 1000 };
+}
+
+async function buildError(
+  name: string,
+  appDir: string,
+  overrides: Parameters<typeof build>[2] = {},
+): Promise<PipelineError> {
+  try {
+    await build(name, appDir, overrides);
+  } catch (error) {
+    if (error instanceof PipelineError) return error;
+    throw error;
+  }
+  throw new Error("the build was expected to fail");
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const address = s.address();
+      s.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+/** Starts the built app the way an image would run it: run rootfs, layers at their paths, /cnb/process/web. */
+async function serveAndGet(name: string, result: LifecycleResult): Promise<{ status: number; body: string }> {
+  const port = await freePort();
+  const container = `slipway-test-run-${name}-${randomBytes(3).toString("hex")}`;
+  const mounts = [
+    `${result.appDir}:/workspace:ro`,
+    `${result.cnbDir}:/cnb:ro`,
+    ...result.layers.map((l) => `${l.hostDir}:${l.imagePath}:ro`),
+  ].flatMap((m) => ["-v", m]);
+  await podman(
+    [
+      "run",
+      "-d",
+      "--name",
+      container,
+      "--user",
+      `${stack.uid}:${stack.gid}`,
+      "--cap-drop",
+      "all",
+      "--security-opt",
+      "no-new-privileges",
+      "-p",
+      `127.0.0.1:${port}:8080`,
+      "-e",
+      "PORT=8080",
+      ...mounts,
+      "--entrypoint",
+      "/cnb/process/web",
+      runImage,
+    ],
+    { repoRoot: config.repoRoot },
+  );
+  try {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/`);
+        return { status: res.status, body: await res.text() };
+      } catch (error) {
+        if (Date.now() > deadline) {
+          const logs = await podman(["logs", container], { repoRoot: config.repoRoot, allowFailure: true });
+          throw new Error(`app did not answer: ${logs.stdout}${logs.stderr}`, { cause: error });
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally {
+    await podman(["rm", "-f", "-t", "0", container], { repoRoot: config.repoRoot, allowFailure: true });
+  }
+}
+
+describe("CNB lifecycle in podman", () => {
+  it("builds a Node app with an npm dependency, reuses node_modules on a code-only change, and serves it", async () => {
+    const pkg = {
+      name: "hello",
+      version: "1.0.0",
+      private: true,
+      engines: { node: "22" },
+      scripts: { start: "node server.js" },
+      dependencies: { "is-number": "7.0.0" },
+    };
+    const server = (greeting: string) =>
+      `const isNumber = require("is-number");\n` +
+      `require("http").createServer((req, res) => res.end("${greeting} " + isNumber(5) + " " + process.version))` +
+      `.listen(Number(process.env.PORT));\n`;
+    const dir = await app("node", {
+      "package.json": JSON.stringify(pkg, null, 2),
+      "server.js": server("hello"),
+    });
+    await run("npm", ["install", "--package-lock-only", "--no-audit", "--no-fund"], {
+      cwd: dir,
+      env: process.env,
+    });
+
+    const cold = await build("node", dir);
+    console.log(`node cold build: ${cold.seconds}s`);
+    expect(cold.lines).toContain("===> DETECTING");
+    expect(cold.lines).toContain("===> BUILDING");
+    expect(cold.lines.some((l) => l.startsWith("Installing dependencies with npm ci"))).toBe(true);
+    expect(cold.result.group.map((g) => g.id)).toEqual(["slipway/nodejs"]);
+    const web = cold.result.processes.find((p) => p.type === "web");
+    expect(web).toMatchObject({ command: ["npm", "start"], default: true, buildpackId: "slipway/nodejs" });
+    expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "node_modules", "npm"]);
+
+    // A code-only change: same lockfile, so the install is skipped.
+    await writeFile(path.join(dir, "server.js"), server("hi"));
+    const warm = await build("node", dir);
+    console.log(`node warm build: ${warm.seconds}s`);
+    expect(warm.lines.some((l) => l.startsWith("Reusing node_modules"))).toBe(true);
+    expect(warm.lines.some((l) => l.startsWith("Installing dependencies"))).toBe(false);
+    expect(warm.lines).toContain("===> RESTORING");
+
+    const res = await serveAndGet("node", warm.result);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/^hi true v22\./);
+  });
+
+  it("builds a Python standard-library app and serves it", async () => {
+    const dir = await app("python", {
+      "app.py":
+        "import http.server, os\n" +
+        "class H(http.server.BaseHTTPRequestHandler):\n" +
+        "    def do_GET(self):\n" +
+        "        body = ('python ' + os.environ.get('VIRTUAL_ENV', '')).encode()\n" +
+        "        self.send_response(200); self.end_headers(); self.wfile.write(body)\n" +
+        "http.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n",
+    });
+    const { result } = await build("python", dir);
+    expect(result.group.map((g) => g.id)).toEqual(["slipway/python"]);
+    expect(result.processes).toEqual([
+      expect.objectContaining({ type: "web", command: ["python3"], args: ["app.py"], default: true }),
+    ]);
+    const res = await serveAndGet("python", result);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe("python /layers/slipway_python/venv");
+  });
+
+  it("fails a build with a broken Procfile, naming the buildpack and the line", async () => {
+    const dir = await app("procfile", {
+      "app.py": "print('hi')\n",
+      Procfile: "web: python3 app.py\nworker python3 w.py\n",
+    });
+    const error = await buildError("procfile", dir);
+    expect(error.code).toBe("build_failed");
+    expect(error.message).toContain("slipway/procfile");
+    expect(error.message).toContain("exited with code 1");
+    expect(error.details).toMatchObject({ phase: "build", buildpack: "slipway/procfile", exit_code: 1 });
+    expect((error.details?.log_tail as string[]).join("\n")).toContain("Procfile line 2");
+  });
+
+  it("fails with a clear error when package.json is not JSON", async () => {
+    const dir = await app("badjson", {
+      "package.json": '{ "name": "x",\n  "scripts": { }\n  "version": "1" }\n',
+    });
+    const error = await buildError("badjson", dir);
+    expect(error.code).toBe("build_failed");
+    expect(error.details).toMatchObject({ buildpack: "slipway/nodejs" });
+    expect((error.details?.log_tail as string[]).join("\n")).toMatch(
+      /package\.json is not valid JSON: .* line 3/,
+    );
+  });
+
+  it("reports what each buildpack looked for when nothing detects", async () => {
+    const dir = await app("nothing", { "README.md": "# just docs\n" });
+    const error = await buildError("nothing", dir);
+    expect(error.code).toBe("detect_failed");
+    expect(error.message).toContain("slipway/nodejs: fail — looks for package.json");
+    expect(error.message).toContain("requirements.txt");
+    expect(error.message).toContain("slipway/procfile: fail — looks for a Procfile");
+  });
+
+  it("uses the Procfile over the Node start script and keeps both buildpacks' layers", async () => {
+    const dir = await app("mixed", {
+      "package.json": JSON.stringify({ name: "m", version: "1.0.0", scripts: { start: "node a.js" } }),
+      Procfile: "web: node server.js\nWORKER_1: node worker.js\n",
+    });
+    const { result } = await build("mixed", dir);
+    expect(result.group.map((g) => g.id)).toEqual(["slipway/nodejs", "slipway/procfile"]);
+    expect(result.processes).toEqual([
+      expect.objectContaining({
+        type: "web",
+        command: ["bash", "-c"],
+        args: ["node server.js"],
+        default: true,
+      }),
+      expect.objectContaining({ type: "worker-1", default: false }),
+    ]);
+    const script = await readFile(path.join(result.cnbDir, "process", "web"), "utf8");
+    expect(script).toContain("exec 'bash' '-c' 'node server.js'");
+  });
+
+  it("stops a build that runs past its timeout, naming the phase and buildpack", async () => {
+    const bp = path.join(root, "slow-bp");
+    await mkdir(path.join(bp, "bin"), { recursive: true });
+    await writeFile(
+      path.join(bp, "buildpack.toml"),
+      'api = "0.10"\n[buildpack]\nid = "test/slow"\nversion = "1.0.0"\n',
+    );
+    await writeFile(path.join(bp, "bin", "detect"), "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+    await writeFile(path.join(bp, "bin", "build"), "#!/bin/sh\necho sleeping\nsleep 120\n", { mode: 0o755 });
+    const dir = await app("slow", { "README.md": "x\n" });
+    const started = Date.now();
+    const error = await buildError("slow", dir, { buildpacks: [bp], signal: AbortSignal.timeout(6_000) });
+    expect(error.code).toBe("build_failed");
+    expect(error.message).toBe("build timed out in phase build (buildpack test/slow)");
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+});
