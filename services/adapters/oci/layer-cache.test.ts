@@ -1,0 +1,57 @@
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { LayerCache } from "./layer-cache.js";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "slipway-layer-cache-"));
+  await mkdir(path.join(dir, "src", "lib"), { recursive: true });
+  await writeFile(path.join(dir, "src", "lib", "a.js"), "a");
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("LayerCache", () => {
+  it("reuses the written layer while the directory is untouched", async () => {
+    const cache = LayerCache.create(path.join(dir, "cache"));
+    const first = await cache.layer(path.join(dir, "src"), "/layers/x/y");
+    const written = (await stat(first.path)).mtimeMs;
+    const second = await LayerCache.create(path.join(dir, "cache")).layer(
+      path.join(dir, "src"),
+      "/layers/x/y",
+    );
+    expect(second).toEqual(first);
+    expect((await stat(second.path)).mtimeMs).toBe(written);
+  });
+
+  it("writes a new layer when a file changes, even to the same size", async () => {
+    const cache = LayerCache.create(path.join(dir, "cache"));
+    const first = await cache.layer(path.join(dir, "src"), "/layers/x/y");
+    await writeFile(path.join(dir, "src", "lib", "a.js"), "b");
+    await utimes(path.join(dir, "src", "lib", "a.js"), new Date(), new Date(Date.now() + 5000));
+    const second = await cache.layer(path.join(dir, "src"), "/layers/x/y");
+    expect(second.digest).not.toBe(first.digest);
+  });
+
+  it("keys on the image path and owner too", async () => {
+    const cache = LayerCache.create(path.join(dir, "cache"));
+    const a = await cache.layer(path.join(dir, "src"), "/layers/x/y");
+    const b = await cache.layer(path.join(dir, "src"), "/layers/x/z");
+    const c = await cache.layer(path.join(dir, "src"), "/layers/x/y", { uid: 0, gid: 0 });
+    expect(new Set([a.digest, b.digest, c.digest]).size).toBe(3);
+  });
+
+  it("prunes what the latest export did not use", async () => {
+    await LayerCache.create(path.join(dir, "cache")).layer(path.join(dir, "src"), "/old");
+    const cache = LayerCache.create(path.join(dir, "cache"));
+    const kept = await cache.layer(path.join(dir, "src"), "/new");
+    await cache.prune();
+    const left = await readdir(path.join(dir, "cache"));
+    expect(left.sort()).toEqual(
+      [path.basename(kept.path), path.basename(kept.path).replace(".tar.gz", ".json")].sort(),
+    );
+  });
+});

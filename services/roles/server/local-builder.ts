@@ -1,0 +1,68 @@
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+import { exportImage, type ExportRegistry } from "../../adapters/oci/export.js";
+import { runImageLayer } from "../../adapters/oci/run-layer.js";
+import { PodmanBuildSandbox } from "../../adapters/podman/sandbox.js";
+import { ensureStack } from "../../adapters/stack/index.js";
+import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
+import type { ImageExporter, LifecycleRunner } from "../../domain/pipeline/build-pipeline.js";
+import type { Config } from "../../platform/env.js";
+import type { Logger } from "../../platform/logger.js";
+
+/**
+ * The local profile's builder: the stack images (built from Debian packages on first use, then cached),
+ * the CNB lifecycle in podman, and the exporter pushing to the local registry. Preparing the stack can
+ * take minutes on a new machine, so the server calls this after it is already answering.
+ */
+export async function localBuilder(
+  config: Config,
+  logger: Logger,
+  registry: ExportRegistry,
+): Promise<{ lifecycle: LifecycleRunner; exporter: ImageExporter }> {
+  const stack = await ensureStack({ ...config, home: config.stackHome }, logger.child({ component: "stack" }));
+  // The run image's base layer is written once per stack; doing it now spares the first build 9 s.
+  await runImageLayer(stack);
+  const sandbox = PodmanBuildSandbox.create(config);
+  const buildpacksDir = path.join(config.repoRoot, "buildpacks");
+  const buildpacks = (await readdir(buildpacksDir, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => path.join(buildpacksDir, d.name));
+  const order = ["nodejs", "python", "procfile"].map((n) => path.join(buildpacksDir, n)).filter((p) => buildpacks.includes(p));
+
+  return {
+    lifecycle: {
+      run: (input) =>
+        runLifecycle({
+          sandbox,
+          stack,
+          buildpacks: order,
+          appDir: input.appDir,
+          workDir: input.workDir,
+          cacheDir: path.join(config.home, "cache", input.tool, input.component),
+          noCache: input.noCache,
+          env: {},
+          sourceDateEpoch: input.sourceDateEpoch,
+          limits: { memoryMb: config.build.memoryMb, cpus: config.build.cpus },
+          npmRegistry: config.npmRegistry,
+          name: `slipway-build-${path.basename(input.workDir)}`,
+          signal: input.signal,
+          onLog: input.onLog,
+        }),
+    },
+    exporter: {
+      export: (input) =>
+        exportImage(registry, {
+          result: input.result,
+          stack,
+          sourceDateEpoch: input.sourceDateEpoch,
+          repository: input.repository,
+          tag: input.tag,
+          source: { commit: input.commit, repository: input.sourceUrl.replace(/\/\/[^@/]*@/, "//") },
+          workDir: path.join(input.workDir, "export"),
+          layerCacheDir: path.join(config.home, "layer-cache", input.repository),
+          baseRepository: "slipway/run",
+          logger,
+        }),
+    },
+  };
+}
