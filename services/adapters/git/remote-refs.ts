@@ -19,11 +19,7 @@ export class RemoteRefs implements RefResolver {
       throw new SlipwayError("source_fetch_failed", `cannot list the refs of ${redact(url)}`, { cause });
     }
     const wanted =
-      ref === "HEAD"
-        ? ["HEAD"]
-        : ref.startsWith("refs/")
-          ? [ref]
-          : [`refs/heads/${ref}`, `refs/tags/${ref}`];
+      ref === "HEAD" ? ["HEAD"] : ref.startsWith("refs/") ? [ref] : [`refs/heads/${ref}`, `refs/tags/${ref}`];
     for (const name of wanted) {
       const found = refs.find((r) => r.ref === name);
       if (!found) continue;
