@@ -5,8 +5,12 @@ import { startHttpApp } from "./helpers/http-app.js";
 import { startRedis } from "./helpers/redis.js";
 
 const fixtures = path.join(import.meta.dirname, "fixtures", "gitlab");
-const pushHook = JSON.parse(readFileSync(path.join(fixtures, "gitlab-push-hook.docs.json"), "utf8")) as Record<string, unknown>;
-const tagHook = JSON.parse(readFileSync(path.join(fixtures, "gitlab-tag-push-hook.docs.json"), "utf8")) as Record<string, unknown>;
+const pushHook = JSON.parse(
+  readFileSync(path.join(fixtures, "gitlab-push-hook.docs.json"), "utf8"),
+) as Record<string, unknown>;
+const tagHook = JSON.parse(
+  readFileSync(path.join(fixtures, "gitlab-tag-push-hook.docs.json"), "utf8"),
+) as Record<string, unknown>;
 
 let redis: Awaited<ReturnType<typeof startRedis>>;
 let app: Awaited<ReturnType<typeof startHttpApp>>;
@@ -22,7 +26,11 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function send(body: string | object, headers: Record<string, string> = {}, url = `/hooks/gitlab/${tool.name}`) {
+function send(
+  body: string | object,
+  headers: Record<string, string> = {},
+  url = `/hooks/gitlab/${tool.name}`,
+) {
   return fetch(`${app.url}${url}`, {
     method: "POST",
     headers: {
@@ -50,7 +58,11 @@ describe("GitLab webhooks", () => {
   });
 
   it("finds the tool from the secret alone on POST /hooks/gitlab", async () => {
-    const res = await send({ ...pushHook, checkout_sha: "1".repeat(40), after: "1".repeat(40) }, {}, "/hooks/gitlab");
+    const res = await send(
+      { ...pushHook, checkout_sha: "1".repeat(40), after: "1".repeat(40) },
+      {},
+      "/hooks/gitlab",
+    );
     expect(res.status).toBe(202);
   });
 
@@ -66,11 +78,17 @@ describe("GitLab webhooks", () => {
   it("answers a redelivery (same Idempotency-Key) as the first delivery, starting nothing", async () => {
     const sha = "3".repeat(40);
     const headers = { "idempotency-key": "delivery-42" };
-    const first = (await (await send({ ...pushHook, checkout_sha: sha, after: sha }, headers)).json()) as { build_id: string };
+    const first = (await (await send({ ...pushHook, checkout_sha: sha, after: sha }, headers)).json()) as {
+      build_id: string;
+    };
     const before = (await app.store.listBuilds("diaspora", 100)).length;
     const again = await send({ ...pushHook, checkout_sha: sha, after: sha }, headers);
     expect(again.status).toBe(200);
-    expect(await again.json()).toMatchObject({ status: "duplicate", build_id: first.build_id, redelivery: true });
+    expect(await again.json()).toMatchObject({
+      status: "duplicate",
+      build_id: first.build_id,
+      redelivery: true,
+    });
     expect((await app.store.listBuilds("diaspora", 100)).length).toBe(before);
   });
 
@@ -82,16 +100,25 @@ describe("GitLab webhooks", () => {
 
   it("ignores branches outside the deploy policy and tags without a tag rule, naming the rule", async () => {
     const other = await send({ ...pushHook, ref: "refs/heads/feature", checkout_sha: "4".repeat(40) });
-    expect(await other.json()).toMatchObject({ status: "ignored", reason: expect.stringContaining("not the default branch") });
+    expect(await other.json()).toMatchObject({
+      status: "ignored",
+      reason: expect.stringContaining("not the default branch"),
+    });
     const tag = await send(tagHook, { "x-gitlab-event": "Tag Push Hook" });
     expect(tag.status).toBe(200);
-    expect(await tag.json()).toMatchObject({ status: "ignored", reason: expect.stringContaining("deploy.tags") });
+    expect(await tag.json()).toMatchObject({
+      status: "ignored",
+      reason: expect.stringContaining("deploy.tags"),
+    });
   });
 
   it("answers 2xx with the reason for events that do not deploy", async () => {
     const res = await send({ object_kind: "issue" }, { "x-gitlab-event": "Issue Hook" });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: "ignored", reason: expect.stringContaining("Issue Hook") });
+    expect(await res.json()).toMatchObject({
+      status: "ignored",
+      reason: expect.stringContaining("Issue Hook"),
+    });
   });
 
   it("rejects a wrong or missing token with 401 before reading the payload", async () => {
@@ -149,7 +176,9 @@ describe("API", () => {
     for (const name of ["My_Tool", "-x", "a".repeat(53), "../etc", ""]) {
       const bad = await api("/api/v1/tools", { method: "POST", body: JSON.stringify({ name }) });
       expect(bad.status).toBe(400);
-      expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("invalid tool name");
+      expect(((await bad.json()) as { error: { message: string } }).error.message).toContain(
+        "invalid tool name",
+      );
     }
     const again = await api("/api/v1/tools", { method: "POST", body: JSON.stringify({ name: "my-tool" }) });
     expect(again.status).toBe(409);
@@ -164,7 +193,11 @@ describe("API", () => {
     expect(other.status).toBe(403);
     const list = (await (await api("/api/v1/tools", { token: a.token })).json()) as { name: string }[];
     expect(list.map((t) => t.name)).toEqual(["tool-a"]);
-    const create = await api("/api/v1/tools", { method: "POST", token: a.token, body: JSON.stringify({ name: "x" }) });
+    const create = await api("/api/v1/tools", {
+      method: "POST",
+      token: a.token,
+      body: JSON.stringify({ name: "x" }),
+    });
     expect(create.status).toBe(403);
     expect((await api("/api/v1/tools", { token: "garbage" })).status).toBe(401);
   });
@@ -172,7 +205,8 @@ describe("API", () => {
   it("lists builds with id, status, commit, image and image_digest, and cancels a waiting one", async () => {
     const list = (await (await api("/api/v1/tools/diaspora/builds")).json()) as Record<string, unknown>[];
     expect(list.length).toBeGreaterThan(0);
-    for (const key of ["id", "status", "commit", "image", "image_digest"]) expect(list[0]).toHaveProperty(key);
+    for (const key of ["id", "status", "commit", "image", "image_digest"])
+      expect(list[0]).toHaveProperty(key);
     const pending = list.find((b) => b.status === "pending")!;
     const cancelled = await api(`/api/v1/builds/${String(pending.id)}/cancel`, { method: "POST" });
     expect(await cancelled.json()).toMatchObject({ status: "cancelled" });
@@ -181,7 +215,10 @@ describe("API", () => {
   });
 
   it("serves an OpenAPI document describing the routes", async () => {
-    const doc = (await (await fetch(`${app.url}/api/v1/openapi.json`)).json()) as { openapi: string; paths: object };
+    const doc = (await (await fetch(`${app.url}/api/v1/openapi.json`)).json()) as {
+      openapi: string;
+      paths: object;
+    };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toContain("/api/v1/tools/{tool}/builds");
   });

@@ -13,6 +13,7 @@ const schema = z.object({
   SLIPWAY_PORT: port.default(8080),
   SLIPWAY_HOST: z.string().default("127.0.0.1"),
   SLIPWAY_HOME: z.string().default("./.slipway"),
+  SLIPWAY_STACK_HOME: z.string().optional(),
   SLIPWAY_PUBLIC_URL: z.url().optional(),
   SLIPWAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   REDIS_URL: z.string().optional(),
@@ -25,7 +26,11 @@ const schema = z.object({
   SLIPWAY_BUILD_TIMEOUT_S: z.coerce.number().int().min(10).default(900),
   SLIPWAY_RUN_MEMORY_MB: z.coerce.number().int().min(64).default(512),
   SLIPWAY_HEALTH_TIMEOUT_S: z.coerce.number().int().min(1).default(60),
-  SLIPWAY_MAX_WEBHOOK_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  SLIPWAY_MAX_WEBHOOK_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
   SLIPWAY_MAX_SOURCE_MB: z.coerce.number().int().min(1).default(512),
   SLIPWAY_CA_BUNDLE: z.string().optional(),
   SLIPWAY_NPM_REGISTRY: z.url().default("https://registry.npmjs.org/"),
@@ -40,6 +45,8 @@ export interface Config {
   readonly host: string;
   /** Absolute path of Slipway's state directory. */
   readonly home: string;
+  /** Where the stack images are built and cached (`<stackHome>/stack`); default `home`. Tests share one. */
+  readonly stackHome: string;
   /** Base URL users and GitLab reach this server at; used in git, webhook and log URLs. */
   readonly publicUrl: string;
   readonly logLevel: string;
@@ -64,7 +71,11 @@ export interface Config {
   readonly debianMirror: string;
   /** Where the repository's `infra/`, `buildpacks/` and `pipelines/` live. */
   readonly repoRoot: string;
-  readonly cli: { readonly url: string; readonly token: string | undefined; readonly tool: string | undefined };
+  readonly cli: {
+    readonly url: string;
+    readonly token: string | undefined;
+    readonly tool: string | undefined;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -82,7 +93,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     port: e.SLIPWAY_PORT,
     host: e.SLIPWAY_HOST,
     home,
-    publicUrl: (e.SLIPWAY_PUBLIC_URL ?? `http://${hostForUrl(e.SLIPWAY_HOST)}:${e.SLIPWAY_PORT}`).replace(/\/$/, ""),
+    stackHome: e.SLIPWAY_STACK_HOME ? path.resolve(e.SLIPWAY_STACK_HOME) : home,
+    publicUrl: (e.SLIPWAY_PUBLIC_URL ?? `http://${hostForUrl(e.SLIPWAY_HOST)}:${e.SLIPWAY_PORT}`).replace(
+      /\/$/,
+      "",
+    ),
     logLevel: e.SLIPWAY_LOG_LEVEL,
     redisUrl: e.REDIS_URL,
     registryPort: e.SLIPWAY_REGISTRY_PORT,

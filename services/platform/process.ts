@@ -34,7 +34,8 @@ export function run(
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
-      env: options.env ?? process.env,
+      // Without an explicit env the child inherits this process's environment.
+      env: options.env,
       cwd: options.cwd,
       stdio: ["pipe", "pipe", "pipe"],
       signal: options.signal,

@@ -15,5 +15,8 @@ export interface ImageRegistry {
   /** Links a blob another repository of this registry holds, without sending it; false if it could not. */
   mountBlob(repository: string, digest: string, from: string): Promise<boolean>;
   putManifest(repository: string, tag: string, manifest: Uint8Array, mediaType: string): Promise<string>;
-  getManifest(repository: string, reference: string): Promise<{ digest: string; body: Uint8Array } | undefined>;
+  getManifest(
+    repository: string,
+    reference: string,
+  ): Promise<{ digest: string; body: Uint8Array } | undefined>;
 }

@@ -2,7 +2,11 @@ export interface SandboxSpec {
   readonly name: string;
   readonly image: string;
   /** host path → container path */
-  readonly mounts: readonly { readonly host: string; readonly container: string; readonly readOnly: boolean }[];
+  readonly mounts: readonly {
+    readonly host: string;
+    readonly container: string;
+    readonly readOnly: boolean;
+  }[];
   readonly user: string;
   readonly memoryMb: number;
   readonly cpus: number;

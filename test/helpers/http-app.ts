@@ -18,7 +18,10 @@ import { Redis } from "ioredis";
  * The API and webhook surface on a real Redis, without builders: what a test of the HTTP contract
  * needs. Builds are queued for real and can be inspected in the queue.
  */
-export async function startHttpApp(redisUrl: string, refs: RefResolver = { resolve: () => Promise.resolve(undefined) }) {
+export async function startHttpApp(
+  redisUrl: string,
+  refs: RefResolver = { resolve: () => Promise.resolve(undefined) },
+) {
   const logger = memoryLogger();
   const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
   const store = RedisStore.create(redisUrl);

@@ -35,10 +35,17 @@ export async function ensureHostPackages(logger: Logger, options: { needRedis: b
   if (missing.length === 0) return;
   const command = `apt-get update && apt-get install -y ${missing.join(" ")}`;
   if (process.getuid?.() !== 0) {
-    throw new SlipwayError("stack_unavailable", `missing Debian packages: ${missing.join(", ")}. As root, run:\n  ${command}`);
+    throw new SlipwayError(
+      "stack_unavailable",
+      `missing Debian packages: ${missing.join(", ")}. As root, run:\n  ${command}`,
+    );
   }
   logger.info({ packages: missing }, "installing missing Debian packages");
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const env = {
+    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    LANG: "C.UTF-8",
+    DEBIAN_FRONTEND: "noninteractive",
+  };
   await run("apt-get", ["update", "-qq"], { env });
   await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { env });
 }

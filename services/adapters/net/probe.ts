@@ -30,13 +30,18 @@ export class NetProbe implements HealthProbe {
 
   private http(address: { host: string; port: number }, path: string): Promise<ProbeResult> {
     return new Promise((resolve) => {
-      const req = http.get({ host: address.host, port: address.port, path, timeout: this.timeoutMs }, (res) => {
-        res.resume();
-        const code = res.statusCode ?? 0;
-        resolve({ ok: code >= 200 && code < 400, detail: `HTTP ${code} from ${path}` });
-      });
+      const req = http.get(
+        { host: address.host, port: address.port, path, timeout: this.timeoutMs },
+        (res) => {
+          res.resume();
+          const code = res.statusCode ?? 0;
+          resolve({ ok: code >= 200 && code < 400, detail: `HTTP ${code} from ${path}` });
+        },
+      );
       req.on("timeout", () => req.destroy(new Error("timed out")));
-      req.on("error", (e: NodeJS.ErrnoException) => resolve({ ok: false, detail: `${path}: ${e.code ?? e.message}` }));
+      req.on("error", (e: NodeJS.ErrnoException) =>
+        resolve({ ok: false, detail: `${path}: ${e.code ?? e.message}` }),
+      );
     });
   }
 }

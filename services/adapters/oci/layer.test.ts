@@ -17,7 +17,6 @@ import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { extract, type Header } from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { SlipwayError } from "../../platform/errors.js";
 import { NORMALIZED_EPOCH, writeLayer, writeRootfsLayer } from "./layer.js";
 
 let dir: string;

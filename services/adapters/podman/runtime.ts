@@ -22,10 +22,18 @@ export class PodmanRuntime implements AppRuntime {
   async start(spec: RunSpec): Promise<RunningApp> {
     const { registry, repoRoot } = this.options;
     const pull = await podman(
-      ["pull", "--quiet", "--tls-verify=false", "--creds", `${registry.username}:${registry.password}`, spec.image],
+      [
+        "pull",
+        "--quiet",
+        "--tls-verify=false",
+        "--creds",
+        `${registry.username}:${registry.password}`,
+        spec.image,
+      ],
       { repoRoot, allowFailure: true },
     );
-    if (pull.code !== 0) throw new TransientError(`cannot pull ${spec.image}: ${pull.stderr.trim().slice(-300)}`);
+    if (pull.code !== 0)
+      throw new TransientError(`cannot pull ${spec.image}: ${pull.stderr.trim().slice(-300)}`);
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}`;
     await podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
     const args = [
@@ -58,7 +66,10 @@ export class PodmanRuntime implements AppRuntime {
     ];
     const started = await podman(args, { repoRoot, allowFailure: true });
     if (started.code !== 0) {
-      throw new SlipwayError("deploy_failed", `podman could not start ${spec.process}: ${started.stderr.trim().slice(-300)}`);
+      throw new SlipwayError(
+        "deploy_failed",
+        `podman could not start ${spec.process}: ${started.stderr.trim().slice(-300)}`,
+      );
     }
     const id = started.stdout.trim();
     const port = await podman(["port", id, `${spec.port}/tcp`], { repoRoot });
@@ -95,7 +106,10 @@ export class PodmanRuntime implements AppRuntime {
   }
 
   async logs(id: string, tail: number): Promise<string[]> {
-    const res = await podman(["logs", "--tail", String(tail), id], { repoRoot: this.options.repoRoot, allowFailure: true });
+    const res = await podman(["logs", "--tail", String(tail), id], {
+      repoRoot: this.options.repoRoot,
+      allowFailure: true,
+    });
     return `${res.stdout}${res.stderr}`.trimEnd().split("\n").filter(Boolean).slice(-tail);
   }
 }

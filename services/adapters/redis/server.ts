@@ -35,7 +35,9 @@ export class RedisServer {
     await writeFile(confPath, conf + "\n", { mode: 0o600 });
     const child = spawn("redis-server", [confPath], { stdio: "ignore" });
     const failed = new Promise<never>((_, reject) => {
-      child.once("error", (e) => reject(new TransientError(`cannot start redis-server: ${e.message}`, { cause: e })));
+      child.once("error", (e) =>
+        reject(new TransientError(`cannot start redis-server: ${e.message}`, { cause: e })),
+      );
       child.once("exit", (code) =>
         reject(new TransientError(`redis-server exited with ${code}; see ${path.join(dir, "redis.log")}`)),
       );
@@ -79,7 +81,8 @@ export async function waitForPort(port: number, timeoutMs: number, host = "127.0
       socket.once("error", () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new TransientError(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new TransientError(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await sleep(50);
   }
 }

@@ -34,7 +34,11 @@ export class RedisBuildLogs implements BuildLogs {
     return entries.map(([id, fields]) => ({ id, line: fields[1] ?? "" }));
   }
 
-  async *follow(buildId: string, isDone: () => Promise<boolean>, signal: AbortSignal): AsyncIterable<LogLine> {
+  async *follow(
+    buildId: string,
+    isDone: () => Promise<boolean>,
+    signal: AbortSignal,
+  ): AsyncIterable<LogLine> {
     const conn = this.redis.duplicate();
     try {
       let last = "0-0";

@@ -80,7 +80,12 @@ export class RedisStore implements StateStore {
     return this.many<Build>(ids.map((id) => `${P}build:${id}`));
   }
 
-  async claimCommit(tool: string, component: string, commit: string, buildId: string): Promise<string | undefined> {
+  async claimCommit(
+    tool: string,
+    component: string,
+    commit: string,
+    buildId: string,
+  ): Promise<string | undefined> {
     const key = `${P}commit:${tool}:${component}:${commit}`;
     const ok = await this.redis.set(key, buildId, "NX");
     return ok === null ? ((await this.redis.get(key)) ?? undefined) : undefined;

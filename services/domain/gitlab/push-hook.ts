@@ -32,7 +32,9 @@ export function parsePushHook(body: unknown): PushHook {
     const first = parsed.error.issues[0];
     throw new InputError(
       `not a GitLab push event: ${first ? `${first.path.join(".") || "body"}: ${first.message}` : "invalid"}`,
-      { details: { issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`) } },
+      {
+        details: { issues: parsed.error.issues.slice(0, 5).map((i) => `${i.path.join(".")}: ${i.message}`) },
+      },
     );
   }
   return parsed.data;

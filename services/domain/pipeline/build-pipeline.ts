@@ -73,13 +73,17 @@ export class BuildPipeline {
     const onJobAbort = () => controller.abort(new SlipwayError("cancelled", "the builder is shutting down"));
     job.signal.addEventListener("abort", onJobAbort);
     const timer = setTimeout(
-      () => controller.abort(new PipelineError("build_failed", `build exceeded the ${this.deps.timeoutS} s limit`)),
+      () =>
+        controller.abort(
+          new PipelineError("build_failed", `build exceeded the ${this.deps.timeoutS} s limit`),
+        ),
       this.deps.timeoutS * 1000,
     );
     const watcher = setInterval(() => {
       void store.getBuild(buildId).then(
         (b) => {
-          if (b && TERMINAL_STATUSES.has(b.status)) controller.abort(new SlipwayError("cancelled", b.reason ?? b.status));
+          if (b && TERMINAL_STATUSES.has(b.status))
+            controller.abort(new SlipwayError("cancelled", b.reason ?? b.status));
         },
         () => undefined,
       );
@@ -93,9 +97,9 @@ export class BuildPipeline {
       if (tail.length > TAIL_LINES) tail.shift();
       const marker = /^===> (DETECTING|RESTORING|BUILDING|EXPORTING)/.exec(line);
       if (marker) {
-        phase = ({ DETECTING: "detect", RESTORING: "restore", BUILDING: "build", EXPORTING: "export" } as const)[
-          marker[1] as "DETECTING"
-        ];
+        phase = (
+          { DETECTING: "detect", RESTORING: "restore", BUILDING: "build", EXPORTING: "export" } as const
+        )[marker[1] as "DETECTING"];
         void store.updateBuild(buildId, { phase }).catch(() => undefined);
       }
       // Appends are chained so lines stay in order without awaiting each one.
@@ -210,7 +214,9 @@ export class BuildPipeline {
     const logTail = Array.isArray(details.log_tail) ? (details.log_tail as string[]) : [...tail];
     const base = error instanceof SlipwayError ? error.message : `internal error: ${errorMessage(error)}`;
     // The buildpack's own last words usually say what to fix ("Procfile line 3: …"); put them up front.
-    const said = [...logTail].reverse().find((l) => l.trim() !== "" && !l.startsWith("===>") && !base.includes(l.trim()));
+    const said = [...logTail]
+      .reverse()
+      .find((l) => l.trim() !== "" && !l.startsWith("===>") && !base.includes(l.trim()));
     const message = buildpack && said ? `${base}: ${said.trim()}` : base;
     emit(`===> FAILED in ${failedPhase}${buildpack ? ` (${buildpack})` : ""}: ${message}`);
     await store.updateBuild(build.id, {
@@ -242,7 +248,8 @@ export class BuildPipeline {
 }
 
 function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new SlipwayError("cancelled", "cancelled");
+  if (signal.aborted)
+    throw signal.reason instanceof Error ? signal.reason : new SlipwayError("cancelled", "cancelled");
 }
 
 function redactUrl(url: string): string {

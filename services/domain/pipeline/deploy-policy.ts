@@ -33,7 +33,10 @@ export function decide(policy: DeployPolicy, ref: string, defaultBranch: string 
     const rule = policy.branches.find((g) => globMatches(g, parsed.name));
     return rule
       ? { deploy: true, reason: `branch ${parsed.name} matches deploy.branches "${rule}"` }
-      : { deploy: false, reason: `branch ${parsed.name} matches no deploy.branches rule (${policy.branches.join(", ")})` };
+      : {
+          deploy: false,
+          reason: `branch ${parsed.name} matches no deploy.branches rule (${policy.branches.join(", ")})`,
+        };
   }
   const rule = policy.tags.find((g) => globMatches(g, parsed.name));
   if (rule) return { deploy: true, reason: `tag ${parsed.name} matches deploy.tags "${rule}"` };

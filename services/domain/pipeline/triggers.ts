@@ -24,7 +24,12 @@ export interface PushEvent {
 
 export type TriggerResult =
   | { readonly status: "queued"; readonly build_id: string; readonly commit: string; readonly reason: string }
-  | { readonly status: "duplicate"; readonly build_id: string; readonly commit: string; readonly reason: string }
+  | {
+      readonly status: "duplicate";
+      readonly build_id: string;
+      readonly commit: string;
+      readonly reason: string;
+    }
   | { readonly status: "ignored"; readonly reason: string };
 
 /** Every build is of one component for now: the tool's webservice. */

@@ -65,7 +65,12 @@ export class Deployer {
         );
       }
       const previous = await store.getRoute(release.tool);
-      await store.setRoute({ tool: release.tool, release_id: release.id, host: app.address.host, port: app.address.port });
+      await store.setRoute({
+        tool: release.tool,
+        release_id: release.id,
+        host: app.address.host,
+        port: app.address.port,
+      });
       await store.updateRelease(release.id, { status: "live", finished_at: new Date().toISOString() });
       if (previous && previous.release_id !== release.id) {
         await store.updateRelease(previous.release_id, { status: "superseded" }).catch(() => undefined);
@@ -78,7 +83,8 @@ export class Deployer {
     } catch (error) {
       if (app) await runtime.stop(app.id).catch(() => undefined);
       const message = errorMessage(error);
-      const tail = error instanceof SlipwayError && Array.isArray(error.details?.log_tail) ? error.details.log_tail : [];
+      const tail =
+        error instanceof SlipwayError && Array.isArray(error.details?.log_tail) ? error.details.log_tail : [];
       await store.updateRelease(release.id, {
         status: "failed",
         reason: message,
@@ -98,7 +104,8 @@ export class Deployer {
       last = await this.deps.probe.probe(app.address);
       if (last.ok) return last;
       const running = await this.deps.runtime.list(app.tool);
-      if (!running.some((r) => r.id === app.id)) return { ok: false, detail: `process exited (${last.detail})` };
+      if (!running.some((r) => r.id === app.id))
+        return { ok: false, detail: `process exited (${last.detail})` };
       await sleep(250);
     }
     return last;

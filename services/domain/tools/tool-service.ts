@@ -88,6 +88,7 @@ export function toolView(tool: Tool, urls: { publicUrl: string; webUrl: (tool: s
     webhook_url: `${urls.publicUrl}/hooks/gitlab/${tool.name}`,
     web_url: urls.webUrl(tool.name),
     deploy: tool.deploy,
-    source: tool.source ?? null,
+    // A repository URL may carry credentials; they never leave the server.
+    source: tool.source ? { ...tool.source, url: tool.source.url.replace(/\/\/[^@/]*@/, "//") } : null,
   };
 }

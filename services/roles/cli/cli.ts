@@ -19,17 +19,24 @@ interface BuildRow {
 
 /** `npx slipway …`: every command is a thin call to the API; `--json` prints the API's answer as is. */
 export function buildCli(config: Config, startServer: (role: string) => Promise<void>): Command {
-  const program = new Command("slipway").description("Push-to-deploy for community tools").showHelpAfterError();
+  const program = new Command("slipway")
+    .description("Push-to-deploy for community tools")
+    .showHelpAfterError();
   const client = () => ApiClient.fromConfig(config);
   const out = (json: boolean, data: unknown, human: () => string) =>
     process.stdout.write(json ? JSON.stringify(data, null, 2) + "\n" : human() + "\n");
   const json = () => new Option("--json", "print JSON for scripts");
-  const toolOpt = () => new Option("--tool <name>", "the tool (default: SLIPWAY_TOOL, or the token's only tool)");
+  const toolOpt = () =>
+    new Option("--tool <name>", "the tool (default: SLIPWAY_TOOL, or the token's only tool)");
 
   program
     .command("server")
     .description("run Slipway (API, webhooks, git remote, front proxy, workers)")
-    .addOption(new Option("--role <role>", "run one role").choices(["all", "api", "builder", "deployer"]).default("all"))
+    .addOption(
+      new Option("--role <role>", "run one role")
+        .choices(["all", "api", "builder", "deployer"])
+        .default("all"),
+    )
     .action((o: { role: string }) => startServer(o.role));
 
   const tools = program.command("tools").description("create and inspect tools");
@@ -54,14 +61,20 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     .command("list")
     .addOption(json())
     .action(async (o: { json?: boolean }) => {
-      const list = await (await client()).request<{ name: string; web_url: string }[]>("GET", "/api/v1/tools");
-      out(!!o.json, list, () => (list.length ? list.map((t) => `${t.name}\t${t.web_url}`).join("\n") : "no tools yet"));
+      const list = await (
+        await client()
+      ).request<{ name: string; web_url: string }[]>("GET", "/api/v1/tools");
+      out(!!o.json, list, () =>
+        list.length ? list.map((t) => `${t.name}\t${t.web_url}`).join("\n") : "no tools yet",
+      );
     });
   tools
     .command("show <name>")
     .addOption(json())
     .action(async (name: string, o: { json?: boolean }) => {
-      const t = await (await client()).request<Record<string, unknown>>("GET", `/api/v1/tools/${encodeURIComponent(name)}`);
+      const t = await (
+        await client()
+      ).request<Record<string, unknown>>("GET", `/api/v1/tools/${encodeURIComponent(name)}`);
       out(!!o.json, t, () => JSON.stringify(t, null, 2));
     });
 
@@ -83,7 +96,9 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
         { ref: o.ref, force: !!o.force, no_cache: !o.cache },
       );
       out(!!o.json, r, () =>
-        r.build_id ? `${r.status}: build ${r.build_id} — ${r.reason}\nfollow it with: npx slipway build logs ${r.build_id} -f` : `${r.status}: ${r.reason}`,
+        r.build_id
+          ? `${r.status}: build ${r.build_id} — ${r.reason}\nfollow it with: npx slipway build logs ${r.build_id} -f`
+          : `${r.status}: ${r.reason}`,
       );
     });
   build
@@ -96,7 +111,12 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
       const list = await c.request<BuildRow[]>("GET", `/api/v1/tools/${tool}/builds`);
       out(!!o.json, list, () =>
         list.length
-          ? list.map((b) => `${b.id}  ${b.status.padEnd(10)} ${b.commit.slice(0, 12)}  ${b.ref}  ${b.reason ?? ""}`).join("\n")
+          ? list
+              .map(
+                (b) =>
+                  `${b.id}  ${b.status.padEnd(10)} ${b.commit.slice(0, 12)}  ${b.ref}  ${b.reason ?? ""}`,
+              )
+              .join("\n")
           : "no builds yet",
       );
     });
@@ -111,7 +131,9 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
           `  commit ${b.commit} (${b.ref})`,
           b.reason ? `  ${b.reason}` : "",
           b.image_digest ? `  image ${b.image}@${b.image_digest}` : "",
-          ...(b.status === "failure" && b.log_tail.length ? ["  last log lines:", ...b.log_tail.map((l) => `    ${l}`)] : []),
+          ...(b.status === "failure" && b.log_tail.length
+            ? ["  last log lines:", ...b.log_tail.map((l) => `    ${l}`)]
+            : []),
         ]
           .filter(Boolean)
           .join("\n"),
@@ -139,7 +161,9 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     .command("cancel <id>")
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
-      const b = await (await client()).request<BuildRow>("POST", `/api/v1/builds/${encodeURIComponent(id)}/cancel`);
+      const b = await (
+        await client()
+      ).request<BuildRow>("POST", `/api/v1/builds/${encodeURIComponent(id)}/cancel`);
       out(!!o.json, b, () => `build ${b.id}: ${b.status}`);
     });
 
@@ -151,14 +175,16 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     .action(async (o: { tool?: string; json?: boolean }) => {
       const c = await client();
       const tool = await resolveTool(c, o.tool ?? config.cli.tool);
-      const list = await c.request<{ id: string; status: string; commit: string; live: boolean; reason?: string; created_at: string }[]>(
-        "GET",
-        `/api/v1/tools/${tool}/deployments`,
-      );
+      const list = await c.request<
+        { id: string; status: string; commit: string; live: boolean; reason?: string; created_at: string }[]
+      >("GET", `/api/v1/tools/${tool}/deployments`);
       out(!!o.json, list, () =>
         list.length
           ? list
-              .map((r) => `${r.id}  ${(r.live ? "live" : r.status).padEnd(10)} ${r.commit.slice(0, 12)}  ${r.created_at}  ${r.reason ?? ""}`)
+              .map(
+                (r) =>
+                  `${r.id}  ${(r.live ? "live" : r.status).padEnd(10)} ${r.commit.slice(0, 12)}  ${r.created_at}  ${r.reason ?? ""}`,
+              )
               .join("\n")
           : "no deployments yet",
       );
@@ -170,7 +196,10 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     .action(async (id: string, o: { tool?: string; json?: boolean }) => {
       const c = await client();
       const tool = await resolveTool(c, o.tool ?? config.cli.tool);
-      const r = await c.request<unknown>("GET", `/api/v1/tools/${tool}/deployments/${encodeURIComponent(id)}`);
+      const r = await c.request<unknown>(
+        "GET",
+        `/api/v1/tools/${tool}/deployments/${encodeURIComponent(id)}`,
+      );
       out(!!o.json, r, () => JSON.stringify(r, null, 2));
     });
   return program;

@@ -23,7 +23,8 @@ export class ApiClient {
   static async fromConfig(config: Config): Promise<ApiClient> {
     let token = config.cli.token;
     if (!token) {
-      token = (await readFile(path.join(config.home, "admin-token"), "utf8").catch(() => "")).trim() || undefined;
+      token =
+        (await readFile(path.join(config.home, "admin-token"), "utf8").catch(() => "")).trim() || undefined;
     }
     return new ApiClient(config.cli.url, token);
   }
@@ -50,7 +51,11 @@ export class ApiClient {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (cause) {
-      throw new ApiError(0, "unreachable", `cannot reach the Slipway server at ${this.baseUrl} (set SLIPWAY_URL): ${String((cause as Error).cause ?? cause)}`);
+      throw new ApiError(
+        0,
+        "unreachable",
+        `cannot reach the Slipway server at ${this.baseUrl} (set SLIPWAY_URL): ${String((cause as Error).cause ?? cause)}`,
+      );
     }
   }
 }

@@ -128,7 +128,8 @@ export function apiRouter(deps: ApiDeps): Router {
   r.get("/api/v1/tools/:tool/deployments/:id", async (req, res) => {
     const tool = await toolOf(req, deps);
     const release = await deps.store.getRelease(String(req.params.id));
-    if (!release || release.tool !== tool.name) throw new NotFoundError(`no deployment ${String(req.params.id)}`);
+    if (!release || release.tool !== tool.name)
+      throw new NotFoundError(`no deployment ${String(req.params.id)}`);
     res.json(release);
   });
 
@@ -173,7 +174,8 @@ async function toolOf(req: Request, deps: ApiDeps) {
 async function buildOf(req: Request, deps: ApiDeps): Promise<Build> {
   const tool = await toolOf(req, deps);
   const build = await deps.store.getBuild(String(req.params.id));
-  if (!build || build.tool !== tool.name) throw new NotFoundError(`no build ${String(req.params.id)} for ${tool.name}`);
+  if (!build || build.tool !== tool.name)
+    throw new NotFoundError(`no build ${String(req.params.id)} for ${tool.name}`);
   return build;
 }
 
@@ -210,8 +212,9 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
-    throw new InputError(`invalid request body: ${i ? `${i.path.join(".") || "body"}: ${i.message}` : "invalid"}`);
+    throw new InputError(
+      `invalid request body: ${i ? `${i.path.join(".") || "body"}: ${i.message}` : "invalid"}`,
+    );
   }
   return parsed.data;
 }
-

@@ -44,5 +44,6 @@ export function requireAdmin(req: Request): void {
 export function requireTool(req: Request, tool: string): void {
   const p = req.principal;
   if (!p) throw new AuthError();
-  if (p.kind === "tool" && p.tool !== tool) throw new ForbiddenError(`this token belongs to tool "${p.tool}"`);
+  if (p.kind === "tool" && p.tool !== tool)
+    throw new ForbiddenError(`this token belongs to tool "${p.tool}"`);
 }

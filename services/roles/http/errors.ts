@@ -40,7 +40,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
 }
 
 export function classify(error: unknown): { status: number; code: ErrorCode; message: string } {
-  if (error instanceof SlipwayError) return { status: STATUS[error.code], code: error.code, message: error.message };
+  if (error instanceof SlipwayError)
+    return { status: STATUS[error.code], code: error.code, message: error.message };
   const e = error as { type?: string; status?: number; limit?: number; message?: string };
   if (e?.type === "entity.too.large") {
     return { status: 413, code: "payload_too_large", message: `request body exceeds ${e.limit} bytes` };

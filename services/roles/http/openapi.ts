@@ -13,7 +13,10 @@ export function openApiDocument(publicUrl: string) {
     security: [{ bearer: [] }],
     paths: {
       "/api/v1/tools": {
-        get: { summary: "List tools visible to the token", responses: { "200": ok("Tool", true), "401": error } },
+        get: {
+          summary: "List tools visible to the token",
+          responses: { "200": ok("Tool", true), "401": error },
+        },
         post: {
           summary: "Create a tool (admin token); returns its secrets once",
           requestBody: json({ type: "object", required: ["name"], properties: { name: { type: "string" } } }),
@@ -21,25 +24,45 @@ export function openApiDocument(publicUrl: string) {
         },
       },
       "/api/v1/tools/{tool}": {
-        get: { summary: "Show a tool", parameters: [toolParam], responses: { "200": ok("Tool"), "404": error } },
+        get: {
+          summary: "Show a tool",
+          parameters: [toolParam],
+          responses: { "200": ok("Tool"), "404": error },
+        },
       },
       "/api/v1/tools/{tool}/builds": {
-        get: { summary: "List builds, newest first", parameters: [toolParam], responses: { "200": ok("Build", true) } },
+        get: {
+          summary: "List builds, newest first",
+          parameters: [toolParam],
+          responses: { "200": ok("Build", true) },
+        },
         post: {
           summary: "Start a build of the tool's ref (or another ref)",
           parameters: [toolParam],
           requestBody: json({
             type: "object",
-            properties: { ref: { type: "string" }, force: { type: "boolean" }, no_cache: { type: "boolean" } },
+            properties: {
+              ref: { type: "string" },
+              force: { type: "boolean" },
+              no_cache: { type: "boolean" },
+            },
           }),
           responses: { "202": ok("TriggerResult"), "200": ok("TriggerResult"), "409": error },
         },
       },
       "/api/v1/tools/{tool}/builds/{id}": {
-        get: { summary: "Show a build", parameters: [toolParam, idParam], responses: { "200": ok("Build"), "404": error } },
+        get: {
+          summary: "Show a build",
+          parameters: [toolParam, idParam],
+          responses: { "200": ok("Build"), "404": error },
+        },
       },
       "/api/v1/tools/{tool}/builds/{id}/cancel": {
-        post: { summary: "Cancel a build", parameters: [toolParam, idParam], responses: { "200": ok("Build"), "409": error } },
+        post: {
+          summary: "Cancel a build",
+          parameters: [toolParam, idParam],
+          responses: { "200": ok("Build"), "409": error },
+        },
       },
       "/api/v1/tools/{tool}/builds/{id}/logs": {
         get: {
@@ -49,17 +72,31 @@ export function openApiDocument(publicUrl: string) {
         },
       },
       "/api/v1/tools/{tool}/deployments": {
-        get: { summary: "List releases, newest first", parameters: [toolParam], responses: { "200": ok("Release", true) } },
+        get: {
+          summary: "List releases, newest first",
+          parameters: [toolParam],
+          responses: { "200": ok("Release", true) },
+        },
       },
       "/api/v1/tools/{tool}/deployments/{id}": {
-        get: { summary: "Show a release", parameters: [toolParam, idParam], responses: { "200": ok("Release") } },
+        get: {
+          summary: "Show a release",
+          parameters: [toolParam, idParam],
+          responses: { "200": ok("Release") },
+        },
       },
       "/hooks/gitlab/{tool}": {
         post: {
           summary: "GitLab Push Hook / Tag Push Hook; X-Gitlab-Token is the tool's webhook secret",
           security: [],
           parameters: [toolParam],
-          responses: { "202": ok("TriggerResult"), "200": ok("TriggerResult"), "400": error, "401": error, "413": error },
+          responses: {
+            "202": ok("TriggerResult"),
+            "200": ok("TriggerResult"),
+            "400": error,
+            "401": error,
+            "413": error,
+          },
         },
       },
       "/hooks/redeploy/{tool}": {
@@ -98,10 +135,9 @@ export function openApiDocument(publicUrl: string) {
           type: "object",
           required: ["name", "token", "git_url", "webhook_url", "webhook_secret", "redeploy_url"],
           properties: Object.fromEntries(
-            ["name", "token", "git_url", "webhook_url", "webhook_secret", "redeploy_url", "web_url"].map((k) => [
-              k,
-              { type: "string" },
-            ]),
+            ["name", "token", "git_url", "webhook_url", "webhook_secret", "redeploy_url", "web_url"].map(
+              (k) => [k, { type: "string" }],
+            ),
           ),
         },
         Build: {

@@ -61,9 +61,18 @@ export class FrontProxy {
     return route;
   }
 
-  private forward(route: Route, req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<"done" | "retry"> {
+  private forward(
+    route: Route,
+    req: IncomingMessage,
+    body: Buffer,
+    res: ServerResponse,
+  ): Promise<"done" | "retry"> {
     return new Promise((resolve) => {
-      const headers = { ...req.headers, "x-forwarded-host": req.headers.host ?? "", "x-forwarded-proto": "http" };
+      const headers = {
+        ...req.headers,
+        "x-forwarded-host": req.headers.host ?? "",
+        "x-forwarded-proto": "http",
+      };
       const upstream = http.request(
         { host: route.host, port: route.port, method: req.method, path: req.url, headers, agent: this.agent },
         (up) => {

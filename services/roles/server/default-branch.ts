@@ -7,13 +7,20 @@ import { run } from "../../platform/process.js";
  * names a branch nobody pushed (git's init default); the first branch pushed becomes the default, as on
  * GitHub and GitLab.
  */
-export async function defaultBranchFor(repoDir: string, pushedRefs: readonly string[]): Promise<string | undefined> {
+export async function defaultBranchFor(
+  repoDir: string,
+  pushedRefs: readonly string[],
+): Promise<string | undefined> {
   const head = (await readFile(path.join(repoDir, "HEAD"), "utf8").catch(() => "")).trim();
   const current = /^ref: refs\/heads\/(.+)$/.exec(head)?.[1];
   if (current) {
-    const exists = await run("git", ["--git-dir", repoDir, "rev-parse", "--verify", "--quiet", `refs/heads/${current}`], {
-      allowFailure: true,
-    });
+    const exists = await run(
+      "git",
+      ["--git-dir", repoDir, "rev-parse", "--verify", "--quiet", `refs/heads/${current}`],
+      {
+        allowFailure: true,
+      },
+    );
     if (exists.code === 0) return current;
   }
   const pushed = pushedRefs.find((r) => r.startsWith("refs/heads/"));

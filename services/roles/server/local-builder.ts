@@ -19,7 +19,10 @@ export async function localBuilder(
   logger: Logger,
   registry: ExportRegistry,
 ): Promise<{ lifecycle: LifecycleRunner; exporter: ImageExporter }> {
-  const stack = await ensureStack({ ...config, home: config.stackHome }, logger.child({ component: "stack" }));
+  const stack = await ensureStack(
+    { ...config, home: config.stackHome },
+    logger.child({ component: "stack" }),
+  );
   // The run image's base layer is written once per stack; doing it now spares the first build 9 s.
   await runImageLayer(stack);
   const sandbox = PodmanBuildSandbox.create(config);
@@ -27,7 +30,9 @@ export async function localBuilder(
   const buildpacks = (await readdir(buildpacksDir, { withFileTypes: true }))
     .filter((d) => d.isDirectory())
     .map((d) => path.join(buildpacksDir, d.name));
-  const order = ["nodejs", "python", "procfile"].map((n) => path.join(buildpacksDir, n)).filter((p) => buildpacks.includes(p));
+  const order = ["nodejs", "python", "procfile"]
+    .map((n) => path.join(buildpacksDir, n))
+    .filter((p) => buildpacks.includes(p));
 
   return {
     lifecycle: {

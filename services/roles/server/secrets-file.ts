@@ -15,7 +15,8 @@ export async function fileSecret(file: string, prefix: string): Promise<{ value:
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const value = `${prefix}_${randomBytes(32).toString("base64url")}`;
-  await writeFile(file, value + "\n", { mode: 0o600, flag: "wx" }).catch(async (error: NodeJS.ErrnoException) => {
+  // "wx": if another process created it first, its secret wins and is read back below.
+  await writeFile(file, value + "\n", { mode: 0o600, flag: "wx" }).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== "EEXIST") throw error;
   });
   return { value: (await readFile(file, "utf8")).trim(), created: true };

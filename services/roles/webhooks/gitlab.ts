@@ -86,7 +86,8 @@ export async function answerOnce(
   const seen = await store.rememberDelivery(tool, k, "pending");
   if (seen !== undefined) {
     const first = seen === "pending" ? undefined : (JSON.parse(seen) as TriggerResult);
-    if (!first) return { status: "ignored", reason: "this delivery is already being handled", redelivery: true };
+    if (!first)
+      return { status: "ignored", reason: "this delivery is already being handled", redelivery: true };
     if (first.status === "queued") return { ...first, status: "duplicate", redelivery: true };
     return { ...first, redelivery: true };
   }

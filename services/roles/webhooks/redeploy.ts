@@ -30,7 +30,10 @@ export function redeployWebhook(deps: {
     const answer = await answerOnce(deps.store, tool.name, header(req, "idempotency-key"), async () => {
       const resolved = await deps.refs.resolve(source.url, source.ref);
       if (!resolved) {
-        throw new SlipwayError("source_fetch_failed", `ref ${source.ref} no longer exists in the tool's repository`);
+        throw new SlipwayError(
+          "source_fetch_failed",
+          `ref ${source.ref} no longer exists in the tool's repository`,
+        );
       }
       return deps.triggers.push({
         tool,

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+import { buildCli } from "./roles/cli/cli.js";
+import { ApiError } from "./roles/cli/client.js";
+import { startServer, type Role } from "./roles/server/server.js";
+import { ConfigError, loadConfig } from "./platform/env.js";
+import { createLogger } from "./platform/logger.js";
+import { SlipwayError, errorMessage } from "./platform/errors.js";
+
+/** Entry point: parse the environment once, run the command, turn errors into messages and exit codes. */
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const program = buildCli(config, async (role) => {
+    const logger = createLogger({ level: config.logLevel });
+    const server = await startServer(config, logger, role as Role);
+    const stop = () => {
+      logger.info({}, "shutting down");
+      server.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await program.parseAsync(process.argv);
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ApiError || error instanceof SlipwayError || error instanceof ConfigError) {
+    process.stderr.write(`slipway: ${error.message}\n`);
+  } else {
+    process.stderr.write(`slipway: ${errorMessage(error)}\n`);
+  }
+  process.exitCode = 1;
+});

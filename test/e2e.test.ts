@@ -1,0 +1,254 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../services/adapters/redis/server.js";
+import { createGitRemote } from "../services/adapters/git/http-backend.js";
+import { loadConfig } from "../services/platform/env.js";
+import { createLogger, memoryLogger } from "../services/platform/logger.js";
+import { startServer, type RunningServer } from "../services/roles/server/server.js";
+import { errorHandler } from "../services/roles/http/errors.js";
+import { podman } from "../services/adapters/podman/podman.js";
+import { git, gitRepo, nodeApp, pythonApp, serverJs, viaProxy, waitFor } from "./helpers/apps.js";
+import express from "express";
+import { readFileSync } from "node:fs";
+
+/**
+ * The whole local profile as a maintainer meets it: `git push` (or a GitLab hook) → buildpacks in podman
+ * → image in the registry → live at http://<tool>.localhost. Real Redis, registry, podman and git.
+ */
+const STACK_HOME = process.env.SLIPWAY_TEST_STACK_HOME ?? "/var/tmp/slipway-test-stack";
+
+let home: string;
+let server: RunningServer;
+let port: number;
+
+interface BuildView {
+  id: string;
+  status: string;
+  reason: string | null;
+  phase: string | null;
+  buildpack: string | null;
+  image_digest: string | null;
+  release_id: string | null;
+  log_tail: string[];
+}
+
+async function api<T>(route: string, init: RequestInit = {}): Promise<T> {
+  const res = await fetch(`${server.url}${route}`, {
+    ...init,
+    headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },
+  });
+  const body = (await res.json()) as T;
+  if (!res.ok) throw new Error(`${route}: ${res.status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+async function createTool(name: string) {
+  return api<{ name: string; token: string; git_url: string; webhook_secret: string; webhook_url: string }>(
+    "/api/v1/tools",
+    {
+      method: "POST",
+      body: JSON.stringify({ name }),
+    },
+  );
+}
+
+function pushUrl(tool: { git_url: string; token: string }): string {
+  return tool.git_url.replace("http://", `http://user:${tool.token}@`);
+}
+
+async function buildDone(id: string): Promise<BuildView> {
+  return waitFor(
+    `build ${id}`,
+    async () => {
+      const b = await api<BuildView>(`/api/v1/builds/${id}`);
+      return ["success", "failure", "cancelled", "superseded"].includes(b.status) ? b : undefined;
+    },
+    600_000,
+    500,
+  );
+}
+
+async function releaseSettled(tool: string, releaseId: string) {
+  return waitFor(
+    `release ${releaseId}`,
+    async () => {
+      const list = await api<{ id: string; status: string; reason?: string }[]>(
+        `/api/v1/tools/${tool}/deployments`,
+      );
+      const r = list.find((x) => x.id === releaseId);
+      return r && r.status !== "deploying" ? r : undefined;
+    },
+    120_000,
+  );
+}
+
+function buildIdFrom(pushOutput: string): string {
+  const m = /build (\w+) queued/.exec(pushOutput);
+  if (!m) throw new Error(`no build id in push output:\n${pushOutput}`);
+  return m[1]!;
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(path.join(os.tmpdir(), "slipway-e2e-"));
+  port = await freePort();
+  const config = loadConfig({
+    SLIPWAY_HOME: home,
+    SLIPWAY_STACK_HOME: STACK_HOME,
+    SLIPWAY_PORT: String(port),
+    SLIPWAY_REGISTRY_PORT: String(await freePort()),
+    SLIPWAY_REDIS_PORT: String(await freePort()),
+    SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
+    SLIPWAY_HEALTH_TIMEOUT_S: "20",
+  });
+  server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
+  await server.ready;
+}, 1_200_000);
+
+afterAll(async () => {
+  await server?.close();
+  const leftovers = await podman(["ps", "-a", "-q", "--filter", "label=io.slipway.owner=slipway"], {
+    repoRoot: path.resolve(import.meta.dirname, ".."),
+  });
+  const ids = leftovers.stdout.split("\n").filter(Boolean);
+  if (ids.length)
+    await podman(["rm", "-f", "-t", "0", ...ids], {
+      repoRoot: path.resolve(import.meta.dirname, ".."),
+      allowFailure: true,
+    });
+  if (home) await rm(home, { recursive: true, force: true });
+});
+
+describe("push to deploy on the local profile", () => {
+  let node: Awaited<ReturnType<typeof gitRepo>>;
+  let nodeTool: Awaited<ReturnType<typeof createTool>>;
+
+  it("deploys a Node app with an npm dependency from git push, reachable at <tool>.localhost", async () => {
+    nodeTool = await createTool("hello-node");
+    node = await gitRepo(await nodeApp("hello v1"));
+    const out = await git(node.dir, ["push", pushUrl(nodeTool), "main"]);
+    expect(out).toContain("slipway build logs");
+    const build = await buildDone(buildIdFrom(out));
+    expect(build.status, JSON.stringify(build)).toBe("success");
+    expect(build.image_digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const release = await releaseSettled("hello-node", build.release_id!);
+    expect(release.status, JSON.stringify(release)).toBe("live");
+    expect(await viaProxy(port, "hello-node")).toEqual({ status: 200, body: "hello v1" });
+  });
+
+  it("switches to a second push with no failed request while polling through the switch", async () => {
+    let polling = true;
+    const seen = new Map<string, number>();
+    let failures = 0;
+    const poller = (async () => {
+      while (polling) {
+        try {
+          const r = await viaProxy(port, "hello-node");
+          if (r.status !== 200) failures++;
+          seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
+        } catch {
+          failures++;
+        }
+      }
+    })();
+    await node.commit({ "server.js": serverJs("hello v2") }, "v2");
+    const out = await git(node.dir, ["push", pushUrl(nodeTool), "main"]);
+    const build = await buildDone(buildIdFrom(out));
+    expect(build.status, JSON.stringify(build)).toBe("success");
+    expect((await releaseSettled("hello-node", build.release_id!)).status).toBe("live");
+    await waitFor(
+      "v2 served",
+      async () => ((await viaProxy(port, "hello-node")).body === "hello v2" ? true : undefined),
+      30_000,
+    );
+    await new Promise((r) => setTimeout(r, 2500));
+    polling = false;
+    await poller;
+    expect(failures).toBe(0);
+    expect(seen.get("hello v1")).toBeGreaterThan(0);
+    expect(seen.get("hello v2")).toBeGreaterThan(0);
+  });
+
+  it("reports the failing phase and buildpack of a broken build, and keeps the old release serving", async () => {
+    await node.commit({ Procfile: "web node server.js\n" }, "broken Procfile");
+    const out = await git(node.dir, ["push", pushUrl(nodeTool), "main"]);
+    const build = await buildDone(buildIdFrom(out));
+    expect(build.status).toBe("failure");
+    expect(build.phase).toBe("build");
+    expect(build.buildpack).toBe("slipway/procfile");
+    expect(build.reason).toMatch(/Procfile/);
+    expect(build.log_tail.length).toBeGreaterThan(0);
+    expect(await viaProxy(port, "hello-node")).toEqual({ status: 200, body: "hello v2" });
+  });
+
+  it("deploys a Python standard-library app", async () => {
+    const tool = await createTool("hello-py");
+    const repo = await gitRepo(pythonApp("hello from python"));
+    const out = await git(repo.dir, ["push", pushUrl(tool), "main"]);
+    const build = await buildDone(buildIdFrom(out));
+    expect(build.status, JSON.stringify(build)).toBe("success");
+    expect((await releaseSettled("hello-py", build.release_id!)).status).toBe("live");
+    expect(await viaProxy(port, "hello-py")).toEqual({ status: 200, body: "hello from python" });
+  });
+
+  it("deploys from a GitLab Push Hook pointing at a repository served over HTTP", async () => {
+    // A stand-in for gitlab.example.com: the same smart-HTTP git remote code, on its own port, no auth.
+    const forgeDir = await mkdtemp(path.join(os.tmpdir(), "slipway-forge-"));
+    const forge = createGitRemote({
+      reposDir: forgeDir,
+      nodePath: process.execPath,
+      logger: memoryLogger(),
+      authorize: () => Promise.resolve(true),
+      onPush: () => Promise.resolve("ok"),
+    });
+    const app = express();
+    app.post("/internal/git-hook", forge.hookHandler);
+    app.use("/git", forge.router);
+    app.use(errorHandler(memoryLogger()));
+    const forgePort = await freePort();
+    const forgeServer = app.listen(forgePort, "127.0.0.1");
+    try {
+      const repo = await gitRepo(pythonApp("hello from gitlab"));
+      await git(repo.dir, ["push", `http://u:p@127.0.0.1:${forgePort}/git/glab.git`, "main"]);
+      const sha = (await git(repo.dir, ["rev-parse", "HEAD"])).trim();
+      const tool = await createTool("glab");
+      const hook = JSON.parse(
+        readFileSync(path.join(import.meta.dirname, "fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
+      ) as {
+        project: Record<string, unknown>;
+      };
+      const body = {
+        ...hook,
+        ref: "refs/heads/main",
+        after: sha,
+        checkout_sha: sha,
+        // Our stand-in forge serves nothing anonymously, so the URL carries credentials, which the
+        // fetcher moves into isomorphic-git's onAuth (as for a private repository).
+        project: {
+          ...hook.project,
+          default_branch: "main",
+          git_http_url: `http://reader:pw@127.0.0.1:${forgePort}/git/glab.git`,
+        },
+      };
+      const res = await fetch(tool.webhook_url.replace(/^http:\/\/[^/]+/, server.url), {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-gitlab-event": "Push Hook",
+          "x-gitlab-token": tool.webhook_secret,
+        },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBe(202);
+      const { build_id } = (await res.json()) as { build_id: string };
+      const build = await buildDone(build_id);
+      expect(build.status, JSON.stringify(build)).toBe("success");
+      expect((await releaseSettled("glab", build.release_id!)).status).toBe("live");
+      expect(await viaProxy(port, "glab")).toEqual({ status: 200, body: "hello from gitlab" });
+    } finally {
+      forgeServer.close();
+      await rm(forgeDir, { recursive: true, force: true });
+    }
+  });
+});
