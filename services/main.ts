@@ -12,6 +12,9 @@ async function main(): Promise<void> {
   const program = buildCli(config, async (role) => {
     const logger = createLogger({ level: config.logLevel });
     const server = await startServer(config, logger, role as Role);
+    if (server.adminTokenCreated) {
+      process.stdout.write(`\nAdmin token (kept in ${config.home}/admin-token):\n  ${server.adminToken}\n\n`);
+    }
     const stop = () => {
       logger.info({}, "shutting down");
       server.close().then(

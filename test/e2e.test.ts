@@ -12,6 +12,7 @@ import { podman } from "../services/adapters/podman/podman.js";
 import { git, gitRepo, nodeApp, pythonApp, serverJs, viaProxy, waitFor } from "./helpers/apps.js";
 import express from "express";
 import { readFileSync } from "node:fs";
+import { run } from "../services/platform/process.js";
 
 /**
  * The whole local profile as a maintainer meets it: `git push` (or a GitLab hook) → buildpacks in podman
@@ -22,6 +23,17 @@ const STACK_HOME = process.env.SLIPWAY_TEST_STACK_HOME ?? "/var/tmp/slipway-test
 let home: string;
 let server: RunningServer;
 let port: number;
+let config: ReturnType<typeof loadConfig>;
+
+const repoRoot = path.resolve(import.meta.dirname, "..");
+
+/** The real CLI, as `npx slipway` runs it (built by `npm test` into dist/). */
+function cli(args: string[]) {
+  return run(process.execPath, [path.join(repoRoot, "dist/services/main.js"), ...args], {
+    env: { ...process.env, SLIPWAY_URL: server.url, SLIPWAY_TOKEN: server.adminToken },
+    allowFailure: true,
+  });
+}
 
 interface BuildView {
   id: string;
@@ -93,7 +105,7 @@ function buildIdFrom(pushOutput: string): string {
 beforeAll(async () => {
   home = await mkdtemp(path.join(os.tmpdir(), "slipway-e2e-"));
   port = await freePort();
-  const config = loadConfig({
+  config = loadConfig({
     SLIPWAY_HOME: home,
     SLIPWAY_STACK_HOME: STACK_HOME,
     SLIPWAY_PORT: String(port),
@@ -129,6 +141,11 @@ describe("push to deploy on the local profile", () => {
     node = await gitRepo(await nodeApp("hello v1"));
     const out = await git(node.dir, ["push", pushUrl(nodeTool), "main"]);
     expect(out).toContain("slipway build logs");
+    // What the push output suggests: follow the log until the build ends.
+    const followed = await cli(["build", "logs", buildIdFrom(out), "-f"]);
+    expect(followed.code).toBe(0);
+    expect(followed.stdout).toMatch(/===> DETECTING[\s\S]*===> BUILDING[\s\S]*===> EXPORTING/);
+    expect(followed.stdout.trimEnd().split("\n").pop()).toMatch(/^--- build success/);
     const build = await buildDone(buildIdFrom(out));
     expect(build.status, JSON.stringify(build)).toBe("success");
     expect(build.image_digest).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -250,5 +267,37 @@ describe("push to deploy on the local profile", () => {
       forgeServer.close();
       await rm(forgeDir, { recursive: true, force: true });
     }
+  });
+
+  it("answers the CLI with the keys scripts rely on", async () => {
+    const created = await cli(["tools", "create", "cli-tool", "--json"]);
+    expect(created.code, created.stderr).toBe(0);
+    const t = JSON.parse(created.stdout) as Record<string, string>;
+    for (const key of ["name", "token", "git_url", "webhook_url", "webhook_secret", "redeploy_url"])
+      expect(t[key]).toBeTruthy();
+    const bad = await cli(["tools", "create", "Not_Valid"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("invalid tool name");
+    const builds = await cli(["build", "list", "--tool", "hello-node", "--json"]);
+    const list = JSON.parse(builds.stdout) as Record<string, unknown>[];
+    expect(list.length).toBe(3);
+    for (const key of ["id", "status", "commit", "image", "image_digest"])
+      expect(list[0]).toHaveProperty(key);
+    expect(list.filter((b) => b.status === "success").length).toBe(2);
+  });
+
+  it("keeps every tool, build and release, and the live app, across a restart", async () => {
+    const before = await api<{ id: string }[]>("/api/v1/tools/hello-node/deployments");
+    await server.close();
+    server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
+    await server.ready;
+    const tools = await api<{ name: string }[]>("/api/v1/tools");
+    expect(tools.map((t) => t.name)).toEqual(
+      expect.arrayContaining(["hello-node", "hello-py", "glab", "cli-tool"]),
+    );
+    expect((await api<{ id: string }[]>("/api/v1/tools/hello-node/deployments")).map((r) => r.id)).toEqual(
+      before.map((r) => r.id),
+    );
+    expect(await viaProxy(port, "hello-node")).toEqual({ status: 200, body: "hello v2" });
   });
 });

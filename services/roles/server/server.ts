@@ -39,6 +39,8 @@ export type Role = "all" | "api" | "builder" | "deployer";
 export interface RunningServer {
   readonly url: string;
   readonly adminToken: string;
+  /** True on the first start: the entry point shows the token once. */
+  readonly adminTokenCreated: boolean;
   /** Resolves when the stack images are ready and builds can start (builder roles only). */
   readonly ready: Promise<void>;
   close(): Promise<void>;
@@ -159,13 +161,6 @@ export async function startServer(
         "slipway is listening",
       );
     }
-    if (admin.created) {
-      // Printed once, on first start, so the operator can keep it; it stays in SLIPWAY_HOME/admin-token.
-      process.stdout.write(
-        `\nAdmin token (also in ${path.join(config.home, "admin-token")}):\n  ${admin.value}\n\n`,
-      );
-    }
-
     let ready: Promise<void> = Promise.resolve();
     const workers: Workers[] = [];
     closers.push(async () => {
@@ -247,7 +242,7 @@ export async function startServer(
         );
       }
     }
-    return { url, adminToken: admin.value, ready, close };
+    return { url, adminToken: admin.value, adminTokenCreated: admin.created, ready, close };
   } catch (error) {
     await close();
     throw error;
