@@ -289,6 +289,10 @@ describe("push to deploy on the local profile", () => {
   it("keeps every tool, build and release, and the live app, across a restart", async () => {
     const before = await api<{ id: string }[]>("/api/v1/tools/hello-node/deployments");
     await server.close();
+    // As after a reboot: the tool's containers are gone too.
+    const ids = await podman(["ps", "-q", "--filter", "label=io.slipway.tool=hello-node"], { repoRoot });
+    await podman(["rm", "-f", "-t", "0", ...ids.stdout.split("\n").filter(Boolean)], { repoRoot });
+    expect(ids.stdout.trim()).not.toBe("");
     server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
     await server.ready;
     const tools = await api<{ name: string }[]>("/api/v1/tools");
@@ -298,6 +302,14 @@ describe("push to deploy on the local profile", () => {
     expect((await api<{ id: string }[]>("/api/v1/tools/hello-node/deployments")).map((r) => r.id)).toEqual(
       before.map((r) => r.id),
     );
-    expect(await viaProxy(port, "hello-node")).toEqual({ status: 200, body: "hello v2" });
+    const served = await waitFor(
+      "hello-node back after the restart",
+      async () => {
+        const r = await viaProxy(port, "hello-node");
+        return r.status === 200 ? r : undefined;
+      },
+      60_000,
+    );
+    expect(served.body).toBe("hello v2");
   });
 });

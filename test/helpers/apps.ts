@@ -46,7 +46,8 @@ export async function nodeApp(message: string): Promise<Record<string, string>> 
     private: true,
     scripts: { start: "node server.js" },
     engines: { node: "22" },
-    dependencies: { "is-number": "7.0.0" },
+    // is-odd requires is-number: a dependency with a dependency of its own, as real apps have.
+    dependencies: { "is-odd": "3.0.1" },
   };
   const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-lock-"));
   await writeFile(path.join(dir, "package.json"), JSON.stringify(pkg, null, 2));
@@ -63,8 +64,8 @@ export async function nodeApp(message: string): Promise<Record<string, string>> 
 
 export function serverJs(message: string): string {
   return `const http = require("http");
-const isNumber = require("is-number");
-http.createServer((req, res) => res.end(${JSON.stringify(message)} + (isNumber(1) ? "" : "!"))).listen(process.env.PORT);
+const isOdd = require("is-odd");
+http.createServer((req, res) => res.end(${JSON.stringify(message)} + (isOdd(1) ? "" : "!"))).listen(process.env.PORT);
 `;
 }
 

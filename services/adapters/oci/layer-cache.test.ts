@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -25,6 +25,29 @@ describe("LayerCache", () => {
     );
     expect(second).toEqual(first);
     expect((await stat(second.path)).mtimeMs).toBe(written);
+  });
+
+  it("reuses the layer when the same files are hard-linked into a new directory, as a restored cache is", async () => {
+    const cache = LayerCache.create(path.join(dir, "cache"));
+    const first = await cache.layer(path.join(dir, "src"), "/layers/x/y");
+    const written = (await stat(first.path)).mtimeMs;
+    await new Promise((r) => setTimeout(r, 20));
+    await mkdir(path.join(dir, "restored", "lib"), { recursive: true });
+    await link(path.join(dir, "src", "lib", "a.js"), path.join(dir, "restored", "lib", "a.js"));
+    const second = await LayerCache.create(path.join(dir, "cache")).layer(
+      path.join(dir, "restored"),
+      "/layers/x/y",
+    );
+    expect(second).toEqual(first);
+    expect((await stat(second.path)).mtimeMs).toBe(written);
+  });
+
+  it("reuses the layer when a small file is rewritten with the same bytes", async () => {
+    const cache = LayerCache.create(path.join(dir, "cache"));
+    const first = await cache.layer(path.join(dir, "src"), "/layers/x/y");
+    await new Promise((r) => setTimeout(r, 20));
+    await writeFile(path.join(dir, "src", "lib", "a.js"), "a");
+    expect(await cache.layer(path.join(dir, "src"), "/layers/x/y")).toEqual(first);
   });
 
   it("writes a new layer when a file changes, even to the same size", async () => {

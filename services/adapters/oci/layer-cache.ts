@@ -22,7 +22,10 @@ import {
 } from "./layer.js";
 
 /** Bump when the layer writer's output changes, so old entries are not reused. */
-const FORMAT = "slipway-layer-v1";
+const FORMAT = "slipway-layer-v3";
+
+/** Files up to this size are fingerprinted by content rather than by size and mtime. */
+const SMALL_FILE = 64n * 1024n;
 
 const entrySchema = z.object({
   diffId: z.string(),
@@ -100,7 +103,20 @@ async function fingerprint(hostDir: string, imagePath: string, options: LayerOpt
     const st = await lstat(abs, { bigint: true });
     let extra = "";
     if (st.isSymbolicLink()) extra = await readlink(abs);
-    hash.update(`\n${rel}\0${st.mode}\0${st.size}\0${st.mtimeNs}\0${extra}`);
+    // Only what can change a file's bytes in the tar counts: directories and links are written with the
+    // fixed mtime, and a restored cache layer is a fresh directory (new mtime) of hard-linked files.
+    // Small files are hashed by content: buildpacks rewrite their env files on every build, with the
+    // same bytes and a new mtime.
+    let content = "";
+    if (st.isFile()) {
+      content =
+        st.size <= SMALL_FILE
+          ? createHash("sha256")
+              .update(await readFile(abs))
+              .digest("hex")
+          : `${st.size}\0${st.mtimeNs}`;
+    }
+    hash.update(`\n${rel}\0${st.mode}\0${content}\0${extra}`);
     if (!st.isDirectory()) return;
     const names: string[] = [];
     for await (const d of await opendir(abs)) names.push(d.name);

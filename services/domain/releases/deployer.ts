@@ -46,21 +46,17 @@ export class Deployer {
     await say(`===> DEPLOYING release ${release.id} (${release.image_digest.slice(0, 19)})`);
     let app: RunningApp | undefined;
     try {
-      app = await runtime.start({
-        tool: release.tool,
-        process: "web",
-        releaseId: release.id,
-        image: imageByDigest(release),
-        env: { PORT: String(WEB_PORT) },
-        port: WEB_PORT,
-        memoryMb: this.deps.options.memoryMb,
-      });
+      app = await this.startWeb(release);
       const health = await this.waitHealthy(app, signal);
       if (!health.ok) {
         const output = await runtime.logs(app.id, 20).catch(() => []);
         throw new PipelineError(
           "deploy_failed",
-          `web process did not pass its health check within ${this.deps.options.healthTimeoutS} s (last probe: ${health.detail}); the previous release keeps serving`,
+          `${
+            health.exited
+              ? `web process exited before it answered on port ${WEB_PORT}`
+              : `web process did not pass its health check within ${this.deps.options.healthTimeoutS} s (last probe: ${health.detail})`
+          }; the previous release keeps serving`,
           { details: { phase: "deploy", log_tail: output } },
         );
       }
@@ -97,15 +93,63 @@ export class Deployer {
     }
   }
 
-  private async waitHealthy(app: RunningApp, signal: AbortSignal): Promise<ProbeResult> {
+  /**
+   * After a reboot (or anything else that removed containers) the live release of each tool is started
+   * again, so "restarting keeps every release" holds for what is served too.
+   */
+  async reconcile(tools: readonly string[]): Promise<void> {
+    const { store, runtime } = this.deps;
+    const running = await runtime.list();
+    for (const tool of tools) {
+      const route = await store.getRoute(tool);
+      if (!route || running.some((r) => r.tool === tool && r.releaseId === route.release_id)) continue;
+      const release = await store.getRelease(route.release_id);
+      if (!release) continue;
+      const log = this.deps.logger.child({ tool, releaseId: release.id });
+      try {
+        const app = await this.startWeb(release);
+        const health = await this.waitHealthy(app, new AbortController().signal);
+        if (!health.ok) {
+          await runtime.stop(app.id);
+          log.warn({ probe: health.detail }, "live release did not come back after a restart");
+          continue;
+        }
+        await store.setRoute({
+          tool,
+          release_id: release.id,
+          host: app.address.host,
+          port: app.address.port,
+        });
+        log.info({}, "live release restarted");
+      } catch (error) {
+        log.warn({ error: errorMessage(error) }, "live release could not be restarted");
+      }
+    }
+  }
+
+  private startWeb(release: Release): Promise<RunningApp> {
+    return this.deps.runtime.start({
+      tool: release.tool,
+      process: "web",
+      releaseId: release.id,
+      image: imageByDigest(release),
+      env: { PORT: String(WEB_PORT) },
+      port: WEB_PORT,
+      memoryMb: this.deps.options.memoryMb,
+    });
+  }
+
+  private async waitHealthy(
+    app: RunningApp,
+    signal: AbortSignal,
+  ): Promise<ProbeResult & { exited?: boolean }> {
     const deadline = Date.now() + this.deps.options.healthTimeoutS * 1000;
     let last: ProbeResult = { ok: false, detail: "not probed yet" };
     while (Date.now() < deadline && !signal.aborted) {
       last = await this.deps.probe.probe(app.address);
       if (last.ok) return last;
       const running = await this.deps.runtime.list(app.tool);
-      if (!running.some((r) => r.id === app.id))
-        return { ok: false, detail: `process exited (${last.detail})` };
+      if (!running.some((r) => r.id === app.id)) return { ok: false, exited: true, detail: last.detail };
       await sleep(250);
     }
     return last;

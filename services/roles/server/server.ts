@@ -197,6 +197,8 @@ export async function startServer(
             logger,
           ),
         );
+        const names = (await store.listTools()).map((t) => t.name);
+        deployer.reconcile(names).catch((e) => logger.warn({ error: errorMessage(e) }, "reconcile failed"));
       }
       if (role === "all" || role === "builder") {
         const fetcher = IsomorphicGitFetcher.create({
