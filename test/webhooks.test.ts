@@ -92,6 +92,25 @@ describe("GitLab webhooks", () => {
     expect((await app.store.listBuilds("diaspora", 100)).length).toBe(before);
   });
 
+  it("keeps one build waiting per tool: a newer push supersedes the waiting one and says by which", async () => {
+    const a = (await (
+      await send({ ...pushHook, checkout_sha: "5".repeat(40), after: "5".repeat(40) })
+    ).json()) as {
+      build_id: string;
+    };
+    const b = (await (
+      await send({ ...pushHook, checkout_sha: "6".repeat(40), after: "6".repeat(40) })
+    ).json()) as {
+      build_id: string;
+    };
+    const older = await app.store.getBuild(a.build_id);
+    expect(older).toMatchObject({ status: "superseded", reason: expect.stringContaining(b.build_id) });
+    expect(await app.store.getBuild(b.build_id)).toMatchObject({ status: "pending" });
+    const waiting = (await app.store.listBuilds("diaspora", 100)).filter((x) => x.status === "pending");
+    expect(waiting.map((x) => x.id)).toEqual([b.build_id]);
+    expect((await app.queue.counts("build")).waiting).toBe(1);
+  });
+
   it("starts nothing for a branch deletion and says why", async () => {
     const res = await send({ ...pushHook, after: "0".repeat(40), checkout_sha: null, commits: [] });
     expect(res.status).toBe(200);

@@ -92,6 +92,28 @@ export class TriggerService {
     });
     await this.queue.enqueue("build", { build_id: id }, id);
     log.info({ buildId: id, sha: event.commit }, "build queued");
+    await this.supersedeWaiting(build, log);
     return { status: "queued", build_id: id, commit: event.commit, reason: decision.reason };
+  }
+
+  /**
+   * At most one build of a tool's component waits: a newer push replaces the waiting one, which is
+   * marked superseded and frees its commit. A build already running is left to finish.
+   */
+  private async supersedeWaiting(newer: Build, log: Logger): Promise<void> {
+    const recent = await this.store.listBuilds(newer.tool, 50);
+    for (const older of recent) {
+      if (older.id === newer.id || older.component !== newer.component || older.status !== "pending")
+        continue;
+      if (older.created_at > newer.created_at) continue;
+      if (!(await this.queue.removeWaiting("build", older.id))) continue;
+      await this.store.updateBuild(older.id, {
+        status: "superseded",
+        reason: `superseded by build ${newer.id} (${newer.ref} at ${newer.commit.slice(0, 12)}) before it started`,
+        finished_at: new Date().toISOString(),
+      });
+      await this.store.releaseCommit(older.tool, older.component, older.commit);
+      log.info({ buildId: older.id, by: newer.id }, "waiting build superseded");
+    }
   }
 }

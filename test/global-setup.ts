@@ -1,0 +1,10 @@
+import { ensureHostPackages } from "../services/adapters/host/packages.js";
+import { createLogger } from "../services/platform/logger.js";
+
+/**
+ * The tests use the real redis-server, docker-registry, podman, git and debootstrap. On a fresh Debian
+ * machine `npm test` installs them as `npm start` does (as root), or stops with the one command to run.
+ */
+export default async function setup(): Promise<void> {
+  await ensureHostPackages(createLogger({ level: "info", destination: process.stderr }), { needRedis: true });
+}
