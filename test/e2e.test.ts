@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../services/adapters/redis/server.js";
+import { freePort } from "../services/platform/net.js";
 import { createGitRemote } from "../services/adapters/git/http-backend.js";
 import { loadConfig } from "../services/platform/env.js";
 import { createLogger, memoryLogger } from "../services/platform/logger.js";

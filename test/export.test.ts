@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -10,6 +9,7 @@ import { exportImage, type ExportRequest } from "../services/adapters/oci/export
 import type { LifecycleResult, Stack } from "../services/domain/lifecycle/types.js";
 import { run } from "../services/platform/process.js";
 import { startRegistry, type TestRegistry } from "./helpers/registry.js";
+import { freePort } from "../services/platform/net.js";
 
 /**
  * A Debian minbase root filesystem with python3 (for a web process that needs no app runtime), made
@@ -278,15 +278,4 @@ async function waitFor200(url: string, timeoutMs: number): Promise<string> {
     await sleep(200);
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (${last})`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
-    });
-  });
 }

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podman, podmanEnv } from "../services/adapters/podman/podman.js";
@@ -12,6 +11,7 @@ import { loadConfig } from "../services/platform/env.js";
 import { PipelineError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
+import { freePort } from "../services/platform/net.js";
 
 // The stack takes about two minutes to build the first time; it is kept here so later runs reuse it.
 const STACK_HOME = "/var/tmp/slipway-test-stack";
@@ -92,18 +92,6 @@ async function buildError(
     throw error;
   }
   throw new Error("the build was expected to fail");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const address = s.address();
-      s.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 /** Starts the built app the way an image would run it: run rootfs, layers at their paths, /cnb/process/web. */

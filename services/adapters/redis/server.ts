@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TransientError } from "../../platform/errors.js";
+import { freePort, waitForPort } from "../../platform/net.js";
 
 /** A redis-server child process owned by Slipway (the local profile when no REDIS_URL is given). */
 export class RedisServer {
@@ -54,35 +54,5 @@ export class RedisServer {
     this.child.kill("SIGTERM");
     await Promise.race([exited, sleep(10_000)]);
     if (this.child.exitCode === null) this.child.kill("SIGKILL");
-  }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-export async function waitForPort(port: number, timeoutMs: number, host = "127.0.0.1"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ port, host });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline)
-      throw new TransientError(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
-    await sleep(50);
   }
 }

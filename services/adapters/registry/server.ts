@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import bcrypt from "bcryptjs";
 import { stringify } from "yaml";
 import { z } from "zod";
 import type { Config } from "../../platform/env.js";
+import { freePort } from "../../platform/net.js";
 import { TransientError } from "../../platform/errors.js";
 
 /** Options for {@link RegistryServer.start}. */
@@ -159,16 +159,4 @@ async function waitForAuthChallenge(url: string, timeoutMs: number): Promise<voi
     }
     await sleep(50);
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }

@@ -1,0 +1,35 @@
+import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { TransientError } from "./errors.js";
+
+/** A TCP port on loopback that nothing listens on right now (for children started on "random" ports). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on the port. */
+export async function waitForPort(port: number, timeoutMs: number, host = "127.0.0.1"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ port, host });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline)
+      throw new TransientError(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
