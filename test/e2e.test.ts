@@ -13,12 +13,13 @@ import { git, gitRepo, nodeApp, pythonApp, serverJs, viaProxy, waitFor } from ".
 import express from "express";
 import { readFileSync } from "node:fs";
 import { run } from "../services/platform/process.js";
+import { TEST_STACK_HOME } from "./helpers/stack.js";
 
 /**
  * The whole local profile as a maintainer meets it: `git push` (or a GitLab hook) → buildpacks in podman
  * → image in the registry → live at http://<tool>.localhost. Real Redis, registry, podman and git.
  */
-const STACK_HOME = process.env.SLIPWAY_TEST_STACK_HOME ?? "/var/tmp/slipway-test-stack";
+const STACK_HOME = TEST_STACK_HOME;
 
 let home: string;
 let server: RunningServer;

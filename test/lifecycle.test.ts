@@ -12,9 +12,10 @@ import { PipelineError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
 import { freePort } from "../services/platform/net.js";
+import { TEST_STACK_HOME } from "./helpers/stack.js";
 
 // The stack takes about two minutes to build the first time; it is kept here so later runs reuse it.
-const STACK_HOME = "/var/tmp/slipway-test-stack";
+const STACK_HOME = TEST_STACK_HOME;
 const config = loadConfig({ ...process.env, SLIPWAY_HOME: STACK_HOME });
 const buildpacks = ["nodejs", "python", "procfile"].map((b) => path.join(config.repoRoot, "buildpacks", b));
 
