@@ -1,0 +1,45 @@
+/**
+ * Kubernetes manifests for the cluster profile, as pure functions: a tool's workloads in, plain API
+ * objects out. Nothing here talks to a cluster; the adapter applies what these render.
+ */
+export { expandSchedule, validateCron } from "./cron.js";
+export {
+  DEFAULT_CPU,
+  DEFAULT_MEMORY,
+  type HealthCheck,
+  type OneOffWorkload,
+  type RenderOptions,
+  type ScheduledWorkload,
+  type SecretEnv,
+  type ToolWorkload,
+  type WebserviceWorkload,
+  type WorkerWorkload,
+  type WorkloadCommand,
+  type WorkloadKind,
+  resources,
+  validateWorkload,
+} from "./model.js";
+export {
+  LABELS,
+  boundedName,
+  envSecretName,
+  namespaceName,
+  selectorLabels,
+  workloadLabels,
+} from "./names.js";
+export {
+  DEFAULT_QUOTA,
+  type KubernetesObject,
+  type Rendered,
+  type ToolManifest,
+  type ToolQuota,
+  envChecksum,
+  oneOffJobName,
+  renderAll,
+  renderEnvSecret,
+  renderNamespace,
+  renderWorkload,
+  sortObjects,
+  toolHost,
+} from "./render.js";
+export { toYaml } from "./yaml.js";
