@@ -1,0 +1,64 @@
+import { Gitlab } from "@gitbeaker/rest";
+import { InputError } from "../../platform/errors.js";
+
+/** How to reach one GitLab instance as one tool's linked credential. */
+export interface GitlabConnection {
+  /** Base URL of the instance, e.g. `https://gitlab.wikimedia.org`. */
+  readonly host: string;
+  /** A project (or personal) access token with the `api` scope. Never logged. */
+  readonly token: string;
+  /**
+   * Plain `http://` sends the token in clear text, so it is accepted only for loopback hosts (test
+   * doubles) unless the operator allows it explicitly.
+   */
+  readonly allowHttp?: boolean | undefined;
+  /** Per-request timeout; gitbeaker's own default is 300 s, far longer than a build should wait. */
+  readonly timeoutMs?: number | undefined;
+}
+
+export type GitlabApi = InstanceType<typeof Gitlab>;
+
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** Checks a GitLab base URL and returns it normalised (no trailing slash). */
+export function parseGitlabHost(host: string, allowHttp = false): string {
+  let url: URL;
+  try {
+    url = new URL(host);
+  } catch (error) {
+    throw new InputError(
+      `invalid GitLab URL "${host.slice(0, 200)}": give the instance's base URL, e.g. https://gitlab.com`,
+      {
+        cause: error,
+        details: { field: "url" },
+      },
+    );
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new InputError("the GitLab URL must not contain credentials: pass the token separately", {
+      details: { field: "url" },
+    });
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && (allowHttp || LOOPBACK.has(url.hostname)))) {
+    throw new InputError(
+      `GitLab URL ${url.origin} must use https: the access token would otherwise cross the network in clear text`,
+      { details: { field: "url" } },
+    );
+  }
+  if (url.search !== "" || url.hash !== "") {
+    throw new InputError(`GitLab URL ${url.origin} must not have a query or fragment`, {
+      details: { field: "url" },
+    });
+  }
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
+}
+
+/** Builds the client; no I/O happens until a method is called. */
+export function gitlabApi(connection: GitlabConnection): { api: GitlabApi; host: string } {
+  const host = parseGitlabHost(connection.host, connection.allowHttp);
+  if (connection.token.trim() === "") {
+    throw new InputError("a GitLab access token is required (scope: api)", { details: { field: "token" } });
+  }
+  const api = new Gitlab({ host, token: connection.token, queryTimeout: connection.timeoutMs ?? 10_000 });
+  return { api, host };
+}
