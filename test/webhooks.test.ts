@@ -233,6 +233,13 @@ describe("API", () => {
     expect(twice.status).toBe(409);
   });
 
+  it("publishes the JSON schema of slipway.yaml without authentication", async () => {
+    const res = await fetch(`${app.url}/api/v1/schemas/slipway.json`);
+    expect(res.status).toBe(200);
+    const schema = (await res.json()) as { properties?: Record<string, unknown> };
+    expect(Object.keys(schema.properties ?? {})).toEqual(expect.arrayContaining(["components", "deploy"]));
+  });
+
   it("serves an OpenAPI document describing the routes", async () => {
     const doc = (await (await fetch(`${app.url}/api/v1/openapi.json`)).json()) as {
       openapi: string;

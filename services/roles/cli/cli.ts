@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
 import type { Config } from "../../platform/env.js";
 import { ApiClient, ApiError } from "./client.js";
+import { validateConfigFile } from "./config-validate.js";
 
 interface BuildRow {
   id: string;
@@ -165,6 +166,22 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
         await client()
       ).request<BuildRow>("POST", `/api/v1/builds/${encodeURIComponent(id)}/cancel`);
       out(!!o.json, b, () => `build ${b.id}: ${b.status}`);
+    });
+
+  program
+    .command("config")
+    .description("the components config (slipway.yaml or toolforge.yaml)")
+    .command("validate [path]")
+    .description("check a config file offline; default slipway.yaml, else toolforge.yaml")
+    .addOption(json())
+    .action(async (file: string | undefined, o: { json?: boolean }) => {
+      const result = await validateConfigFile(file);
+      out(
+        !!o.json,
+        { ok: result.ok, file: result.file, problems: result.problems ?? [], config: result.config },
+        () => result.output.trimEnd(),
+      );
+      if (!result.ok) process.exitCode = 1;
     });
 
   const deployment = program.command("deployment").description("releases of a tool");

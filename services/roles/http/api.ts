@@ -11,6 +11,7 @@ import type { RefResolver } from "../../ports/refs.js";
 import type { StateStore } from "../../ports/store.js";
 import { bearerAuth, requireAdmin, requireTool } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
+import { COMPONENTS_SCHEMA_PATH, componentsJsonSchema } from "../../domain/config/index.js";
 
 export interface ApiDeps {
   readonly store: StateStore;
@@ -35,6 +36,9 @@ export function apiRouter(deps: ApiDeps): Router {
   const r = Router();
   r.get("/api/v1/openapi.json", (_req, res) => {
     res.json(openApiDocument(deps.urls.publicUrl));
+  });
+  r.get(COMPONENTS_SCHEMA_PATH, (_req, res) => {
+    res.json(componentsJsonSchema());
   });
   r.get("/api/v1/healthz", (_req, res) => {
     res.json({ status: "ok" });
