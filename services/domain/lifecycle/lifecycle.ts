@@ -69,6 +69,8 @@ export interface LifecycleInput {
   readonly limits: { readonly memoryMb: number; readonly cpus: number };
   /** npm registry the nodejs buildpack and npm use (`npm_config_registry`). */
   readonly npmRegistry?: string | undefined;
+  /** Debian mirror the php and go buildpacks download packages from (`SLIPWAY_DEBIAN_MIRROR`). */
+  readonly debianMirror?: string | undefined;
   /** Name of the build container. */
   readonly name: string;
   /** Aborting (timeout, cancel) stops the running step and fails the build. */
@@ -349,6 +351,7 @@ function baseEnvironment(input: LifecycleInput): Record<string, string> {
     REQUESTS_CA_BUNDLE: CA_FILE,
     SOURCE_DATE_EPOCH: String(input.sourceDateEpoch),
     ...(input.npmRegistry ? { npm_config_registry: input.npmRegistry } : {}),
+    ...(input.debianMirror ? { SLIPWAY_DEBIAN_MIRROR: input.debianMirror } : {}),
   };
 }
 

@@ -30,7 +30,7 @@ export async function localBuilder(
   const buildpacks = (await readdir(buildpacksDir, { withFileTypes: true }))
     .filter((d) => d.isDirectory())
     .map((d) => path.join(buildpacksDir, d.name));
-  const order = ["nodejs", "python", "procfile"]
+  const order = ["nodejs", "python", "php", "go", "static", "procfile"]
     .map((n) => path.join(buildpacksDir, n))
     .filter((p) => buildpacks.includes(p));
 
@@ -49,6 +49,7 @@ export async function localBuilder(
           sourceDateEpoch: input.sourceDateEpoch,
           limits: { memoryMb: config.build.memoryMb, cpus: config.build.cpus },
           npmRegistry: config.npmRegistry,
+          debianMirror: config.debianMirror,
           name: `slipway-build-${path.basename(input.workDir)}`,
           signal: input.signal,
           onLog: input.onLog,
