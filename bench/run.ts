@@ -513,6 +513,8 @@ async function main(): Promise<void> {
     `Slipway bench on ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}\n\n`,
   );
   await webhookIngest();
+  // `npm run bench -- webhook` stops here: the quick figure while working on the receiver.
+  if (process.argv[2] === "webhook") return;
   const server = await startServer({ SLIPWAY_BUILD_CONCURRENCY: "4" });
   try {
     record({

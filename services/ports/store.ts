@@ -33,6 +33,11 @@ export interface StateStore {
   claimCommit(tool: string, component: string, commit: string, buildId: string): Promise<string | undefined>;
   releaseCommit(tool: string, component: string, commit: string): Promise<void>;
   /**
+   * Records `buildId` as the newest build queued for a tool's component and returns the one recorded
+   * before it, atomically: how a newer push finds the build it replaces without listing builds.
+   */
+  swapNewestBuild(tool: string, component: string, buildId: string): Promise<string | undefined>;
+  /**
    * Remembers a webhook delivery for 24 h. Returns undefined the first time, or the answer given to
    * the first delivery with this key.
    */

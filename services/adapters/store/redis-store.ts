@@ -8,6 +8,7 @@ import type { Route, SecretKind, StateStore } from "../../ports/store.js";
 const P = "slipway:";
 const DELIVERY_TTL_S = 24 * 3600;
 const ROUTES_CHANNEL = `${P}routes`;
+const TX_CONNECTIONS = 8;
 
 /**
  * StateStore on Redis. Records are JSON strings; per-tool indexes are sorted sets scored by creation
@@ -15,12 +16,17 @@ const ROUTES_CHANNEL = `${P}routes`;
  */
 export class RedisStore implements StateStore {
   private subscriber: Redis | undefined;
-  /** WATCH is per connection: updates run one at a time on a connection of their own. */
-  private readonly tx: Redis;
-  private txQueue: Promise<unknown> = Promise.resolve();
+  /**
+   * WATCH is per connection, so read-modify-write updates run one at a time per connection. A small
+   * pool, chosen by key, keeps updates of one record in order while different records proceed at once.
+   */
+  private readonly tx: { conn: Redis; queue: Promise<unknown> }[];
 
   private constructor(private readonly redis: Redis) {
-    this.tx = redis.duplicate();
+    this.tx = Array.from({ length: TX_CONNECTIONS }, () => ({
+      conn: redis.duplicate(),
+      queue: Promise.resolve(),
+    }));
   }
 
   static create(url: string): RedisStore {
@@ -95,6 +101,11 @@ export class RedisStore implements StateStore {
     await this.redis.del(`${P}commit:${tool}:${component}:${commit}`);
   }
 
+  async swapNewestBuild(tool: string, component: string, buildId: string): Promise<string | undefined> {
+    const previous = await this.redis.set(`${P}newest:${tool}:${component}`, buildId, "GET");
+    return previous ?? undefined;
+  }
+
   async rememberDelivery(tool: string, key: string, answer: string): Promise<string | undefined> {
     const k = `${P}delivery:${tool}:${key}`;
     const ok = await this.redis.set(k, answer, "EX", DELIVERY_TTL_S, "NX");
@@ -144,27 +155,29 @@ export class RedisStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.redis.quit(), this.tx.quit(), this.subscriber?.quit()]);
+    await Promise.all([this.redis.quit(), ...this.tx.map((t) => t.conn.quit()), this.subscriber?.quit()]);
   }
 
   /** Read-modify-write under WATCH so concurrent updates (a cancel during a build) are not lost. */
   private patch<T extends object>(key: string, patch: Partial<T>, what: string): Promise<T> {
+    const slot = this.tx[hashOf(key) % this.tx.length]!;
+    const tx = slot.conn;
     const attempt = async (): Promise<T> => {
       for (let i = 0; i < 20; i++) {
-        await this.tx.watch(key);
-        const current = parse<T>(await this.tx.get(key));
+        await tx.watch(key);
+        const current = parse<T>(await tx.get(key));
         if (!current) {
-          await this.tx.unwatch();
+          await tx.unwatch();
           throw new NotFoundError(`${what} does not exist`);
         }
         const next = { ...current, ...patch };
-        const done = await this.tx.multi().set(key, JSON.stringify(next)).exec();
+        const done = await tx.multi().set(key, JSON.stringify(next)).exec();
         if (done !== null) return next;
       }
       throw new ConflictError(`${what} is being changed concurrently; try again`);
     };
-    const result = this.txQueue.then(attempt, attempt);
-    this.txQueue = result.catch(() => undefined);
+    const result = slot.queue.then(attempt, attempt);
+    slot.queue = result.catch(() => undefined);
     return result;
   }
 
@@ -173,6 +186,12 @@ export class RedisStore implements StateStore {
     const values = await this.redis.mget(...keys);
     return values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as T]));
   }
+}
+
+function hashOf(key: string): number {
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) >>> 0;
+  return h;
 }
 
 function parse<T>(value: string | null): T | undefined {

@@ -87,9 +87,16 @@ export class TriggerService {
       no_cache: event.noCache ?? false,
     };
     await this.store.createBuild(build);
-    await this.store.updateTool(event.tool.name, {
-      source: { url: event.sourceUrl, ref: event.ref, default_branch: event.defaultBranch ?? "" },
-    });
+    const source = { url: event.sourceUrl, ref: event.ref, default_branch: event.defaultBranch ?? "" };
+    const known = event.tool.source;
+    if (
+      !known ||
+      known.url !== source.url ||
+      known.ref !== source.ref ||
+      known.default_branch !== source.default_branch
+    ) {
+      await this.store.updateTool(event.tool.name, { source });
+    }
     await this.queue.enqueue("build", { build_id: id }, id);
     log.info({ buildId: id, sha: event.commit }, "build queued");
     await this.supersedeWaiting(build, log);
@@ -101,19 +108,16 @@ export class TriggerService {
    * marked superseded and frees its commit. A build already running is left to finish.
    */
   private async supersedeWaiting(newer: Build, log: Logger): Promise<void> {
-    const recent = await this.store.listBuilds(newer.tool, 50);
-    for (const older of recent) {
-      if (older.id === newer.id || older.component !== newer.component || older.status !== "pending")
-        continue;
-      if (older.created_at > newer.created_at) continue;
-      if (!(await this.queue.removeWaiting("build", older.id))) continue;
-      await this.store.updateBuild(older.id, {
-        status: "superseded",
-        reason: `superseded by build ${newer.id} (${newer.ref} at ${newer.commit.slice(0, 12)}) before it started`,
-        finished_at: new Date().toISOString(),
-      });
-      await this.store.releaseCommit(older.tool, older.component, older.commit);
-      log.info({ buildId: older.id, by: newer.id }, "waiting build superseded");
-    }
+    const olderId = await this.store.swapNewestBuild(newer.tool, newer.component, newer.id);
+    if (olderId === undefined || olderId === newer.id) return;
+    // Only a build still waiting in the queue is replaced; one already running finishes.
+    if (!(await this.queue.removeWaiting("build", olderId))) return;
+    const older = await this.store.updateBuild(olderId, {
+      status: "superseded",
+      reason: `superseded by build ${newer.id} (${newer.ref} at ${newer.commit.slice(0, 12)}) before it started`,
+      finished_at: new Date().toISOString(),
+    });
+    await this.store.releaseCommit(older.tool, older.component, older.commit);
+    log.info({ buildId: older.id, by: newer.id }, "waiting build superseded");
   }
 }
