@@ -270,6 +270,35 @@ describe("push to deploy on the local profile", () => {
     }
   });
 
+  it("cancels a running build within seconds and stops its container", async () => {
+    const tool = await createTool("cancel-me");
+    // A build that would run for minutes: its npm install sleeps.
+    const pkg = {
+      name: "slow",
+      version: "1.0.0",
+      private: true,
+      scripts: { start: "node x.js", preinstall: "sleep 300" },
+    };
+    const repo = await gitRepo({ "package.json": JSON.stringify(pkg), "x.js": "" });
+    const id = buildIdFrom(await git(repo.dir, ["push", pushUrl(tool), "main"]));
+    await waitFor(
+      "the build to run",
+      async () => ((await api<BuildView>(`/api/v1/builds/${id}`)).phase === "build" ? true : undefined),
+      120_000,
+    );
+    const cancelled = await cli(["build", "cancel", id, "--json"]);
+    expect(JSON.parse(cancelled.stdout)).toMatchObject({ status: "cancelled" });
+    await waitFor(
+      "the build container to go",
+      async () => {
+        const ps = await podman(["ps", "-q", "--filter", `name=slipway-build-${id}`], { repoRoot });
+        return ps.stdout.trim() === "" ? true : undefined;
+      },
+      30_000,
+    );
+    expect((await api<BuildView>(`/api/v1/builds/${id}`)).status).toBe("cancelled");
+  });
+
   it("answers the CLI with the keys scripts rely on", async () => {
     const created = await cli(["tools", "create", "cli-tool", "--json"]);
     expect(created.code, created.stderr).toBe(0);

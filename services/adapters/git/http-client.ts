@@ -18,7 +18,12 @@ export function abortableHttpClient(signal: AbortSignal | undefined): HttpClient
         signal: signal ?? null,
         redirect: "follow",
       });
-      const responseBody = res.body ? Readable.fromWeb(res.body)[Symbol.asyncIterator]() : undefined;
+      const stream = res.body ? Readable.fromWeb(res.body) : undefined;
+      // isomorphic-git does not always read a response to its end. The build's signal stays attached
+      // to it, so cancelling the build later errors the stream with no one listening, which would
+      // crash the server. A reader still gets errors through the iterator.
+      stream?.on("error", () => undefined);
+      const responseBody = stream?.[Symbol.asyncIterator]();
       return {
         url: res.url,
         method,
