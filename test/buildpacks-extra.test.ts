@@ -81,6 +81,7 @@ async function build(name: string, appDir: string) {
     sourceDateEpoch: 1_700_000_000,
     limits: { memoryMb: 2048, cpus: 2 },
     npmRegistry: config.npmRegistry,
+    libDir: path.join(config.repoRoot, "buildpacks", "lib"),
     name: `slipway-test-${name}-${randomBytes(3).toString("hex")}`,
     signal: AbortSignal.timeout(420_000),
     onLog: (line) => {
@@ -481,18 +482,6 @@ describe("go buildpack", () => {
       const error = await buildError("go-deps", dir);
       expect(error.details).toMatchObject({ buildpack: "slipway/go" });
       expect((error.details?.log_tail as string[]).join("\n")).toContain("go mod vendor");
-    },
-    LONG,
-  );
-});
-
-describe("shared Debian helper", () => {
-  it(
-    "is the same file in the php and go buildpacks",
-    async () => {
-      const php = await readFile(path.join(config.repoRoot, "buildpacks", "php", "lib", "debs.py"), "utf8");
-      const go = await readFile(path.join(config.repoRoot, "buildpacks", "go", "lib", "debs.py"), "utf8");
-      expect(go).toBe(php);
     },
     LONG,
   );

@@ -42,6 +42,8 @@ export const APP_DIR = "/workspace";
 export const LAYERS_DIR = "/layers";
 const PLATFORM_DIR = "/platform";
 const BUILDPACKS_DIR = "/cnb/buildpacks";
+/** Helpers shared by several buildpacks (buildpacks/lib), read-only in the sandbox. */
+export const CNB_LIB_DIR = "/cnb/lib";
 /** Scratch space of this platform inside the layers dir: build plans. Not a layer (the name starts with a dot). */
 const SCRATCH = ".slipway";
 const CA_FILE = "/etc/ssl/certs/ca-certificates.crt";
@@ -69,6 +71,8 @@ export interface LifecycleInput {
   readonly limits: { readonly memoryMb: number; readonly cpus: number };
   /** npm registry the nodejs buildpack and npm use (`npm_config_registry`). */
   readonly npmRegistry?: string | undefined;
+  /** Host directory of helpers shared by buildpacks, mounted at /cnb/lib (Debian package unpacking). */
+  readonly libDir?: string | undefined;
   /** Debian mirror the php and go buildpacks download packages from (`SLIPWAY_DEBIAN_MIRROR`). */
   readonly debianMirror?: string | undefined;
   /** Name of the build container. */
@@ -120,6 +124,7 @@ export async function runLifecycle(input: LifecycleInput): Promise<LifecycleResu
       { host: dirs.layers, container: LAYERS_DIR, readOnly: false },
       { host: dirs.platform, container: PLATFORM_DIR, readOnly: true },
       ...[...buildpacks.values()].map((b) => ({ host: b.hostDir, container: b.dir, readOnly: true })),
+      ...(input.libDir ? [{ host: input.libDir, container: CNB_LIB_DIR, readOnly: true }] : []),
     ],
   });
   try {

@@ -49,6 +49,7 @@ export async function localBuilder(
           sourceDateEpoch: input.sourceDateEpoch,
           limits: { memoryMb: config.build.memoryMb, cpus: config.build.cpus },
           npmRegistry: config.npmRegistry,
+          libDir: path.join(buildpacksDir, "lib"),
           debianMirror: config.debianMirror,
           name: `slipway-build-${path.basename(input.workDir)}`,
           signal: input.signal,
