@@ -11,8 +11,8 @@ import type { LifecycleResult, Stack } from "../services/domain/lifecycle/types.
 import { loadConfig } from "../services/platform/env.js";
 import { PipelineError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
-import { freePort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
+import { serveBuilt } from "./helpers/serve-built.js";
 
 // The same cached stack as test/lifecycle.test.ts (built once, about two minutes).
 const STACK_HOME = "/var/tmp/slipway-test-stack";
@@ -123,61 +123,15 @@ async function layerFigures(label: string, result: LifecycleResult): Promise<voi
 }
 
 /** Runs the built app as its image would (run rootfs, layers at their paths, /cnb/process/web) and calls `use`. */
-async function serve(
+function serve(
   name: string,
   result: LifecycleResult,
   use: (get: (p: string, init?: RequestInit) => Promise<Response>) => Promise<void>,
 ): Promise<void> {
-  const port = await freePort();
-  const container = `slipway-test-run-${name}-${randomBytes(3).toString("hex")}`;
-  const mounts = [
-    `${result.appDir}:/workspace:ro`,
-    `${result.cnbDir}:/cnb:ro`,
-    ...result.layers.map((l) => `${l.hostDir}:${l.imagePath}:ro`),
-  ].flatMap((m) => ["-v", m]);
-  await podman(
-    [
-      "run",
-      "-d",
-      "--name",
-      container,
-      "--user",
-      `${stack.uid}:${stack.gid}`,
-      "--cap-drop",
-      "all",
-      "--security-opt",
-      "no-new-privileges",
-      "-p",
-      `127.0.0.1:${port}:8080`,
-      "-e",
-      "PORT=8080",
-      ...mounts,
-      "--entrypoint",
-      "/cnb/process/web",
-      runImage,
-    ],
-    { repoRoot: config.repoRoot },
+  return serveBuilt(
+    { repoRoot: config.repoRoot, runImage, uid: stack.uid, gid: stack.gid, name, result },
+    use,
   );
-  const get = (p: string, init?: RequestInit) =>
-    fetch(`http://127.0.0.1:${port}${p}`, { redirect: "manual", ...init });
-  try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await get("/");
-        break;
-      } catch (error) {
-        if (Date.now() > deadline) {
-          const logs = await podman(["logs", container], { repoRoot: config.repoRoot, allowFailure: true });
-          throw new Error(`app did not answer: ${logs.stdout}${logs.stderr}`, { cause: error });
-        }
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-    await use(get);
-  } finally {
-    await podman(["rm", "-f", "-t", "0", container], { repoRoot: config.repoRoot, allowFailure: true });
-  }
 }
 
 /** A raw request line, for paths fetch() would normalise (`/../x`). */

@@ -11,8 +11,8 @@ import { loadConfig } from "../services/platform/env.js";
 import { PipelineError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
-import { freePort } from "../services/platform/net.js";
 import { TEST_STACK_HOME } from "./helpers/stack.js";
+import { serveBuilt } from "./helpers/serve-built.js";
 
 // The stack takes about two minutes to build the first time; it is kept here so later runs reuse it.
 const STACK_HOME = TEST_STACK_HOME;
@@ -95,55 +95,17 @@ async function buildError(
   throw new Error("the build was expected to fail");
 }
 
-/** Starts the built app the way an image would run it: run rootfs, layers at their paths, /cnb/process/web. */
+/** Serves the built app as its image would and returns the answer to `GET /`. */
 async function serveAndGet(name: string, result: LifecycleResult): Promise<{ status: number; body: string }> {
-  const port = await freePort();
-  const container = `slipway-test-run-${name}-${randomBytes(3).toString("hex")}`;
-  const mounts = [
-    `${result.appDir}:/workspace:ro`,
-    `${result.cnbDir}:/cnb:ro`,
-    ...result.layers.map((l) => `${l.hostDir}:${l.imagePath}:ro`),
-  ].flatMap((m) => ["-v", m]);
-  await podman(
-    [
-      "run",
-      "-d",
-      "--name",
-      container,
-      "--user",
-      `${stack.uid}:${stack.gid}`,
-      "--cap-drop",
-      "all",
-      "--security-opt",
-      "no-new-privileges",
-      "-p",
-      `127.0.0.1:${port}:8080`,
-      "-e",
-      "PORT=8080",
-      ...mounts,
-      "--entrypoint",
-      "/cnb/process/web",
-      runImage,
-    ],
-    { repoRoot: config.repoRoot },
+  let answer = { status: 0, body: "" };
+  await serveBuilt(
+    { repoRoot: config.repoRoot, runImage, uid: stack.uid, gid: stack.gid, name, result },
+    async (get) => {
+      const res = await get("/");
+      answer = { status: res.status, body: await res.text() };
+    },
   );
-  try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/`);
-        return { status: res.status, body: await res.text() };
-      } catch (error) {
-        if (Date.now() > deadline) {
-          const logs = await podman(["logs", container], { repoRoot: config.repoRoot, allowFailure: true });
-          throw new Error(`app did not answer: ${logs.stdout}${logs.stderr}`, { cause: error });
-        }
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-  } finally {
-    await podman(["rm", "-f", "-t", "0", container], { repoRoot: config.repoRoot, allowFailure: true });
-  }
+  return answer;
 }
 
 describe("CNB lifecycle in podman", () => {

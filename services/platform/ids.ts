@@ -18,7 +18,3 @@ export function newId(now = Date.now()): string {
   for (let i = 0; i < 12; i++) rand += ALPHABET[bytes[i]! % 32]!;
   return time + rand;
 }
-
-export function isId(value: string): boolean {
-  return /^[0-9a-hjkmnp-tv-z]{22}$/.test(value);
-}

@@ -16,15 +16,13 @@ export function gitPushHandler(deps: {
   tools: ToolService;
   triggers: TriggerService;
   publicUrl: string;
-  defaultBranch: (tool: string, pushedRefs: readonly string[]) => Promise<string | undefined>;
+  /** The repository's default branch, read after the push (the remote adopts the first pushed branch). */
+  defaultBranch: (tool: string) => Promise<string | undefined>;
   logger: Logger;
 }) {
   return async (toolName: string, updates: RefUpdateLike[]): Promise<string> => {
     const tool = await deps.tools.get(toolName);
-    const defaultBranch = await deps.defaultBranch(
-      toolName,
-      updates.map((u) => u.ref),
-    );
+    const defaultBranch = await deps.defaultBranch(toolName);
     const lines: string[] = [];
     for (const update of updates) {
       const result = await deps.triggers.push({

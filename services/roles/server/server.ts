@@ -3,7 +3,7 @@ import type { Server } from "node:http";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { IsomorphicGitFetcher } from "../../adapters/git/fetcher.js";
-import { createGitRemote } from "../../adapters/git/http-backend.js";
+import { createGitRemote, readDefaultBranch } from "../../adapters/git/http-backend.js";
 import { RemoteRefs } from "../../adapters/git/remote-refs.js";
 import { ensureHostPackages } from "../../adapters/host/packages.js";
 import { NetProbe } from "../../adapters/net/probe.js";
@@ -30,7 +30,6 @@ import { gitPushHandler } from "../http/git-push.js";
 import { FrontProxy } from "../http/proxy.js";
 import { gitlabWebhooks } from "../webhooks/gitlab.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
-import { defaultBranchFor } from "./default-branch.js";
 import { localBuilder } from "./local-builder.js";
 import { fileSecret } from "./secrets-file.js";
 
@@ -74,10 +73,7 @@ export async function startServer(
       closers.push(() => redis.close());
       redisUrl = redis.url;
     }
-    const registryServer = await RegistryServer.start({
-      dir: path.join(config.home, "registry"),
-      port: config.registryPort,
-    });
+    const registryServer = await RegistryServer.fromConfig(config);
     closers.push(() => registryServer.close());
     const registry = RegistryClient.create({
       url: registryServer.url,
@@ -95,6 +91,10 @@ export async function startServer(
 
     const admin = await fileSecret(path.join(config.home, "admin-token"), "sla");
     const builderSecret = (await fileSecret(path.join(config.home, "builder-secret"), "slb")).value;
+    // Slipway's own git remote is read with the builder credential, never a tool's token; other
+    // repositories with whatever credentials their request carries.
+    const builderAuth = (url: string, auth?: { username: string; password: string }) =>
+      url.startsWith(`${config.publicUrl}/git/`) ? { username: BUILDER_USER, password: builderSecret } : auth;
     const urls = {
       publicUrl: config.publicUrl,
       webUrl: (t: string) => `http://${t}.${config.webDomain}:${config.port}/`,
@@ -118,11 +118,14 @@ export async function startServer(
           tools,
           triggers,
           publicUrl: config.publicUrl,
-          defaultBranch: (tool, refs) => defaultBranchFor(path.join(reposDir, `${tool}.git`), refs),
+          defaultBranch: (tool) => readDefaultBranch(reposDir, tool),
           logger,
         }),
       });
-      const refs = new RemoteRefs();
+      const remoteRefs = new RemoteRefs();
+      const refs: RefResolver = {
+        resolve: (url, ref, auth) => remoteRefs.resolve(url, ref, builderAuth(url, auth)),
+      };
       const app = createApp({
         logger,
         proxy,
@@ -137,7 +140,7 @@ export async function startServer(
             tools,
             triggers,
             store,
-            refs: internalRefs(refs, config.publicUrl, builderSecret),
+            refs,
           }),
         ],
         api: apiRouter({
@@ -146,7 +149,7 @@ export async function startServer(
           triggers,
           builds: new BuildControl(store, queue),
           logs,
-          refs: internalRefs(refs, config.publicUrl, builderSecret),
+          refs,
           adminTokenHash: hashSecret(admin.value),
           urls,
         }),
@@ -215,13 +218,7 @@ export async function startServer(
             queue,
             fetcher: {
               fetch: (request, dest, signal) =>
-                fetcher.fetch(
-                  request.url.startsWith(`${config.publicUrl}/git/`)
-                    ? { ...request, auth: { username: BUILDER_USER, password: builderSecret } }
-                    : request,
-                  dest,
-                  signal,
-                ),
+                fetcher.fetch({ ...request, auth: builderAuth(request.url, request.auth) }, dest, signal),
             },
             lifecycle: builder.lifecycle,
             exporter: builder.exporter,
@@ -249,18 +246,6 @@ export async function startServer(
     await close();
     throw error;
   }
-}
-
-/** Builds fetch from Slipway's own remote with the builder credential; other URLs as they are. */
-function internalRefs(refs: RefResolver, publicUrl: string, builderSecret: string): RefResolver {
-  return {
-    resolve: (url, ref, auth) =>
-      refs.resolve(
-        url,
-        ref,
-        url.startsWith(`${publicUrl}/git/`) ? { username: BUILDER_USER, password: builderSecret } : auth,
-      ),
-  };
 }
 
 function gitRouterAt(prefix: string, router: import("express").Router): import("express").RequestHandler {
