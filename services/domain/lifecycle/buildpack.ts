@@ -13,7 +13,7 @@ export interface BuildpackDescriptor {
 }
 
 /** Buildpack APIs this platform implements the detect/build contracts of. */
-const SUPPORTED_APIS = ["0.9", "0.10", "0.11", "0.12"];
+export const SUPPORTED_APIS = ["0.9", "0.10", "0.11", "0.12"];
 const RESERVED_IDS = ["app", "config", "generated", "sbom"];
 
 export function parseBuildpackToml(text: string, source: string): BuildpackDescriptor {

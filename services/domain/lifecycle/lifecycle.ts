@@ -16,7 +16,7 @@ import {
 } from "node:fs/promises";
 import path from "node:path";
 import { stringify } from "smol-toml";
-import { PipelineError, SlipwayError, errorMessage } from "../../platform/errors.js";
+import { InputError, PipelineError, SlipwayError, errorMessage } from "../../platform/errors.js";
 import type { BuildSandbox, Sandbox } from "../../ports/sandbox.js";
 import { type BuildpackDescriptor, escapeId, parseBuildpackToml } from "./buildpack.js";
 import { ENV_NAME, type EnvFile, applyEnvOps, envOpsFromFiles, layerPathOps } from "./env.js";
@@ -35,6 +35,13 @@ import {
   parseBuildPlan,
   resolveOrder,
 } from "./order.js";
+import {
+  PROJECT_FILE,
+  parseProjectToml,
+  projectOrder,
+  pruneAppDir,
+  writeInlineBuildpack,
+} from "./project.js";
 import type { GroupEntry, LaunchLayer, LifecycleResult, Stack } from "./types.js";
 
 /** Where things live inside the build container, and in the app image. */
@@ -95,11 +102,15 @@ interface Buildpack {
  * the processes and the `/cnb` launcher scripts. Throws PipelineError (`detect_failed`,
  * `build_failed`, `cancelled`) with the phase, buildpack, exit code and last log lines.
  */
-export async function runLifecycle(input: LifecycleInput): Promise<LifecycleResult> {
-  const buildpacks = await loadBuildpacks(input.buildpacks);
-  const order = input.order ?? [
-    { group: [...buildpacks.values()].map((b) => ({ id: b.descriptor.id, optional: true })) },
-  ];
+export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<LifecycleResult> {
+  const buildpacks = await loadBuildpacks(lifecycleInput.buildpacks);
+  const project = await applyProject(lifecycleInput, buildpacks);
+  // project.toml's build env is platform env with the lowest precedence: the caller's env wins.
+  const input: LifecycleInput = { ...lifecycleInput, env: { ...project.buildEnv, ...lifecycleInput.env } };
+  const order = project.order ??
+    input.order ?? [
+      { group: [...buildpacks.values()].map((b) => ({ id: b.descriptor.id, optional: true })) },
+    ];
   const dirs = {
     layers: path.join(input.workDir, "layers"),
     platform: path.join(input.workDir, "platform"),
@@ -204,7 +215,7 @@ export async function runLifecycle(input: LifecycleInput): Promise<LifecycleResu
       if (exitCode !== 0) {
         throw new PipelineError(
           "build_failed",
-          `build failed in phase build: buildpack ${bp.descriptor.id} exited with code ${exitCode}`,
+          `build failed in phase build: buildpack ${bp.descriptor.id} exited with code ${exitCode}${failureLine(tail)}`,
           { details: { phase: "build", buildpack: bp.descriptor.id, exit_code: exitCode, log_tail: tail } },
         );
       }
@@ -289,6 +300,67 @@ export async function runLifecycle(input: LifecycleInput): Promise<LifecycleResu
     };
   } finally {
     await sandbox.close();
+  }
+}
+
+/**
+ * Reads the app's `project.toml`, if any (CNB project descriptor 0.2): writes its inline buildpacks
+ * and adds them to `buildpacks`, prunes the app dir by include/exclude, and returns the build env and
+ * the detect order it asks for. Any problem fails the build in detect with the file and field named.
+ */
+async function applyProject(
+  input: LifecycleInput,
+  buildpacks: Map<string, Buildpack>,
+): Promise<{ buildEnv: Record<string, string>; order?: OrderGroup[] | undefined }> {
+  const file = path.join(input.appDir, PROJECT_FILE);
+  const info = await lstat(file).catch(() => undefined);
+  if (!info || info.isDirectory()) return { buildEnv: {} };
+  try {
+    // Read on the host, outside the sandbox: a symlink could point at a host file and leak it in errors.
+    if (!info.isFile())
+      throw new InputError(`${PROJECT_FILE}: must be a regular file in the repository (not a symlink)`);
+    const text = await readFile(file, "utf8");
+    const project = parseProjectToml(text, PROJECT_FILE);
+    // The default order, taken before inline buildpacks join: they run only where project.toml puts them.
+    const base = input.order ?? [
+      { group: [...buildpacks.values()].map((b) => ({ id: b.descriptor.id, optional: true })) },
+    ];
+    const inlineRoot = path.join(input.workDir, "inline-buildpacks");
+    await rm(inlineRoot, { recursive: true, force: true });
+    for (const e of [...project.pre, ...(project.group ?? []), ...project.post]) {
+      if (e.kind !== "inline") continue;
+      if (buildpacks.has(e.id))
+        throw new InputError(
+          `${PROJECT_FILE}: [[io.buildpacks.group]] inline buildpack id ${e.id} is already a buildpack of this platform; choose another id`,
+        );
+      const hostDir = path.join(inlineRoot, escapeId(e.id));
+      await writeInlineBuildpack(hostDir, e);
+      const loaded = await loadBuildpacks([hostDir]);
+      for (const [id, bp] of loaded) buildpacks.set(id, bp);
+    }
+    const available = new Map(
+      [...buildpacks.values()].map((b) => [
+        b.descriptor.id,
+        { id: b.descriptor.id, version: b.descriptor.version },
+      ]),
+    );
+    const order = projectOrder(project, available, base, PROJECT_FILE);
+    const removed = await pruneAppDir(input.appDir, project);
+    if (Object.keys(project.buildEnv).length > 0)
+      input.onLog(`${PROJECT_FILE}: build environment ${Object.keys(project.buildEnv).join(", ")}`);
+    if (project.include || project.exclude)
+      input.onLog(
+        `${PROJECT_FILE}: ${project.include ? "include" : "exclude"} removed ${removed.length} path(s) from the app`,
+      );
+    if (order) input.onLog(`${PROJECT_FILE}: buildpack group ${order[0]!.group.map((g) => g.id).join(", ")}`);
+    return { buildEnv: { ...project.buildEnv }, order };
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    input.onLog(`error: ${error.message}`);
+    throw new PipelineError("detect_failed", error.message, {
+      cause: error,
+      details: { phase: "detect", buildpack: null, exit_code: null, log_tail: [`error: ${error.message}`] },
+    });
   }
 }
 
@@ -394,6 +466,16 @@ function stepRunner(sandbox: Sandbox, input: LifecycleInput) {
       }
     },
   };
+}
+
+/**
+ * The log line that says why a buildpack failed, for the one-line reason (build record, GitLab status):
+ * its first `error:` line, else its last line.
+ */
+function failureLine(tail: readonly string[]): string {
+  const lines = tail.map((l) => l.trim()).filter((l) => l !== "");
+  const line = lines.find((l) => /^error:/i.test(l)) ?? lines.at(-1);
+  return line ? `: ${line.length > 300 ? `${line.slice(0, 300)}…` : line}` : "";
 }
 
 function detectFailed(tried: readonly { id: string; result: string; output: string[] }[]): SlipwayError {

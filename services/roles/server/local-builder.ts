@@ -9,6 +9,9 @@ import type { ImageExporter, LifecycleRunner } from "../../domain/pipeline/build
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 
+/** The detect order of Slipway's own buildpacks: OS packages first, the Procfile last. */
+export const BUILDPACK_ORDER = ["apt", "nodejs", "python", "php", "go", "static", "procfile"] as const;
+
 /**
  * The local profile's builder: the stack images (built from Debian packages on first use, then cached),
  * the CNB lifecycle in podman, and the exporter pushing to the local registry. Preparing the stack can
@@ -30,9 +33,7 @@ export async function localBuilder(
   const buildpacks = (await readdir(buildpacksDir, { withFileTypes: true }))
     .filter((d) => d.isDirectory())
     .map((d) => path.join(buildpacksDir, d.name));
-  const order = ["nodejs", "python", "php", "go", "static", "procfile"]
-    .map((n) => path.join(buildpacksDir, n))
-    .filter((p) => buildpacks.includes(p));
+  const order = BUILDPACK_ORDER.map((n) => path.join(buildpacksDir, n)).filter((p) => buildpacks.includes(p));
 
   return {
     lifecycle: {
