@@ -12,6 +12,7 @@ import { loadConfig } from "../services/platform/env.js";
 import { PipelineError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
+import { BUILDPACK_ORDER } from "../services/roles/server/local-builder.js";
 import { serveBuilt } from "./helpers/serve-built.js";
 
 // The same cached stack as test/lifecycle.test.ts (built once, about two minutes).
@@ -19,9 +20,7 @@ const STACK_HOME = "/var/tmp/slipway-test-stack";
 const config = loadConfig({ ...process.env, SLIPWAY_HOME: STACK_HOME });
 const FIXTURES = path.join(config.repoRoot, "test", "fixtures", "apps");
 // Detection order: runtimes first, static only when none of them is there, procfile last.
-const buildpacks = ["nodejs", "python", "php", "go", "static", "procfile"].map((b) =>
-  path.join(config.repoRoot, "buildpacks", b),
-);
+const buildpacks = BUILDPACK_ORDER.map((b) => path.join(config.repoRoot, "buildpacks", b));
 
 let stack: Stack;
 let root: string;

