@@ -13,6 +13,7 @@ import { createApp } from "../../services/roles/http/app.js";
 import { gitlabWebhooks } from "../../services/roles/webhooks/gitlab.js";
 import { redeployWebhook } from "../../services/roles/webhooks/redeploy.js";
 import { Redis } from "ioredis";
+import { RedisRateLimiter } from "../../services/adapters/ratelimit/redis-rate-limiter.js";
 
 /**
  * The API and webhook surface on a real Redis, without builders: what a test of the HTTP contract
@@ -21,6 +22,7 @@ import { Redis } from "ioredis";
 export async function startHttpApp(
   redisUrl: string,
   refs: RefResolver = { resolve: () => Promise.resolve(undefined) },
+  options: { webhookRate?: { perTool: number; perAddress: number } } = {},
 ) {
   const logger = memoryLogger();
   const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
@@ -32,11 +34,15 @@ export async function startHttpApp(
   const tools = new ToolService(store, urls);
   const triggers = new TriggerService(store, queue, logger);
   const adminToken = "sla_test_admin_token";
+  const limits = options.webhookRate && {
+    limiter: new RedisRateLimiter(redis, `${prefix}:ratelimit`),
+    ...options.webhookRate,
+  };
   const app = createApp({
     logger,
     rawRouters: [
-      gitlabWebhooks({ tools, triggers, store, maxBodyBytes: 64 * 1024 }),
-      redeployWebhook({ tools, triggers, store, refs }),
+      gitlabWebhooks({ tools, triggers, store, maxBodyBytes: 64 * 1024, limits }),
+      redeployWebhook({ tools, triggers, store, refs, limits }),
     ],
     api: apiRouter({
       store,

@@ -1,5 +1,9 @@
 import { z } from "zod";
 import { InputError } from "../../platform/errors.js";
+import { isValidBranchName, isValidRefName } from "../builds/ref-name.js";
+
+/** Display names only: clipped rather than refused, so a long name never costs a deploy. */
+const displayName = z.string().transform((s) => s.slice(0, 255));
 
 /**
  * The fields of GitLab's Push Hook and Tag Push Hook that Slipway uses. `checkout_sha` is null on
@@ -7,16 +11,18 @@ import { InputError } from "../../platform/errors.js";
  */
 const pushHook = z.object({
   object_kind: z.enum(["push", "tag_push"]),
-  ref: z.string().min(1).max(1024),
+  // Refs and the default branch decide what builds and are passed to git: git's own rules apply.
+  ref: z.string().min(1).max(1024).refine(isValidRefName, "not a valid git ref name"),
   before: z.string(),
   after: z.string(),
   checkout_sha: z.string().nullable().optional(),
-  user_username: z.string().optional(),
-  user_name: z.string().optional(),
+  user_username: displayName.optional(),
+  user_name: displayName.optional(),
   project: z.object({
     id: z.number(),
-    git_http_url: z.string().url(),
-    default_branch: z.string().nullable().optional(),
+    // Only http(s): the builder fetches this URL, and file:, ext:: or ssh: must never reach git.
+    git_http_url: z.url({ protocol: /^https?$/ }).max(2048),
+    default_branch: z.string().refine(isValidBranchName, "not a valid git branch name").nullable().optional(),
     path_with_namespace: z.string().optional(),
     web_url: z.string().optional(),
   }),

@@ -5,7 +5,8 @@ import { z } from "zod";
  * with zod when dequeued, because queued data outlives a deploy of Slipway itself.
  */
 export const JOBS = {
-  build: z.object({ build_id: z.string().min(1) }),
+  // `tool` is optional because builds queued before it existed must still run (without a fair share).
+  build: z.object({ build_id: z.string().min(1), tool: z.string().min(1).optional() }),
   deploy: z.object({ build_id: z.string().min(1), release_id: z.string().min(1) }),
 } as const;
 
@@ -14,3 +15,15 @@ export type JobPayload<N extends JobName> = z.infer<(typeof JOBS)[N]>;
 
 /** Each job name has its own queue, so builders and deployers scale (and are fair) independently. */
 export const QUEUE_OF: Record<JobName, string> = { build: "slipway-builds", deploy: "slipway-deploys" };
+
+/**
+ * Jobs with a fairness group share a per-group running cap, and each group's backlog is ordered behind
+ * other groups' first jobs: one tool queueing 20 builds delays another tool's build by one slot at most.
+ */
+export const FAIR_GROUP: { readonly [N in JobName]?: (payload: JobPayload<N>) => string | undefined } = {
+  build: (payload) => payload.tool,
+};
+
+export function fairGroupOf<N extends JobName>(name: N, payload: JobPayload<N>): string | undefined {
+  return FAIR_GROUP[name]?.(payload);
+}

@@ -6,12 +6,15 @@ import type { Tool } from "../../domain/tools/tool.js";
 import { AuthError, SlipwayError } from "../../platform/errors.js";
 import { hashSecret } from "../../platform/secrets.js";
 import type { StateStore } from "../../ports/store.js";
+import { addressLimiter, limitTool, type WebhookLimits } from "./rate-limit.js";
 
 export interface WebhookDeps {
   readonly tools: ToolService;
   readonly triggers: TriggerService;
   readonly store: StateStore;
   readonly maxBodyBytes: number;
+  /** Absent: no rate limits (tests of other concerns). */
+  readonly limits?: WebhookLimits | undefined;
 }
 
 /**
@@ -27,9 +30,11 @@ export function gitlabWebhooks(deps: WebhookDeps): Router {
     const secret = header(req, "x-gitlab-token");
     const tool = await authenticate(deps, toolName, secret);
     if (!tool) throw new AuthError("X-Gitlab-Token does not match this tool's webhook secret");
+    await limitTool(deps.limits, tool.name);
 
     const event = header(req, "x-gitlab-event");
-    if (!event || !(event in GITLAB_EVENTS)) {
+    // Own keys only: `"toString" in GITLAB_EVENTS` is true, and such an event must not deploy.
+    if (!event || !Object.hasOwn(GITLAB_EVENTS, event)) {
       res.status(200).json({ status: "ignored", reason: `event "${event ?? "(none)"}" does not deploy` });
       return;
     }
@@ -58,8 +63,10 @@ export function gitlabWebhooks(deps: WebhookDeps): Router {
     res.status(answer.status === "queued" ? 202 : 200).json(answer);
   };
 
-  router.post("/hooks/gitlab", raw, (req, res) => handle(req, res, undefined));
-  router.post("/hooks/gitlab/:tool", raw, (req, res) => handle(req, res, String(req.params.tool)));
+  // The address limit comes before the body is even read: a flood costs no body reads or lookups.
+  const byAddress = addressLimiter(deps.limits);
+  router.post("/hooks/gitlab", byAddress, raw, (req, res) => handle(req, res, undefined));
+  router.post("/hooks/gitlab/:tool", byAddress, raw, (req, res) => handle(req, res, String(req.params.tool)));
   return router;
 }
 

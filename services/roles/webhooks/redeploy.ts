@@ -5,6 +5,7 @@ import { AuthError, ConflictError, SlipwayError } from "../../platform/errors.js
 import type { RefResolver } from "../../ports/refs.js";
 import type { StateStore } from "../../ports/store.js";
 import { answerOnce, header } from "./gitlab.js";
+import { limitAddress, limitTool, type WebhookLimits } from "./rate-limit.js";
 
 /**
  * Toolforge's deploy-token webhook: `POST /hooks/redeploy/<tool>?token=…` rebuilds and redeploys the
@@ -15,12 +16,15 @@ export function redeployWebhook(deps: {
   triggers: TriggerService;
   store: StateStore;
   refs: RefResolver;
+  limits?: WebhookLimits | undefined;
 }): Router {
   const router = Router();
   router.post("/hooks/redeploy/:tool", async (req, res) => {
+    await limitAddress(deps.limits, req);
     const token = typeof req.query.token === "string" ? req.query.token : header(req, "x-slipway-token");
     const tool = await deps.tools.checkRedeployToken(String(req.params.tool), token);
     if (!tool) throw new AuthError("the redeploy token does not match this tool");
+    await limitTool(deps.limits, tool.name);
     const source = tool.source;
     if (!source) {
       throw new ConflictError(
@@ -28,7 +32,7 @@ export function redeployWebhook(deps: {
       );
     }
     const answer = await answerOnce(deps.store, tool.name, header(req, "idempotency-key"), async () => {
-      const resolved = await deps.refs.resolve(source.url, source.ref);
+      const resolved = await deps.refs.resolve(source.url, source.ref, undefined, tool.name);
       if (!resolved) {
         throw new SlipwayError(
           "source_fetch_failed",
