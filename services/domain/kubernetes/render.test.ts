@@ -29,6 +29,9 @@ import {
   renderWorkload,
 } from "./render.js";
 import { toYaml } from "./yaml.js";
+import { defaultConfigFromProcfile, parseComponentsConfig } from "../config/index.js";
+import { commandOf, workloadsFromConfig } from "./from-config.js";
+import { REDACTED, redactSecrets } from "./redact.js";
 
 const DIGEST = `registry.example/tool-mytool/web@sha256:${"a".repeat(64)}`;
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
@@ -573,5 +576,129 @@ describe("renderAll and YAML", () => {
     expect((docs as { toJS(): unknown }[]).map((d) => d.toJS())).toEqual(JSON.parse(JSON.stringify(objects)));
     expect(text).toMatch(/\n\s+- \/cnb\/lifecycle\/launcher\n\s+- python bot.py --forever\n/);
     expect(toYaml(objects)).toBe(text);
+  });
+});
+
+describe("workloads from a release's components config", () => {
+  const config = parseComponentsConfig(
+    [
+      "config_version: v1beta1",
+      "components:",
+      "  web:",
+      "    component_type: continuous",
+      "    run:",
+      "      command: web",
+      "      port: 8080",
+      "      publish: /",
+      "      replicas: 2",
+      "      health_check_http: /healthz",
+      "  bot:",
+      "    run:",
+      "      command: python3 bot.py --loop",
+      "      memory: 1Gi",
+      "  nightly:",
+      "    run:",
+      "      command: python3 cleanup.py",
+      "      schedule: '@daily'",
+      "      retry: 2",
+      "      timeout: 600",
+      "  migrate:",
+      "    component_type: one-off",
+      "    run:",
+      "      command: release",
+      "  other:",
+      "    build:",
+      "      repository: https://gitlab.example/other/repo.git",
+      "    run:",
+      "      command: serve",
+      "",
+    ].join("\n"),
+    "slipway.yaml",
+  );
+  const release = {
+    id: "01hrelease0000000000009",
+    commit: COMMIT,
+    image: DIGEST,
+    processes: ["web", "release"],
+  };
+  const { workloads, skipped } = workloadsFromConfig("mytool", config, release, { procfileDefault: false });
+
+  it("maps each component type to its workload and skips components this release did not build", () => {
+    expect(workloads.map((w) => [w.component, w.kind])).toEqual([
+      ["web", "continuous-webservice"],
+      ["bot", "continuous-worker"],
+      ["nightly", "scheduled"],
+      ["migrate", "one-off"],
+    ]);
+    expect(skipped).toEqual([
+      {
+        component: "other",
+        reason:
+          "built from https://gitlab.example/other/repo.git, which release 01hrelease0000000000009 did not build",
+      },
+    ]);
+    const objects = renderAll({ tool: "mytool", workloads }, options);
+    for (const o of objects) expect(() => validate(o), `${o.kind}/${o.metadata.name}`).not.toThrow();
+    const deployment = json(objects.find((o) => o.kind === "Deployment" && o.metadata.name === "web"));
+    expect(deployment.spec.replicas).toBe(2);
+    expect(deployment.spec.template.spec.containers[0].image).toBe(DIGEST);
+    expect(deployment.spec.template.spec.containers[0].command).toEqual(["/cnb/process/web"]);
+    expect(deployment.spec.template.spec.containers[0].readinessProbe.httpGet.path).toBe("/healthz");
+    const bot = json(objects.find((o) => o.kind === "Deployment" && o.metadata.name === "bot"));
+    expect(bot.spec.template.spec.containers[0].command).toEqual([
+      "/cnb/lifecycle/launcher",
+      "python3 bot.py --loop",
+    ]);
+    expect(bot.spec.template.spec.containers[0].resources.limits.memory).toBe("1Gi");
+    const cron = json(objects.find((o) => o.kind === "CronJob"));
+    expect(cron.spec.jobTemplate.spec.backoffLimit).toBe(2);
+    expect(cron.spec.jobTemplate.spec.activeDeadlineSeconds).toBe(600);
+    const job = json(objects.find((o) => o.kind === "Job"));
+    expect(job.spec.template.spec.containers[0].command).toEqual(["/cnb/process/release"]);
+  });
+
+  it("runs a one-word command as a process type only when the image has that type", () => {
+    expect(commandOf("web", ["web", "worker"], false)).toEqual({ process: "web" });
+    expect(commandOf("gunicorn", ["web"], false)).toEqual({ shell: "gunicorn" });
+    expect(commandOf("web --debug", ["web"], true)).toEqual({ shell: "web --debug" });
+    // Without the image's types, only a config derived from the Procfile names process types.
+    expect(commandOf("worker", undefined, true)).toEqual({ process: "worker" });
+    expect(commandOf("worker", undefined, false)).toEqual({ shell: "worker" });
+  });
+
+  it("gives a release without a recorded config one web webservice, as the deployer runs it", () => {
+    const { workloads: ws } = workloadsFromConfig("mytool", defaultConfigFromProcfile(["web"]), release, {
+      procfileDefault: true,
+    });
+    const objects = renderAll({ tool: "mytool", workloads: ws }, options);
+    expect(objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      "Namespace/tool-mytool",
+      "ResourceQuota/tool-quota",
+      "LimitRange/tool-limits",
+      "Service/web",
+      "Deployment/web",
+      "Ingress/web",
+    ]);
+    for (const o of objects) expect(() => validate(o)).not.toThrow();
+  });
+});
+
+describe("redactSecrets", () => {
+  it("keeps a Secret's keys and hides every value, leaving other objects alone", () => {
+    const secret = renderEnvSecret("mytool", "web", { DB_PASSWORD: "s3cret", API_KEY: "k" });
+    const withStringData = {
+      ...secret,
+      metadata: { ...secret.metadata, name: "other" },
+      stringData: { TOKEN: "plain" },
+    };
+    const deployment = renderWorkload(web, options)[0]!;
+    const out = redactSecrets([secret, withStringData, deployment]);
+    expect(json(out[0]).data).toEqual({ API_KEY: REDACTED, DB_PASSWORD: REDACTED });
+    expect(json(out[1]).stringData).toEqual({ TOKEN: REDACTED });
+    expect(out[2]).toBe(deployment);
+    const text = toYaml(out);
+    for (const value of ["s3cret", Buffer.from("s3cret").toString("base64"), "plain"])
+      expect(text).not.toContain(value);
+    expect(json(secret).data.DB_PASSWORD).toBe(Buffer.from("s3cret").toString("base64")); // input untouched
   });
 });

@@ -1,0 +1,452 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  ApiException,
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type CoreV1Event,
+  type KubernetesObject as ClientObject,
+  type V1Deployment,
+  type V1Job,
+  type V1Pod,
+} from "@kubernetes/client-node";
+// Not re-exported by the package index; the package has no "exports" map, so the file is reachable.
+import { ObjectSerializer } from "@kubernetes/client-node/dist/serializer.js";
+import { getSerializationType } from "@kubernetes/client-node/dist/util.js";
+import { LABELS, MANAGED_BY, namespaceName, type KubernetesObject } from "../../domain/kubernetes/index.js";
+import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
+import type { Logger } from "../../platform/logger.js";
+import { describePods, newestReplicaSet, rolloutState } from "./rollout.js";
+
+/** The field manager Slipway applies as; `kubectl` shows it in `metadata.managedFields`. */
+export const FIELD_MANAGER = "slipway";
+
+/**
+ * Apply order: what others refer to or are limited by comes first (the namespace, its quota and
+ * limits, the Secret pods read, the Service an Ingress points at), then workloads. Kinds not listed
+ * go last.
+ */
+export const APPLY_ORDER = [
+  "Namespace",
+  "ResourceQuota",
+  "LimitRange",
+  "Secret",
+  "Service",
+  "Deployment",
+  "Ingress",
+  "CronJob",
+  "Job",
+] as const;
+
+/**
+ * Kinds pruned when a tool no longer renders them (a component was removed or renamed). Jobs are not:
+ * a running one-off of an earlier release is left to finish and expires by its TTL. The namespace,
+ * quota and limits are always rendered.
+ */
+export const PRUNED_KINDS = [
+  { apiVersion: "v1", kind: "Secret" },
+  { apiVersion: "v1", kind: "Service" },
+  { apiVersion: "apps/v1", kind: "Deployment" },
+  { apiVersion: "networking.k8s.io/v1", kind: "Ingress" },
+  { apiVersion: "batch/v1", kind: "CronJob" },
+] as const;
+
+/** Managers whose fields Slipway takes over when they conflict: earlier Slipway versions and create/replace. */
+const OUR_MANAGERS = [/^slipway/, /^before-first-apply$/];
+
+export interface ObjectRef {
+  readonly kind: string;
+  readonly namespace?: string | undefined;
+  readonly name: string;
+}
+
+export interface AppliedObject extends ObjectRef {
+  readonly generation?: number | undefined;
+  readonly resourceVersion?: string | undefined;
+}
+
+export interface ApplyResult {
+  readonly applied: readonly AppliedObject[];
+  readonly pruned: readonly ObjectRef[];
+}
+
+export interface RolloutOptions {
+  readonly timeoutS: number;
+  readonly signal?: AbortSignal | undefined;
+  /** Between two reads of the Deployment's status; default 2 s. */
+  readonly pollMs?: number | undefined;
+}
+
+function refOf(o: { kind?: string; metadata?: { name?: string; namespace?: string } }): ObjectRef {
+  return { kind: o.kind ?? "?", namespace: o.metadata?.namespace, name: o.metadata?.name ?? "?" };
+}
+
+export function describeRef(r: ObjectRef): string {
+  return `${r.kind} ${r.namespace ? `${r.namespace}/` : ""}${r.name}`;
+}
+
+function rank(kind: string): number {
+  const i = (APPLY_ORDER as readonly string[]).indexOf(kind);
+  return i === -1 ? APPLY_ORDER.length : i;
+}
+
+/** Rendered objects in apply order (stable within a kind). */
+export function applyOrder(objects: readonly KubernetesObject[]): KubernetesObject[] {
+  return [...objects].sort(
+    (a, b) => rank(a.kind) - rank(b.kind) || a.metadata.name.localeCompare(b.metadata.name),
+  );
+}
+
+/**
+ * client-node serialises a patch body through its typed models, which use in-memory names where the
+ * wire name is a reserved word (LimitRangeItem `default` is `_default`) and drop what they do not
+ * know. Rendered objects are in wire form, so they are first read into the typed form; the patch
+ * then writes them back exactly as rendered (the adapter test checks the bodies the server gets).
+ */
+function toClientForm(o: KubernetesObject): ClientObject {
+  return ObjectSerializer.deserialize(o, getSerializationType(o.apiVersion, o.kind)) as ClientObject;
+}
+
+/** The Kubernetes `Status` an API error carries, when it carries one. */
+function statusOf(error: ApiException<unknown>): {
+  message?: string;
+  reason?: string;
+  details?: { causes?: { type?: string; message?: string; field?: string }[] };
+} {
+  let body: unknown = error.body;
+  if (typeof body === "string") {
+    const text = body;
+    try {
+      body = JSON.parse(text) as unknown;
+    } catch {
+      return { message: text.slice(0, 500) };
+    }
+  }
+  return body && typeof body === "object" ? body : {};
+}
+
+/**
+ * A Kubernetes API failure as a Slipway error a maintainer can act on, naming the object and what the
+ * API server said. Server-side failures (5xx, 429) and unreachable clusters are transient.
+ */
+export function kubeError(action: string, ref: ObjectRef | string, error: unknown): SlipwayError {
+  const what = typeof ref === "string" ? ref : describeRef(ref);
+  if (error instanceof ApiException) {
+    const code = (error as ApiException<unknown>).code;
+    const status = statusOf(error as ApiException<unknown>);
+    const detail = status.message ?? status.reason ?? `HTTP ${code}`;
+    const message = `Kubernetes refused to ${action} ${what} (${code}${status.reason ? ` ${status.reason}` : ""}): ${detail}`;
+    if (code >= 500 || code === 429) return new TransientError(message, { cause: error });
+    return new PipelineError("deploy_failed", message, {
+      cause: error,
+      details: { phase: "deploy", object: what, status: code },
+    });
+  }
+  return new TransientError(`cannot reach Kubernetes to ${action} ${what}: ${errorMessage(error)}`, {
+    cause: error,
+  });
+}
+
+/**
+ * Applies a tool's rendered objects to a cluster with server-side apply, prunes what the tool no
+ * longer renders, and waits for Deployments to roll out, explaining a stuck one from its pods.
+ */
+export class KubernetesApplier {
+  private readonly objects: KubernetesObjectApi;
+  private readonly apps: AppsV1Api;
+  private readonly core: CoreV1Api;
+  private readonly batch: BatchV1Api;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly logger: Logger,
+  ) {
+    this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.apps = kubeConfig.makeApiClient(AppsV1Api);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.batch = kubeConfig.makeApiClient(BatchV1Api);
+  }
+
+  /** In a pod: the service account's token and CA; elsewhere `~/.kube/config` (or `KUBECONFIG`). */
+  static fromDefault(logger: Logger): KubernetesApplier {
+    const kc = new KubeConfig();
+    kc.loadFromDefault();
+    return new KubernetesApplier(kc, logger);
+  }
+
+  /**
+   * Server-side applies `objects` (all of `tool`, in namespace `tool-<tool>`) in dependency order as
+   * field manager `slipway`. A conflict with a field manager that is Slipway's own (an older Slipway,
+   * or objects created before apply) is forced; a conflict with anyone else (someone ran `kubectl
+   * edit`) fails naming the fields and the manager, so a hand change is not silently undone.
+   * With `prune`, objects of the tool labelled `managed-by=slipway` that are not in `objects` are
+   * deleted afterwards (see PRUNED_KINDS).
+   */
+  async apply(
+    tool: string,
+    objects: readonly KubernetesObject[],
+    options: { prune?: boolean } = {},
+  ): Promise<ApplyResult> {
+    const namespace = namespaceName(tool);
+    const log = this.logger.child({ tool, namespace });
+    for (const o of objects) {
+      const ns = o.kind === "Namespace" ? o.metadata.name : o.metadata.namespace;
+      if (ns !== namespace) {
+        throw new PipelineError("deploy_failed", `${describeRef(refOf(o))} is not in ${namespace}`, {
+          details: { phase: "deploy" },
+        });
+      }
+    }
+    const applied: AppliedObject[] = [];
+    for (const o of applyOrder(objects)) {
+      const result = await this.applyOne(o);
+      applied.push({
+        ...refOf(o),
+        generation: result.metadata?.generation,
+        resourceVersion: result.metadata?.resourceVersion,
+      });
+      log.debug({ kind: o.kind, name: o.metadata.name }, "applied");
+    }
+    const pruned = options.prune ? await this.prune(tool, objects) : [];
+    log.info({ applied: applied.length, pruned: pruned.length }, "objects applied");
+    return { applied, pruned };
+  }
+
+  private async applyOne(o: KubernetesObject): Promise<ClientObject> {
+    const ref = refOf(o);
+    const body = toClientForm(o);
+    try {
+      return await this.objects.patch(
+        body,
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        false,
+        PatchStrategy.ServerSideApply,
+      );
+    } catch (error) {
+      if (!(error instanceof ApiException) || (error as ApiException<unknown>).code !== 409) {
+        throw kubeError("apply", ref, error);
+      }
+      const causes = statusOf(error as ApiException<unknown>).details?.causes ?? [];
+      const managers = causes.map((c) => /conflict with "([^"]+)"/.exec(c.message ?? "")?.[1]);
+      const ours = managers.length > 0 && managers.every((m) => m && OUR_MANAGERS.some((re) => re.test(m)));
+      if (!ours) {
+        const fields = causes.map((c) => `${c.field ?? "?"} (${c.message ?? "conflict"})`).join(", ");
+        throw new PipelineError(
+          "deploy_failed",
+          `${describeRef(ref)} was changed outside Slipway: ${fields || statusOf(error as ApiException<unknown>).message || "conflict"}. Undo the change (or delete the object) and deploy again`,
+          { cause: error, details: { phase: "deploy", object: describeRef(ref) } },
+        );
+      }
+      this.logger.info({ object: describeRef(ref), managers }, "taking over fields of an earlier Slipway");
+      try {
+        return await this.objects.patch(
+          body,
+          undefined,
+          undefined,
+          FIELD_MANAGER,
+          true,
+          PatchStrategy.ServerSideApply,
+        );
+      } catch (retry) {
+        throw kubeError("apply", ref, retry);
+      }
+    }
+  }
+
+  /** Deletes the tool's Slipway-managed objects (of PRUNED_KINDS) that `keep` does not contain. */
+  async prune(tool: string, keep: readonly KubernetesObject[]): Promise<ObjectRef[]> {
+    const namespace = namespaceName(tool);
+    const wanted = new Set(keep.map((o) => `${o.kind}/${o.metadata.name}`));
+    const selector = `${LABELS.managedBy}=${MANAGED_BY},${LABELS.tool}=${tool}`;
+    const pruned: ObjectRef[] = [];
+    for (const { apiVersion, kind } of PRUNED_KINDS) {
+      let items: ClientObject[];
+      try {
+        const list = await this.objects.list(
+          apiVersion,
+          kind,
+          namespace,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          selector,
+        );
+        items = list.items;
+      } catch (error) {
+        if (error instanceof ApiException && (error as ApiException<unknown>).code === 404) continue;
+        throw kubeError("list", `${kind} in ${namespace}`, error);
+      }
+      for (const item of items) {
+        const labels = item.metadata?.labels ?? {};
+        // The selector already asked for these; checked again because deleting is not undoable.
+        if (labels[LABELS.managedBy] !== MANAGED_BY || labels[LABELS.tool] !== tool) continue;
+        const name = item.metadata?.name;
+        if (!name || wanted.has(`${kind}/${name}`)) continue;
+        const ref: ObjectRef = { kind, namespace, name };
+        try {
+          await this.objects.delete(
+            { apiVersion, kind, metadata: { name, namespace } },
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            "Background",
+          );
+        } catch (error) {
+          if (error instanceof ApiException && (error as ApiException<unknown>).code === 404) continue;
+          throw kubeError("delete", ref, error);
+        }
+        this.logger.info({ tool, object: describeRef(ref) }, "pruned an object the tool no longer renders");
+        pruned.push(ref);
+      }
+    }
+    return pruned;
+  }
+
+  /**
+   * Polls the Deployment until its rollout is done. A rollout the controller gave up on
+   * (ProgressDeadlineExceeded), or one still not done after `timeoutS`, fails with a PipelineError
+   * whose message says why the new pods are not ready, one line per fact (`details.pods` holds the
+   * same lines; not `log_tail`, which the deployer would print a second time).
+   */
+  async waitForRollout(namespace: string, name: string, options: RolloutOptions): Promise<V1Deployment> {
+    const ref: ObjectRef = { kind: "Deployment", namespace, name };
+    const deadline = Date.now() + options.timeoutS * 1000;
+    const pollMs = options.pollMs ?? 2000;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      let deployment: V1Deployment;
+      try {
+        deployment = await this.apps.readNamespacedDeploymentStatus({ name, namespace });
+      } catch (error) {
+        throw kubeError("read", ref, error);
+      }
+      const state = rolloutState(deployment);
+      if (state.done) return deployment;
+      if (state.stuck || Date.now() >= deadline) {
+        const why = state.stuck
+          ? state.detail
+          : `not rolled out within ${options.timeoutS} s (${state.detail})`;
+        const pods = await this.diagnose(deployment).catch((error: unknown) => [
+          `could not read the pods: ${errorMessage(error)}`,
+        ]);
+        // Rolling updates keep the old pods until new ones are ready; Recreate (single workers) does not.
+        const previous =
+          deployment.spec?.strategy?.type === "Recreate"
+            ? "the previous pods were stopped before the new ones started (Recreate)"
+            : "the previous pods keep serving";
+        throw new PipelineError(
+          "deploy_failed",
+          `Deployment ${namespace}/${name}: ${why}; ${previous}\n${pods.join("\n")}`,
+          { details: { phase: "deploy", object: describeRef(ref), pods } },
+        );
+      }
+      // An abort ends the sleep early; the loop's first line then throws the signal's reason.
+      await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), undefined, {
+        signal: options.signal,
+      }).catch(() => undefined);
+    }
+  }
+
+  /** The newest ReplicaSet's pods, their container states and their Warning events, as report lines. */
+  async diagnose(deployment: V1Deployment): Promise<string[]> {
+    const namespace = deployment.metadata?.namespace ?? "default";
+    const match = deployment.spec?.selector.matchLabels ?? {};
+    const selector = Object.entries(match)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+    const sets = await this.apps.listNamespacedReplicaSet({ namespace, labelSelector: selector });
+    const rs = newestReplicaSet(deployment, sets.items);
+    const hash = rs?.metadata?.labels?.["pod-template-hash"];
+    const pods: V1Pod[] = (
+      await this.core.listNamespacedPod({
+        namespace,
+        labelSelector: hash ? `${selector},pod-template-hash=${hash}` : selector,
+      })
+    ).items;
+    const events: CoreV1Event[] = [];
+    for (const pod of pods) {
+      const name = pod.metadata?.name;
+      if (!name) continue;
+      const list = await this.core.listNamespacedEvent({
+        namespace,
+        fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${name}`,
+      });
+      events.push(...list.items);
+    }
+    if (rs?.metadata?.name) {
+      // Pods the ReplicaSet could not even create (quota, Pod Security) show up on the ReplicaSet.
+      const list = await this.core.listNamespacedEvent({
+        namespace,
+        fieldSelector: `involvedObject.kind=ReplicaSet,involvedObject.name=${rs.metadata.name}`,
+      });
+      events.push(...list.items);
+    }
+    return describePods(pods, events);
+  }
+
+  /** Last `tail` lines of a pod's container output (for failure reports). */
+  async podLogs(namespace: string, pod: string, container: string, tail: number): Promise<string[]> {
+    try {
+      const text = await this.core.readNamespacedPodLog({ name: pod, namespace, container, tailLines: tail });
+      return text.split("\n").filter((l, i, all) => l !== "" || i < all.length - 1);
+    } catch (error) {
+      throw kubeError("read the logs of", { kind: "Pod", namespace, name: pod }, error);
+    }
+  }
+
+  async listPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {
+    try {
+      return (await this.core.listNamespacedPod({ namespace, labelSelector })).items;
+    } catch (error) {
+      throw kubeError("list", `pods in ${namespace}`, error);
+    }
+  }
+
+  async listDeployments(namespace: string | undefined, labelSelector: string): Promise<V1Deployment[]> {
+    try {
+      const list = namespace
+        ? await this.apps.listNamespacedDeployment({ namespace, labelSelector })
+        : await this.apps.listDeploymentForAllNamespaces({ labelSelector });
+      return list.items;
+    } catch (error) {
+      if (error instanceof ApiException && (error as ApiException<unknown>).code === 404) return [];
+      throw kubeError("list", `deployments${namespace ? ` in ${namespace}` : ""}`, error);
+    }
+  }
+
+  async readJob(namespace: string, name: string): Promise<V1Job> {
+    try {
+      return await this.batch.readNamespacedJobStatus({ name, namespace });
+    } catch (error) {
+      throw kubeError("read", { kind: "Job", namespace, name }, error);
+    }
+  }
+
+  /** Deletes one object; already gone is fine. */
+  async remove(ref: ObjectRef & { apiVersion: string }): Promise<void> {
+    try {
+      await this.objects.delete(
+        {
+          apiVersion: ref.apiVersion,
+          kind: ref.kind,
+          metadata: { name: ref.name, namespace: ref.namespace },
+        },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        "Background",
+      );
+    } catch (error) {
+      if (error instanceof ApiException && (error as ApiException<unknown>).code === 404) return;
+      throw kubeError("delete", ref, error);
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { Option, type Command } from "commander";
+import { toYaml } from "../../domain/kubernetes/yaml.js";
+import type { ApiClient } from "./client.js";
+
+interface ManifestsView {
+  tool: string;
+  namespace: string;
+  release_id: string;
+  release_status: string;
+  live: boolean;
+  commit: string;
+  config_source: "release" | "default";
+  components: { name: string; kind: string }[];
+  skipped: { component: string; reason: string }[];
+  options: { domain: string; ingress_class_name: string };
+  objects: object[];
+}
+
+/**
+ * `slipway render <tool> [--component X] [--json|--yaml]`: the Kubernetes objects of the tool's live
+ * (else newest) release, from GET /api/v1/tools/:tool/manifests. Default output is the YAML with a
+ * comment header saying which release it is; `--yaml` is the YAML alone (for `kubectl diff -f -`);
+ * `--json` is the API's answer. Secret values arrive as `***`.
+ */
+export function registerRenderCommands(program: Command, client: () => Promise<ApiClient>): void {
+  program
+    .command("render <tool>")
+    .description("print the Kubernetes manifests of the tool's live (or newest) release, for review")
+    .option("--component <name>", "only this component's objects")
+    .addOption(new Option("--json", "print the API's JSON answer").conflicts("yaml"))
+    .addOption(new Option("--yaml", "print only the YAML documents (no header)").conflicts("json"))
+    .action(async (tool: string, o: { component?: string; json?: boolean; yaml?: boolean }) => {
+      const query = o.component ? `?component=${encodeURIComponent(o.component)}` : "";
+      const view = await (
+        await client()
+      ).request<ManifestsView>("GET", `/api/v1/tools/${encodeURIComponent(tool)}/manifests${query}`);
+      if (o.json) {
+        process.stdout.write(JSON.stringify(view, null, 2) + "\n");
+        return;
+      }
+      if (o.yaml) {
+        process.stdout.write(toYaml(view.objects));
+        return;
+      }
+      const header = [
+        `# ${view.tool}: release ${view.release_id} (${view.live ? "live" : view.release_status}), commit ${view.commit.slice(0, 12)}`,
+        `# namespace ${view.namespace}; components: ${view.components.map((c) => `${c.name} (${c.kind})`).join(", ") || "none"}`,
+        ...(view.config_source === "default"
+          ? ["# no components config was recorded for this release: one web component (the default)"]
+          : []),
+        ...view.skipped.map((s) => `# skipped ${s.component}: ${s.reason}`),
+        `# served at <tool>.${view.options.domain}, ingress class ${view.options.ingress_class_name}`,
+      ];
+      process.stdout.write(header.join("\n") + "\n" + toYaml(view.objects));
+    });
+}
