@@ -1,6 +1,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import express, { type NextFunction, type Request, type Response } from "express";
+import { gitHttpBackend } from "./git-http.js";
 
 /**
  * A stand-in for GitLab's REST API v4, with the JSON shapes and status codes of GitLab's documentation
@@ -184,7 +185,31 @@ export class GitlabDouble {
 
   private router: express.Router = express.Router();
 
+  /**
+   * Serves the bare repositories under `reposDir` (`<reposDir>/<project path>.git`) over smart HTTP at
+   * `<url>/<project path>.git`, as GitLab does: HTTP Basic with a deploy token of that project that has
+   * `read_repository` and is not revoked; anything else is 401.
+   */
+  serveRepositories(reposDir: string): void {
+    this.git = gitHttpBackend(reposDir, (user, password, repository) => {
+      const project = [...this.projects.values()].find((p) => p.path === repository);
+      return (
+        project !== undefined &&
+        project.deployTokens.some(
+          (t) =>
+            !t.revoked && t.username === user && t.token === password && t.scopes.includes("read_repository"),
+        )
+      );
+    });
+  }
+
+  private git: ((req: Request, res: Response) => void) | undefined;
+
   private handle(req: Request, res: Response, next: NextFunction): void {
+    if (this.git !== undefined && /^\/.+?\.git\//.test(req.path)) {
+      this.git(req, res);
+      return;
+    }
     if (this.faults !== undefined && this.faults.remaining > 0) {
       this.faults.remaining -= 1;
       const { fault } = this.faults;

@@ -179,10 +179,11 @@ function toSlipwayError(error: unknown, request: FetchRequest, url: string, comm
   if (error instanceof Errors.UserCanceledError || isHttpStatus(error, 401) || isHttpStatus(error, 403)) {
     const which =
       request.auth || url !== request.url ? "the credentials given were refused" : "none were given";
-    return new SlipwayError("source_fetch_failed", `the repository ${url} needs credentials and ${which}`, {
-      cause: error,
-      details,
-    });
+    return new SlipwayError(
+      "source_fetch_failed",
+      `authentication failed for ${url}: the repository needs credentials and ${which}`,
+      { cause: error, details },
+    );
   }
   if (error instanceof Errors.NotFoundError && (error.data as { what?: string }).what === request.ref) {
     return new SlipwayError("source_fetch_failed", `ref ${request.ref} does not exist in ${url}`, {

@@ -1,0 +1,52 @@
+/**
+ * Where a tool's link to a GitLab project is kept. Credentials (the maintainer's access token and the
+ * deploy token) are plaintext only in memory: adapters store them encrypted and never hand them to a
+ * view that leaves the server.
+ */
+export interface GitlabLinkRecord {
+  readonly tool: string;
+  /** Base URL of the GitLab instance the maintainer gave (normalised, no trailing slash). */
+  readonly gitlab_url: string;
+  readonly project_id: number;
+  readonly project_path: string;
+  /** HTTPS clone URL GitLab reports; builds from it are fetched with the deploy token. */
+  readonly http_url: string;
+  readonly web_url: string;
+  readonly default_branch: string | undefined;
+  readonly hook_id: number;
+  readonly deploy_token_id: number;
+  readonly deploy_token_username: string;
+  /** Credential: clone-only (`read_repository`). */
+  readonly deploy_token: string;
+  /** Credential: the maintainer's access token (scope `api`), used for commit statuses and unlinking. */
+  readonly access_token: string;
+  readonly linked_at: string;
+}
+
+/** The public part of a link: what `tools show` and the API return. No credential in it. */
+export function linkView(link: GitlabLinkRecord) {
+  return {
+    gitlab_url: link.gitlab_url,
+    project_id: link.project_id,
+    project_path: link.project_path,
+    web_url: link.web_url,
+    git_url: link.http_url,
+    default_branch: link.default_branch ?? null,
+    hook_id: link.hook_id,
+    deploy_token_id: link.deploy_token_id,
+    deploy_token_username: link.deploy_token_username,
+    linked_at: link.linked_at,
+  };
+}
+
+export interface ForgeLinkStore {
+  get(tool: string): Promise<GitlabLinkRecord | undefined>;
+  put(link: GitlabLinkRecord): Promise<void>;
+  delete(tool: string): Promise<void>;
+  /**
+   * Claims the right to post one commit-status step (`pending`, `running`, `final`) of a build. Returns
+   * true once per build and step across all processes, so a state is posted once and a late `pending`
+   * (a retried build) never follows `running`.
+   */
+  claimStatus(buildId: string, step: "pending" | "running" | "final"): Promise<boolean>;
+}
