@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { buildCli } from "./roles/cli/cli.js";
 import { ApiError } from "./roles/cli/client.js";
-import { startServer, type Role } from "./roles/server/server.js";
+import type { Role } from "./roles/server/server.js";
 import { ConfigError, loadConfig } from "./platform/env.js";
 import { createLogger } from "./platform/logger.js";
 import { SlipwayError, errorMessage } from "./platform/errors.js";
@@ -11,6 +11,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const program = buildCli(config, async (role) => {
     const logger = createLogger({ level: config.logLevel });
+    // Loaded only for `slipway server`: the server graph (BullMQ, Kubernetes client, …) takes seconds
+    // to load, and every other command is a thin API call that should start at once.
+    const { startServer } = await import("./roles/server/server.js");
     const server = await startServer(config, logger, role as Role);
     if (server.adminTokenCreated) {
       process.stdout.write(`\nAdmin token (kept in ${config.home}/admin-token):\n  ${server.adminToken}\n\n`);

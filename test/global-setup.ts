@@ -6,5 +6,9 @@ import { createLogger } from "../services/platform/logger.js";
  * machine `npm test` installs them as `npm start` does (as root), or stops with the one command to run.
  */
 export default async function setup(): Promise<void> {
-  await ensureHostPackages(createLogger({ level: "info", destination: process.stderr }), { needRedis: true });
+  await ensureHostPackages(createLogger({ level: "info", destination: process.stderr }), {
+    needRedis: true,
+    // test/jobs.test.ts makes its small job image from a static busybox.
+    extra: [{ pkg: "busybox-static", file: "/bin/busybox" }],
+  });
 }

@@ -21,11 +21,15 @@ const schema = z.object({
   SLIPWAY_REDIS_PORT: port.default(6479),
   SLIPWAY_WEB_DOMAIN: z.string().default("localhost"),
   SLIPWAY_BUILD_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  SLIPWAY_BUILD_PER_TOOL: z.coerce.number().int().min(1).max(64).default(1),
+  SLIPWAY_WEBHOOK_RATE_PER_TOOL: z.coerce.number().int().min(0).default(60),
+  SLIPWAY_WEBHOOK_RATE_PER_ADDRESS: z.coerce.number().int().min(0).default(300),
   SLIPWAY_BUILD_MEMORY_MB: z.coerce.number().int().min(256).default(2048),
   SLIPWAY_BUILD_CPUS: positive.default(2),
   SLIPWAY_BUILD_TIMEOUT_S: z.coerce.number().int().min(10).default(900),
   SLIPWAY_RUN_MEMORY_MB: z.coerce.number().int().min(64).default(512),
   SLIPWAY_HEALTH_TIMEOUT_S: z.coerce.number().int().min(1).default(60),
+  SLIPWAY_KEEP_RELEASES: z.coerce.number().int().min(1).default(10),
   SLIPWAY_MAX_WEBHOOK_BYTES: z.coerce
     .number()
     .int()
@@ -59,12 +63,18 @@ export interface Config {
   readonly webDomain: string;
   readonly build: {
     readonly concurrency: number;
+    /** Builds of one tool running at once, across all builders. */
+    readonly perTool: number;
     readonly memoryMb: number;
     readonly cpus: number;
     readonly timeoutS: number;
   };
   readonly run: { readonly memoryMb: number; readonly healthTimeoutS: number };
+  /** Images of a tool's newest N releases stay in the registry (rollback targets); older ones are deleted. */
+  readonly keepReleases: number;
   readonly limits: { readonly webhookBytes: number; readonly sourceBytes: number };
+  /** Webhook deliveries per minute (token buckets; 0 = unlimited) per tool and per client address. */
+  readonly webhookRate: { readonly perTool: number; readonly perAddress: number };
   /** CA bundle copied into the stack images so builds trust the same roots as this machine. */
   readonly caBundle: string | undefined;
   readonly npmRegistry: string;
@@ -105,12 +115,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     webDomain: e.SLIPWAY_WEB_DOMAIN,
     build: {
       concurrency: e.SLIPWAY_BUILD_CONCURRENCY,
+      perTool: e.SLIPWAY_BUILD_PER_TOOL,
       memoryMb: e.SLIPWAY_BUILD_MEMORY_MB,
       cpus: e.SLIPWAY_BUILD_CPUS,
       timeoutS: e.SLIPWAY_BUILD_TIMEOUT_S,
     },
     run: { memoryMb: e.SLIPWAY_RUN_MEMORY_MB, healthTimeoutS: e.SLIPWAY_HEALTH_TIMEOUT_S },
+    keepReleases: e.SLIPWAY_KEEP_RELEASES,
     limits: { webhookBytes: e.SLIPWAY_MAX_WEBHOOK_BYTES, sourceBytes: e.SLIPWAY_MAX_SOURCE_MB * 1024 * 1024 },
+    webhookRate: { perTool: e.SLIPWAY_WEBHOOK_RATE_PER_TOOL, perAddress: e.SLIPWAY_WEBHOOK_RATE_PER_ADDRESS },
     caBundle: e.SLIPWAY_CA_BUNDLE ?? (existsSync(defaultCa) ? defaultCa : undefined),
     npmRegistry: e.SLIPWAY_NPM_REGISTRY.replace(/\/?$/, "/"),
     debianMirror: e.SLIPWAY_DEBIAN_MIRROR,

@@ -21,6 +21,7 @@ export type ErrorCode =
   | "deploy_failed"
   | "cancelled"
   | "stack_unavailable"
+  | "rate_limited"
   | "internal";
 
 export class SlipwayError extends Error {
@@ -72,6 +73,16 @@ export class ForbiddenError extends SlipwayError {
  * message names the phase (and buildpack) and `details.log_tail` carries the last log lines.
  */
 export class PipelineError extends SlipwayError {}
+
+/** Too many requests from one caller or for one tool; `retryAfterS` says when to try again. */
+export class RateLimitedError extends SlipwayError {
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super("rate_limited", message, { details: { retry_after_s: retryAfterS } });
+  }
+}
 
 /** Something outside Slipway (registry, podman, Redis) failed; a retry may succeed. */
 export class TransientError extends SlipwayError {

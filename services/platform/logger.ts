@@ -23,6 +23,9 @@ const REDACT_KEYS = [
   "admin_token",
   "x-gitlab-token",
   "value",
+  // A GitLab link's credentials, should a link record ever reach a log line.
+  "access_token",
+  "deploy_token",
 ];
 const REDACT_PATHS = [
   ...REDACT_KEYS,

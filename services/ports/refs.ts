@@ -4,5 +4,7 @@ export interface RefResolver {
     url: string,
     ref: string,
     auth?: { username: string; password: string },
+    /** The tool asking: its linked GitLab project is read with its deploy token. */
+    tool?: string,
   ): Promise<{ ref: string; commit: string } | undefined>;
 }

@@ -8,6 +8,20 @@ export interface RunSpec {
   /** The port the process listens on inside its container (given to it as PORT). */
   readonly port: number;
   readonly memoryMb: number;
+  /**
+   * What to run instead of the image's default process: a Procfile process type (`web`) or a command
+   * line, run in the app's launch environment.
+   */
+  readonly command?: string | undefined;
+}
+
+/** How a one-shot process ended. */
+export interface RunOnceResult {
+  /** The exit code; undefined when it was killed at the timeout. */
+  readonly code: number | undefined;
+  readonly timedOut: boolean;
+  /** Its last lines of output (stdout and stderr). */
+  readonly tail: readonly string[];
 }
 
 export interface RunningApp {
@@ -26,4 +40,16 @@ export interface AppRuntime {
   list(tool?: string): Promise<RunningApp[]>;
   /** Last lines of a process's output, for failure reports. */
   logs(id: string, tail: number): Promise<string[]>;
+  /**
+   * Runs `command` (as in {@link RunSpec.command}) once in a new container of the spec's image, with its
+   * env and limits and no published port, to completion or `timeoutS`; each output line goes to `onLine`.
+   */
+  runOnce(
+    spec: Omit<RunSpec, "port" | "command">,
+    command: string,
+    timeoutS: number,
+    onLine?: (line: string) => void,
+  ): Promise<RunOnceResult>;
+  /** Runs a command line inside a running process's container (a health-check script); true on exit 0. */
+  exec(id: string, command: string, timeoutS: number): Promise<{ ok: boolean; output: string }>;
 }

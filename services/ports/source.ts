@@ -6,6 +6,8 @@ export interface FetchRequest {
   /** The exact commit to check out; it must be reachable from `ref`. */
   readonly commit: string;
   readonly auth?: { readonly username: string; readonly password: string } | undefined;
+  /** The tool the fetch is for: picks its linked GitLab deploy token, and only for its linked project. */
+  readonly tool?: string | undefined;
 }
 
 export interface FetchedSource {

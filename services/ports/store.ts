@@ -20,6 +20,8 @@ export interface StateStore {
   updateTool(name: string, patch: Partial<Tool>): Promise<Tool>;
   /** The tool a secret (token, webhook secret, redeploy token) belongs to, by the secret's hash. */
   toolBySecretHash(hash: string): Promise<{ tool: string; kind: SecretKind } | undefined>;
+  /** Replaces a tool's secret (by its new hash): the old secret stops working at once. */
+  replaceSecretHash(tool: string, kind: SecretKind, hash: string): Promise<Tool>;
 
   createBuild(build: Build): Promise<void>;
   getBuild(id: string): Promise<Build | undefined>;

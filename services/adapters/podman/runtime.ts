@@ -1,8 +1,13 @@
 import { SlipwayError, TransientError } from "../../platform/errors.js";
-import type { AppRuntime, RunSpec, RunningApp } from "../../ports/runtime.js";
+import { newId } from "../../platform/ids.js";
+import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
+import { withEnvFile } from "./env-file.js";
 import { podman } from "./podman.js";
+import { pullImage } from "./pull.js";
 
 const LABEL = "io.slipway";
+/** The CNB launcher our exporter puts in every image: applies the launch env, then runs a command. */
+const LAUNCHER = "/cnb/lifecycle/launcher";
 
 export interface PodmanRuntimeOptions {
   readonly repoRoot: string;
@@ -20,51 +25,23 @@ export class PodmanRuntime implements AppRuntime {
   constructor(private readonly options: PodmanRuntimeOptions) {}
 
   async start(spec: RunSpec): Promise<RunningApp> {
-    const { registry, repoRoot } = this.options;
-    const pull = await podman(
-      [
-        "pull",
-        "--quiet",
-        "--tls-verify=false",
-        "--creds",
-        `${registry.username}:${registry.password}`,
-        spec.image,
-      ],
-      { repoRoot, allowFailure: true },
-    );
-    if (pull.code !== 0)
-      throw new TransientError(`cannot pull ${spec.image}: ${pull.stderr.trim().slice(-300)}`);
+    const { repoRoot } = this.options;
+    await this.pull(spec.image);
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}`;
     await podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
-    const args = [
+    const args = (envFile: string) => [
       "run",
       "--detach",
       "--name",
       name,
-      "--label",
-      `${LABEL}.owner=${this.options.namePrefix}`,
-      "--label",
-      `${LABEL}.tool=${spec.tool}`,
-      "--label",
-      `${LABEL}.process=${spec.process}`,
-      "--label",
-      `${LABEL}.release=${spec.releaseId}`,
-      // A tiny init as PID 1 forwards SIGTERM, so apps that ignore it as PID 1 still stop promptly.
-      "--init",
-      "--cap-drop",
-      "all",
-      "--security-opt",
-      "no-new-privileges",
-      "--memory",
-      `${spec.memoryMb}m`,
-      "--pids-limit",
-      "512",
+      ...this.common(spec, envFile),
       "--publish",
       `127.0.0.1::${spec.port}`,
-      ...Object.entries(spec.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]),
-      spec.image,
+      ...(spec.command ? ["--entrypoint", LAUNCHER, spec.image, spec.command] : [spec.image]),
     ];
-    const started = await podman(args, { repoRoot, allowFailure: true });
+    const started = await withEnvFile(spec.env, (envFile) =>
+      podman(args(envFile), { repoRoot, allowFailure: true }),
+    );
     if (started.code !== 0) {
       throw new SlipwayError(
         "deploy_failed",
@@ -82,6 +59,108 @@ export class PodmanRuntime implements AppRuntime {
       releaseId: spec.releaseId,
       address: { host: "127.0.0.1", port: Number(match[1]) },
     };
+  }
+
+  async runOnce(
+    spec: Omit<RunSpec, "port" | "command">,
+    command: string,
+    timeoutS: number,
+    onLine?: (line: string) => void,
+  ): Promise<RunOnceResult> {
+    const { repoRoot } = this.options;
+    await this.pull(spec.image);
+    // Not labelled as a process of the tool's: `list()` must never route to (or stop) a one-shot run.
+    const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${newId().slice(0, 8)}`;
+    const tail: string[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
+    }, timeoutS * 1000);
+    try {
+      const res = await withEnvFile(spec.env, (envFile) =>
+        podman(
+          [
+            "run",
+            "--rm",
+            "--name",
+            name,
+            ...this.common(spec, envFile, false),
+            "--entrypoint",
+            LAUNCHER,
+            spec.image,
+            command,
+          ],
+          {
+            repoRoot,
+            allowFailure: true,
+            onLine: (line) => {
+              tail.push(line);
+              if (tail.length > 40) tail.shift();
+              onLine?.(line);
+            },
+          },
+        ),
+      );
+      return { code: timedOut ? undefined : res.code, timedOut, tail };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async exec(id: string, command: string, timeoutS: number): Promise<{ ok: boolean; output: string }> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutS * 1000);
+    try {
+      const res = await podman(["exec", id, LAUNCHER, command], {
+        repoRoot: this.options.repoRoot,
+        allowFailure: true,
+        signal: controller.signal,
+      });
+      return { ok: res.code === 0, output: `${res.stdout}${res.stderr}`.trim().slice(-300) };
+    } catch (error) {
+      return {
+        ok: false,
+        output: controller.signal.aborted ? `timed out after ${timeoutS} s` : String(error),
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private pull(image: string): Promise<void> {
+    return pullImage(image, this.options.registry, this.options.repoRoot);
+  }
+
+  /** Labels, confinement, limits and env shared by long-running and one-shot processes. */
+  private common(spec: Omit<RunSpec, "port" | "command">, envFile: string, labelled = true): string[] {
+    return [
+      ...(labelled
+        ? [
+            "--label",
+            `${LABEL}.owner=${this.options.namePrefix}`,
+            "--label",
+            `${LABEL}.tool=${spec.tool}`,
+            "--label",
+            `${LABEL}.process=${spec.process}`,
+            "--label",
+            `${LABEL}.release=${spec.releaseId}`,
+          ]
+        : ["--label", `${LABEL}.once=${this.options.namePrefix}`]),
+      // A tiny init as PID 1 forwards SIGTERM, so apps that ignore it as PID 1 still stop promptly.
+      "--init",
+      "--cap-drop",
+      "all",
+      "--security-opt",
+      "no-new-privileges",
+      "--memory",
+      `${spec.memoryMb}m`,
+      "--pids-limit",
+      "512",
+      // Values (secrets among them) in a 0600 file, not in argv where `ps` shows them.
+      "--env-file",
+      envFile,
+    ];
   }
 
   async stop(id: string): Promise<void> {

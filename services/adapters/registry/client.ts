@@ -144,6 +144,20 @@ export class RegistryClient implements ImageRegistry {
     return { digest: sha256(body), body };
   }
 
+  /**
+   * Deletes a manifest by digest (the registry runs with `storage.delete.enabled`); every tag pointing at
+   * it goes with it. False when it was already gone. The blobs stay until `garbage-collect` runs.
+   */
+  async deleteManifest(repository: string, digest: string): Promise<boolean> {
+    const res = await this.send("DELETE", `/v2/${repository}/manifests/${digest}`, {
+      scopes: [`repository:${repository}:delete`],
+    });
+    await res.body?.cancel();
+    if (res.status === 404) return false;
+    if (res.status !== 202) return this.fail(res, `deleting manifest ${repository}@${short(digest)}`);
+    return true;
+  }
+
   private async startUpload(repository: string, path: string): Promise<string> {
     const res = await this.send("POST", path, {
       scopes: [push(repository)],

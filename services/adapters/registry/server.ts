@@ -19,6 +19,11 @@ export interface RegistryServerOptions {
   /** Defaults to Debian's package path. */
   readonly binary?: string;
   readonly startTimeoutMs?: number;
+  /**
+   * Run `docker-registry garbage-collect` before serving: frees the blobs of manifests that image
+   * retention deleted. Only here, because the registry must not take pushes while it runs.
+   */
+  readonly garbageCollect?: boolean;
 }
 
 const credentialsSchema = z.object({
@@ -46,7 +51,11 @@ export class RegistryServer {
 
   /** The local profile's registry: `<home>/registry`, on the configured port. */
   static fromConfig(config: Pick<Config, "home" | "registryPort">): Promise<RegistryServer> {
-    return RegistryServer.start({ dir: path.join(config.home, "registry"), port: config.registryPort });
+    return RegistryServer.start({
+      dir: path.join(config.home, "registry"),
+      port: config.registryPort,
+      garbageCollect: true,
+    });
   }
 
   static async start(options: RegistryServerOptions): Promise<RegistryServer> {
@@ -62,6 +71,9 @@ export class RegistryServer {
     await writeFile(configPath, registryConfig(dir, port, htpasswd, creds.secret), { mode: 0o600 });
 
     const logPath = path.join(dir, "registry.log");
+    if (options.garbageCollect) {
+      await garbageCollect(options.binary ?? "/usr/bin/docker-registry", configPath, logPath);
+    }
     const log = await open(logPath, "a", 0o600);
     let child: ChildProcess;
     try {
@@ -115,6 +127,20 @@ function registryConfig(dir: string, port: number, htpasswd: string, secret: str
     auth: { htpasswd: { realm: "slipway-registry", path: htpasswd } },
     // No `health` section: its storage-driver checker is off by default and only adds log noise.
   });
+}
+
+/** Best effort: a failed collection only leaves unused blobs on disk; its output goes to the log. */
+async function garbageCollect(binary: string, configPath: string, logPath: string): Promise<void> {
+  const log = await open(logPath, "a", 0o600);
+  try {
+    const child = spawn(binary, ["garbage-collect", configPath], { stdio: ["ignore", log.fd, log.fd] });
+    await new Promise<void>((resolve) => {
+      child.once("error", () => resolve());
+      child.once("exit", () => resolve());
+    });
+  } finally {
+    await log.close();
+  }
 }
 
 async function loadOrCreateCredentials(dir: string): Promise<Credentials> {

@@ -4,6 +4,7 @@ import type { Release } from "../../domain/releases/release.js";
 import type { Tool } from "../../domain/tools/tool.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import type { Route, SecretKind, StateStore } from "../../ports/store.js";
+import { publishStateEvent } from "./redis-state-events.js";
 
 const P = "slipway:";
 const DELIVERY_TTL_S = 24 * 3600;
@@ -52,6 +53,20 @@ export class RedisStore implements StateStore {
     return { tool, kind };
   }
 
+  async replaceSecretHash(name: string, kind: SecretKind, hash: string): Promise<Tool> {
+    const field = SECRET_FIELDS[kind];
+    const before = await this.getTool(name);
+    if (!before) throw new NotFoundError(`tool "${name}" does not exist`);
+    const tool = await this.patch<Tool>(`${P}tool:${name}`, { [field]: hash }, `tool "${name}"`);
+    // The new hash is indexed before the old one is dropped: the record already rejects the old secret.
+    await this.redis
+      .multi()
+      .set(`${P}secret:${hash}`, `${kind}:${name}`)
+      .del(`${P}secret:${before[field]}`)
+      .exec();
+    return tool;
+  }
+
   async getTool(name: string): Promise<Tool | undefined> {
     return parse<Tool>(await this.redis.get(`${P}tool:${name}`));
   }
@@ -71,6 +86,13 @@ export class RedisStore implements StateStore {
       .set(`${P}build:${build.id}`, JSON.stringify(build))
       .zadd(`${P}tool:${build.tool}:builds`, Date.parse(build.created_at), build.id)
       .exec();
+    await publishStateEvent(this.redis, {
+      kind: "build",
+      id: build.id,
+      tool: build.tool,
+      status: build.status,
+      reason: build.reason,
+    });
   }
 
   async getBuild(id: string): Promise<Build | undefined> {
@@ -78,7 +100,12 @@ export class RedisStore implements StateStore {
   }
 
   async updateBuild(id: string, patch: Partial<Build>): Promise<Build> {
-    return this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`);
+    const next = await this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`);
+    if (patch.status !== undefined) {
+      const { tool, status, reason } = next;
+      await publishStateEvent(this.redis, { kind: "build", id, tool, status, reason });
+    }
+    return next;
   }
 
   async listBuilds(tool: string, limit: number): Promise<Build[]> {
@@ -129,7 +156,12 @@ export class RedisStore implements StateStore {
   }
 
   async updateRelease(id: string, patch: Partial<Release>): Promise<Release> {
-    return this.patch<Release>(`${P}release:${id}`, patch, `release ${id}`);
+    const next = await this.patch<Release>(`${P}release:${id}`, patch, `release ${id}`);
+    if (patch.status !== undefined) {
+      const { tool, build_id, status, reason } = next;
+      await publishStateEvent(this.redis, { kind: "release", id, tool, build_id, status, reason });
+    }
+    return next;
   }
 
   async listReleases(tool: string, limit: number): Promise<Release[]> {
@@ -187,6 +219,12 @@ export class RedisStore implements StateStore {
     return values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as T]));
   }
 }
+
+const SECRET_FIELDS = {
+  token: "token_hash",
+  webhook: "webhook_secret_hash",
+  redeploy: "redeploy_token_hash",
+} as const satisfies Record<SecretKind, keyof Tool>;
 
 function hashOf(key: string): number {
   let h = 0;

@@ -1,6 +1,12 @@
+import type { ComponentsConfig } from "../config/index.js";
+
 /** Where a build came from; kept on the build and on the release it becomes. */
 export interface Trigger {
-  readonly kind: "git_push" | "gitlab_push" | "gitlab_tag" | "redeploy" | "api";
+  /**
+   * `rollback`: a release made from an earlier release's image, without a build. `envvars`: the image
+   * about to run, released again because an environment variable changed (its processes restart).
+   */
+  readonly kind: "git_push" | "gitlab_push" | "gitlab_tag" | "redeploy" | "api" | "rollback" | "envvars";
   readonly ref: string;
   /** GitLab user name, or "token" for the redeploy hook and API. */
   readonly actor?: string | undefined;
@@ -16,7 +22,7 @@ export const TERMINAL_STATUSES: ReadonlySet<BuildStatus> = new Set([
 ]);
 
 /** The phases a build goes through, in order; a failure names the one it stopped in. */
-export type Phase = "queued" | "fetch" | "detect" | "restore" | "build" | "export" | "deploy";
+export type Phase = "queued" | "fetch" | "config" | "detect" | "restore" | "build" | "export" | "deploy";
 
 export interface Build {
   readonly id: string;
@@ -40,6 +46,8 @@ export interface Build {
   readonly started_at?: string | undefined;
   readonly finished_at?: string | undefined;
   readonly no_cache?: boolean | undefined;
+  /** The components config the build read (or derived from the Procfile); its release keeps it too. */
+  readonly config?: ComponentsConfig | undefined;
 }
 
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;

@@ -21,6 +21,7 @@ export {
 } from "./model.js";
 export {
   LABELS,
+  MANAGED_BY,
   boundedName,
   envSecretName,
   namespaceName,
@@ -42,4 +43,6 @@ export {
   sortObjects,
   toolHost,
 } from "./render.js";
+export { type ReleaseSource, type SkippedComponent, commandOf, workloadsFromConfig } from "./from-config.js";
+export { REDACTED, redactSecrets } from "./redact.js";
 export { toYaml } from "./yaml.js";

@@ -9,6 +9,9 @@ import type { StateStore } from "../../ports/store.js";
 import { TERMINAL_STATUSES, type Build, type Phase } from "../builds/build.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
 import type { Release } from "../releases/release.js";
+import { defaultConfigFromProcfile, type ComponentsConfig } from "../config/index.js";
+import { readAppConfig, samePolicy, toolPolicy, type AppConfig } from "./app-config.js";
+import { decide } from "./deploy-policy.js";
 import type { Enqueuer } from "./jobs-port.js";
 
 /** Runs the buildpacks over a checked-out app (the CNB lifecycle: detect, restore, build). */
@@ -120,11 +123,34 @@ export class BuildPipeline {
 
       emit(`===> FETCHING ${redactUrl(build.source_url)} ${build.ref} at ${build.commit}`);
       const source = await this.deps.fetcher.fetch(
-        { url: build.source_url, ref: build.ref, commit: build.commit },
+        { url: build.source_url, ref: build.ref, commit: build.commit, tool: build.tool },
         appDir,
         controller.signal,
       );
       throwIfAborted(controller.signal);
+
+      phase = "config";
+      await store.updateBuild(buildId, { phase });
+      const appConfig = await readAppConfig(appDir);
+      if (appConfig) {
+        emit(
+          `===> CONFIG ${appConfig.file}: components ${Object.keys(appConfig.config.components).join(", ")}`,
+        );
+      }
+      const notDeployed = await this.applyDeployPolicy(build, appConfig, emit);
+      if (notDeployed !== undefined) {
+        emit(`===> NOT DEPLOYED: ${notDeployed}`);
+        await pending;
+        await store.updateBuild(buildId, {
+          status: "cancelled",
+          reason: `not deployed: ${notDeployed}`,
+          finished_at: new Date().toISOString(),
+        });
+        // The commit may still deploy from a ref the policy allows (say a tag pushed later).
+        await store.releaseCommit(build.tool, build.component, build.commit);
+        log.info({ reason: notDeployed }, "build ended by the commit's deploy policy");
+        return;
+      }
 
       const result = await this.deps.lifecycle.run({
         tool: build.tool,
@@ -152,7 +178,11 @@ export class BuildPipeline {
       throwIfAborted(controller.signal);
       emit(`Image ${exported.image}@${exported.digest} (${exported.blobsUploaded} blobs uploaded)`);
 
-      const release = await this.createRelease(build, exported.image, exported.digest);
+      const config = appConfig?.config ?? this.procfileConfig(result, emit);
+      const release = await this.createRelease(build, exported.image, exported.digest, {
+        config,
+        processes: result.processes.map((p) => p.type),
+      });
       await pending;
       await store.updateBuild(buildId, {
         status: "success",
@@ -161,6 +191,7 @@ export class BuildPipeline {
         image: exported.image,
         image_digest: exported.digest,
         release_id: release.id,
+        config,
         finished_at: new Date().toISOString(),
       });
       await this.deps.queue.enqueue("deploy", { build_id: buildId, release_id: release.id }, release.id);
@@ -229,8 +260,64 @@ export class BuildPipeline {
     });
   }
 
-  private async createRelease(build: Build, image: string, digest: string): Promise<Release> {
+  /**
+   * The commit's deploy policy decides, after the fetch, for pushes that were let through by the policy
+   * the tool had stored (which this build's config may have just changed). The policy read is stored on
+   * the tool so the next webhook answers with it before fetching anything. Returns why the push does not
+   * deploy, or undefined when it does. Explicit requests (API build start, redeploy hook) always deploy.
+   */
+  private async applyDeployPolicy(
+    build: Build,
+    appConfig: AppConfig | undefined,
+    emit: (line: string) => void,
+  ): Promise<string | undefined> {
+    const tool = await this.deps.store.getTool(build.tool);
+    if (!tool) return undefined;
+    let policy = tool.deploy;
+    if (appConfig) {
+      policy = toolPolicy(appConfig.config.deploy, appConfig.file);
+    } else if (tool.deploy.from !== undefined) {
+      // The config file that set the policy is gone: back to the default (the default branch deploys).
+      policy = { branches: [], tags: [] };
+    }
+    if (!samePolicy(policy, tool.deploy) || policy.from !== tool.deploy.from) {
+      await this.deps.store.updateTool(tool.name, { deploy: policy });
+      emit(
+        `===> DEPLOY POLICY${policy.from ? ` from ${policy.from}` : " (default)"}: branches ${
+          policy.no_branches
+            ? "none"
+            : policy.branches.length
+              ? policy.branches.join(", ")
+              : "the default branch"
+        }; tags ${policy.tags.length ? policy.tags.join(", ") : "none"}`,
+      );
+    }
+    if (build.trigger.kind === "api" || build.trigger.kind === "redeploy") return undefined;
+    const decision = decide(policy, build.ref, tool.source?.default_branch);
+    return decision.deploy ? undefined : decision.reason;
+  }
+
+  /** No config file: the Procfile's process types make the components (see config/procfile-default.ts). */
+  private procfileConfig(
+    result: LifecycleResult,
+    emit: (line: string) => void,
+  ): ComponentsConfig | undefined {
+    try {
+      return defaultConfigFromProcfile(result.processes.map((p) => p.type));
+    } catch (error) {
+      emit(`warning: ${errorMessage(error)}; only the web process runs`);
+      return undefined;
+    }
+  }
+
+  private async createRelease(
+    build: Build,
+    image: string,
+    digest: string,
+    extra: { config: ComponentsConfig | undefined; processes: readonly string[] },
+  ): Promise<Release> {
     const release: Release = {
+      ...extra,
       id: newId(),
       tool: build.tool,
       component: build.component,

@@ -22,6 +22,12 @@ export function decide(policy: DeployPolicy, ref: string, defaultBranch: string 
   const parsed = parseRef(ref);
   if (!parsed) return { deploy: false, reason: `ref ${ref} is neither a branch nor a tag` };
   if (parsed.kind === "branch") {
+    if (policy.no_branches) {
+      return {
+        deploy: false,
+        reason: `branch ${parsed.name} ignored: deploy.branches is []${policy.from ? ` in ${policy.from}` : ""}, so no branch deploys`,
+      };
+    }
     if (policy.branches.length === 0) {
       return parsed.name === defaultBranch
         ? { deploy: true, reason: `branch ${parsed.name} is the default branch` }

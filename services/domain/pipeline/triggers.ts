@@ -97,7 +97,7 @@ export class TriggerService {
     ) {
       await this.store.updateTool(event.tool.name, { source });
     }
-    await this.queue.enqueue("build", { build_id: id }, id);
+    await this.queue.enqueue("build", { build_id: id, tool: event.tool.name }, id);
     log.info({ buildId: id, sha: event.commit }, "build queued");
     await this.supersedeWaiting(build, log);
     return { status: "queued", build_id: id, commit: event.commit, reason: decision.reason };

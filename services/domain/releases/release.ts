@@ -1,4 +1,5 @@
 import type { Trigger } from "../builds/build.js";
+import type { ComponentsConfig } from "../config/index.js";
 
 export type ReleaseStatus = "deploying" | "live" | "failed" | "superseded";
 
@@ -16,4 +17,20 @@ export interface Release {
   readonly reason?: string | undefined;
   readonly created_at: string;
   readonly finished_at?: string | undefined;
+  /**
+   * The components config of the commit (slipway.yaml / toolforge.yaml, or the one derived from the
+   * Procfile), every default applied. Absent on releases made before Slipway read configs: then the
+   * webservice runs with the built-in defaults.
+   */
+  readonly config?: ComponentsConfig | undefined;
+  /** Process types the image has (`/cnb/process/<type>`); `release` among them runs before the rollout. */
+  readonly processes?: readonly string[] | undefined;
+  /** For a rollback: the release whose image and config this one runs again. */
+  readonly rollback_of?: string | undefined;
+  /** What the last health probe saw (`HTTP 500 from /healthz`, `ECONNREFUSED`, …). */
+  readonly last_probe?: string | undefined;
+  /** Last lines of the failing process (release phase or web) when the release failed. */
+  readonly log_tail?: readonly string[] | undefined;
+  /** Set when image retention deleted the image from the registry: the release cannot be rolled back to. */
+  readonly image_deleted_at?: string | undefined;
 }

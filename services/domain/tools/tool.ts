@@ -16,6 +16,10 @@ export interface Tool {
 export interface DeployPolicy {
   readonly branches: readonly string[];
   readonly tags: readonly string[];
+  /** True when `deploy.branches: []` in the config: no branch deploys (only tags, if any). */
+  readonly no_branches?: boolean | undefined;
+  /** Where the policy came from: the config file (and commit) the last build read it from. */
+  readonly from?: string | undefined;
 }
 
 export interface ToolSource {

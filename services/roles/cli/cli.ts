@@ -2,6 +2,11 @@ import { Command, Option } from "commander";
 import type { Config } from "../../platform/env.js";
 import { ApiClient, ApiError } from "./client.js";
 import { validateConfigFile } from "./config-validate.js";
+import { registerReleaseCommands } from "./release-commands.js";
+import { registerEnvvarsCommands } from "./envvars-commands.js";
+import { registerGitlabCommands } from "./gitlab-commands.js";
+import { registerJobsCommands } from "./jobs-commands.js";
+import { registerRenderCommands } from "./render-commands.js";
 
 interface BuildRow {
   id: string;
@@ -40,7 +45,12 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     )
     .action((o: { role: string }) => startServer(o.role));
 
+  registerEnvvarsCommands(program, client, config.cli.tool);
+  registerReleaseCommands(program, client, config.cli.tool);
+  registerJobsCommands(program, client, config.cli.tool);
+  registerRenderCommands(program, client);
   const tools = program.command("tools").description("create and inspect tools");
+  registerGitlabCommands(tools, client);
   tools
     .command("create <name>")
     .description("create a tool; prints its secrets once")

@@ -1,4 +1,4 @@
-import express, { Router, type Request, type Response } from "express";
+import express, { Router, type Request, type RequestHandler, type Response } from "express";
 import { z } from "zod";
 import { TERMINAL_STATUSES, type Build } from "../../domain/builds/build.js";
 import type { BuildControl } from "../../domain/pipeline/build-control.js";
@@ -11,6 +11,9 @@ import type { RefResolver } from "../../ports/refs.js";
 import type { StateStore } from "../../ports/store.js";
 import { bearerAuth, requireAdmin, requireTool } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
+import { envvarsRouter } from "./api-envvars.js";
+import { renderRouter } from "./api-render.js";
+import type { EnvVarService } from "../../domain/envvars/envvar-service.js";
 import { COMPONENTS_SCHEMA_PATH, componentsJsonSchema } from "../../domain/config/index.js";
 
 export interface ApiDeps {
@@ -22,6 +25,12 @@ export interface ApiDeps {
   readonly refs: RefResolver;
   readonly adminTokenHash: string;
   readonly urls: { publicUrl: string; webUrl: (tool: string) => string };
+  /** Environment variables; mounted before the API's own JSON parser, with a larger body limit. */
+  readonly envvars?: EnvVarService | undefined;
+  /** Routers of optional features (GitLab linking), mounted after authentication, before the 404. */
+  readonly routers?: readonly RequestHandler[] | undefined;
+  /** Extra fields of `GET /api/v1/tools/:tool` (the GitLab link, without credentials). */
+  readonly toolExtras?: ((tool: string) => Promise<Record<string, unknown>>) | undefined;
 }
 
 const createTool = z.object({ name: z.string() });
@@ -43,6 +52,7 @@ export function apiRouter(deps: ApiDeps): Router {
   r.get("/api/v1/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
+  if (deps.envvars) r.use(envvarsRouter({ ...deps, envvars: deps.envvars }));
   r.use("/api/v1", express.json({ limit: "64kb" }), bearerAuth(deps.store, deps.adminTokenHash));
 
   r.post("/api/v1/tools", async (req, res) => {
@@ -60,13 +70,19 @@ export function apiRouter(deps: ApiDeps): Router {
 
   r.get("/api/v1/tools/:tool", async (req, res) => {
     const tool = await toolOf(req, deps);
-    const [builds, releases, route] = await Promise.all([
+    const [builds, releases, route, extras] = await Promise.all([
       deps.store.listBuilds(tool.name, 1),
       deps.store.listReleases(tool.name, 5),
       deps.store.getRoute(tool.name),
+      deps.toolExtras?.(tool.name) ?? {},
     ]);
     const live = releases.find((rel) => rel.id === route?.release_id);
-    res.json({ ...toolView(tool, deps.urls), latest_build: builds[0] ?? null, live_release: live ?? null });
+    res.json({
+      ...toolView(tool, deps.urls),
+      ...extras,
+      latest_build: builds[0] ?? null,
+      live_release: live ?? null,
+    });
   });
 
   r.post("/api/v1/tools/:tool/builds", async (req, res) => {
@@ -75,7 +91,7 @@ export function apiRouter(deps: ApiDeps): Router {
     const source = tool.source;
     if (!source) throw new ConflictError(`tool "${tool.name}" has no source yet: push to it first`);
     const ref = body.ref ?? source.ref;
-    const resolved = await deps.refs.resolve(source.url, ref);
+    const resolved = await deps.refs.resolve(source.url, ref, undefined, tool.name);
     if (!resolved) throw new NotFoundError(`ref "${ref}" does not exist in ${source.url}`);
     const result = await deps.triggers.push({
       tool,
@@ -137,6 +153,8 @@ export function apiRouter(deps: ApiDeps): Router {
     res.json(release);
   });
 
+  r.use(renderRouter(deps)); // after bearerAuth: it reads req.principal
+  for (const extra of deps.routers ?? []) r.use(extra);
   r.use("/api/v1", (_req, _res) => {
     throw new NotFoundError("no such API endpoint; see /api/v1/openapi.json");
   });

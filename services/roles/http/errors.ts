@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler } from "express";
-import { SlipwayError, type ErrorCode } from "../../platform/errors.js";
+import { RateLimitedError, SlipwayError, type ErrorCode } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 
 const STATUS: Record<ErrorCode, number> = {
@@ -20,6 +20,7 @@ const STATUS: Record<ErrorCode, number> = {
   deploy_failed: 500,
   cancelled: 409,
   stack_unavailable: 503,
+  rate_limited: 429,
   internal: 500,
 };
 
@@ -34,6 +35,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const { status, code, message } = classify(error);
+    if (error instanceof RateLimitedError) res.set("Retry-After", String(error.retryAfterS));
     if (status >= 500) logger.error({ err: error, code }, "request failed");
     res.status(status).json({ error: { code, message } });
   };
@@ -45,6 +47,13 @@ export function classify(error: unknown): { status: number; code: ErrorCode; mes
   const e = error as { type?: string; status?: number; limit?: number; message?: string };
   if (e?.type === "entity.too.large") {
     return { status: 413, code: "payload_too_large", message: `request body exceeds ${e.limit} bytes` };
+  }
+  if (e?.type === "encoding.unsupported") {
+    return {
+      status: 415,
+      code: "unsupported_media_type",
+      message: e.message ?? "unsupported content encoding",
+    };
   }
   if (e?.type === "entity.parse.failed") {
     return { status: 400, code: "invalid_json", message: "request body is not valid JSON" };

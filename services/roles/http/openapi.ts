@@ -6,6 +6,13 @@ export function openApiDocument(publicUrl: string) {
   const error = { $ref: "#/components/responses/Error" };
   const toolParam = { name: "tool", in: "path", required: true, schema: { type: "string" } };
   const idParam = { name: "id", in: "path", required: true, schema: { type: "string" } };
+  const jobNameParam = { name: "name", in: "path", required: true, schema: { type: "string" } };
+  const envNameParam = {
+    name: "name",
+    in: "path",
+    required: true,
+    schema: { type: "string", pattern: "^[A-Z_][A-Z0-9_]*$" },
+  };
   return {
     openapi: "3.1.0",
     info: { title: "Slipway API", version: "1" },
@@ -30,6 +37,33 @@ export function openApiDocument(publicUrl: string) {
           responses: { "200": ok("Tool"), "404": error },
         },
       },
+      "/api/v1/tools/{tool}/gitlab": {
+        get: {
+          summary: "The tool's GitLab link, or null (never a token)",
+          parameters: [toolParam],
+          responses: { "200": { description: "{tool, gitlab: GitlabLink | null}" }, "404": error },
+        },
+        post: {
+          summary:
+            "Link a GitLab project: rotates the webhook secret, registers the project hook, creates a read_repository deploy token; credentials are stored encrypted",
+          parameters: [toolParam],
+          requestBody: json({
+            type: "object",
+            required: ["url", "project", "token"],
+            properties: {
+              url: { type: "string", description: "GitLab base URL" },
+              project: { type: ["string", "integer"], description: "numeric id or group/project path" },
+              token: { type: "string", description: "access token, scope api, role Maintainer" },
+            },
+          }),
+          responses: { "201": ok("GitlabLink"), "400": error, "401": error, "403": error, "404": error },
+        },
+        delete: {
+          summary: "Unlink: remove the hook and revoke the deploy token at GitLab, forget the link",
+          parameters: [toolParam],
+          responses: { "200": { description: "{tool, unlinked, gitlab: GitlabLink | null}" }, "400": error },
+        },
+      },
       "/api/v1/tools/{tool}/builds": {
         get: {
           summary: "List builds, newest first",
@@ -48,6 +82,29 @@ export function openApiDocument(publicUrl: string) {
             },
           }),
           responses: { "202": ok("TriggerResult"), "200": ok("TriggerResult"), "409": error },
+        },
+      },
+      "/api/v1/tools/{tool}/releases": {
+        get: {
+          summary: "List the tool's releases, newest first (failed ones with reason and last probe)",
+          parameters: [toolParam],
+          responses: { "200": ok("Release", true) },
+        },
+      },
+      "/api/v1/tools/{tool}/releases/{id}": {
+        get: {
+          summary: "Show a release",
+          parameters: [toolParam, idParam],
+          responses: { "200": ok("Release"), "404": error },
+        },
+      },
+      "/api/v1/tools/{tool}/rollback": {
+        post: {
+          summary:
+            "Deploy an earlier release's image and config again as a new release, without a build (default: the newest release live before the current one)",
+          parameters: [toolParam],
+          requestBody: json({ type: "object", properties: { release_id: { type: "string" } } }),
+          responses: { "202": ok("Release"), "404": error, "409": error },
         },
       },
       "/api/v1/tools/{tool}/builds/{id}": {
@@ -78,11 +135,151 @@ export function openApiDocument(publicUrl: string) {
           responses: { "200": ok("Release", true) },
         },
       },
+      "/api/v1/tools/{tool}/manifests": {
+        get: {
+          summary:
+            "Kubernetes objects of the tool's live (else newest) release, for review; Secret values are shown as ***",
+          parameters: [toolParam, { name: "component", in: "query", schema: { type: "string" } }],
+          responses: {
+            "200": {
+              description:
+                "{tool, namespace, release_id, release_status, live, commit, config_source, components, skipped, options, objects}",
+            },
+            "404": error,
+          },
+        },
+      },
       "/api/v1/tools/{tool}/deployments/{id}": {
         get: {
           summary: "Show a release",
           parameters: [toolParam, idParam],
           responses: { "200": ok("Release") },
+        },
+      },
+      "/api/v1/tools/{tool}/envvars": {
+        get: {
+          summary: "List the tool's environment variables by name; values only with show_values=true",
+          parameters: [toolParam, { name: "show_values", in: "query", schema: { type: "boolean" } }],
+          responses: { "200": ok("EnvVar", true), "403": error, "404": error },
+        },
+      },
+      "/api/v1/tools/{tool}/envvars/{name}": {
+        get: {
+          summary: "Show one environment variable with its value",
+          parameters: [toolParam, envNameParam],
+          responses: { "200": ok("EnvVar"), "403": error, "404": error },
+        },
+        put: {
+          summary:
+            "Create or replace an environment variable (stored encrypted); restarts the tool as a new release of the running image",
+          parameters: [toolParam, envNameParam],
+          requestBody: json({
+            type: "object",
+            required: ["value"],
+            properties: { value: { type: "string" } },
+          }),
+          responses: {
+            "201": ok("EnvVarChange"),
+            "200": ok("EnvVarChange"),
+            "400": error,
+            "403": error,
+            "404": error,
+            "409": error,
+          },
+        },
+        delete: {
+          summary: "Delete an environment variable; restarts the tool as a new release of the running image",
+          parameters: [toolParam, envNameParam],
+          responses: { "200": ok("EnvVarChange"), "403": error, "404": error },
+        },
+      },
+      "/api/v1/tools/{tool}/jobs": {
+        get: {
+          summary:
+            "List the tool's jobs with their status; with dump=true, the API-defined jobs as a Toolforge jobs.yaml",
+          parameters: [toolParam, { name: "dump", in: "query", schema: { type: "boolean" } }],
+          responses: { "200": ok("Job", true), "404": error },
+        },
+        post: {
+          summary:
+            "Define a job (one-off unless schedule or continuous; a one-off starts a run), or, with only a name, run an existing job now",
+          parameters: [toolParam],
+          requestBody: json({ $ref: "#/components/schemas/JobInput" }),
+          responses: { "201": ok("Job"), "400": error, "404": error, "409": error },
+        },
+        put: {
+          summary:
+            "Load a jobs.yaml: the API-defined jobs become exactly these; unchanged jobs keep running (Toolforge `jobs load`)",
+          parameters: [toolParam],
+          requestBody: json({
+            type: "object",
+            required: ["jobs"],
+            properties: { jobs: { type: "array", items: { $ref: "#/components/schemas/JobInput" } } },
+          }),
+          responses: { "200": ok("JobsLoadResult"), "400": error, "409": error },
+        },
+      },
+      "/api/v1/tools/{tool}/jobs/{name}": {
+        get: {
+          summary:
+            "Show a job: definition, status (state, restarts, last exit code, next run) and its kept runs",
+          parameters: [toolParam, jobNameParam],
+          responses: { "200": ok("Job"), "404": error },
+        },
+        delete: {
+          summary: "Stop the job and remove it with its runs and logs",
+          parameters: [toolParam, jobNameParam],
+          responses: { "200": { description: "Deleted" }, "404": error },
+        },
+      },
+      "/api/v1/tools/{tool}/jobs/{name}/restart": {
+        post: {
+          summary: "Replace a continuous job's process; run any other job again now",
+          parameters: [toolParam, jobNameParam],
+          responses: { "200": { description: "Restarting" }, "404": error, "409": error },
+        },
+      },
+      "/api/v1/tools/{tool}/jobs/{name}/runs/{run}": {
+        get: {
+          summary:
+            "A requested run and its retries with their output; wait=S (at most 60) waits until they are over",
+          parameters: [
+            toolParam,
+            jobNameParam,
+            { name: "run", in: "path", required: true, schema: { type: "string" } },
+            { name: "wait", in: "query", schema: { type: "integer", minimum: 0, maximum: 60 } },
+          ],
+          responses: { "200": ok("JobRunWait"), "404": error },
+        },
+      },
+      "/api/v1/tools/{tool}/jobs/{name}/logs": {
+        get: {
+          summary:
+            "Output of the kept runs (last 20, 1000 lines each), readable after the processes are gone; follow=true streams text",
+          parameters: [
+            toolParam,
+            jobNameParam,
+            { name: "run", in: "query", schema: { type: "string" } },
+            { name: "follow", in: "query", schema: { type: "boolean" } },
+          ],
+          responses: {
+            "200": {
+              description: "JSON {job, runs: [JobRun & {lines}]}, or text/plain when following",
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    properties: {
+                      job: { type: "string" },
+                      runs: { type: "array", items: { $ref: "#/components/schemas/JobRun" } },
+                    },
+                  },
+                },
+                "text/plain": { schema: { type: "string" } },
+              },
+            },
+            "404": error,
+          },
         },
       },
       "/hooks/gitlab/{tool}": {
@@ -163,7 +360,140 @@ export function openApiDocument(publicUrl: string) {
             image_digest: { type: "string" },
             status: { enum: ["deploying", "live", "failed", "superseded"] },
             live: { type: "boolean" },
+            image_deleted: { type: "boolean" },
+            trigger: { type: "object" },
+            rollback_of: { type: ["string", "null"] },
+            reason: { type: ["string", "null"] },
+            last_probe: { type: ["string", "null"] },
+            log_tail: { type: "array", items: { type: "string" } },
           },
+        },
+        GitlabLink: {
+          type: "object",
+          properties: {
+            gitlab_url: { type: "string" },
+            project_id: { type: "integer" },
+            project_path: { type: "string" },
+            web_url: { type: "string" },
+            git_url: { type: "string" },
+            default_branch: { type: ["string", "null"] },
+            hook_id: { type: "integer" },
+            deploy_token_id: { type: "integer" },
+            deploy_token_username: { type: "string" },
+            linked_at: { type: "string" },
+          },
+        },
+        EnvVar: {
+          type: "object",
+          required: ["name", "value"],
+          properties: { name: { type: "string" }, value: { type: ["string", "null"] } },
+        },
+        EnvVarChange: {
+          type: "object",
+          required: ["name", "release_id", "message"],
+          properties: {
+            name: { type: "string" },
+            created: { type: "boolean" },
+            release_id: { type: ["string", "null"], description: "the release restarting the tool" },
+            message: { type: "string" },
+          },
+        },
+        JobInput: {
+          type: "object",
+          required: ["name"],
+          description:
+            "One item of Toolforge's jobs.yaml. image: a release id pins it; a Toolforge name (python3.11) means the live release's image",
+          properties: {
+            name: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", maxLength: 52 },
+            command: { type: "string" },
+            image: { type: "string" },
+            schedule: {
+              type: "string",
+              description: "5 cron fields (UTC) or @hourly/@daily/@weekly/@monthly/@yearly",
+            },
+            continuous: { type: "boolean" },
+            retry: { type: "integer", minimum: 0, maximum: 5 },
+            timeout: { type: "integer", minimum: 1, description: "seconds" },
+            mem: { type: "string", examples: ["512Mi"] },
+          },
+          additionalProperties: { description: "Toolforge keys kept for dump: cpu, emails, mount, filelog…" },
+        },
+        Job: {
+          type: "object",
+          properties: {
+            name: { type: "string" },
+            type: { enum: ["continuous", "scheduled", "one-off"] },
+            command: { type: "string" },
+            image: { type: ["string", "null"] },
+            image_ref: { type: "string" },
+            release_id: { type: "string" },
+            schedule: { type: ["string", "null"] },
+            schedule_expanded: { type: ["string", "null"] },
+            retry: { type: "integer" },
+            timeout: { type: ["integer", "null"] },
+            mem: { type: ["string", "null"] },
+            source: { enum: ["config", "api"] },
+            revision: { type: "integer" },
+            run_id: { type: ["string", "null"] },
+            status: {
+              type: "object",
+              properties: {
+                state: {
+                  enum: [
+                    "pending",
+                    "running",
+                    "restarting",
+                    "waiting",
+                    "succeeded",
+                    "failed",
+                    "defined",
+                    "stopped",
+                  ],
+                },
+                restarts: { type: "integer" },
+                last_exit_code: { type: ["integer", "null"] },
+                last_run_id: { type: ["string", "null"] },
+                last_started_at: { type: ["string", "null"] },
+                last_finished_at: { type: ["string", "null"] },
+                next_run_at: { type: ["string", "null"] },
+                message: { type: ["string", "null"] },
+              },
+            },
+            runs: { type: "array", items: { $ref: "#/components/schemas/JobRun" } },
+          },
+        },
+        JobRun: {
+          type: "object",
+          properties: {
+            id: { type: "string" },
+            request_id: { type: "string" },
+            trigger: { enum: ["schedule", "manual", "continuous", "retry"] },
+            attempt: { type: "integer" },
+            status: { enum: ["running", "succeeded", "failed", "timeout", "skipped", "stopped", "lost"] },
+            exit_code: { type: ["integer", "null"] },
+            reason: { type: ["string", "null"] },
+            started_at: { type: "string" },
+            finished_at: { type: ["string", "null"] },
+            lines: { type: "array", items: { type: "string" } },
+          },
+        },
+        JobRunWait: {
+          type: "object",
+          properties: {
+            final: { type: "boolean" },
+            exit_code: { type: ["integer", "null"] },
+            status: { type: "string" },
+            runs: { type: "array", items: { $ref: "#/components/schemas/JobRun" } },
+          },
+        },
+        JobsLoadResult: {
+          type: "object",
+          properties: Object.fromEntries(
+            ["created", "updated", "deleted", "unchanged"].map((k) => [
+              k,
+              { type: "array", items: { type: "string" } },
+            ]),
+          ),
         },
         TriggerResult: {
           type: "object",

@@ -14,10 +14,23 @@ import { RegistryClient } from "../../adapters/registry/client.js";
 import { RegistryServer } from "../../adapters/registry/server.js";
 import { RedisBuildLogs } from "../../adapters/store/build-logs.js";
 import { RedisStore } from "../../adapters/store/redis-store.js";
+import { RedisEnvVars } from "../../adapters/store/redis-envvars.js";
+import { EnvVarService } from "../../domain/envvars/envvar-service.js";
+import { loadCryptoBox } from "./crypto-key.js";
 import { BuildControl } from "../../domain/pipeline/build-control.js";
 import { BuildPipeline } from "../../domain/pipeline/build-pipeline.js";
 import { TriggerService } from "../../domain/pipeline/triggers.js";
 import { Deployer } from "../../domain/releases/deployer.js";
+import { ReleaseService } from "../../domain/releases/release-service.js";
+import { ImageRetention } from "../../domain/releases/retention.js";
+import { releasesApiRouter } from "../http/api-releases.js";
+import { PodmanJobsRuntime, jobsOwnerFor } from "../../adapters/podman/jobs-runtime.js";
+import { RedisJobsStore } from "../../adapters/store/redis-jobs.js";
+import { JobService } from "../../domain/jobs/job-service.js";
+import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../domain/jobs/runner.js";
+import { imageByDigest } from "../../domain/releases/deployer.js";
+import { newId } from "../../platform/ids.js";
+import { jobsRouter } from "../http/api-jobs.js";
 import { ToolService } from "../../domain/tools/tool-service.js";
 import type { Config } from "../../platform/env.js";
 import { errorMessage } from "../../platform/errors.js";
@@ -30,8 +43,10 @@ import { gitPushHandler } from "../http/git-push.js";
 import { FrontProxy } from "../http/proxy.js";
 import { gitlabWebhooks } from "../webhooks/gitlab.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
+import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
 import { fileSecret } from "./secrets-file.js";
+import { gitlabFeature } from "./gitlab-wiring.js";
 
 export type Role = "all" | "api" | "builder" | "deployer";
 
@@ -91,16 +106,40 @@ export async function startServer(
 
     const admin = await fileSecret(path.join(config.home, "admin-token"), "sla");
     const builderSecret = (await fileSecret(path.join(config.home, "builder-secret"), "slb")).value;
-    // Slipway's own git remote is read with the builder credential, never a tool's token; other
-    // repositories with whatever credentials their request carries.
-    const builderAuth = (url: string, auth?: { username: string; password: string }) =>
-      url.startsWith(`${config.publicUrl}/git/`) ? { username: BUILDER_USER, password: builderSecret } : auth;
+    const gitlab = await gitlabFeature({
+      home: config.home,
+      publicUrl: config.publicUrl,
+      redisUrl,
+      redis,
+      store,
+      logger,
+    });
+    // Slipway's own git remote is read with the builder credential, never a tool's token; a tool's
+    // linked GitLab project with that tool's deploy token; other repositories with whatever
+    // credentials their request carries.
+    const builderAuth = async (url: string, auth?: { username: string; password: string }, tool?: string) =>
+      url.startsWith(`${config.publicUrl}/git/`)
+        ? { username: BUILDER_USER, password: builderSecret }
+        : (auth ?? (await gitlab.fetchAuth(tool, url)));
     const urls = {
       publicUrl: config.publicUrl,
       webUrl: (t: string) => `http://${t}.${config.webDomain}:${config.port}/`,
     };
     const tools = new ToolService(store, urls);
     const triggers = new TriggerService(store, queue, logger.child({ component: "triggers" }));
+    const envvars = new EnvVarService({
+      vars: new RedisEnvVars(redis, await loadCryptoBox(config.home)),
+      store,
+      queue,
+      logger: logger.child({ component: "envvars" }),
+    });
+    const jobsStore = RedisJobsStore.create(redis);
+    const jobs = new JobService({
+      jobs: jobsStore,
+      store,
+      imageOf: imageByDigest,
+      logger: logger.child({ component: "jobs" }),
+    });
     const reposDir = path.join(config.home, "repos");
 
     let url = config.publicUrl;
@@ -124,7 +163,8 @@ export async function startServer(
       });
       const remoteRefs = new RemoteRefs();
       const refs: RefResolver = {
-        resolve: (url, ref, auth) => remoteRefs.resolve(url, ref, builderAuth(url, auth)),
+        resolve: async (url, ref, auth, tool) =>
+          remoteRefs.resolve(url, ref, await builderAuth(url, auth, tool)),
       };
       const app = createApp({
         logger,
@@ -135,12 +175,19 @@ export async function startServer(
               ? git.hookHandler(req, res, next)
               : next(),
           gitRouterAt("/git", git.router),
-          gitlabWebhooks({ tools, triggers, store, maxBodyBytes: config.limits.webhookBytes }),
+          gitlabWebhooks({
+            tools,
+            triggers,
+            store,
+            maxBodyBytes: config.limits.webhookBytes,
+            limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
+          }),
           redeployWebhook({
             tools,
             triggers,
             store,
             refs,
+            limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
           }),
         ],
         api: apiRouter({
@@ -152,8 +199,20 @@ export async function startServer(
           refs,
           adminTokenHash: hashSecret(admin.value),
           urls,
+          routers: [
+            gitlab.router,
+            releasesApiRouter({
+              tools,
+              releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases }),
+            }),
+            jobsRouter({ tools, jobs }),
+          ],
+          envvars,
+          toolExtras: gitlab.toolExtras,
         }),
       });
+      // Commit statuses are posted by the API role: one per deployment, whatever the builders do.
+      closers.push(await gitlab.startNotifier());
       const server = await listen(app, config.host, config.port);
       closers.push(() => closeServer(server));
       const address = server.address();
@@ -186,6 +245,14 @@ export async function startServer(
           probe: new NetProbe(),
           logs,
           logger: logger.child({ component: "deployer" }),
+          env: envvars,
+          onLive: async (release) => void (await jobs.syncRelease(release)),
+          retention: new ImageRetention({
+            store,
+            registry,
+            keep: config.keepReleases,
+            logger: logger.child({ component: "retention" }),
+          }),
           options: {
             healthTimeoutS: config.run.healthTimeoutS,
             memoryMb: config.run.memoryMb,
@@ -202,6 +269,24 @@ export async function startServer(
         );
         const names = (await store.listTools()).map((t) => t.name);
         deployer.reconcile(names).catch((e) => logger.warn({ error: errorMessage(e) }, "reconcile failed"));
+        // Jobs run where the deployer runs; their definitions are in Redis, so a restart resumes them.
+        const jobRunner = new JobRunner({
+          store: jobsStore,
+          runtime: new PodmanJobsRuntime({
+            repoRoot: config.repoRoot,
+            registry: {
+              host: registryServer.host,
+              username: registryServer.username,
+              password: registryServer.password,
+            },
+            namePrefix: jobsOwnerFor(config.home),
+          }),
+          envFor: (tool) => envvars.envFor(tool),
+          logger: logger.child({ component: "jobs" }),
+          options: { ...DEFAULT_RUNNER_OPTIONS, memoryMb: config.run.memoryMb, owner: newId() },
+        });
+        await jobRunner.start();
+        closers.push(() => jobRunner.close());
       }
       if (role === "all" || role === "builder") {
         const fetcher = IsomorphicGitFetcher.create({
@@ -217,8 +302,12 @@ export async function startServer(
             logs,
             queue,
             fetcher: {
-              fetch: (request, dest, signal) =>
-                fetcher.fetch({ ...request, auth: builderAuth(request.url, request.auth) }, dest, signal),
+              fetch: async (request, dest, signal) =>
+                fetcher.fetch(
+                  { ...request, auth: await builderAuth(request.url, request.auth, request.tool) },
+                  dest,
+                  signal,
+                ),
             },
             lifecycle: builder.lifecycle,
             exporter: builder.exporter,
@@ -232,6 +321,7 @@ export async function startServer(
               { build: (job, ctx) => pipeline.run(job.build_id, ctx) },
               { build: config.build.concurrency },
               logger,
+              { perGroup: { build: config.build.perTool } },
             ),
           );
           logger.info({}, "builder ready");

@@ -1,0 +1,197 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { TransientError } from "../../platform/errors.js";
+import type { JobExit, JobProcess, JobProcessSpec, JobsRuntime } from "../../domain/jobs/runtime.js";
+import { withEnvFile } from "./env-file.js";
+import { podman, podmanEnv } from "./podman.js";
+import { pullImage } from "./pull.js";
+
+const LABEL = "io.slipway";
+/** Lines are handed on in batches, so a chatty job costs one store write per batch, not per line. */
+const FLUSH_MS = 200;
+const FLUSH_LINES = 200;
+/** Longer lines are cut: one line must not fill a run's log. */
+const MAX_LINE = 8192;
+
+/**
+ * Resolves the command as Toolforge's `launcher` does for buildservice images: a Procfile process type
+ * runs that process, anything else runs in the app's launch environment (one argument with spaces is a
+ * shell command line). Images without the CNB launcher (plain images) get `sh -c`.
+ */
+const WRAPPER = [
+  'c="$1"',
+  'case "$c" in */*|*" "*) ;; *) if [ -x "/cnb/process/$c" ]; then exec "/cnb/process/$c"; fi ;; esac',
+  'if [ -x /cnb/lifecycle/launcher ]; then exec /cnb/lifecycle/launcher "$c"; fi',
+  'exec sh -c "$c"',
+].join("\n");
+
+/**
+ * The owner label of one server's job containers: derived from its state directory, so that a server
+ * removing its leftovers at start never touches the jobs of another server (or test) on the machine.
+ */
+export function jobsOwnerFor(home: string): string {
+  return `slipway-jobs-${createHash("sha256").update(home).digest("hex").slice(0, 8)}`;
+}
+
+export interface PodmanJobsRuntimeOptions {
+  readonly repoRoot: string;
+  /** Pull credentials for the local registry; used by podman only, never given to the container. */
+  readonly registry: { readonly host: string; readonly username: string; readonly password: string };
+  /** Prefix of container names and owner label, as for PodmanRuntime. */
+  readonly namePrefix: string;
+}
+
+/**
+ * Job processes as podman containers: non-root (the image's user), every capability dropped, no
+ * privilege escalation, memory and pid limits, no published ports. The container is started detached,
+ * its output followed with `podman logs -f`, its exit code read with `podman wait`, and it is removed
+ * afterwards: the run's log in the store outlives it.
+ */
+export class PodmanJobsRuntime implements JobsRuntime {
+  constructor(private readonly options: PodmanJobsRuntimeOptions) {}
+
+  async start(spec: JobProcessSpec, onLines: (lines: string[]) => void): Promise<JobProcess> {
+    const { repoRoot, registry, namePrefix } = this.options;
+    if (spec.image.startsWith(`${registry.host}/`)) await pullImage(spec.image, registry, repoRoot);
+    const name = `${namePrefix}-job-${spec.tool}-${spec.job}-${spec.runId.slice(-8)}`;
+    await podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
+    // The env goes in a 0600 file, never as `--env NAME=value` arguments that `ps` shows.
+    const started = await withEnvFile(spec.env, (envFile) =>
+      podman(
+        [
+          "run",
+          "--detach",
+          "--name",
+          name,
+          "--label",
+          `${LABEL}.owner=${namePrefix}`,
+          "--label",
+          `${LABEL}.role=job`,
+          "--label",
+          `${LABEL}.tool=${spec.tool}`,
+          "--label",
+          `${LABEL}.job=${spec.job}`,
+          "--label",
+          `${LABEL}.run=${spec.runId}`,
+          "--init",
+          "--cap-drop",
+          "all",
+          "--security-opt",
+          "no-new-privileges",
+          "--memory",
+          `${spec.memoryMb}m`,
+          "--pids-limit",
+          "512",
+          "--pull",
+          "never",
+          // The container's own log is only a buffer until it is read; bounded so a chatty job cannot fill the disk.
+          "--log-driver",
+          "k8s-file",
+          "--log-opt",
+          "max-size=10mb",
+          "--env-file",
+          envFile,
+          "--entrypoint",
+          "/bin/sh",
+          spec.image,
+          "-c",
+          WRAPPER,
+          "slipway-job",
+          spec.command,
+        ],
+        { repoRoot, allowFailure: true },
+      ),
+    );
+    if (started.code !== 0) {
+      throw new TransientError(
+        `podman could not start job ${spec.job}: ${started.stderr.trim().slice(-300)}`,
+      );
+    }
+    const id = started.stdout.trim();
+    const followed = this.follow(id, onLines);
+    const exited = (async (): Promise<JobExit> => {
+      const waited = await podman(["wait", id], { repoRoot, allowFailure: true });
+      await followed;
+      const code = Number(waited.stdout.trim().split("\n").pop());
+      await podman(["rm", "-f", "-t", "0", id], { repoRoot, allowFailure: true });
+      return { exitCode: Number.isInteger(code) && code >= 0 ? code : 255 };
+    })();
+    return {
+      id,
+      exited,
+      kill: async () => {
+        await podman(["stop", "-t", "3", id], { repoRoot, allowFailure: true });
+      },
+    };
+  }
+
+  async removeLeftovers(): Promise<number> {
+    const { repoRoot, namePrefix } = this.options;
+    const res = await podman(
+      [
+        "ps",
+        "--all",
+        "--quiet",
+        "--filter",
+        `label=${LABEL}.owner=${namePrefix}`,
+        "--filter",
+        `label=${LABEL}.role=job`,
+      ],
+      { repoRoot, allowFailure: true },
+    );
+    const ids = res.stdout.split("\n").filter(Boolean);
+    if (ids.length > 0) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
+    return ids.length;
+  }
+
+  /** Streams `podman logs -f` line by line without keeping the output: a continuous job runs for weeks. */
+  private follow(id: string, onLines: (lines: string[]) => void): Promise<void> {
+    return new Promise((resolve) => {
+      const child = spawn("podman", ["logs", "-f", id], {
+        env: podmanEnv(this.options.repoRoot),
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let batch: string[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const flush = () => {
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+        if (batch.length === 0) return;
+        const lines = batch;
+        batch = [];
+        onLines(lines);
+      };
+      const add = (line: string) => {
+        batch.push(line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
+        if (batch.length >= FLUSH_LINES) flush();
+        else timer ??= setTimeout(flush, FLUSH_MS);
+      };
+      const splitter = () => {
+        let pending = "";
+        return {
+          data: (chunk: Buffer) => {
+            pending += chunk.toString("utf8");
+            const lines = pending.split("\n");
+            pending = lines.pop() ?? "";
+            for (const l of lines) add(l);
+          },
+          end: () => {
+            if (pending) add(pending);
+            pending = "";
+          },
+        };
+      };
+      const out = splitter();
+      const err = splitter();
+      child.stdout.on("data", out.data);
+      child.stderr.on("data", err.data);
+      child.on("error", () => resolve());
+      child.on("close", () => {
+        out.end();
+        err.end();
+        flush();
+        resolve();
+      });
+    });
+  }
+}

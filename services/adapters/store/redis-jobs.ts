@@ -1,0 +1,187 @@
+import type { Redis } from "ioredis";
+import {
+  INITIAL_STATUS,
+  KEPT_LINES_PER_RUN,
+  KEPT_RUNS,
+  type JobDefinition,
+  type JobRun,
+  type JobStatus,
+} from "../../domain/jobs/job.js";
+import type { JobsStore, RunRequest } from "../../ports/jobs-store.js";
+import type { LogLine } from "../../ports/logs.js";
+
+const P = "slipway:";
+const TOOLS = `${P}jobtools`;
+const REQUESTS = `${P}jobrequests`;
+
+const defsKey = (tool: string) => `${P}jobs:${tool}`;
+const statusKey = (tool: string, job: string) => `${P}jobstatus:${tool}:${job}`;
+const runsKey = (tool: string, job: string) => `${P}jobruns:${tool}:${job}`;
+const runKey = (tool: string, job: string, id: string) => `${P}jobrun:${tool}:${job}:${id}`;
+const logKey = (tool: string, job: string, id: string) => `${P}joblog:${tool}:${job}:${id}`;
+
+// Renews a claim only for its holder, so a slow runner cannot extend a claim another one took over.
+const CLAIM = `
+local v = redis.call('GET', KEYS[1])
+if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0`;
+// Writes of the runner that arrive after `jobs delete` must not bring the job's records back.
+const HSET_IF_JOB = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 2))
+return 1`;
+const ADD_RUN_IF_JOB = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('LPUSH', KEYS[3], ARGV[2])
+return 1`;
+const XADD_IF_RUN = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 2, #ARGV do redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], '*', 'l', ARGV[i]) end
+return 1`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Jobs on Redis. Status and runs are hashes with one JSON-encoded value per field, so concurrent partial
+ * updates (the log follower, the supervisor) merge with HSET instead of racing on a whole record. Run
+ * logs are streams capped at KEPT_LINES_PER_RUN; a job keeps its KEPT_RUNS newest runs.
+ */
+export class RedisJobsStore implements JobsStore {
+  private constructor(private readonly redis: Redis) {}
+
+  static create(redis: Redis): RedisJobsStore {
+    return new RedisJobsStore(redis);
+  }
+
+  async putJob(job: JobDefinition): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(defsKey(job.tool), job.name, JSON.stringify(job))
+      .sadd(TOOLS, job.tool)
+      .exec();
+  }
+
+  async getJob(tool: string, name: string): Promise<JobDefinition | undefined> {
+    const raw = await this.redis.hget(defsKey(tool), name);
+    return raw === null ? undefined : (JSON.parse(raw) as JobDefinition);
+  }
+
+  async listJobs(tool: string): Promise<JobDefinition[]> {
+    const all = await this.redis.hvals(defsKey(tool));
+    return all.map((raw) => JSON.parse(raw) as JobDefinition).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async listAllJobs(): Promise<JobDefinition[]> {
+    const tools = await this.redis.smembers(TOOLS);
+    const lists = await Promise.all(tools.map((t) => this.listJobs(t)));
+    return lists.flat();
+  }
+
+  async deleteJob(tool: string, name: string): Promise<void> {
+    const ids = await this.redis.lrange(runsKey(tool, name), 0, -1);
+    const m = this.redis.multi().hdel(defsKey(tool), name).del(statusKey(tool, name), runsKey(tool, name));
+    for (const id of ids) m.del(runKey(tool, name, id), logKey(tool, name, id));
+    await m.exec();
+  }
+
+  async getStatus(tool: string, name: string): Promise<JobStatus | undefined> {
+    const raw = await this.redis.hgetall(statusKey(tool, name));
+    if (Object.keys(raw).length === 0) return undefined;
+    return { ...INITIAL_STATUS, ...decode(raw) };
+  }
+
+  async updateStatus(tool: string, name: string, patch: Partial<JobStatus>): Promise<JobStatus> {
+    const fields = encode(patch);
+    if (fields.length > 0)
+      await this.redis.eval(HSET_IF_JOB, 2, defsKey(tool), statusKey(tool, name), name, ...fields);
+    return (await this.getStatus(tool, name)) ?? INITIAL_STATUS;
+  }
+
+  async addRun(run: JobRun): Promise<void> {
+    const list = runsKey(run.tool, run.job);
+    const added = await this.redis.eval(
+      ADD_RUN_IF_JOB,
+      3,
+      defsKey(run.tool),
+      runKey(run.tool, run.job, run.id),
+      list,
+      run.job,
+      run.id,
+      ...encode(run),
+    );
+    if (added !== 1) return;
+    const dropped = await this.redis.lrange(list, KEPT_RUNS, -1);
+    if (dropped.length === 0) return;
+    const m = this.redis.multi().ltrim(list, 0, KEPT_RUNS - 1);
+    for (const id of dropped) m.del(runKey(run.tool, run.job, id), logKey(run.tool, run.job, id));
+    await m.exec();
+  }
+
+  async updateRun(tool: string, job: string, id: string, patch: Partial<JobRun>): Promise<void> {
+    const key = runKey(tool, job, id);
+    // A run trimmed away (or a job deleted) meanwhile is not brought back by a late update.
+    if ((await this.redis.exists(key)) === 0) return;
+    const fields = encode(patch);
+    if (fields.length > 0) await this.redis.hset(key, ...fields);
+  }
+
+  async getRun(tool: string, job: string, id: string): Promise<JobRun | undefined> {
+    const raw = await this.redis.hgetall(runKey(tool, job, id));
+    return Object.keys(raw).length === 0 ? undefined : (decode(raw) as unknown as JobRun);
+  }
+
+  async listRuns(tool: string, job: string, limit = KEPT_RUNS): Promise<JobRun[]> {
+    const ids = await this.redis.lrange(runsKey(tool, job), 0, limit - 1);
+    const runs = await Promise.all(ids.map((id) => this.getRun(tool, job, id)));
+    return runs.filter((r): r is JobRun => r !== undefined);
+  }
+
+  async appendLog(tool: string, job: string, runId: string, lines: readonly string[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.redis.eval(
+      XADD_IF_RUN,
+      2,
+      runKey(tool, job, runId),
+      logKey(tool, job, runId),
+      String(KEPT_LINES_PER_RUN),
+      ...lines,
+    );
+  }
+
+  async readLog(tool: string, job: string, runId: string, after = "-"): Promise<LogLine[]> {
+    const start = after === "-" ? "-" : `(${after}`;
+    const entries = await this.redis.xrange(logKey(tool, job, runId), start, "+");
+    return entries.map(([id, fields]) => ({ id, line: fields[1] ?? "" }));
+  }
+
+  async requestRun(request: RunRequest): Promise<void> {
+    await this.redis.rpush(REQUESTS, JSON.stringify(request));
+  }
+
+  async takeRunRequests(): Promise<RunRequest[]> {
+    const [[, items]] = (await this.redis.multi().lrange(REQUESTS, 0, -1).del(REQUESTS).exec()) as [
+      [Error | null, string[]],
+    ];
+    return items.map((raw) => JSON.parse(raw) as RunRequest);
+  }
+
+  async claim(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    const r = await this.redis.eval(CLAIM, 1, `${P}jobclaim:${key}`, owner, String(ttlMs));
+    return r === 1;
+  }
+
+  async release(key: string, owner: string): Promise<void> {
+    await this.redis.eval(RELEASE, 1, `${P}jobclaim:${key}`, owner);
+  }
+}
+
+function encode(record: object): string[] {
+  return Object.entries(record)
+    .filter(([, v]) => v !== undefined)
+    .flatMap(([k, v]) => [k, JSON.stringify(v)]);
+}
+
+function decode(raw: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, JSON.parse(v) as unknown]));
+}

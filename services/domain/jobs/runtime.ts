@@ -1,0 +1,38 @@
+/** One process of a job, as the runner asks the runtime for it. */
+export interface JobProcessSpec {
+  readonly tool: string;
+  readonly job: string;
+  readonly runId: string;
+  /** `<registry>/<repo>@sha256:…` */
+  readonly image: string;
+  /** A Procfile process type (`worker`) or a shell command line (`./manage.py cleanup --all`). */
+  readonly command: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly memoryMb: number;
+}
+
+export interface JobExit {
+  /** The process's exit code; 137 when it was killed (timeout, stop). */
+  readonly exitCode: number;
+}
+
+/** A started process: its output arrives through `onLines` until `exited` resolves. */
+export interface JobProcess {
+  readonly id: string;
+  readonly exited: Promise<JobExit>;
+  /** Kills the process; `exited` then resolves. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Runs job processes to completion (podman locally). The container is removed once it has ended and
+ * its output was read, so the log store, not the runtime, keeps what the process printed.
+ */
+export interface JobsRuntime {
+  start(spec: JobProcessSpec, onLines: (lines: string[]) => void): Promise<JobProcess>;
+  /** Removes every job process this runtime left behind (after a crash or restart of the runner). */
+  removeLeftovers(): Promise<number>;
+}
+
+/** Environment variables a tool's processes get (`envvars`); a no-op until env vars are configured. */
+export type EnvFor = (tool: string) => Promise<Readonly<Record<string, string>>>;

@@ -1,0 +1,236 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisStore } from "../../adapters/store/redis-store.js";
+import { memoryLogger } from "../../platform/logger.js";
+import { startRedis } from "../../../test/helpers/redis.js";
+import type { BuildLogs } from "../../ports/logs.js";
+import type { Build } from "../builds/build.js";
+import type { LifecycleResult } from "../lifecycle/types.js";
+import { ToolService } from "../tools/tool-service.js";
+import { BuildPipeline } from "./build-pipeline.js";
+import type { Enqueuer } from "./jobs-port.js";
+import { TriggerService } from "./triggers.js";
+
+// The pipeline with a real Redis store and fake fetch/buildpacks/export: what slipway.yaml decides
+// (deploy policy, config problems, the config kept on the release) without the cost of a real build.
+
+let redis: Awaited<ReturnType<typeof startRedis>>;
+let store: RedisStore;
+let work: string;
+const queued: { name: string; payload: unknown }[] = [];
+const logLines = new Map<string, string[]>();
+
+const queue: Enqueuer = {
+  enqueue: (name, payload) => {
+    queued.push({ name, payload });
+    return Promise.resolve();
+  },
+  removeWaiting: () => Promise.resolve(false),
+};
+
+const logs = {
+  append: (id: string, line: string) => {
+    logLines.set(id, [...(logLines.get(id) ?? []), line]);
+    return Promise.resolve();
+  },
+} as unknown as BuildLogs;
+
+/** The files each commit holds, keyed by commit id. */
+const commits = new Map<string, Record<string, string>>();
+
+function pipeline(): BuildPipeline {
+  return new BuildPipeline({
+    store,
+    logs,
+    queue,
+    fetcher: {
+      async fetch(request, dest) {
+        for (const [name, text] of Object.entries(commits.get(request.commit) ?? {})) {
+          await mkdir(path.dirname(path.join(dest, name)), { recursive: true });
+          await writeFile(path.join(dest, name), text);
+        }
+        return { commit: request.commit, commitTime: 1_700_000_000 };
+      },
+    },
+    lifecycle: {
+      run: (input) =>
+        Promise.resolve({
+          group: [],
+          processes: [
+            { type: "web", command: ["node"], args: ["server.js"], default: true, buildpackId: "x" },
+            { type: "release", command: ["node"], args: ["migrate.js"], default: false, buildpackId: "x" },
+          ],
+          layers: [],
+          appDir: input.appDir,
+          cnbDir: input.workDir,
+          labels: [],
+        } satisfies LifecycleResult),
+    },
+    exporter: {
+      export: (input) =>
+        Promise.resolve({
+          image: `127.0.0.1:5000/${input.repository}:${input.tag}`,
+          digest: `sha256:${"a".repeat(64)}`,
+          blobsUploaded: 0,
+        }),
+    },
+    workRoot: work,
+    logger: memoryLogger(),
+    timeoutS: 60,
+  });
+}
+
+let n = 0;
+function commit(files: Record<string, string>): string {
+  const sha = (++n).toString(16).padStart(40, "0");
+  commits.set(sha, files);
+  return sha;
+}
+
+async function newTool() {
+  const tools = new ToolService(store, { publicUrl: "http://s", webUrl: (t) => `http://${t}.localhost/` });
+  return (await tools.create(`t${++n}`)).name;
+}
+
+/** A push through the trigger service (as a webhook or git push), built at once if it was queued. */
+async function push(tool: string, ref: string, sha: string) {
+  const triggers = new TriggerService(store, queue, memoryLogger());
+  const result = await triggers.push({
+    tool: (await store.getTool(tool))!,
+    ref,
+    commit: sha,
+    sourceUrl: "http://s/git/x.git",
+    defaultBranch: "main",
+    trigger: { kind: "git_push", ref },
+  });
+  if (result.status !== "queued") return { result, build: undefined };
+  await pipeline().run(result.build_id, { signal: new AbortController().signal, finalAttempt: true });
+  return { result, build: (await store.getBuild(result.build_id)) as Build };
+}
+
+const WEB = "config_version: v1beta1\ncomponents:\n  web:\n    run:\n      command: web\n";
+
+beforeAll(async () => {
+  redis = await startRedis();
+  store = RedisStore.create(redis.url);
+  work = await mkdtemp(path.join(os.tmpdir(), "slipway-pipeline-"));
+});
+
+afterAll(async () => {
+  await store?.close();
+  await redis?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe("slipway.yaml in the pipeline", () => {
+  it("deploy only tags v*: a branch push is not deployed and says why; the tag of the same commit deploys", async () => {
+    const tool = await newTool();
+    const sha = commit({ "slipway.yaml": `${WEB}deploy: { branches: [], tags: ["v*"] }\n` });
+
+    const first = await push(tool, "refs/heads/main", sha);
+    expect(first.build?.status).toBe("cancelled");
+    expect(first.build?.reason).toBe(
+      "not deployed: branch main ignored: deploy.branches is [] in slipway.yaml, so no branch deploys",
+    );
+    expect(logLines.get(first.build!.id)).toContain(
+      "===> DEPLOY POLICY from slipway.yaml: branches none; tags v*",
+    );
+    expect(
+      queued.some(
+        (q) => q.name === "deploy" && (q.payload as { build_id: string }).build_id === first.build!.id,
+      ),
+    ).toBe(false);
+
+    // The webhook now answers from the stored policy, before fetching anything.
+    const again = await push(tool, "refs/heads/main", sha);
+    expect(again.result).toEqual({
+      status: "ignored",
+      reason: "branch main ignored: deploy.branches is [] in slipway.yaml, so no branch deploys",
+    });
+
+    const tag = await push(tool, "refs/tags/v1.0", sha);
+    expect(tag.result).toMatchObject({ status: "queued", reason: 'tag v1.0 matches deploy.tags "v*"' });
+    expect(tag.build?.status).toBe("success");
+    const other = await push(tool, "refs/tags/nightly", sha);
+    expect(other.result).toEqual({
+      status: "ignored",
+      reason: "tag nightly matches no deploy.tags rule (v*)",
+    });
+  });
+
+  it("deploy only from release/*: main is not deployed, release/2.0 is, and the release keeps the config", async () => {
+    const tool = await newTool();
+    const sha = commit({ "slipway.yaml": `${WEB}deploy: { branches: ["release/*"] }\n` });
+    const main = await push(tool, "refs/heads/main", sha);
+    expect(main.build?.status).toBe("cancelled");
+    expect(main.build?.reason).toBe("not deployed: branch main matches no deploy.branches rule (release/*)");
+
+    const rel = await push(tool, "refs/heads/release/2.0", sha);
+    expect(rel.result).toMatchObject({
+      status: "queued",
+      reason: 'branch release/2.0 matches deploy.branches "release/*"',
+    });
+    expect(rel.build?.status).toBe("success");
+    const release = (await store.getRelease(rel.build!.release_id!))!;
+    expect(Object.keys(release.config!.components)).toEqual(["web"]);
+    expect(release.config!.deploy.branches).toEqual(["release/*"]);
+    expect(release.processes).toEqual(["web", "release"]);
+    expect(queued).toContainEqual({
+      name: "deploy",
+      payload: { build_id: rel.build!.id, release_id: release.id },
+    });
+
+    // Removing the file goes back to the default: the default branch deploys again.
+    const plain = commit({ Procfile: "web: node server.js\n" });
+    const api = new TriggerService(store, queue, memoryLogger());
+    const forced = await api.push({
+      tool: (await store.getTool(tool))!,
+      ref: "refs/heads/main",
+      commit: plain,
+      sourceUrl: "http://s/git/x.git",
+      defaultBranch: "main",
+      trigger: { kind: "api", ref: "refs/heads/main" },
+      explicit: true,
+    });
+    await pipeline().run((forced as { build_id: string }).build_id, {
+      signal: new AbortController().signal,
+      finalAttempt: true,
+    });
+    expect((await store.getTool(tool))!.deploy).toEqual({ branches: [], tags: [] });
+    const next = commit({ Procfile: "web: node server.js\n", "x.txt": "2" });
+    expect((await push(tool, "refs/heads/main", next)).build?.status).toBe("success");
+  });
+
+  it("an invalid slipway.yaml fails the build in phase config, naming file, line and field of every problem", async () => {
+    const tool = await newTool();
+    const sha = commit({
+      "slipway.yaml":
+        "config_version: v1beta1\ncomponents:\n  web:\n    run:\n      command: web\n      port: 99999\n      replicas: 0\n",
+    });
+    const { build } = await push(tool, "refs/heads/main", sha);
+    expect(build?.status).toBe("failure");
+    expect(build?.phase).toBe("config");
+    expect(build?.reason).toContain(
+      "slipway.yaml:6:7: components.web.run.port: expected a number from 1 to 65535, got 99999",
+    );
+    expect(build?.reason).toContain(
+      "slipway.yaml:7:7: components.web.run.replicas: expected a whole number of at least 1, got 0",
+    );
+    expect(build?.log_tail).toHaveLength(2);
+  });
+
+  it("a component built from another repository fails clearly (not supported yet)", async () => {
+    const tool = await newTool();
+    const sha = commit({
+      "slipway.yaml": `${WEB}  redis:\n    build:\n      repository: https://example.org/redis.git\n    run:\n      command: redis-server\n`,
+    });
+    const { build } = await push(tool, "refs/heads/main", sha);
+    expect(build?.status).toBe("failure");
+    expect(build?.phase).toBe("config");
+    expect(build?.reason).toContain(
+      "components.redis.build.repository: building another repository (https://example.org/redis.git) is not supported by Slipway yet",
+    );
+  });
+});

@@ -1,0 +1,261 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisStore } from "../../adapters/store/redis-store.js";
+import { memoryLogger } from "../../platform/logger.js";
+import type { BuildLogs } from "../../ports/logs.js";
+import type { HealthProbe } from "../../ports/probe.js";
+import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
+import { startRedis } from "../../../test/helpers/redis.js";
+import { defaultConfigFromProcfile, parseComponentsConfig } from "../config/index.js";
+import type { Enqueuer } from "../pipeline/jobs-port.js";
+import { Deployer } from "./deployer.js";
+import type { Release } from "./release.js";
+import { ReleaseService } from "./release-service.js";
+import { ImageRetention } from "./retention.js";
+
+// The deployer, rollback and image retention against a real Redis store, with a scripted runtime and
+// probe: the decisions (what runs, what is probed, what is kept) without podman.
+
+let redis: Awaited<ReturnType<typeof startRedis>>;
+let store: RedisStore;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  store = RedisStore.create(redis.url);
+});
+
+afterAll(async () => {
+  await store?.close();
+  await redis?.stop();
+});
+
+class FakeRuntime implements AppRuntime {
+  running: RunningApp[] = [];
+  started: RunSpec[] = [];
+  once: { spec: Omit<RunSpec, "port" | "command">; command: string }[] = [];
+  execs: string[] = [];
+  onceResult: RunOnceResult = { code: 0, timedOut: false, tail: [] };
+  execOk = true;
+  private n = 0;
+  start(spec: RunSpec): Promise<RunningApp> {
+    this.started.push(spec);
+    const app = {
+      id: `c${++this.n}`,
+      tool: spec.tool,
+      process: spec.process,
+      releaseId: spec.releaseId,
+      address: { host: "127.0.0.1", port: 1000 + this.n },
+    };
+    this.running.push(app);
+    return Promise.resolve(app);
+  }
+  stop(id: string): Promise<void> {
+    this.running = this.running.filter((r) => r.id !== id);
+    return Promise.resolve();
+  }
+  list(tool?: string): Promise<RunningApp[]> {
+    return Promise.resolve(this.running.filter((r) => !tool || r.tool === tool));
+  }
+  logs(): Promise<string[]> {
+    return Promise.resolve(["app said goodbye"]);
+  }
+  runOnce(
+    spec: Omit<RunSpec, "port" | "command">,
+    command: string,
+    _timeoutS: number,
+    onLine?: (line: string) => void,
+  ): Promise<RunOnceResult> {
+    this.once.push({ spec, command });
+    for (const l of this.onceResult.tail) onLine?.(l);
+    return Promise.resolve(this.onceResult);
+  }
+  exec(_id: string, command: string): Promise<{ ok: boolean; output: string }> {
+    this.execs.push(command);
+    return Promise.resolve({ ok: this.execOk, output: this.execOk ? "" : "redis not reachable" });
+  }
+}
+
+const logLines: string[] = [];
+const logs = {
+  append: (_id: string, line: string) => {
+    logLines.push(line);
+    return Promise.resolve();
+  },
+} as unknown as BuildLogs;
+
+function deployer(
+  runtime: FakeRuntime,
+  probe: HealthProbe,
+  extra: Partial<ConstructorParameters<typeof Deployer>[0]> = {},
+) {
+  return new Deployer({
+    store,
+    runtime,
+    probe,
+    logs,
+    logger: memoryLogger(),
+    options: { healthTimeoutS: 1, memoryMb: 512, drainMs: 0 },
+    ...extra,
+  });
+}
+
+let seq = 0;
+async function release(tool: string, extra: Partial<Release> = {}): Promise<Release> {
+  const id = `r${++seq}`;
+  const r: Release = {
+    id,
+    tool,
+    component: "web",
+    build_id: `b${seq}`,
+    commit: seq.toString(16).padStart(40, "0"),
+    image: `127.0.0.1:5000/tool-${tool}/web:${seq}`,
+    image_digest: `sha256:${seq.toString(16).padStart(64, "0")}`,
+    trigger: { kind: "git_push", ref: "refs/heads/main" },
+    status: "deploying",
+    // In the past, so a release made now (a rollback) is the newest.
+    created_at: new Date(Date.now() - 60_000 + seq).toISOString(),
+    ...extra,
+  };
+  await store.createBuild({
+    id: r.build_id,
+    tool,
+    component: "web",
+    commit: r.commit,
+    ref: "refs/heads/main",
+    source_url: "http://s/git/x.git",
+    trigger: r.trigger,
+    status: "success",
+    created_at: r.created_at,
+  });
+  await store.createRelease(r);
+  return r;
+}
+
+const okProbe: HealthProbe = { probe: () => Promise.resolve({ ok: true, detail: "answered on TCP" }) };
+
+const config = (run: string) =>
+  parseComponentsConfig(
+    `config_version: v1beta1\ncomponents:\n  web:\n    run:\n      command: web\n${run}`,
+    "slipway.yaml",
+  );
+
+describe("Deployer with a components config", () => {
+  it("runs web on run.port with PORT, run.memory, and probes health_check_http", async () => {
+    const runtime = new FakeRuntime();
+    const probed: (string | undefined)[] = [];
+    const probe: HealthProbe = {
+      probe: (_a, path) => {
+        probed.push(path);
+        return Promise.resolve({ ok: true, detail: `HTTP 204 from ${path}` });
+      },
+    };
+    const r = await release("cfg", {
+      config: config(
+        "      port: 9000\n      memory: 1Gi\n      replicas: 3\n      health_check_http: /ready\n",
+      ),
+    });
+    await deployer(runtime, probe).deploy(r.id, new AbortController().signal);
+    expect(runtime.started[0]).toMatchObject({ port: 9000, memoryMb: 1024, env: { PORT: "9000" } });
+    expect(runtime.started[0]!.command).toBeUndefined();
+    expect(probed).toEqual(["/ready"]);
+    expect(await store.getRelease(r.id)).toMatchObject({
+      status: "live",
+      last_probe: "HTTP 204 from /ready",
+    });
+    expect(logLines).toContain("note: replicas: 3 asked; the local profile runs 1 copy");
+  });
+
+  it("health_check_script runs in the container and its failure fails the release with its output", async () => {
+    const runtime = new FakeRuntime();
+    runtime.execOk = false;
+    const r = await release("script", { config: config("      health_check_script: ./check.sh\n") });
+    await deployer(runtime, okProbe).deploy(r.id, new AbortController().signal);
+    expect(runtime.execs[0]).toBe("./check.sh");
+    const after = (await store.getRelease(r.id))!;
+    expect(after.status).toBe("failed");
+    expect(after.last_probe).toBe("health_check_script failed: redis not reachable");
+    expect(after.reason).toContain("(last probe: health_check_script failed: redis not reachable)");
+    expect(runtime.running).toEqual([]);
+  });
+
+  it("a release phase that times out fails the release before web starts", async () => {
+    const runtime = new FakeRuntime();
+    runtime.onceResult = { code: undefined, timedOut: true, tail: ["migrating…"] };
+    const r = await release("phase", {
+      processes: ["web", "release"],
+      config: defaultConfigFromProcfile(["web", "release"]),
+    });
+    await deployer(runtime, okProbe, {
+      options: { healthTimeoutS: 1, memoryMb: 512, drainMs: 0, releasePhaseTimeoutS: 7 },
+    }).deploy(r.id, new AbortController().signal);
+    expect(runtime.once[0]).toMatchObject({
+      command: "release",
+      spec: { env: { PORT: "8000" }, process: "release" },
+    });
+    expect(runtime.started).toEqual([]);
+    expect(await store.getRelease(r.id)).toMatchObject({
+      status: "failed",
+      reason: "release phase did not finish within 7 s; the previous release keeps serving",
+      log_tail: ["migrating…"],
+    });
+  });
+});
+
+describe("rollback and image retention", () => {
+  const queued: unknown[] = [];
+  const queue: Enqueuer = {
+    enqueue: (_n, payload) => {
+      queued.push(payload);
+      return Promise.resolve();
+    },
+    removeWaiting: () => Promise.resolve(false),
+  };
+
+  it("rollback makes a new release of the previous live one, skips its release phase, and retention spares its image", async () => {
+    const runtime = new FakeRuntime();
+    const deleted: string[] = [];
+    const retention = new ImageRetention({
+      store,
+      registry: {
+        deleteManifest: (repo, digest) => {
+          deleted.push(`${repo}@${digest}`);
+          return Promise.resolve(true);
+        },
+      },
+      keep: 2,
+      logger: memoryLogger(),
+    });
+    const d = deployer(runtime, okProbe, { retention });
+    const tool = "rb";
+    const v1 = await release(tool, { processes: ["web", "release"] });
+    await d.deploy(v1.id, new AbortController().signal);
+    const broken = await release(tool);
+    await store.updateRelease(broken.id, { status: "failed" });
+    const v2 = await release(tool);
+    await d.deploy(v2.id, new AbortController().signal);
+    expect(runtime.once).toHaveLength(1);
+
+    const service = new ReleaseService({ store, queue, keepReleases: 2 });
+    const rb = await service.rollback(tool, undefined, "admin");
+    expect(rb).toMatchObject({
+      rollback_of: v1.id,
+      image_digest: v1.image_digest,
+      trigger: { kind: "rollback" },
+    });
+    expect(queued).toContainEqual({ build_id: v1.build_id, release_id: rb.id });
+    await d.deploy(rb.id, new AbortController().signal);
+    expect(runtime.once).toHaveLength(1); // no release phase on rollback
+    expect((await service.list(tool))[0]).toMatchObject({ id: rb.id, live: true, status: "live" });
+
+    // Live: rb (v1's image), then v2: the two kept. The failed release is older, and its image goes.
+    expect(deleted).toEqual([`tool-rb/web@${broken.image_digest}`]);
+    expect((await store.getRelease(broken.id))!.image_deleted_at).toBeDefined();
+    expect((await store.getRelease(v1.id))!.image_deleted_at).toBeUndefined();
+    await expect(service.rollback(tool, broken.id, "admin")).rejects.toThrow(
+      /cannot be rolled back to: its image was deleted .* by image retention/,
+    );
+    await expect(service.rollback(tool, rb.id, "admin")).rejects.toThrow(`release ${rb.id} is already live`);
+    await expect(service.rollback("nothing-here", undefined, "admin")).rejects.toThrow(
+      "nothing-here has no earlier live release to roll back to",
+    );
+  });
+});
