@@ -19,6 +19,7 @@ export interface PushEvent {
   readonly explicit?: boolean;
   /** Build again even if this commit was built before. */
   readonly force?: boolean;
+  /** Build without cached layers; implies `force`. */
   readonly noCache?: boolean;
 }
 
@@ -60,7 +61,8 @@ export class TriggerService {
 
     const id = newId();
     const component = DEFAULT_COMPONENT;
-    if (event.force) {
+    // --no-cache asks for a fresh build of what is there, usually a commit already built: it implies --force.
+    if (event.force || event.noCache) {
       await this.store.releaseCommit(event.tool.name, component, event.commit);
     }
     const existing = await this.store.claimCommit(event.tool.name, component, event.commit, id);
