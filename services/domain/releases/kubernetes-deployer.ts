@@ -1,0 +1,241 @@
+import { defaultConfigFromProcfile } from "../config/index.js";
+import {
+  envChecksum,
+  namespaceName,
+  renderAll,
+  renderEnvSecret,
+  workloadsFromConfig,
+  type KubernetesObject,
+  type RenderOptions,
+  type ToolQuota,
+  type ToolWorkload,
+} from "../kubernetes/index.js";
+import { PipelineError, SlipwayError, errorMessage } from "../../platform/errors.js";
+import type { Logger } from "../../platform/logger.js";
+import type { EnvSource } from "../../ports/envvars.js";
+import type { BuildLogs } from "../../ports/logs.js";
+import type { AppRuntime } from "../../ports/runtime.js";
+import type { StateStore } from "../../ports/store.js";
+import { WEB_PORT, imageByDigest, webSettings, type AfterLive } from "./deployer.js";
+import type { Release } from "./release.js";
+
+/**
+ * What the Kubernetes deployer needs of a cluster (KubernetesApplier satisfies it). Kept this small so
+ * the domain does not know client-node.
+ */
+export interface ClusterApplier {
+  /** Server-side applies a tool's objects; with `prune`, deletes the tool's objects not among them. */
+  apply(tool: string, objects: readonly KubernetesObject[], options: { prune: boolean }): Promise<unknown>;
+  /** Resolves once the Deployment rolled out; rejects with a report of its new pods when it is stuck. */
+  waitForRollout(
+    namespace: string,
+    name: string,
+    options: { timeoutS: number; signal?: AbortSignal | undefined; pollMs?: number | undefined },
+  ): Promise<unknown>;
+}
+
+export interface KubernetesDeployerOptions {
+  readonly render: RenderOptions;
+  readonly quota?: Partial<ToolQuota> | undefined;
+  /** How long each Deployment may take to roll out (the Deployment's own deadline is 600 s). */
+  readonly rolloutTimeoutS: number;
+  /** Limit of the Procfile `release` process (default 600 s). */
+  readonly releasePhaseTimeoutS?: number | undefined;
+  readonly memoryMb: number;
+  /** Between two reads of a Deployment's status; default 2 s (the adapter's). */
+  readonly pollMs?: number | undefined;
+}
+
+/**
+ * The cluster profile's deployer, with the same `deploy(releaseId, signal)` contract as the podman
+ * Deployer. A release becomes the tool's whole desired state: every component of its config is
+ * rendered (webservices, workers, CronJobs, env Secrets). Everything but the CronJobs is applied, every
+ * Deployment must roll out, and then the whole set is applied with prune (CronJobs switch to the new
+ * image, a dropped component's objects are deleted) and the release is live. Kubernetes does
+ * the "start beside, take traffic once ready, stop the old one" itself (`maxUnavailable: 0`); a rollout
+ * that gets stuck leaves the previous ReplicaSet serving, and the release fails with its pods' report.
+ */
+export class KubernetesDeployer {
+  constructor(
+    private readonly deps: {
+      readonly store: StateStore;
+      readonly cluster: ClusterApplier;
+      /** Runs the release phase as a one-off Job (KubernetesRuntime.runOnce). */
+      readonly jobs: Pick<AppRuntime, "runOnce">;
+      readonly logs: BuildLogs;
+      readonly logger: Logger;
+      readonly options: KubernetesDeployerOptions;
+      readonly retention?: AfterLive | undefined;
+      readonly env?: EnvSource | undefined;
+    },
+  ) {}
+
+  async deploy(releaseId: string, signal: AbortSignal): Promise<void> {
+    const { store, logs, options } = this.deps;
+    const release = await store.getRelease(releaseId);
+    if (!release) throw new SlipwayError("not_found", `release ${releaseId} does not exist`);
+    if (release.status !== "deploying") return;
+    const log = this.deps.logger.child({ tool: release.tool, releaseId, buildId: release.build_id });
+    const say = (line: string) => logs.append(release.build_id, line).catch(() => undefined);
+    const rollback = release.trigger.kind === "rollback";
+    const namespace = namespaceName(release.tool);
+    await say(
+      `===> DEPLOYING release ${release.id} (${release.image_digest.slice(0, 19)}) to Kubernetes namespace ${namespace}${
+        rollback ? `: rollback to release ${release.rollback_of ?? "?"}, no build` : ""
+      }`,
+    );
+    try {
+      // Applying an older release over a newer live one would roll the tool backwards.
+      if (await this.newerLive(release, say)) return;
+      const vars = await this.envOf(release.tool);
+      const { objects, web } = this.render(release, vars, say);
+      if (!rollback && release.processes?.includes("release")) await this.releasePhase(release, vars, say);
+      // CronJobs switch to the new image, and dropped components go, only once the rollout is done:
+      // a stuck release must not leave its scheduled jobs running the new image.
+      const first = objects.filter((o) => o.kind !== "CronJob");
+      await this.deps.cluster.apply(release.tool, first, { prune: false });
+      await say(`===> APPLIED ${first.length} objects; waiting for the rollout`);
+      const deployments = objects.filter((o) => o.kind === "Deployment").map((o) => o.metadata.name);
+      for (const name of deployments) {
+        await this.deps.cluster.waitForRollout(namespace, name, {
+          timeoutS: options.rolloutTimeoutS,
+          signal,
+          pollMs: options.pollMs,
+        });
+        await say(`===> ROLLED OUT Deployment ${name}`);
+      }
+      await this.deps.cluster.apply(release.tool, objects, { prune: true });
+      const previous = await store.getRoute(release.tool);
+      await store.setRoute({
+        tool: release.tool,
+        release_id: release.id,
+        // The webservice's Service; the Ingress, not Slipway's proxy, serves the tool's traffic.
+        host: web ? `${web.component}.${namespace}.svc` : `${namespace}.svc`,
+        port: web?.port ?? WEB_PORT,
+      });
+      await store.updateRelease(release.id, { status: "live", finished_at: new Date().toISOString() });
+      if (previous && previous.release_id !== release.id) {
+        await store.updateRelease(previous.release_id, { status: "superseded" }).catch(() => undefined);
+      }
+      await say(`===> LIVE: release ${release.id} serves ${release.tool}`);
+      log.info({ deployments }, "release live on Kubernetes");
+      await this.deps.retention
+        ?.afterLive(release)
+        .catch((e) => log.warn({ error: errorMessage(e) }, "image retention failed"));
+    } catch (error) {
+      const message = errorMessage(error);
+      const tail =
+        error instanceof SlipwayError && Array.isArray(error.details?.log_tail) ? error.details.log_tail : [];
+      await store.updateRelease(release.id, {
+        status: "failed",
+        reason: message,
+        log_tail: tail as string[],
+        finished_at: new Date().toISOString(),
+      });
+      if (!rollback && release.trigger.kind !== "envvars") {
+        await store.updateBuild(release.build_id, { reason: `built, but the deploy failed: ${message}` });
+      }
+      await say(`===> DEPLOY FAILED: ${message}`);
+      for (const line of tail as string[]) await say(`  | ${line}`);
+      log.warn({ error: message }, "deploy failed");
+    }
+  }
+
+  private async newerLive(release: Release, say: (line: string) => Promise<void>): Promise<boolean> {
+    const route = await this.deps.store.getRoute(release.tool);
+    if (!route || route.release_id === release.id) return false;
+    const live = await this.deps.store.getRelease(route.release_id);
+    if (!live || live.created_at <= release.created_at) return false;
+    await this.deps.store.updateRelease(release.id, {
+      status: "superseded",
+      reason: `release ${live.id}, made after this one, went live first`,
+      finished_at: new Date().toISOString(),
+    });
+    await say(`===> SUPERSEDED: release ${live.id}, made after this one, is already live`);
+    return true;
+  }
+
+  /** The tool's variables, read now; PORT is the pod template's, never a secret. */
+  private async envOf(tool: string): Promise<Record<string, string>> {
+    const vars = (await this.deps.env?.envFor(tool)) ?? {};
+    return Object.fromEntries(Object.entries(vars).filter(([k]) => k !== "PORT"));
+  }
+
+  /**
+   * Every object the release's components run as, env Secrets included (prune deletes what is not
+   * here). One-off components are not applied: a Job runs when applied, and one-offs run on demand.
+   */
+  private render(
+    release: Release,
+    vars: Record<string, string>,
+    say: (line: string) => Promise<void>,
+  ): { objects: KubernetesObject[]; web: { component: string; port: number } | undefined } {
+    const config = release.config ?? defaultConfigFromProcfile(["web"]);
+    const { workloads, skipped } = workloadsFromConfig(
+      release.tool,
+      config,
+      { id: release.id, commit: release.commit, image: imageByDigest(release), processes: release.processes },
+      { procfileDefault: release.config === undefined },
+    );
+    for (const s of skipped) void say(`note: component ${s.component} is not deployed: ${s.reason}`);
+    const names = Object.keys(vars).sort();
+    const env = names.length ? { names, checksum: envChecksum(vars) } : undefined;
+    const applied: ToolWorkload[] = workloads
+      .filter((w) => w.kind !== "one-off")
+      .map((w) => (env ? { ...w, env } : w));
+    const secrets = env ? applied.map((w) => renderEnvSecret(release.tool, w.component, vars)) : [];
+    const objects = [
+      ...renderAll(
+        { tool: release.tool, quota: this.deps.options.quota, workloads: applied },
+        this.deps.options.render,
+      ),
+      ...secrets,
+    ];
+    const web = applied.find((w) => w.kind === "continuous-webservice");
+    return {
+      objects,
+      web: web ? { component: web.component, port: web.port ?? WEB_PORT } : undefined,
+    };
+  }
+
+  /**
+   * The Procfile's `release` process as a Job of the new image, before anything is applied: a failure
+   * leaves the cluster as it was and the previous release serving.
+   */
+  private async releasePhase(
+    release: Release,
+    vars: Record<string, string>,
+    say: (line: string) => Promise<void>,
+  ): Promise<void> {
+    const timeoutS = this.deps.options.releasePhaseTimeoutS ?? 600;
+    const web = webSettings(release, this.deps.options.memoryMb);
+    await say("===> RELEASE PHASE: running the Procfile's release process as a Kubernetes Job");
+    const result = await this.deps.jobs.runOnce(
+      {
+        tool: release.tool,
+        process: "release",
+        releaseId: release.id,
+        image: imageByDigest(release),
+        env: { ...vars, PORT: String(web.port) },
+        memoryMb: web.memoryMb,
+      },
+      "release",
+      timeoutS,
+    );
+    if (result.code === 0) {
+      // On failure the tail is printed once, with the reason.
+      for (const line of result.tail.slice(-20)) await say(`  | ${line}`);
+      await say("===> RELEASE PHASE done");
+      return;
+    }
+    throw new PipelineError(
+      "deploy_failed",
+      `${
+        result.timedOut
+          ? `release phase Job did not finish within ${timeoutS} s`
+          : `release phase Job failed${result.code === undefined ? "" : ` (exit ${result.code})`}`
+      }; nothing was applied, the previous release keeps serving`,
+      { details: { phase: "deploy", log_tail: result.tail.slice(-20) } },
+    );
+  }
+}
