@@ -1,106 +1,33 @@
-import { randomBytes } from "node:crypto";
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, readdir, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeLayer } from "../services/adapters/oci/layer.js";
-import { podman, podmanEnv } from "../services/adapters/podman/podman.js";
-import { PodmanBuildSandbox } from "../services/adapters/podman/sandbox.js";
-import { ensureStack } from "../services/adapters/stack/index.js";
-import { runLifecycle } from "../services/domain/lifecycle/lifecycle.js";
-import type { LifecycleResult, Stack } from "../services/domain/lifecycle/types.js";
-import { loadConfig } from "../services/platform/env.js";
-import { PipelineError } from "../services/platform/errors.js";
-import { memoryLogger } from "../services/platform/logger.js";
+import type { LifecycleResult } from "../services/domain/lifecycle/types.js";
 import { run } from "../services/platform/process.js";
-import { BUILDPACK_ORDER } from "../services/roles/server/local-builder.js";
-import { serveBuilt } from "./helpers/serve-built.js";
+import { type Builder, startBuilder } from "./helpers/buildpack-build.js";
 
-// The same cached stack as test/lifecycle.test.ts (built once, about two minutes).
-const STACK_HOME = "/var/tmp/slipway-test-stack";
-const config = loadConfig({ ...process.env, SLIPWAY_HOME: STACK_HOME });
-const FIXTURES = path.join(config.repoRoot, "test", "fixtures", "apps");
-// Detection order: runtimes first, static only when none of them is there, procfile last.
-const buildpacks = BUILDPACK_ORDER.map((b) => path.join(config.repoRoot, "buildpacks", b));
-
-let stack: Stack;
+let builder: Builder;
 let root: string;
-let runImage: string;
 const figures: string[] = [];
 // A cold build downloads packages and a Go toolchain; each test runs up to two builds.
 const LONG = 600_000;
 
 beforeAll(async () => {
-  stack = await ensureStack(config, memoryLogger());
-  await mkdir("/var/tmp/slipway-test-work", { recursive: true });
-  root = await mkdtemp("/var/tmp/slipway-test-work/bpx-");
-  runImage = `localhost/slipway/run:${stack.id}`;
-  const exists = await podman(["image", "exists", runImage], {
-    repoRoot: config.repoRoot,
-    allowFailure: true,
-  });
-  if (exists.code !== 0) {
-    await run(
-      "bash",
-      ["-c", 'tar --numeric-owner -C "$1" -c . | podman import - "$2"', "import", stack.runRootfs, runImage],
-      { env: podmanEnv(config.repoRoot) },
-    );
-  }
+  builder = await startBuilder("bpx");
+  root = builder.root;
 }, 600_000);
 
 afterAll(async () => {
   if (figures.length > 0) console.log(["build figures:", ...figures].join("\n  "));
-  if (root) await rm(root, { recursive: true, force: true });
+  await builder?.close();
 });
 
 /** A fresh copy of a fixture app (builds write into the app dir), plus extra files. */
-async function fixture(name: string, extra: Record<string, string> = {}, as = name): Promise<string> {
-  const dir = path.join(root, as, "app");
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  if (name) await cp(path.join(FIXTURES, name), dir, { recursive: true });
-  for (const [file, content] of Object.entries(extra)) {
-    await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
-    await writeFile(path.join(dir, file), content);
-  }
-  return dir;
-}
-
-async function build(name: string, appDir: string) {
-  const lines: string[] = [];
-  const started = Date.now();
-  const result = await runLifecycle({
-    sandbox: PodmanBuildSandbox.create(config),
-    stack,
-    buildpacks,
-    appDir,
-    workDir: path.join(root, name, "work"),
-    cacheDir: path.join(root, name, "cache"),
-    noCache: false,
-    env: { SLIPWAY_DEBIAN_MIRROR: config.debianMirror },
-    sourceDateEpoch: 1_700_000_000,
-    limits: { memoryMb: 2048, cpus: 2 },
-    npmRegistry: config.npmRegistry,
-    libDir: path.join(config.repoRoot, "buildpacks", "lib"),
-    name: `slipway-test-${name}-${randomBytes(3).toString("hex")}`,
-    signal: AbortSignal.timeout(420_000),
-    onLog: (line) => {
-      lines.push(line);
-      // BPX_TRACE=1 prints each build line with its time since the build started.
-      if (process.env.BPX_TRACE) console.log(`${name} +${Date.now() - started}ms ${line}`);
-    },
-  });
-  return { result, lines, seconds: (Date.now() - started) / 1000 };
-}
-
-async function buildError(name: string, appDir: string): Promise<PipelineError> {
-  try {
-    await build(name, appDir);
-  } catch (error) {
-    if (error instanceof PipelineError) return error;
-    throw error;
-  }
-  throw new Error("the build was expected to fail");
-}
+const fixture: Builder["fixture"] = (...args) => builder.fixture(...args);
+const build = (name: string, appDir: string) => builder.build(name, appDir);
+const buildError: Builder["buildError"] = (...args) => builder.buildError(...args);
+/** Runs the built app as its image would (run rootfs, layers at their paths, /cnb/process/web) and calls `use`. */
+const serve: Builder["serve"] = (...args) => builder.serve(...args);
 
 async function duBytes(dir: string): Promise<number> {
   const res = await run("du", ["-sb", dir], { env: process.env });
@@ -119,18 +46,6 @@ async function layerFigures(label: string, result: LifecycleResult): Promise<voi
       figures.push(`${label} cache layer ${bp}/${entry.name}: ${mb.toFixed(1)} MB`);
     }
   }
-}
-
-/** Runs the built app as its image would (run rootfs, layers at their paths, /cnb/process/web) and calls `use`. */
-function serve(
-  name: string,
-  result: LifecycleResult,
-  use: (get: (p: string, init?: RequestInit) => Promise<Response>) => Promise<void>,
-): Promise<void> {
-  return serveBuilt(
-    { repoRoot: config.repoRoot, runImage, uid: stack.uid, gid: stack.gid, name, result },
-    use,
-  );
 }
 
 /** A raw request line, for paths fetch() would normalise (`/../x`). */

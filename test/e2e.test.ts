@@ -5,14 +5,20 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../services/platform/net.js";
 import { createGitRemote } from "../services/adapters/git/http-backend.js";
 import { loadConfig } from "../services/platform/env.js";
-import { createLogger, memoryLogger } from "../services/platform/logger.js";
+import { memoryLogger } from "../services/platform/logger.js";
 import { startServer, type RunningServer } from "../services/roles/server/server.js";
 import { errorHandler } from "../services/roles/http/errors.js";
 import { podman } from "../services/adapters/podman/podman.js";
 import { git, gitRepo, nodeApp, pythonApp, serverJs, viaProxy, waitFor } from "./helpers/apps.js";
 import express from "express";
 import { readFileSync } from "node:fs";
-import { run } from "../services/platform/process.js";
+import {
+  buildIdFrom,
+  clientOf,
+  removeContainers,
+  startLocalServer,
+  stderrLogger,
+} from "./helpers/local-server.js";
 import { TEST_STACK_HOME } from "./helpers/stack.js";
 
 /**
@@ -28,13 +34,8 @@ let config: ReturnType<typeof loadConfig>;
 
 const repoRoot = path.resolve(import.meta.dirname, "..");
 
-/** The real CLI, as `npx slipway` runs it (built by `npm test` into dist/). */
-function cli(args: string[]) {
-  return run(process.execPath, [path.join(repoRoot, "dist/services/main.js"), ...args], {
-    env: { ...process.env, SLIPWAY_URL: server.url, SLIPWAY_TOKEN: server.adminToken },
-    allowFailure: true,
-  });
-}
+const client = clientOf(() => server);
+const { api, cli } = client;
 
 interface BuildView {
   id: string;
@@ -45,16 +46,6 @@ interface BuildView {
   image_digest: string | null;
   release_id: string | null;
   log_tail: string[];
-}
-
-async function api<T>(route: string, init: RequestInit = {}): Promise<T> {
-  const res = await fetch(`${server.url}${route}`, {
-    ...init,
-    headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },
-  });
-  const body = (await res.json()) as T;
-  if (!res.ok) throw new Error(`${route}: ${res.status} ${JSON.stringify(body)}`);
-  return body;
 }
 
 async function createTool(name: string) {
@@ -71,17 +62,7 @@ function pushUrl(tool: { git_url: string; token: string }): string {
   return tool.git_url.replace("http://", `http://user:${tool.token}@`);
 }
 
-async function buildDone(id: string): Promise<BuildView> {
-  return waitFor(
-    `build ${id}`,
-    async () => {
-      const b = await api<BuildView>(`/api/v1/builds/${id}`);
-      return ["success", "failure", "cancelled", "superseded"].includes(b.status) ? b : undefined;
-    },
-    600_000,
-    500,
-  );
-}
+const buildDone = (id: string) => client.buildDone<BuildView>(id);
 
 async function releaseSettled(tool: string, releaseId: string) {
   return waitFor(
@@ -97,39 +78,16 @@ async function releaseSettled(tool: string, releaseId: string) {
   );
 }
 
-function buildIdFrom(pushOutput: string): string {
-  const m = /build (\w+) queued/.exec(pushOutput);
-  if (!m) throw new Error(`no build id in push output:\n${pushOutput}`);
-  return m[1]!;
-}
-
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), "slipway-e2e-"));
-  port = await freePort();
-  config = loadConfig({
-    SLIPWAY_HOME: home,
-    SLIPWAY_STACK_HOME: STACK_HOME,
-    SLIPWAY_PORT: String(port),
-    SLIPWAY_REGISTRY_PORT: String(await freePort()),
-    SLIPWAY_REDIS_PORT: String(await freePort()),
-    SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
-    SLIPWAY_HEALTH_TIMEOUT_S: "20",
-  });
-  server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
-  await server.ready;
+  ({ server, port, home, config } = await startLocalServer({
+    name: "e2e",
+    env: { SLIPWAY_STACK_HOME: STACK_HOME, SLIPWAY_HEALTH_TIMEOUT_S: "20" },
+  }));
 }, 1_200_000);
 
 afterAll(async () => {
   await server?.close();
-  const leftovers = await podman(["ps", "-a", "-q", "--filter", "label=io.slipway.owner=slipway"], {
-    repoRoot: path.resolve(import.meta.dirname, ".."),
-  });
-  const ids = leftovers.stdout.split("\n").filter(Boolean);
-  if (ids.length)
-    await podman(["rm", "-f", "-t", "0", ...ids], {
-      repoRoot: path.resolve(import.meta.dirname, ".."),
-      allowFailure: true,
-    });
+  await removeContainers("io.slipway.owner=slipway");
   if (home) await rm(home, { recursive: true, force: true });
 });
 
@@ -323,7 +281,7 @@ describe("push to deploy on the local profile", () => {
     const ids = await podman(["ps", "-q", "--filter", "label=io.slipway.tool=hello-node"], { repoRoot });
     await podman(["rm", "-f", "-t", "0", ...ids.stdout.split("\n").filter(Boolean)], { repoRoot });
     expect(ids.stdout.trim()).not.toBe("");
-    server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
+    server = await startServer(config, stderrLogger(config));
     await server.ready;
     const tools = await api<{ name: string }[]>("/api/v1/tools");
     expect(tools.map((t) => t.name)).toEqual(

@@ -1,18 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podman } from "../services/adapters/podman/podman.js";
-import { loadConfig } from "../services/platform/env.js";
-import { createLogger } from "../services/platform/logger.js";
-import { freePort } from "../services/platform/net.js";
-import { run } from "../services/platform/process.js";
-import { startServer, type RunningServer } from "../services/roles/server/server.js";
-import { git, gitRepo, viaProxy, waitFor } from "./helpers/apps.js";
+import type { RunningServer } from "../services/roles/server/server.js";
+import { git, gitRepo, pythonServer, viaProxy, waitFor } from "./helpers/apps.js";
 import { startRedis } from "./helpers/redis.js";
-import { TEST_STACK_HOME } from "./helpers/stack.js";
+import { clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
 
 /**
  * Environment variables on the local profile, as a maintainer uses them: set from the CLI (value on
@@ -32,25 +27,11 @@ let redisServer: Awaited<ReturnType<typeof startRedis>>;
 let tool: { name: string; token: string; git_url: string };
 let other: { name: string; token: string };
 
-function cli(args: string[], input?: string) {
-  return run(process.execPath, [path.join(repoRoot, "dist/services/main.js"), ...args], {
-    // The tool's own token: with one tool visible, the CLI needs no --tool.
-    env: { ...process.env, SLIPWAY_URL: server.url, SLIPWAY_TOKEN: tool.token, SLIPWAY_TOOL: "" },
-    input: input ?? "",
-    allowFailure: true,
-  });
-}
-
-async function api(route: string, init: RequestInit & { token?: string } = {}) {
-  const res = await fetch(`${server.url}${route}`, {
-    ...init,
-    headers: {
-      authorization: `Bearer ${init.token ?? server.adminToken}`,
-      "content-type": "application/json",
-    },
-  });
-  return { status: res.status, body: await res.json() };
-}
+const client = clientOf(() => server);
+const api = client.request;
+// The tool's own token: with one tool visible, the CLI needs no --tool.
+const cli = (args: string[], input?: string) =>
+  client.cli(args, { token: tool.token, tool: "", input: input ?? "" });
 
 interface ReleaseRow {
   id: string;
@@ -104,36 +85,14 @@ async function pollDuring(change: () => Promise<void>) {
   return { failures, seen };
 }
 
-const appPy = `import http.server, os
-
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = os.environ.get("GREETING", "unset").encode()
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-
-http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
-`;
+const appPy = pythonServer(`200, os.environ.get("GREETING", "unset").encode()`);
 
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), "slipway-envvars-"));
   redisServer = await startRedis();
-  port = await freePort();
-  const config = loadConfig({
-    SLIPWAY_HOME: home,
-    SLIPWAY_STACK_HOME: TEST_STACK_HOME,
-    SLIPWAY_PORT: String(port),
-    SLIPWAY_REGISTRY_PORT: String(await freePort()),
-    REDIS_URL: redisServer.url,
-    SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
-    SLIPWAY_HEALTH_TIMEOUT_S: "20",
-  });
-  server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
-  await server.ready;
+  ({ server, port, home } = await startLocalServer({
+    name: "envvars",
+    env: { REDIS_URL: redisServer.url, SLIPWAY_HEALTH_TIMEOUT_S: "20" },
+  }));
   tool = (await api("/api/v1/tools", { method: "POST", body: JSON.stringify({ name: TOOL }) })).body as {
     name: string;
     token: string;
@@ -145,15 +104,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  const ids = (
-    await podman(["ps", "-a", "-q", "--filter", `label=io.slipway.tool=${TOOL}`], {
-      repoRoot,
-      allowFailure: true,
-    })
-  ).stdout
-    .split("\n")
-    .filter(Boolean);
-  if (ids.length) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
+  await removeToolContainers(TOOL);
   await redisServer?.stop();
   if (home) await rm(home, { recursive: true, force: true });
 });
@@ -266,7 +217,7 @@ describe("environment variables of a running tool", () => {
       ["DELETE", `/api/v1/tools/${TOOL}/envvars/GREETING`],
     ];
     for (const [method, route, body] of routes) {
-      const res = await api(route, { method, token: other.token, body: body && JSON.stringify(body) });
+      const res = await api(route, { method, body: body && JSON.stringify(body) }, other.token);
       expect(res.status, `${method} ${route}`).toBe(403);
       expect(JSON.stringify(res.body)).not.toContain(SECOND);
       const anon = await fetch(`${server.url}${route}`, { method });

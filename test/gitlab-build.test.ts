@@ -1,37 +1,22 @@
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../services/platform/env.js";
-import { createLogger } from "../services/platform/logger.js";
-import { freePort } from "../services/platform/net.js";
-import { startServer, type RunningServer } from "../services/roles/server/server.js";
+import type { RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, viaProxy, waitFor } from "./helpers/apps.js";
-import { GitlabDouble } from "./helpers/gitlab-double.js";
-import { TEST_STACK_HOME } from "./helpers/stack.js";
+import { GitlabDouble, PUSH_HOOK } from "./helpers/gitlab-double.js";
+import { capturedLogger, clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
 
 /**
  * One real build of a linked tool: a push event from "GitLab" (the double, which also serves the
  * private repository to its deploy tokens only) → fetch with the stored deploy token → static
  * buildpack in podman → live → commit statuses pending, running, success on the double.
  */
-const repoRoot = path.resolve(import.meta.dirname, "..");
 const MAINTAINER = "glpat-maintainer-build-0123456789";
 const PROJECT_ID = 77;
 const PROJECT_PATH = "tools/private-site";
-const pushHook = JSON.parse(
-  readFileSync(path.join(repoRoot, "test/fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
-) as Record<string, unknown>;
-
-let logText = "";
-const sink = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    logText += chunk.toString("utf8");
-    done();
-  },
-});
+const TOOL = "private-site";
+const serverLog = capturedLogger("info");
 
 let home: string;
 let port: number;
@@ -39,15 +24,7 @@ let gitlab: GitlabDouble;
 let server: RunningServer;
 let commit: string;
 
-async function api<T>(route: string, init: RequestInit = {}, token = server.adminToken): Promise<T> {
-  const res = await fetch(`${server.url}${route}`, {
-    ...init,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-  });
-  const body = (await res.json()) as T;
-  if (!res.ok) throw new Error(`${route}: ${res.status} ${JSON.stringify(body)}`);
-  return body;
-}
+const { api } = clientOf(() => server);
 
 beforeAll(async () => {
   home = await mkdtemp(path.join(os.tmpdir(), "slipway-gitlab-build-"));
@@ -61,22 +38,17 @@ beforeAll(async () => {
   gitlab.addToken(MAINTAINER, { role: "maintainer" });
   gitlab.serveRepositories(reposDir);
 
-  port = await freePort();
-  const config = loadConfig({
-    SLIPWAY_HOME: path.join(home, "slipway"),
-    SLIPWAY_STACK_HOME: TEST_STACK_HOME,
-    SLIPWAY_PORT: String(port),
-    SLIPWAY_REGISTRY_PORT: String(await freePort()),
-    SLIPWAY_REDIS_PORT: String(await freePort()),
-    SLIPWAY_LOG_LEVEL: "info",
-    SLIPWAY_HEALTH_TIMEOUT_S: "30",
-  });
-  server = await startServer(config, createLogger({ level: "info", destination: sink }));
-  await server.ready;
+  ({ server, port } = await startLocalServer({
+    home: path.join(home, "slipway"),
+    env: { SLIPWAY_LOG_LEVEL: "info", SLIPWAY_HEALTH_TIMEOUT_S: "30" },
+    logger: serverLog.logger,
+  }));
 }, 1_200_000);
 
 afterAll(async () => {
   await server?.close();
+  // The server leaves webservices running (a restart keeps serving); this test's is removed here.
+  await removeToolContainers(TOOL);
   await gitlab?.close();
   if (home) await rm(home, { recursive: true, force: true });
 });
@@ -85,7 +57,7 @@ describe("a GitLab push to a linked tool with a private repository", () => {
   it("builds from the private project with the deploy token, goes live, and shows on the commit", async () => {
     const tool = await api<{ name: string; token: string }>("/api/v1/tools", {
       method: "POST",
-      body: JSON.stringify({ name: "private-site" }),
+      body: JSON.stringify({ name: TOOL }),
     });
     await api(
       `/api/v1/tools/${tool.name}/gitlab`,
@@ -111,13 +83,13 @@ describe("a GitLab push to a linked tool with a private repository", () => {
         "x-gitlab-token": hook.token!,
       },
       body: JSON.stringify({
-        ...pushHook,
+        ...PUSH_HOOK,
         ref: "refs/heads/main",
         before: "0".repeat(40),
         after: commit,
         checkout_sha: commit,
         project: {
-          ...(pushHook.project as object),
+          ...(PUSH_HOOK.project as object),
           id: PROJECT_ID,
           git_http_url: gitUrl,
           default_branch: "main",
@@ -161,7 +133,7 @@ describe("a GitLab push to a linked tool with a private repository", () => {
 
     const log = await api<{ lines: string[] }>(`/api/v1/builds/${buildId}/logs`);
     expect(log.lines.join("\n")).toContain(`===> FETCHING ${gitUrl}`);
-    for (const text of [log.lines.join("\n"), logText]) {
+    for (const text of [log.lines.join("\n"), serverLog.text()]) {
       expect(text).not.toContain(deployToken.token);
       expect(text).not.toContain(MAINTAINER);
     }

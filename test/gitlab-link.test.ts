@@ -1,44 +1,28 @@
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import type { Release } from "../services/domain/releases/release.js";
-import { loadConfig } from "../services/platform/env.js";
-import { createLogger } from "../services/platform/logger.js";
-import { freePort } from "../services/platform/net.js";
-import { run } from "../services/platform/process.js";
-import { startServer, type RunningServer } from "../services/roles/server/server.js";
+import type { RunningServer } from "../services/roles/server/server.js";
 import { waitFor } from "./helpers/apps.js";
-import { GitlabDouble } from "./helpers/gitlab-double.js";
+import { GitlabDouble, PUSH_HOOK } from "./helpers/gitlab-double.js";
+import { capturedLogger, clientOf, startLocalServer } from "./helpers/local-server.js";
 import { startRedis } from "./helpers/redis.js";
 
 /**
  * GitLab linking and commit statuses through the product: `startServer` (API role) with its real Redis,
  * the CLI from dist/ (`npm run build` first), and the GitLab API double standing in for GitLab.
  */
-const repoRoot = path.resolve(import.meta.dirname, "..");
 const MAINTAINER = "glpat-maintainer-linktest-0123456789";
 const WRONG = "glpat-wrong-linktest-0123456789";
 const PROJECT_ID = 42;
 const PROJECT_PATH = "tools/web-app";
 const OTHER_ID = 43;
 const OTHER_PATH = "tools/elsewhere";
-const pushHook = JSON.parse(
-  readFileSync(path.join(repoRoot, "test/fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
-) as Record<string, unknown>;
-
-let logText = "";
-const sink = new Writable({
-  write(chunk: Buffer, _enc, done) {
-    logText += chunk.toString("utf8");
-    done();
-  },
-});
+const serverLog = capturedLogger("debug");
 
 let home: string;
 let redis: Awaited<ReturnType<typeof startRedis>>;
@@ -51,26 +35,16 @@ let other: { name: string; token: string; webhook_secret: string };
 /** Every credential the test handed out or GitLab created: none may show up in output, logs or Redis. */
 const credentials: string[] = [MAINTAINER, WRONG];
 
-function cli(args: string[], token = tool.token) {
-  return run(process.execPath, [path.join(repoRoot, "dist/services/main.js"), ...args], {
-    env: { ...process.env, SLIPWAY_URL: server.url, SLIPWAY_TOKEN: token },
-    allowFailure: true,
-  });
-}
-
-async function api(route: string, init: RequestInit = {}, token = server.adminToken) {
-  const res = await fetch(`${server.url}${route}`, {
-    ...init,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...init.headers },
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const client = clientOf(() => server);
+const cli = (args: string[], token = tool.token) => client.cli(args, { token });
+const api = (route: string, init: RequestInit = {}, token?: string) =>
+  client.request<Record<string, unknown>>(route, init, token);
 
 function hook(secret: string, sha: string, url = `/hooks/gitlab/${tool.name}`) {
   return fetch(`${server.url}${url}`, {
     method: "POST",
     headers: { "content-type": "application/json", "x-gitlab-event": "Push Hook", "x-gitlab-token": secret },
-    body: JSON.stringify({ ...pushHook, checkout_sha: sha, after: sha }),
+    body: JSON.stringify({ ...PUSH_HOOK, checkout_sha: sha, after: sha }),
   });
 }
 
@@ -87,14 +61,13 @@ beforeAll(async () => {
   gitlab.addProject({ id: PROJECT_ID, path: PROJECT_PATH });
   gitlab.addProject({ id: OTHER_ID, path: OTHER_PATH });
   gitlab.addToken(MAINTAINER, { role: "maintainer" });
-  const config = loadConfig({
-    SLIPWAY_HOME: home,
-    SLIPWAY_PORT: String(await freePort()),
-    SLIPWAY_REGISTRY_PORT: String(await freePort()),
-    REDIS_URL: redis.url,
-    SLIPWAY_LOG_LEVEL: "debug",
-  });
-  server = await startServer(config, createLogger({ level: "debug", destination: sink }), "api");
+  ({ server } = await startLocalServer({
+    home,
+    env: { REDIS_URL: redis.url, SLIPWAY_LOG_LEVEL: "debug" },
+    logger: serverLog.logger,
+    role: "api",
+    ready: false,
+  }));
   const created = async (name: string) =>
     (await api("/api/v1/tools", { method: "POST", body: JSON.stringify({ name }) })).body as typeof tool;
   tool = await created("web-app");
@@ -346,7 +319,8 @@ describe("commit statuses of a linked tool's builds", () => {
     await settled(commit, "running");
     // Two 500s were retried (the double does not record faulted requests; the log does), then pending
     // and running arrived in that order.
-    const retries = logText
+    const retries = serverLog
+      .text()
       .split("\n")
       .filter((l) => l.includes(commit) && l.includes("gitlab commit status failed, retrying"));
     expect(retries).toHaveLength(2);
@@ -417,7 +391,7 @@ describe("relinking and unlinking", () => {
   });
 
   it("never wrote a credential to the server log", () => {
-    expect(logText).toContain("gitlab project linked");
-    expectNoCredential(logText);
+    expect(serverLog.text()).toContain("gitlab project linked");
+    expectNoCredential(serverLog.text());
   });
 });

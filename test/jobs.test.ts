@@ -18,15 +18,13 @@ import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runne
 import type { JobProcess, JobsRuntime } from "../services/domain/jobs/runtime.js";
 import type { Release } from "../services/domain/releases/release.js";
 import type { ToolService } from "../services/domain/tools/tool-service.js";
-import { loadConfig } from "../services/platform/env.js";
 import { createLogger } from "../services/platform/logger.js";
-import { freePort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
 import { jobsRouter } from "../services/roles/http/api-jobs.js";
 import { errorHandler } from "../services/roles/http/errors.js";
-import { startServer, type RunningServer } from "../services/roles/server/server.js";
+import type { RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, pythonApp, waitFor } from "./helpers/apps.js";
-import { TEST_STACK_HOME } from "./helpers/stack.js";
+import { clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
 import { startRedis } from "./helpers/redis.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "..");
@@ -615,38 +613,21 @@ describe("jobs of a pushed app", () => {
   let home: string;
   const name = `jobapp-${suffix}`;
 
-  async function call<T>(method: string, route: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${server.url}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const data = (await res.json()) as T;
-    if (!res.ok) throw new Error(`${route}: ${res.status} ${JSON.stringify(data)}`);
-    return data;
-  }
+  const { api } = clientOf(() => server);
+  const call = <T>(method: string, route: string, body?: unknown) =>
+    api<T>(route, { method, body: body === undefined ? undefined : JSON.stringify(body) });
 
   beforeAll(async () => {
-    home = await mkdtemp(path.join(os.tmpdir(), "slipway-jobs-e2e-"));
-    const config = loadConfig({
-      SLIPWAY_HOME: home,
-      SLIPWAY_STACK_HOME: TEST_STACK_HOME,
-      SLIPWAY_PORT: String(await freePort()),
-      SLIPWAY_REGISTRY_PORT: String(await freePort()),
-      SLIPWAY_REDIS_PORT: String(await freePort()),
-      SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
-      SLIPWAY_HEALTH_TIMEOUT_S: "30",
-    });
-    server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
-    await server.ready;
+    ({ server, home } = await startLocalServer({
+      name: "jobs-e2e",
+      env: { SLIPWAY_HEALTH_TIMEOUT_S: "30" },
+    }));
   }, 1_200_000);
 
   afterAll(async () => {
     await server?.close();
     // The server leaves webservices running (a restart keeps serving); this test's are removed here.
-    const web = await podman(["ps", "-a", "-q", "--filter", `label=io.slipway.tool=${name}`], { repoRoot });
-    const ids = web.stdout.split("\n").filter(Boolean);
-    if (ids.length) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
+    await removeToolContainers(name);
     if (home) await rm(home, { recursive: true, force: true });
   });
 

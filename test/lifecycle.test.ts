@@ -1,50 +1,28 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { podman, podmanEnv } from "../services/adapters/podman/podman.js";
 import { PodmanBuildSandbox } from "../services/adapters/podman/sandbox.js";
-import { ensureStack } from "../services/adapters/stack/index.js";
 import { runLifecycle } from "../services/domain/lifecycle/lifecycle.js";
 import type { LifecycleResult, Stack } from "../services/domain/lifecycle/types.js";
-import { loadConfig } from "../services/platform/env.js";
 import { PipelineError } from "../services/platform/errors.js";
-import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
-import { TEST_STACK_HOME } from "./helpers/stack.js";
-import { serveBuilt } from "./helpers/serve-built.js";
+import { type Builder, config, startBuilder } from "./helpers/buildpack-build.js";
 
-// The stack takes about two minutes to build the first time; it is kept here so later runs reuse it.
-const STACK_HOME = TEST_STACK_HOME;
-const config = loadConfig({ ...process.env, SLIPWAY_HOME: STACK_HOME });
+// The stack (cached in TEST_STACK_HOME) takes about two minutes to build the first time.
 const buildpacks = ["nodejs", "python", "procfile"].map((b) => path.join(config.repoRoot, "buildpacks", b));
 
+let builder: Builder;
 let stack: Stack;
 let root: string;
-let runImage: string;
 
 beforeAll(async () => {
-  stack = await ensureStack(config, memoryLogger());
-  await mkdir("/var/tmp/slipway-test-work", { recursive: true });
-  root = await mkdtemp("/var/tmp/slipway-test-work/lc-");
-  runImage = `localhost/slipway/run:${stack.id}`;
-  const exists = await podman(["image", "exists", runImage], {
-    repoRoot: config.repoRoot,
-    allowFailure: true,
-  });
-  if (exists.code !== 0) {
-    await run(
-      "bash",
-      ["-c", 'tar --numeric-owner -C "$1" -c . | podman import - "$2"', "import", stack.runRootfs, runImage],
-      {
-        env: podmanEnv(config.repoRoot),
-      },
-    );
-  }
+  builder = await startBuilder("lc");
+  ({ stack, root } = builder);
 }, 600_000);
 
 afterAll(async () => {
-  if (root) await rm(root, { recursive: true, force: true });
+  await builder?.close();
 });
 
 async function app(name: string, files: Record<string, string>): Promise<string> {
@@ -98,13 +76,10 @@ async function buildError(
 /** Serves the built app as its image would and returns the answer to `GET /`. */
 async function serveAndGet(name: string, result: LifecycleResult): Promise<{ status: number; body: string }> {
   let answer = { status: 0, body: "" };
-  await serveBuilt(
-    { repoRoot: config.repoRoot, runImage, uid: stack.uid, gid: stack.gid, name, result },
-    async (get) => {
-      const res = await get("/");
-      answer = { status: res.status, body: await res.text() };
-    },
-  );
+  await builder.serve(name, result, async (get) => {
+    const res = await get("/");
+    answer = { status: res.status, body: await res.text() };
+  });
   return answer;
 }
 

@@ -1,15 +1,10 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podman } from "../services/adapters/podman/podman.js";
-import { loadConfig } from "../services/platform/env.js";
-import { createLogger } from "../services/platform/logger.js";
-import { freePort } from "../services/platform/net.js";
-import { run } from "../services/platform/process.js";
-import { startServer, type RunningServer } from "../services/roles/server/server.js";
-import { git, gitRepo, viaProxy, waitFor } from "./helpers/apps.js";
-import { TEST_STACK_HOME } from "./helpers/stack.js";
+import type { RunningServer } from "../services/roles/server/server.js";
+import { git, gitRepo, pythonServer, viaProxy, waitFor } from "./helpers/apps.js";
+import { buildIdFrom, clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
 
 /**
  * Releases on the local profile, as a maintainer meets them: slipway.yaml's run settings, the Procfile's
@@ -22,22 +17,9 @@ let home: string;
 let server: RunningServer;
 let port: number;
 
-function cli(args: string[]) {
-  return run(process.execPath, [path.join(repoRoot, "dist/services/main.js"), ...args], {
-    env: { ...process.env, SLIPWAY_URL: server.url, SLIPWAY_TOKEN: server.adminToken, SLIPWAY_TOOL: TOOL },
-    allowFailure: true,
-  });
-}
-
-async function api<T>(route: string, init: RequestInit = {}): Promise<T> {
-  const res = await fetch(`${server.url}${route}`, {
-    ...init,
-    headers: { authorization: `Bearer ${server.adminToken}`, "content-type": "application/json" },
-  });
-  const body = (await res.json()) as T;
-  if (!res.ok) throw new Error(`${route}: ${res.status} ${JSON.stringify(body)}`);
-  return body;
-}
+const client = clientOf(() => server);
+const { api } = client;
+const cli = (args: string[]) => client.cli(args, { tool: TOOL });
 
 interface BuildView {
   id: string;
@@ -61,17 +43,7 @@ interface ReleaseView {
   log_tail: string[];
 }
 
-async function buildDone(id: string): Promise<BuildView> {
-  return waitFor(
-    `build ${id}`,
-    async () => {
-      const b = await api<BuildView>(`/api/v1/builds/${id}`);
-      return ["success", "failure", "cancelled", "superseded"].includes(b.status) ? b : undefined;
-    },
-    600_000,
-    500,
-  );
-}
+const buildDone = (id: string) => client.buildDone<BuildView>(id);
 
 async function releaseSettled(id: string): Promise<ReleaseView> {
   return waitFor(
@@ -84,29 +56,13 @@ async function releaseSettled(id: string): Promise<ReleaseView> {
   );
 }
 
-function buildIdFrom(pushOutput: string): string {
-  const m = /build (\w+) queued/.exec(pushOutput);
-  if (!m) throw new Error(`no build id in push output:\n${pushOutput}`);
-  return m[1]!;
-}
-
-const APP_PY = `import http.server, os
-
+const APP_PY = pythonServer(
+  `(HEALTH, b"health") if self.path == "/health" else (200, MESSAGE.encode())`,
+  `
 MESSAGE = open("message.txt").read().strip()
 HEALTH = int(open("health.txt").read().strip())
-
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        code, body = (HEALTH, b"health") if self.path == "/health" else (200, MESSAGE.encode())
-        self.send_response(code)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-
-http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
-`;
+`,
+);
 
 const RELEASE_PY = `import sys
 message = open("message.txt").read().strip()
@@ -144,21 +100,14 @@ async function pushMain(): Promise<string> {
 }
 
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), "slipway-releases-"));
-  port = await freePort();
-  const config = loadConfig({
-    SLIPWAY_HOME: home,
-    SLIPWAY_STACK_HOME: TEST_STACK_HOME,
-    SLIPWAY_PORT: String(port),
-    SLIPWAY_REGISTRY_PORT: String(await freePort()),
-    SLIPWAY_REDIS_PORT: String(await freePort()),
-    SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
-    SLIPWAY_HEALTH_TIMEOUT_S: "8",
-    // Two releases that went live keep their images: enough to see retention delete the failed ones'.
-    SLIPWAY_KEEP_RELEASES: "2",
-  });
-  server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
-  await server.ready;
+  ({ server, port, home } = await startLocalServer({
+    name: "releases",
+    env: {
+      SLIPWAY_HEALTH_TIMEOUT_S: "8",
+      // Two releases that went live keep their images: enough to see retention delete the failed ones'.
+      SLIPWAY_KEEP_RELEASES: "2",
+    },
+  }));
   const tool = await api<{ git_url: string; token: string }>("/api/v1/tools", {
     method: "POST",
     body: JSON.stringify({ name: TOOL }),
@@ -168,20 +117,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  const leftovers = await podman(
-    [
-      "ps",
-      "-a",
-      "-q",
-      "--filter",
-      "label=io.slipway.owner=slipway",
-      "--filter",
-      `label=io.slipway.tool=${TOOL}`,
-    ],
-    { repoRoot },
-  );
-  const ids = leftovers.stdout.split("\n").filter(Boolean);
-  if (ids.length) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
+  await removeToolContainers(TOOL);
   if (home) await rm(home, { recursive: true, force: true });
 });
 

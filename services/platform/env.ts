@@ -39,9 +39,16 @@ const schema = z.object({
   SLIPWAY_CA_BUNDLE: z.string().optional(),
   SLIPWAY_NPM_REGISTRY: z.url().default("https://registry.npmjs.org/"),
   SLIPWAY_DEBIAN_MIRROR: z.url().default("http://deb.debian.org/debian"),
+  SLIPWAY_PIP_INDEX_URL: z.url().optional(),
   SLIPWAY_URL: z.url().default("http://127.0.0.1:8080"),
   SLIPWAY_TOKEN: z.string().optional(),
   SLIPWAY_TOOL: z.string().optional(),
+  SLIPWAY_RUNTIME: z.enum(["podman", "kubernetes"]).default("podman"),
+  SLIPWAY_KUBECONFIG: z.string().optional(),
+  SLIPWAY_INGRESS_DOMAIN: z.string().optional(),
+  SLIPWAY_INGRESS_CLASS: z.string().default("nginx"),
+  SLIPWAY_INGRESS_TLS_SECRET: z.string().optional(),
+  SLIPWAY_ROLLOUT_TIMEOUT_S: z.coerce.number().int().min(10).default(660),
 });
 
 export interface Config {
@@ -79,8 +86,22 @@ export interface Config {
   readonly caBundle: string | undefined;
   readonly npmRegistry: string;
   readonly debianMirror: string;
+  /** The Python package index builds use (PIP_INDEX_URL); pip's default when unset. */
+  readonly pipIndexUrl: string | undefined;
   /** Where the repository's `infra/`, `buildpacks/` and `pipelines/` live. */
   readonly repoRoot: string;
+  /** Where deployed tools run: local podman containers, or a Kubernetes cluster (docs/kubernetes.md). */
+  readonly runtime: "podman" | "kubernetes";
+  readonly kubernetes: {
+    /** kubeconfig file; undefined: the in-cluster service account, else `~/.kube/config`. */
+    readonly kubeconfig: string | undefined;
+    /** Webservices are served by the Ingress at `<tool>.<ingressDomain>`; default webDomain. */
+    readonly ingressDomain: string;
+    readonly ingressClass: string;
+    readonly tlsSecretName: string | undefined;
+    /** Longer than a Deployment's progressDeadlineSeconds (600), so Kubernetes' own verdict comes first. */
+    readonly rolloutTimeoutS: number;
+  };
   readonly cli: {
     readonly url: string;
     readonly token: string | undefined;
@@ -127,7 +148,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     caBundle: e.SLIPWAY_CA_BUNDLE ?? (existsSync(defaultCa) ? defaultCa : undefined),
     npmRegistry: e.SLIPWAY_NPM_REGISTRY.replace(/\/?$/, "/"),
     debianMirror: e.SLIPWAY_DEBIAN_MIRROR,
+    pipIndexUrl: e.SLIPWAY_PIP_INDEX_URL,
     repoRoot,
+    runtime: e.SLIPWAY_RUNTIME,
+    kubernetes: {
+      kubeconfig: e.SLIPWAY_KUBECONFIG ? path.resolve(e.SLIPWAY_KUBECONFIG) : undefined,
+      ingressDomain: e.SLIPWAY_INGRESS_DOMAIN ?? e.SLIPWAY_WEB_DOMAIN,
+      ingressClass: e.SLIPWAY_INGRESS_CLASS,
+      tlsSecretName: e.SLIPWAY_INGRESS_TLS_SECRET,
+      rolloutTimeoutS: e.SLIPWAY_ROLLOUT_TIMEOUT_S,
+    },
     cli: { url: e.SLIPWAY_URL.replace(/\/$/, ""), token: e.SLIPWAY_TOKEN, tool: e.SLIPWAY_TOOL },
   });
 }

@@ -1,19 +1,23 @@
+/** The project side of a link, as GitLab reports it when the tool is linked. */
+export interface LinkedProject {
+  readonly project_id: number;
+  readonly project_path: string;
+  /** HTTPS clone URL GitLab reports: the tool's source, fetched with the deploy token. */
+  readonly http_url: string;
+  readonly web_url: string;
+  readonly default_branch: string | undefined;
+  readonly hook_id: number;
+}
+
 /**
  * Where a tool's link to a GitLab project is kept. Credentials (the maintainer's access token and the
  * deploy token) are plaintext only in memory: adapters store them encrypted and never hand them to a
  * view that leaves the server.
  */
-export interface GitlabLinkRecord {
+export interface GitlabLinkRecord extends LinkedProject {
   readonly tool: string;
   /** Base URL of the GitLab instance the maintainer gave (normalised, no trailing slash). */
   readonly gitlab_url: string;
-  readonly project_id: number;
-  readonly project_path: string;
-  /** HTTPS clone URL GitLab reports; builds from it are fetched with the deploy token. */
-  readonly http_url: string;
-  readonly web_url: string;
-  readonly default_branch: string | undefined;
-  readonly hook_id: number;
   readonly deploy_token_id: number;
   readonly deploy_token_username: string;
   /** Credential: clone-only (`read_repository`). */
@@ -23,16 +27,23 @@ export interface GitlabLinkRecord {
   readonly linked_at: string;
 }
 
+/** The project side of a link as the API and the CLI show it. */
+export function projectView(project: LinkedProject) {
+  return {
+    project_id: project.project_id,
+    project_path: project.project_path,
+    web_url: project.web_url,
+    git_url: project.http_url,
+    default_branch: project.default_branch ?? null,
+    hook_id: project.hook_id,
+  };
+}
+
 /** The public part of a link: what `tools show` and the API return. No credential in it. */
 export function linkView(link: GitlabLinkRecord) {
   return {
     gitlab_url: link.gitlab_url,
-    project_id: link.project_id,
-    project_path: link.project_path,
-    web_url: link.web_url,
-    git_url: link.http_url,
-    default_branch: link.default_branch ?? null,
-    hook_id: link.hook_id,
+    ...projectView(link),
     deploy_token_id: link.deploy_token_id,
     deploy_token_username: link.deploy_token_username,
     linked_at: link.linked_at,

@@ -54,6 +54,8 @@ export interface StateStore {
 
   setRoute(route: Route): Promise<void>;
   getRoute(tool: string): Promise<Route | undefined>;
+  /** Removes the route (`webservice stop`): the proxy answers 503 for the tool until one is set again. */
+  deleteRoute(tool: string): Promise<void>;
   /** Calls `onChange` with the tool name whenever its route changes, from any process. */
   watchRoutes(onChange: (tool: string) => void): Promise<void>;
 

@@ -70,13 +70,20 @@ http.createServer((req, res) => res.end(${JSON.stringify(message)} + (isOdd(1) ?
 }
 
 export function pythonApp(message: string): Record<string, string> {
-  return {
-    "app.py": `import http.server, os
+  return { "app.py": pythonServer(`200, ${JSON.stringify(message)}.encode()`) };
+}
 
+/**
+ * A standard-library Python web server on $PORT. `answer` is a Python expression for `(status, body
+ * bytes)` of a GET (`self.path` is the path); `preamble` runs once at start.
+ */
+export function pythonServer(answer: string, preamble = ""): string {
+  return `import http.server, os
+${preamble}
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = ${JSON.stringify(message)}.encode()
-        self.send_response(200)
+        code, body = ${answer}
+        self.send_response(code)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -84,8 +91,7 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 
 http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
-`,
-  };
+`;
 }
 
 /** GET through Slipway's front proxy as a browser visiting http://<tool>.localhost would. */

@@ -31,7 +31,7 @@ export interface Builder {
     name: string,
     appDir: string,
     options?: { noCache?: boolean },
-  ): Promise<{ result: LifecycleResult; lines: string[] }>;
+  ): Promise<{ result: LifecycleResult; lines: string[]; seconds: number }>;
   buildError(name: string, appDir: string): Promise<PipelineError>;
   serve(
     name: string,
@@ -82,7 +82,7 @@ export async function startBuilder(prefix: string): Promise<Builder> {
         if (process.env.BPX_TRACE) console.log(`${name} +${Date.now() - started}ms ${line}`);
       },
     });
-    return { result, lines };
+    return { result, lines, seconds: (Date.now() - started) / 1000 };
   };
 
   return {

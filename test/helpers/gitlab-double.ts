@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import express, { type NextFunction, type Request, type Response } from "express";
 import { gitHttpBackend } from "./git-http.js";
 
@@ -15,6 +17,11 @@ import { gitHttpBackend } from "./git-http.js";
  * canceled: cancel), and an event that does not apply to the current state is a 400
  * "Cannot transition status via :<event> from :<state>".
  */
+
+/** The push event of GitLab's webhook documentation (test/fixtures/gitlab), as the double's hooks send it. */
+export const PUSH_HOOK = JSON.parse(
+  readFileSync(path.join(import.meta.dirname, "../fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
+) as Record<string, unknown>;
 
 export type Role = "guest" | "reporter" | "developer" | "maintainer";
 const LEVEL: Record<Role, number> = { guest: 10, reporter: 20, developer: 30, maintainer: 40 };

@@ -2,7 +2,9 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { TransientError } from "../../platform/errors.js";
 import type { JobExit, JobProcess, JobProcessSpec, JobsRuntime } from "../../domain/jobs/runtime.js";
+import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
+import { batchLines } from "./line-batcher.js";
 import { podman, podmanEnv } from "./podman.js";
 import { pullImage } from "./pull.js";
 
@@ -10,8 +12,6 @@ const LABEL = "io.slipway";
 /** Lines are handed on in batches, so a chatty job costs one store write per batch, not per line. */
 const FLUSH_MS = 200;
 const FLUSH_LINES = 200;
-/** Longer lines are cut: one line must not fill a run's log. */
-const MAX_LINE = 8192;
 
 /**
  * Resolves the command as Toolforge's `launcher` does for buildservice images: a Procfile process type
@@ -33,13 +33,8 @@ export function jobsOwnerFor(home: string): string {
   return `slipway-jobs-${createHash("sha256").update(home).digest("hex").slice(0, 8)}`;
 }
 
-export interface PodmanJobsRuntimeOptions {
-  readonly repoRoot: string;
-  /** Pull credentials for the local registry; used by podman only, never given to the container. */
-  readonly registry: { readonly host: string; readonly username: string; readonly password: string };
-  /** Prefix of container names and owner label, as for PodmanRuntime. */
-  readonly namePrefix: string;
-}
+/** The same options as PodmanRuntime's: one registry, one name prefix per server. */
+export type PodmanJobsRuntimeOptions = PodmanRuntimeOptions;
 
 /**
  * Job processes as podman containers: non-root (the image's user), every capability dropped, no
@@ -73,15 +68,7 @@ export class PodmanJobsRuntime implements JobsRuntime {
           `${LABEL}.job=${spec.job}`,
           "--label",
           `${LABEL}.run=${spec.runId}`,
-          "--init",
-          "--cap-drop",
-          "all",
-          "--security-opt",
-          "no-new-privileges",
-          "--memory",
-          `${spec.memoryMb}m`,
-          "--pids-limit",
-          "512",
+          ...confinementArgs({ memoryMb: spec.memoryMb, pids: 512 }),
           "--pull",
           "never",
           // The container's own log is only a buffer until it is read; bounded so a chatty job cannot fill the disk.
@@ -151,45 +138,10 @@ export class PodmanJobsRuntime implements JobsRuntime {
         env: podmanEnv(this.options.repoRoot),
         stdio: ["ignore", "pipe", "pipe"],
       });
-      let batch: string[] = [];
-      let timer: NodeJS.Timeout | undefined;
-      const flush = () => {
-        if (timer) clearTimeout(timer);
-        timer = undefined;
-        if (batch.length === 0) return;
-        const lines = batch;
-        batch = [];
-        onLines(lines);
-      };
-      const add = (line: string) => {
-        batch.push(line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
-        if (batch.length >= FLUSH_LINES) flush();
-        else timer ??= setTimeout(flush, FLUSH_MS);
-      };
-      const splitter = () => {
-        let pending = "";
-        return {
-          data: (chunk: Buffer) => {
-            pending += chunk.toString("utf8");
-            const lines = pending.split("\n");
-            pending = lines.pop() ?? "";
-            for (const l of lines) add(l);
-          },
-          end: () => {
-            if (pending) add(pending);
-            pending = "";
-          },
-        };
-      };
-      const out = splitter();
-      const err = splitter();
-      child.stdout.on("data", out.data);
-      child.stderr.on("data", err.data);
+      const end = batchLines(child, onLines, { flushMs: FLUSH_MS, flushLines: FLUSH_LINES });
       child.on("error", () => resolve());
       child.on("close", () => {
-        out.end();
-        err.end();
-        flush();
+        end();
         resolve();
       });
     });

@@ -1,6 +1,7 @@
 import { SlipwayError, TransientError } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
 import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
+import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
 import { podman } from "./podman.js";
 import { pullImage } from "./pull.js";
@@ -9,13 +10,7 @@ const LABEL = "io.slipway";
 /** The CNB launcher our exporter puts in every image: applies the launch env, then runs a command. */
 const LAUNCHER = "/cnb/lifecycle/launcher";
 
-export interface PodmanRuntimeOptions {
-  readonly repoRoot: string;
-  /** Credentials for pulling from the local registry (`user:password`). */
-  readonly registry: { readonly host: string; readonly username: string; readonly password: string };
-  /** Prefix of container names, so test runs and servers on one machine do not see each other's apps. */
-  readonly namePrefix: string;
-}
+export type { PodmanRuntimeOptions };
 
 /**
  * Runs tool processes as podman containers on the local profile: non-root (the image's user), all
@@ -147,16 +142,7 @@ export class PodmanRuntime implements AppRuntime {
             `${LABEL}.release=${spec.releaseId}`,
           ]
         : ["--label", `${LABEL}.once=${this.options.namePrefix}`]),
-      // A tiny init as PID 1 forwards SIGTERM, so apps that ignore it as PID 1 still stop promptly.
-      "--init",
-      "--cap-drop",
-      "all",
-      "--security-opt",
-      "no-new-privileges",
-      "--memory",
-      `${spec.memoryMb}m`,
-      "--pids-limit",
-      "512",
+      ...confinementArgs({ memoryMb: spec.memoryMb, pids: 512 }),
       // Values (secrets among them) in a 0600 file, not in argv where `ps` shows them.
       "--env-file",
       envFile,

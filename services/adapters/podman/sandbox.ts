@@ -1,4 +1,5 @@
 import type { BuildSandbox, ExecResult, Sandbox, SandboxSpec } from "../../ports/sandbox.js";
+import { confinementArgs } from "./confinement.js";
 import { podman } from "./podman.js";
 
 /** Processes a build may run at once: enough for npm and node-gyp, too few for a fork bomb. */
@@ -28,24 +29,16 @@ export class PodmanBuildSandbox implements BuildSandbox {
       "io.slipway.role=build",
       "--user",
       spec.user,
-      "--cap-drop",
-      "all",
-      "--security-opt",
-      "no-new-privileges",
-      "--memory",
-      `${spec.memoryMb}m`,
+      // The init also keeps `sleep` as PID 1 from making `rm -f -t 0` wait.
+      ...confinementArgs({ memoryMb: spec.memoryMb, pids: PIDS_LIMIT }),
       "--memory-swap",
       `${spec.memoryMb}m`,
       "--cpus",
       String(spec.cpus),
-      "--pids-limit",
-      String(PIDS_LIMIT),
       "--network",
       "bridge",
       "--pull",
       "never",
-      // podman injects an init so `sleep` as PID 1 does not make `rm -f -t 0` wait, and zombies get reaped.
-      "--init",
     ];
     for (const m of spec.mounts) {
       args.push(

@@ -174,6 +174,11 @@ export class RedisStore implements StateStore {
     await this.redis.publish(ROUTES_CHANNEL, route.tool);
   }
 
+  async deleteRoute(tool: string): Promise<void> {
+    await this.redis.del(`${P}route:${tool}`);
+    await this.redis.publish(ROUTES_CHANNEL, tool);
+  }
+
   async getRoute(tool: string): Promise<Route | undefined> {
     return parse<Route>(await this.redis.get(`${P}route:${tool}`));
   }

@@ -4,6 +4,7 @@ import type { EnvVar, EnvVarLimits, EnvVarStore, EnvVarWrite } from "../../ports
 import type { Route, StateStore } from "../../ports/store.js";
 import type { Enqueuer } from "../pipeline/jobs-port.js";
 import type { Release } from "../releases/release.js";
+import { testRelease } from "../../../test/helpers/releases.js";
 import { EnvVarService } from "./envvar-service.js";
 
 class MemoryVars implements EnvVarStore {
@@ -30,24 +31,8 @@ class MemoryVars implements EnvVarStore {
   }
 }
 
-function release(
-  id: string,
-  status: Release["status"],
-  kind: Release["trigger"]["kind"] = "git_push",
-): Release {
-  return {
-    id,
-    tool: "t",
-    component: "web",
-    build_id: `b-${id}`,
-    commit: "c".repeat(40),
-    image: "reg/tool-t/web:c",
-    image_digest: `sha256:${id}`,
-    trigger: { kind, ref: "refs/heads/main" },
-    status,
-    created_at: new Date().toISOString(),
-  };
-}
+const release = (id: string, status: Release["status"], kind: Release["trigger"]["kind"] = "git_push") =>
+  testRelease(id, { status, trigger: { kind, ref: "refs/heads/main" } });
 
 function setup(releases: Release[], route?: Route, waiting: string[] = []) {
   const created: Release[] = [];

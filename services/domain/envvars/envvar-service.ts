@@ -84,11 +84,19 @@ export class EnvVarService implements EnvSource {
   /**
    * Deploys the image the tool is about to run again, as a new release: the newest release still
    * deploying (so a rollout underway is not undone), else the live one. Nothing runs yet: no release.
+   * `webservice restart|start` use it too (kind `restart`); `start` names the stopped release as `given`.
    */
-  private async restart(tool: string, why: string, actor: string): Promise<string | null> {
+  async restart(
+    tool: string,
+    why: string,
+    actor: string,
+    given?: Release,
+    kind: "envvars" | "restart" = "envvars",
+  ): Promise<string | null> {
     const { store, queue } = this.deps;
     const [route, recent] = await Promise.all([store.getRoute(tool), store.listReleases(tool, 20)]);
     const base =
+      given ??
       recent.find((r) => r.status === "deploying") ??
       (route
         ? (recent.find((r) => r.id === route.release_id) ?? (await store.getRelease(route.release_id)))
@@ -97,7 +105,7 @@ export class EnvVarService implements EnvSource {
     const release: Release = {
       ...base,
       id: newId(),
-      trigger: { kind: "envvars", ref: base.trigger.ref, actor },
+      trigger: { kind, ref: base.trigger.ref, actor },
       status: "deploying",
       reason: `restart: ${why}`,
       created_at: new Date().toISOString(),

@@ -1,5 +1,6 @@
 import { errorMessage, SlipwayError } from "../../platform/errors.js";
 import type { DeployToken, ForgeLink, ForgeProjectRef } from "../../ports/forge.js";
+import { projectView, type LinkedProject } from "../../ports/forge-links.js";
 
 /** What `tools link-gitlab` needs: the project, and where GitLab should send push events for the tool. */
 export interface LinkGitlabInput {
@@ -16,14 +17,7 @@ export interface LinkGitlabInput {
  * A linked project as the tool record should keep it. `deploy_token.token` is a credential: store it
  * encrypted (CryptoBox) and never return it from the API.
  */
-export interface GitlabLink {
-  readonly project_id: number;
-  readonly project_path: string;
-  /** HTTPS clone URL: the tool's source, fetched with the deploy token. */
-  readonly http_url: string;
-  readonly web_url: string;
-  readonly default_branch: string | undefined;
-  readonly hook_id: number;
+export interface GitlabLink extends LinkedProject {
   readonly deploy_token: DeployToken;
 }
 
@@ -80,12 +74,7 @@ export async function unlinkGitlab(forge: ForgeLink, link: GitlabLinkIds): Promi
 export function linkSummary(tool: string, link: GitlabLink): Record<string, unknown> {
   return {
     tool,
-    project_id: link.project_id,
-    project_path: link.project_path,
-    web_url: link.web_url,
-    git_url: link.http_url,
-    default_branch: link.default_branch ?? null,
-    hook_id: link.hook_id,
+    ...projectView(link),
     deploy_token_id: link.deploy_token.id,
     deploy_token_username: link.deploy_token.username,
   };

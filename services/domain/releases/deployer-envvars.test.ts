@@ -3,23 +3,12 @@ import { memoryLogger } from "../../platform/logger.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { AppRuntime, RunSpec, RunningApp } from "../../ports/runtime.js";
 import type { Route, StateStore } from "../../ports/store.js";
+import { testRelease } from "../../../test/helpers/releases.js";
 import { Deployer } from "./deployer.js";
 import type { Release } from "./release.js";
 
-function release(id: string, createdAt: string, status: Release["status"]): Release {
-  return {
-    id,
-    tool: "t",
-    component: "web",
-    build_id: `b-${id}`,
-    commit: "c".repeat(40),
-    image: "reg/tool-t/web:c",
-    image_digest: `sha256:${id}`,
-    trigger: { kind: "envvars", ref: "refs/heads/main" },
-    status,
-    created_at: createdAt,
-  };
-}
+const release = (id: string, createdAt: string, status: Release["status"]) =>
+  testRelease(id, { status, created_at: createdAt, trigger: { kind: "envvars", ref: "refs/heads/main" } });
 
 /** A deployer over in-memory fakes: every process starts and answers at once. */
 function setup(releases: Release[], route: Route | undefined, env: Record<string, string>) {

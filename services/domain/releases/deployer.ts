@@ -154,7 +154,7 @@ export class Deployer {
         finished_at: new Date().toISOString(),
       });
       // A rollback or env var restart has no build of its own; the build it reuses keeps its story.
-      if (!rollback && release.trigger.kind !== "envvars") {
+      if (!rollback && release.trigger.kind !== "envvars" && release.trigger.kind !== "restart") {
         await store.updateBuild(release.build_id, { reason: `built, but the deploy failed: ${message}` });
       }
       await say(`===> DEPLOY FAILED: ${message}`);

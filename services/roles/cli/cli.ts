@@ -2,11 +2,13 @@ import { Command, Option } from "commander";
 import type { Config } from "../../platform/env.js";
 import { ApiClient, ApiError } from "./client.js";
 import { validateConfigFile } from "./config-validate.js";
+import { jsonOption as json, print as out, resolveTool, toolOption as toolOpt } from "./options.js";
 import { registerReleaseCommands } from "./release-commands.js";
 import { registerEnvvarsCommands } from "./envvars-commands.js";
 import { registerGitlabCommands } from "./gitlab-commands.js";
 import { registerJobsCommands } from "./jobs-commands.js";
 import { registerRenderCommands } from "./render-commands.js";
+import { registerWebserviceCommands } from "./webservice-commands.js";
 
 interface BuildRow {
   id: string;
@@ -29,11 +31,6 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     .description("Push-to-deploy for community tools")
     .showHelpAfterError();
   const client = () => ApiClient.fromConfig(config);
-  const out = (json: boolean, data: unknown, human: () => string) =>
-    process.stdout.write(json ? JSON.stringify(data, null, 2) + "\n" : human() + "\n");
-  const json = () => new Option("--json", "print JSON for scripts");
-  const toolOpt = () =>
-    new Option("--tool <name>", "the tool (default: SLIPWAY_TOOL, or the token's only tool)");
 
   program
     .command("server")
@@ -48,6 +45,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
   registerEnvvarsCommands(program, client, config.cli.tool);
   registerReleaseCommands(program, client, config.cli.tool);
   registerJobsCommands(program, client, config.cli.tool);
+  registerWebserviceCommands(program, client, config.cli.tool);
   registerRenderCommands(program, client);
   const tools = program.command("tools").description("create and inspect tools");
   registerGitlabCommands(tools, client);
@@ -96,7 +94,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     .addOption(toolOpt())
     .option("--ref <ref>", "branch, tag or ref to build (default: the last one pushed)")
     .option("--force", "build even if this commit was built before")
-    .option("--no-cache", "ignore cached layers")
+    .option("--no-cache", "ignore cached layers (builds even a commit built before)")
     .addOption(json())
     .action(async (o: { tool?: string; ref?: string; force?: boolean; cache: boolean; json?: boolean }) => {
       const c = await client();
@@ -230,13 +228,6 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
       out(!!o.json, r, () => JSON.stringify(r, null, 2));
     });
   return program;
-}
-
-async function resolveTool(c: ApiClient, given: string | undefined): Promise<string> {
-  if (given) return encodeURIComponent(given);
-  const list = await c.request<{ name: string }[]>("GET", "/api/v1/tools");
-  if (list.length === 1) return encodeURIComponent(list[0]!.name);
-  throw new ApiError(0, "invalid_input", "which tool? pass --tool <name> or set SLIPWAY_TOOL");
 }
 
 export { ApiError };

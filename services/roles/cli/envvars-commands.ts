@@ -1,5 +1,6 @@
-import { Command, Option } from "commander";
+import type { Command } from "commander";
 import { ApiClient, ApiError } from "./client.js";
+import { jsonOption, print, resolveTool, toolOption } from "./options.js";
 
 interface EnvVarRow {
   name: string;
@@ -22,11 +23,6 @@ export function registerEnvvarsCommands(
   client: () => Promise<ApiClient>,
   defaultTool: string | undefined,
 ): void {
-  const print = (json: boolean, data: unknown, human: () => string) =>
-    process.stdout.write(json ? JSON.stringify(data, null, 2) + "\n" : human() + "\n");
-  const toolOpt = () =>
-    new Option("--tool <name>", "the tool (default: SLIPWAY_TOOL, or the token's only tool)");
-  const json = () => new Option("--json", "print JSON for scripts");
   const base = async (given: string | undefined) => {
     const c = await client();
     return { c, route: `/api/v1/tools/${await resolveTool(c, given ?? defaultTool)}/envvars` };
@@ -38,8 +34,8 @@ export function registerEnvvarsCommands(
   envvars
     .command("create <name> [value]")
     .description("create or replace a variable and restart the tool; without VALUE, read it from stdin")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (name: string, value: string | undefined, o: { tool?: string; json?: boolean }) => {
       const given = value ?? (await readValue(name));
       const { c, route } = await base(o.tool);
@@ -50,8 +46,8 @@ export function registerEnvvarsCommands(
     .command("list")
     .description("list variables; values are shown as *** unless --show-values")
     .option("--show-values", "print the values too")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (o: { tool?: string; json?: boolean; showValues?: boolean }) => {
       const { c, route } = await base(o.tool);
       const list = await c.request<EnvVarRow[]>("GET", `${route}${o.showValues ? "?show_values=true" : ""}`);
@@ -64,8 +60,8 @@ export function registerEnvvarsCommands(
   envvars
     .command("show <name>")
     .description("print one variable with its value")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (name: string, o: { tool?: string; json?: boolean }) => {
       const { c, route } = await base(o.tool);
       const v = await c.request<EnvVarRow>("GET", `${route}/${encodeURIComponent(name)}`);
@@ -74,20 +70,13 @@ export function registerEnvvarsCommands(
   envvars
     .command("delete <name>")
     .description("delete a variable and restart the tool")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (name: string, o: { tool?: string; json?: boolean }) => {
       const { c, route } = await base(o.tool);
       const r = await c.request<Change>("DELETE", `${route}/${encodeURIComponent(name)}`);
       print(!!o.json, r, () => r.message);
     });
-}
-
-async function resolveTool(c: ApiClient, given: string | undefined): Promise<string> {
-  if (given) return encodeURIComponent(given);
-  const list = await c.request<{ name: string }[]>("GET", "/api/v1/tools");
-  if (list.length === 1) return encodeURIComponent(list[0]!.name);
-  throw new ApiError(0, "invalid_input", "which tool? pass --tool <name> or set SLIPWAY_TOOL");
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { Option } from "commander";
 import type { ApiClient } from "./client.js";
+import { jsonOption, print } from "./options.js";
 
 interface LinkView {
   gitlab_url: string;
@@ -16,9 +16,6 @@ interface LinkView {
 
 /** `tools link-gitlab` and `tools unlink-gitlab`: thin calls to `/api/v1/tools/:tool/gitlab`. */
 export function registerGitlabCommands(tools: Command, client: () => Promise<ApiClient>): void {
-  const print = (json: boolean, data: unknown, human: () => string) =>
-    process.stdout.write(json ? JSON.stringify(data, null, 2) + "\n" : human() + "\n");
-
   tools
     .command("link-gitlab <tool>")
     .description(
@@ -30,7 +27,7 @@ export function registerGitlabCommands(tools: Command, client: () => Promise<Api
       "--token <token>",
       'access token with the "api" scope and the Maintainer role; "-" reads it from standard input',
     )
-    .addOption(new Option("--json", "print JSON for scripts"))
+    .addOption(jsonOption())
     .action(async (tool: string, o: { url: string; project: string; token: string; json?: boolean }) => {
       const token = o.token === "-" ? (await readStdin()).trim() : o.token;
       const project = /^\d+$/.test(o.project) ? Number(o.project) : o.project;
@@ -55,7 +52,7 @@ export function registerGitlabCommands(tools: Command, client: () => Promise<Api
   tools
     .command("unlink-gitlab <tool>")
     .description("remove the GitLab webhook and deploy token, and forget the link")
-    .addOption(new Option("--json", "print JSON for scripts"))
+    .addOption(jsonOption())
     .action(async (tool: string, o: { json?: boolean }) => {
       const r = await (
         await client()

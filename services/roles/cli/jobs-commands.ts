@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { jobInputToItem, parseJobsYaml } from "../../domain/jobs/jobs-yaml.js";
-import { ApiError, type ApiClient } from "./client.js";
+import type { ApiClient } from "./client.js";
+import { jsonOption, print, resolveTool, toolOption } from "./options.js";
 
 interface JobStatusRow {
   state: string;
@@ -60,11 +61,6 @@ export function registerJobsCommands(
   client: () => Promise<ApiClient>,
   defaultTool: string | undefined,
 ): void {
-  const toolOpt = () =>
-    new Option("--tool <name>", "the tool (default: SLIPWAY_TOOL, or the token's only tool)");
-  const json = () => new Option("--json", "print JSON for scripts");
-  const print = (asJson: boolean | undefined, data: unknown, human: () => string) =>
-    process.stdout.write(asJson ? JSON.stringify(data, null, 2) + "\n" : human() + "\n");
   const route = async (o: { tool?: string }) => {
     const c = await client();
     return { c, base: `/api/v1/tools/${await resolveTool(c, o.tool ?? defaultTool)}/jobs` };
@@ -87,8 +83,8 @@ export function registerJobsCommands(
     .option("--timeout <seconds>", "kill a run after this long", (v) => Number(v))
     .option("--mem <size>", "memory limit, e.g. 512Mi or 1Gi")
     .option("--wait [seconds]", "wait for a one-off run to end; print its output, exit with its exit code")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(
       async (
         name: string,
@@ -155,8 +151,8 @@ export function registerJobsCommands(
 
   jobs
     .command("list")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (o: { tool?: string; json?: boolean }) => {
       const { c, base } = await route(o);
       const list = await c.request<JobRow[]>("GET", base);
@@ -182,8 +178,8 @@ export function registerJobsCommands(
 
   jobs
     .command("show <name>")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (name: string, o: { tool?: string; json?: boolean }) => {
       const { c, base } = await route(o);
       const j = await c.request<JobRow>("GET", `${base}/${encodeURIComponent(name)}`);
@@ -195,8 +191,8 @@ export function registerJobsCommands(
     .description("output of the job's kept runs (the last 20, 1000 lines each), also after they ended")
     .option("-f, --follow", "keep printing new output and new runs")
     .option("--run <id>", "only this run")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (name: string, o: { follow?: boolean; run?: string; tool?: string; json?: boolean }) => {
       const { c, base } = await route(o);
       const query = o.run ? `run=${encodeURIComponent(o.run)}` : "";
@@ -221,8 +217,8 @@ export function registerJobsCommands(
   jobs
     .command("delete <name>")
     .description("stop the job and remove it, with its runs and logs")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (name: string, o: { tool?: string; json?: boolean }) => {
       const { c, base } = await route(o);
       const r = await c.request<unknown>("DELETE", `${base}/${encodeURIComponent(name)}`);
@@ -232,8 +228,8 @@ export function registerJobsCommands(
   jobs
     .command("restart <name>")
     .description("replace a continuous job's process; run any other job again now")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (name: string, o: { tool?: string; json?: boolean }) => {
       const { c, base } = await route(o);
       const r = await c.request<{ run_id: string | null }>(
@@ -250,8 +246,8 @@ export function registerJobsCommands(
     .description(
       "make the tool's API-defined jobs exactly those of a Toolforge jobs.yaml (unchanged jobs keep running)",
     )
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (file: string, o: { tool?: string; json?: boolean }) => {
       // Checked here first, so a typo is reported with the file's job names before anything is sent.
       const items = parseJobsYaml(await readFile(file, "utf8"));
@@ -276,8 +272,8 @@ export function registerJobsCommands(
   jobs
     .command("dump")
     .description("print the API-defined jobs as a Toolforge jobs.yaml")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (o: { tool?: string; json?: boolean }) => {
       const { c, base } = await route(o);
       const r = await c.request<{ yaml: string; count: number }>("GET", `${base}?dump=true`);
@@ -324,11 +320,4 @@ function showLines(j: JobRow): string {
         `  ${r.id}  ${r.status.padEnd(9)} ${r.exit_code === null ? "-" : String(r.exit_code).padStart(3)}  ${r.started_at}  ${r.trigger}${r.reason ? `  ${r.reason}` : ""}`,
     );
   return [...lines, ...(runs.length ? ["recent runs:", ...runs] : [])].join("\n");
-}
-
-async function resolveTool(c: ApiClient, given: string | undefined): Promise<string> {
-  if (given) return encodeURIComponent(given);
-  const list = await c.request<{ name: string }[]>("GET", "/api/v1/tools");
-  if (list.length === 1) return encodeURIComponent(list[0]!.name);
-  throw new ApiError(0, "invalid_input", "which tool? pass --tool <name> or set SLIPWAY_TOOL");
 }

@@ -1,5 +1,6 @@
-import { Option, type Command } from "commander";
-import { ApiError, type ApiClient } from "./client.js";
+import type { Command } from "commander";
+import type { ApiClient } from "./client.js";
+import { jsonOption, resolveTool, toolOption } from "./options.js";
 
 interface ReleaseRow {
   id: string;
@@ -25,15 +26,11 @@ export function registerReleaseCommands(
   client: () => Promise<ApiClient>,
   defaultTool: string | undefined,
 ): void {
-  const toolOpt = () =>
-    new Option("--tool <name>", "the tool (default: SLIPWAY_TOOL, or the token's only tool)");
-  const json = () => new Option("--json", "print JSON for scripts");
-
   program
     .command("releases")
     .description("list a tool's releases, newest first: what runs, from which commit, and why it failed")
-    .addOption(toolOpt())
-    .addOption(json())
+    .addOption(toolOption())
+    .addOption(jsonOption())
     .action(async (o: { tool?: string; json?: boolean }) => {
       const c = await client();
       const tool = await resolveTool(c, o.tool ?? defaultTool);
@@ -50,9 +47,9 @@ export function registerReleaseCommands(
     .description(
       "run an earlier release's image again, without a build (default: the one live before the current one)",
     )
-    .addOption(toolOpt())
+    .addOption(toolOption())
     .option("--no-wait", "return once the rollback is queued")
-    .addOption(json())
+    .addOption(jsonOption())
     .action(async (id: string | undefined, o: { tool?: string; json?: boolean; wait: boolean }) => {
       const c = await client();
       const tool = await resolveTool(c, o.tool ?? defaultTool);
@@ -104,11 +101,4 @@ function releaseLines(r: ReleaseRow): string {
     for (const l of r.log_tail.slice(-10)) lines.push(`    | ${l}`);
   }
   return lines.join("\n");
-}
-
-async function resolveTool(c: ApiClient, given: string | undefined): Promise<string> {
-  if (given) return encodeURIComponent(given);
-  const list = await c.request<{ name: string }[]>("GET", "/api/v1/tools");
-  if (list.length === 1) return encodeURIComponent(list[0]!.name);
-  throw new ApiError(0, "invalid_input", "which tool? pass --tool <name> or set SLIPWAY_TOOL");
 }

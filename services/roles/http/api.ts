@@ -13,6 +13,7 @@ import { bearerAuth, requireAdmin, requireTool } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { envvarsRouter } from "./api-envvars.js";
 import { renderRouter } from "./api-render.js";
+import type { RenderOptions } from "../../domain/kubernetes/index.js";
 import type { EnvVarService } from "../../domain/envvars/envvar-service.js";
 import { COMPONENTS_SCHEMA_PATH, componentsJsonSchema } from "../../domain/config/index.js";
 
@@ -31,6 +32,8 @@ export interface ApiDeps {
   readonly routers?: readonly RequestHandler[] | undefined;
   /** Extra fields of `GET /api/v1/tools/:tool` (the GitLab link, without credentials). */
   readonly toolExtras?: ((tool: string) => Promise<Record<string, unknown>>) | undefined;
+  /** What `slipway render` renders with; the cluster profile passes its Ingress settings. */
+  readonly renderOptions?: RenderOptions | undefined;
 }
 
 const createTool = z.object({ name: z.string() });
@@ -153,7 +156,7 @@ export function apiRouter(deps: ApiDeps): Router {
     res.json(release);
   });
 
-  r.use(renderRouter(deps)); // after bearerAuth: it reads req.principal
+  r.use(renderRouter(deps, deps.renderOptions)); // after bearerAuth: it reads req.principal
   for (const extra of deps.routers ?? []) r.use(extra);
   r.use("/api/v1", (_req, _res) => {
     throw new NotFoundError("no such API endpoint; see /api/v1/openapi.json");

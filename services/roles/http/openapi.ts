@@ -78,7 +78,7 @@ export function openApiDocument(publicUrl: string) {
             properties: {
               ref: { type: "string" },
               force: { type: "boolean" },
-              no_cache: { type: "boolean" },
+              no_cache: { type: "boolean", description: "build without cached layers; implies force" },
             },
           }),
           responses: { "202": ok("TriggerResult"), "200": ok("TriggerResult"), "409": error },
@@ -105,6 +105,49 @@ export function openApiDocument(publicUrl: string) {
           parameters: [toolParam],
           requestBody: json({ type: "object", properties: { release_id: { type: "string" } } }),
           responses: { "202": ok("Release"), "404": error, "409": error },
+        },
+      },
+      "/api/v1/tools/{tool}/webservice": {
+        get: {
+          summary:
+            "Webservice status: state (running, stopped, missing, none), live release, commit, image digest, address, started at",
+          parameters: [toolParam],
+          responses: { "200": { description: "status" } },
+        },
+      },
+      "/api/v1/tools/{tool}/webservice/logs": {
+        get: {
+          summary:
+            "Kept webservice output of a release (default: the live one; last 5 releases, 2000 lines each); follow=true streams text until the client goes",
+          parameters: [
+            toolParam,
+            { name: "release", in: "query", schema: { type: "string" } },
+            { name: "tail", in: "query", schema: { type: "integer", minimum: 1, maximum: 2000 } },
+            { name: "follow", in: "query", schema: { type: "boolean" } },
+          ],
+          responses: { "200": { description: "log lines" }, "404": error },
+        },
+      },
+      "/api/v1/tools/{tool}/webservice/restart": {
+        post: {
+          summary: "Restart the webservice as a new release of the live one's image (trigger kind restart)",
+          parameters: [toolParam],
+          responses: { "202": { description: "release_id of the new release" }, "409": error },
+        },
+      },
+      "/api/v1/tools/{tool}/webservice/stop": {
+        post: {
+          summary:
+            "Stop the webservice: route removed (the proxy answers 503), process stopped, stays stopped",
+          parameters: [toolParam],
+          responses: { "200": { description: "status" }, "409": error },
+        },
+      },
+      "/api/v1/tools/{tool}/webservice/start": {
+        post: {
+          summary: "Start a stopped webservice: the last live release deployed again as a new release",
+          parameters: [toolParam],
+          responses: { "202": { description: "release_id of the new release" }, "404": error, "409": error },
         },
       },
       "/api/v1/tools/{tool}/builds/{id}": {

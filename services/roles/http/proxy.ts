@@ -44,7 +44,11 @@ export class FrontProxy {
     for (let attempt = 0; attempt < 3; attempt++) {
       const route = await this.route(tool, attempt > 0);
       if (!route) {
-        reply(res, 503, `tool "${tool}" has no running webservice; push to deploy one`);
+        reply(
+          res,
+          503,
+          `tool "${tool}" has no running webservice (stopped, or never deployed); push to deploy one or run \`slipway webservice start\``,
+        );
         return;
       }
       const outcome = await this.forward(route, req, body, res);

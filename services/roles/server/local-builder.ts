@@ -46,7 +46,7 @@ export async function localBuilder(
           workDir: input.workDir,
           cacheDir: path.join(config.home, "cache", input.tool, input.component),
           noCache: input.noCache,
-          env: {},
+          env: config.pipIndexUrl ? { PIP_INDEX_URL: config.pipIndexUrl } : {},
           sourceDateEpoch: input.sourceDateEpoch,
           limits: { memoryMb: config.build.memoryMb, cpus: config.build.cpus },
           npmRegistry: config.npmRegistry,

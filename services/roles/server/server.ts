@@ -8,6 +8,10 @@ import { RemoteRefs } from "../../adapters/git/remote-refs.js";
 import { ensureHostPackages } from "../../adapters/host/packages.js";
 import { NetProbe } from "../../adapters/net/probe.js";
 import { PodmanRuntime } from "../../adapters/podman/runtime.js";
+import { LogFollowingRuntime } from "../../adapters/podman/web-log-follower.js";
+import { RedisProcessLogs } from "../../adapters/store/redis-process-logs.js";
+import { WebserviceService } from "../../domain/releases/webservice-service.js";
+import { webserviceRouter } from "../http/api-webservice.js";
 import { JobQueue, type Workers } from "../../adapters/queue/bullmq.js";
 import { RedisServer } from "../../adapters/redis/server.js";
 import { RegistryClient } from "../../adapters/registry/client.js";
@@ -46,6 +50,7 @@ import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
 import { fileSecret } from "./secrets-file.js";
+import { clusterRenderOptions, kubernetesDeployer } from "./kubernetes-wiring.js";
 import { gitlabFeature } from "./gitlab-wiring.js";
 
 export type Role = "all" | "api" | "builder" | "deployer";
@@ -123,7 +128,10 @@ export async function startServer(
         : (auth ?? (await gitlab.fetchAuth(tool, url)));
     const urls = {
       publicUrl: config.publicUrl,
-      webUrl: (t: string) => `http://${t}.${config.webDomain}:${config.port}/`,
+      webUrl: (t: string) =>
+        config.runtime === "kubernetes"
+          ? `${config.kubernetes.tlsSecretName ? "https" : "http"}://${t}.${config.kubernetes.ingressDomain}/`
+          : `http://${t}.${config.webDomain}:${config.port}/`,
     };
     const tools = new ToolService(store, urls);
     const triggers = new TriggerService(store, queue, logger.child({ component: "triggers" }));
@@ -141,11 +149,26 @@ export async function startServer(
       logger: logger.child({ component: "jobs" }),
     });
     const reposDir = path.join(config.home, "repos");
+    const processLogs = new RedisProcessLogs(redis);
+    const podmanRuntime = () =>
+      new PodmanRuntime({
+        repoRoot: config.repoRoot,
+        registry: {
+          host: registryServer.host,
+          username: registryServer.username,
+          password: registryServer.password,
+        },
+        namePrefix: "slipway",
+      });
 
     let url = config.publicUrl;
     if (role === "all" || role === "api") {
-      const proxy = await FrontProxy.create(store, config.webDomain, logger.child({ component: "proxy" }));
-      closers.push(() => Promise.resolve(proxy.close()));
+      // On a cluster the Ingress serves tools' traffic; the front proxy is for local containers only.
+      const proxy =
+        config.runtime === "kubernetes"
+          ? undefined
+          : await FrontProxy.create(store, config.webDomain, logger.child({ component: "proxy" }));
+      if (proxy) closers.push(() => Promise.resolve(proxy.close()));
       const git = createGitRemote({
         reposDir,
         nodePath: process.execPath,
@@ -206,9 +229,20 @@ export async function startServer(
               releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases }),
             }),
             jobsRouter({ tools, jobs }),
+            webserviceRouter({
+              tools,
+              webservice: new WebserviceService({
+                store,
+                runtime: podmanRuntime(),
+                logs: processLogs,
+                marks: processLogs,
+                restart: (tool, why, actor, base) => envvars.restart(tool, why, actor, base, "restart"),
+              }),
+            }),
           ],
           envvars,
           toolExtras: gitlab.toolExtras,
+          renderOptions: config.runtime === "kubernetes" ? clusterRenderOptions(config) : undefined,
         }),
       });
       // Commit statuses are posted by the API role: one per deployment, whatever the builders do.
@@ -229,16 +263,37 @@ export async function startServer(
       await Promise.all(workers.map((w) => w.close()));
     });
     if (runsContainers) {
-      const runtime = new PodmanRuntime({
+      // Web processes' output is followed where they are started, and kept in Redis past their containers.
+      const runtime = new LogFollowingRuntime(podmanRuntime(), {
+        logs: processLogs,
         repoRoot: config.repoRoot,
-        registry: {
-          host: registryServer.host,
-          username: registryServer.username,
-          password: registryServer.password,
-        },
-        namePrefix: "slipway",
+        logger: logger.child({ component: "web-logs" }),
       });
-      if (role === "all" || role === "deployer") {
+      closers.push(() => Promise.resolve(runtime.close()));
+      if ((role === "all" || role === "deployer") && config.runtime === "kubernetes") {
+        // Cluster profile: Kubernetes keeps the live release running (no reconcile) and runs scheduled
+        // jobs as CronJobs (no podman job runner). Builds stay on local podman (docs/kubernetes.md).
+        const deployer = kubernetesDeployer(config, {
+          store,
+          logs,
+          logger,
+          env: envvars,
+          retention: new ImageRetention({
+            store,
+            registry,
+            keep: config.keepReleases,
+            logger: logger.child({ component: "retention" }),
+          }),
+        });
+        workers.push(
+          queue.startWorkers(
+            redisUrl,
+            { deploy: (job, ctx) => deployer.deploy(job.release_id, ctx.signal) },
+            { deploy: 2 },
+            logger,
+          ),
+        );
+      } else if (role === "all" || role === "deployer") {
         const deployer = new Deployer({
           store,
           runtime,
@@ -269,6 +324,9 @@ export async function startServer(
         );
         const names = (await store.listTools()).map((t) => t.name);
         deployer.reconcile(names).catch((e) => logger.warn({ error: errorMessage(e) }, "reconcile failed"));
+        runtime
+          .resume()
+          .catch((e) => logger.warn({ error: errorMessage(e) }, "web output could not be followed again"));
         // Jobs run where the deployer runs; their definitions are in Redis, so a restart resumes them.
         const jobRunner = new JobRunner({
           store: jobsStore,

@@ -1,0 +1,31 @@
+/**
+ * What every container Slipway starts shares, builds, webservices and jobs alike: the podman runtime
+ * options and the hardening flags, kept in one place so that no kind of container drifts from the rest.
+ */
+
+export interface PodmanRuntimeOptions {
+  readonly repoRoot: string;
+  /** Pull credentials for the local registry; used by podman only, never given to the container. */
+  readonly registry: { readonly host: string; readonly username: string; readonly password: string };
+  /** Prefix of container names and owner label, so test runs and servers on one machine do not see each other's containers. */
+  readonly namePrefix: string;
+}
+
+/**
+ * Non-root is the image's (or the sandbox's) business; these are the rest: every capability dropped, no
+ * privilege escalation, memory and process limits, and a tiny init as PID 1, which forwards SIGTERM (apps
+ * that ignore it as PID 1 still stop promptly) and reaps zombies.
+ */
+export function confinementArgs(limits: { readonly memoryMb: number; readonly pids: number }): string[] {
+  return [
+    "--init",
+    "--cap-drop",
+    "all",
+    "--security-opt",
+    "no-new-privileges",
+    "--memory",
+    `${limits.memoryMb}m`,
+    "--pids-limit",
+    String(limits.pids),
+  ];
+}
