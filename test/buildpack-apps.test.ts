@@ -1,4 +1,4 @@
-import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -9,7 +9,7 @@ import { createLogger } from "../services/platform/logger.js";
 import { freePort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
 import { startServer, type RunningServer } from "../services/roles/server/server.js";
-import { git, waitFor } from "./helpers/apps.js";
+import { git, gitRepo, waitFor } from "./helpers/apps.js";
 import { TEST_STACK_HOME } from "./helpers/stack.js";
 
 /**
@@ -132,20 +132,9 @@ function get(
 
 /** A git work tree on main holding a copy of the fixture plus `extra` files, committed. */
 async function fixtureRepo(name: string, extra: Record<string, string> = {}) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), `slipway-fixture-${name}-`));
-  await cp(path.join(FIXTURES, name), dir, { recursive: true });
-  await git(dir, ["init", "-q", "-b", "main"]);
-  const commit = async (files: Record<string, string>, msg: string) => {
-    for (const [file, content] of Object.entries(files)) {
-      await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
-      await writeFile(path.join(dir, file), content);
-    }
-    await git(dir, ["add", "-A"]);
-    await git(dir, ["commit", "-q", "-m", msg]);
-  };
-  await commit(extra, `fixture ${name}`);
-  repos.push(dir);
-  return { dir, commit };
+  const repo = await gitRepo(extra, path.join(FIXTURES, name));
+  repos.push(repo.dir);
+  return repo;
 }
 
 /** Creates a tool, pushes the fixture to its remote and waits until the release is live. */

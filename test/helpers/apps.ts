@@ -1,14 +1,17 @@
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { run } from "../../services/platform/process.js";
 
 /** A git work tree in a temp dir with `files` committed on `main`. */
+/** A git work tree on main with `files` committed (over a copy of `copyFrom`, a fixture app, if given). */
 export async function gitRepo(
   files: Record<string, string>,
+  copyFrom?: string,
 ): Promise<{ dir: string; commit: (files: Record<string, string>, msg: string) => Promise<string> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-app-"));
+  if (copyFrom) await cp(copyFrom, dir, { recursive: true });
   await git(dir, ["init", "-q", "-b", "main"]);
   const commit = async (changed: Record<string, string>, msg: string) => {
     for (const [name, content] of Object.entries(changed)) {
