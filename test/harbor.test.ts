@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { HarborClient } from "../services/adapters/harbor/client.js";
@@ -6,6 +9,8 @@ import { HarborToolRegistry } from "../services/adapters/harbor/tool-registry.js
 import { RegistryClient } from "../services/adapters/registry/client.js";
 import { RedisPullCredentials } from "../services/adapters/store/redis-pull-credentials.js";
 import { CryptoBox } from "../services/platform/crypto-box.js";
+import { loadConfig } from "../services/platform/env.js";
+import { registryFeature } from "../services/roles/server/registry-wiring.js";
 import { SlipwayError, TransientError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import type { PullCredentials } from "../services/ports/registry-access.js";
@@ -179,5 +184,37 @@ describe("Harbor's errors", () => {
       code: "not_found",
       message: expect.stringMatching(/project tool-nonexistent-project not found/) as unknown,
     });
+  });
+});
+
+describe("server wiring", () => {
+  it("uses Harbor for SLIPWAY_REGISTRY_KIND=harbor: pushes go to its host, each tool gets its own robot", async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), "slipway-harbor-home-"));
+    try {
+      const config = loadConfig(
+        {
+          SLIPWAY_HOME: home,
+          SLIPWAY_REGISTRY_URL: harbor.url,
+          SLIPWAY_REGISTRY_KIND: "harbor",
+          SLIPWAY_REGISTRY_USERNAME: harbor.admin.username,
+          SLIPWAY_REGISTRY_PASSWORD: harbor.admin.password,
+        },
+        "/repo",
+      );
+      const images = await registryFeature(config, { redis: conn, logger: memoryLogger() });
+      expect(images.endpoint).toMatchObject({ url: harbor.url, host: harbor.host, username: "admin" });
+      await images.access.preparePush(`tool-${tool("wired")}/web`);
+      expect(harbor.project(`tool-${tool("wired")}`)).toBeDefined();
+      const [a, b] = await Promise.all([
+        images.access.pullCredentials(tool("wired")),
+        images.access.pullCredentials(tool("other")),
+      ]);
+      expect(a.username).toBe(`robot$tool-${tool("wired")}+slipway-pull`);
+      expect(b.username).toBe(`robot$tool-${tool("other")}+slipway-pull`);
+      expect(a.password).not.toBe(b.password);
+      await images.close();
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });
