@@ -2,15 +2,22 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { Server } from "node:http";
+import express from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { HarborClient } from "../services/adapters/harbor/client.js";
 import { HarborToolRegistry } from "../services/adapters/harbor/tool-registry.js";
 import { RegistryClient } from "../services/adapters/registry/client.js";
+import { SharedRegistryAccess } from "../services/adapters/registry/shared-access.js";
 import { RedisPullCredentials } from "../services/adapters/store/redis-pull-credentials.js";
 import { CryptoBox } from "../services/platform/crypto-box.js";
 import { loadConfig } from "../services/platform/env.js";
 import { registryFeature } from "../services/roles/server/registry-wiring.js";
+import { registryRouter } from "../services/roles/http/api-registry.js";
+import { errorHandler } from "../services/roles/http/errors.js";
+import type { Principal } from "../services/roles/http/auth.js";
+import type { ToolRegistryAccess } from "../services/ports/registry-access.js";
 import { SlipwayError, TransientError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import type { PullCredentials } from "../services/ports/registry-access.js";
@@ -215,6 +222,79 @@ describe("server wiring", () => {
       await images.close();
     } finally {
       await rm(home, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("POST /api/v1/tools/:tool/registry/rotate-pull-credentials", () => {
+  async function serve(registry: Pick<ToolRegistryAccess, "rotatePullCredentials">, principal: Principal) {
+    const restarts: string[] = [];
+    const app = express();
+    app.use((req, _res, next) => {
+      req.principal = principal;
+      next();
+    });
+    app.use(
+      registryRouter({
+        tools: { get: (name: string) => Promise.resolve({ name }) } as never,
+        access: registry,
+        restart: (tool) => {
+          restarts.push(tool);
+          return Promise.resolve("rel-restart");
+        },
+      }),
+    );
+    app.use(errorHandler(memoryLogger()));
+    const server: Server = await new Promise((resolve) => {
+      const s = app.listen(0, "127.0.0.1", () => resolve(s));
+    });
+    const address = server.address() as { port: number };
+    const post = (t: string) =>
+      fetch(`http://127.0.0.1:${address.port}/api/v1/tools/${t}/registry/rotate-pull-credentials`, {
+        method: "POST",
+      });
+    return { post, restarts, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+
+  it("rotates the robot, restarts the tool so the new Secret is applied, and never returns the secret", async () => {
+    const name = tool("rot");
+    const registry = access();
+    const digest = harbor.seedManifest(`tool-${name}/web`, `{"schemaVersion":2,"r":1}`);
+    const old = await registry.pullCredentials(name);
+    const api = await serve(registry, { kind: "tool", tool: name });
+    try {
+      const res = await api.post(name);
+      const text = await res.text();
+      expect(res.status, text).toBe(202);
+      const rotated = await registry.pullCredentials(name);
+      expect(JSON.parse(text)).toEqual({
+        tool: name,
+        registry: harbor.host,
+        username: old.username,
+        release_id: "rel-restart",
+      });
+      expect(text).not.toContain(rotated.password);
+      expect(api.restarts).toEqual([name]);
+      await expect(pull(old, `tool-${name}/web`, digest)).rejects.toMatchObject({ code: "unauthorized" });
+      expect((await pull(rotated, `tool-${name}/web`, digest))?.digest).toBe(digest);
+      // Another tool's token may not rotate this tool's credential.
+      expect((await api.post(tool("someone-else"))).status).toBe(403);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it("explains that a plain registry's shared credential is rotated at the registry", async () => {
+    const shared = new SharedRegistryAccess({ registry: "127.0.0.1:5000", username: "u", password: "p" });
+    const api = await serve(shared, { kind: "admin" });
+    try {
+      const res = await api.post(tool("plain"));
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(res.status).toBe(400);
+      expect(body.error.message).toMatch(/shared by all tools/);
+      expect(api.restarts).toEqual([]);
+    } finally {
+      await api.close();
     }
   });
 });

@@ -34,6 +34,7 @@ import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../domain/jobs/runner.js";
 import { imageByDigest } from "../../domain/releases/deployer.js";
 import { newId } from "../../platform/ids.js";
 import { jobsRouter } from "../http/api-jobs.js";
+import { registryRouter } from "../http/api-registry.js";
 import { ToolService } from "../../domain/tools/tool-service.js";
 import type { Config } from "../../platform/env.js";
 import { errorMessage } from "../../platform/errors.js";
@@ -229,6 +230,11 @@ export async function startServer(
               releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases }),
             }),
             jobsRouter({ tools, jobs }),
+            registryRouter({
+              tools,
+              access: images.access,
+              restart: (tool, why, actor) => envvars.restart(tool, why, actor, undefined, "restart"),
+            }),
             webserviceRouter({
               tools,
               webservice: new WebserviceService({
