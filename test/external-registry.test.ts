@@ -69,6 +69,8 @@ beforeAll(async () => {
       SLIPWAY_RUNTIME: "kubernetes",
       SLIPWAY_KUBECONFIG: kubeconfig,
       SLIPWAY_INGRESS_DOMAIN: "tools.example",
+      // One kept release: the second deploy's retention deletes the first image from the external registry.
+      SLIPWAY_KEEP_RELEASES: "1",
     },
   }));
   embeddedPort = config.registryPort;
@@ -84,30 +86,36 @@ afterAll(async () => {
 
 describe("images in an external registry, pulled with the tool's pull Secret", () => {
   let build: BuildView;
+  let repo: Awaited<ReturnType<typeof gitRepo>>;
+  let pushUrl: string;
+
+  async function deployed(b: BuildView) {
+    return waitFor(
+      "the release to go live",
+      async () => {
+        const r = await api<{ status: string; reason: string | null }>(
+          `/api/v1/tools/${TOOL}/releases/${b.release_id}`,
+        );
+        return r.status === "deploying" ? undefined : r;
+      },
+      120_000,
+    );
+  }
 
   it("pushes a real build to the external registry as tool-<tool>/<component>, and deploys it by digest", async () => {
     const tool = await api<{ git_url: string; token: string }>("/api/v1/tools", {
       method: "POST",
       body: JSON.stringify({ name: TOOL }),
     });
-    const repo = await gitRepo(pythonApp("hello from outside"));
-    const pushUrl = tool.git_url.replace("http://", `http://user:${tool.token}@`);
+    repo = await gitRepo(pythonApp("hello from outside"));
+    pushUrl = tool.git_url.replace("http://", `http://user:${tool.token}@`);
     build = await client.buildDone<BuildView>(buildIdFrom(await git(repo.dir, ["push", pushUrl, "main"])));
     expect(build.status, build.reason ?? "").toBe("success");
     expect(build.image).toMatch(
       new RegExp(`^${external.host.replace(/\./g, "\\.")}/tool-${TOOL}/web:[0-9a-f]{40}$`),
     );
 
-    const release = await waitFor(
-      "the release to go live",
-      async () => {
-        const r = await api<{ status: string; reason: string | null }>(
-          `/api/v1/tools/${TOOL}/releases/${build.release_id}`,
-        );
-        return r.status === "deploying" ? undefined : r;
-      },
-      120_000,
-    );
+    const release = await deployed(build);
     expect(release.status, release.reason ?? "").toBe("live");
 
     const deployment = kube.get("Deployment", NS, "web") as DeploymentObject;
@@ -161,4 +169,32 @@ describe("images in an external registry, pulled with the tool's pull Secret", (
     expect(secret?.data).toEqual({ ".dockerconfigjson": "***" });
     expect(JSON.stringify(res.body)).not.toContain(external.password);
   });
+
+  it("deletes an image from the external registry once no kept release runs it", async () => {
+    const manifest = (digest: string) =>
+      fetch(`${external.url}/v2/tool-${TOOL}/web/manifests/${digest}`, {
+        headers: {
+          accept: "application/vnd.oci.image.manifest.v1+json",
+          authorization: `Basic ${Buffer.from(`${external.username}:${external.password}`).toString("base64")}`,
+        },
+      });
+    await repo.commit(pythonApp("hello again"), "v2");
+    const second = await client.buildDone<BuildView>(
+      buildIdFrom(await git(repo.dir, ["push", pushUrl, "main"])),
+    );
+    expect(second.status, second.reason ?? "").toBe("success");
+    expect((await deployed(second)).status).toBe("live");
+    await waitFor(
+      "retention to delete the first image",
+      async () => {
+        const res = await manifest(build.image_digest!);
+        await res.body?.cancel();
+        return res.status === 404 ? true : undefined;
+      },
+      30_000,
+    );
+    const kept = await manifest(second.image_digest!);
+    await kept.body?.cancel();
+    expect(kept.status).toBe(200);
+  }, 600_000);
 });
