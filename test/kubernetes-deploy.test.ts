@@ -93,7 +93,9 @@ async function newRelease(extra: Partial<Release> = {}): Promise<Release> {
   return release;
 }
 
-function deployer(): KubernetesDeployer {
+function deployer(
+  pullCredentials?: (tool: string) => Promise<{ registry: string; username: string; password: string }>,
+): KubernetesDeployer {
   const logger = memoryLogger();
   const applier = new KubernetesApplier(kubeConfigFor(kube.url), logger);
   const runtime = new KubernetesRuntime(
@@ -109,6 +111,7 @@ function deployer(): KubernetesDeployer {
     logs,
     logger,
     env: { envFor: () => Promise.resolve({ API_KEY: "s3cr3t", PORT: "1" }) },
+    pullCredentials,
     options: { render: OPTIONS, rolloutTimeoutS: 20, memoryMb: 256, pollMs: 10, releasePhaseTimeoutS: 10 },
   });
 }
@@ -373,5 +376,58 @@ describe("KubernetesDeployer", () => {
     expect(kube.get("Deployment", NS, "bot")).toBeUndefined();
     expect(kube.get("Secret", NS, "bot-env")).toBeUndefined();
     expect(kube.get("Deployment", NS, "web")).toBeDefined();
+  });
+
+  it("applies the tool's registry-pull Secret before the release phase Job, and prune keeps it", async () => {
+    const pull = () =>
+      Promise.resolve({ registry: "harbor.example", username: "robot$tool-kd+slipway-pull", password: "pw" });
+    const release = await newRelease({ processes: ["web", "release"] });
+    const job = `release-${release.id}`;
+    kube.scriptStatus("Job", NS, job, [{ succeeded: 1 }]);
+    kube.seed({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: `${job}-ok`,
+        namespace: NS,
+        labels: { "job-name": job },
+        annotations: { "double/log": "migrated" },
+      },
+      status: {
+        phase: "Succeeded",
+        containerStatuses: [
+          {
+            name: "release",
+            ready: false,
+            restartCount: 0,
+            image: "x",
+            imageID: "",
+            state: { terminated: { exitCode: 0 } },
+          },
+        ],
+      },
+    });
+    kube.scriptRollout(NS, "web", [{ replicas: 1, updatedReplicas: 1, availableReplicas: 1 }]);
+    await deployer(pull).deploy(release.id, new AbortController().signal);
+    const done = await store.getRelease(release.id);
+    expect(done?.status, done?.reason).toBe("live");
+
+    const writes = kube.requests
+      .filter((r) => r.method === "PATCH" || r.method === "POST")
+      .map((r) => r.path);
+    const secretAt = writes.findIndex((p) => p.endsWith(`/namespaces/${NS}/secrets/registry-pull`));
+    const jobAt = writes.findIndex((p) => p.includes(`/namespaces/${NS}/jobs`));
+    expect(secretAt).toBeGreaterThanOrEqual(0);
+    expect(secretAt).toBeLessThan(jobAt);
+    const jobObject = kube.get("Job", NS, job) as KubeObject & {
+      spec: { template: { spec: { imagePullSecrets?: { name: string }[] } } };
+    };
+    expect(jobObject.spec.template.spec.imagePullSecrets).toEqual([{ name: "registry-pull" }]);
+
+    const secret = kube.get("Secret", NS, "registry-pull") as KubeObject & { type: string };
+    expect(secret.type).toBe("kubernetes.io/dockerconfigjson");
+    expect(
+      kube.requests.some((r) => r.method === "DELETE" && r.path.endsWith("/secrets/registry-pull")),
+    ).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
@@ -49,7 +49,37 @@ const schema = z.object({
   SLIPWAY_INGRESS_CLASS: z.string().default("nginx"),
   SLIPWAY_INGRESS_TLS_SECRET: z.string().optional(),
   SLIPWAY_ROLLOUT_TIMEOUT_S: z.coerce.number().int().min(10).default(660),
+  SLIPWAY_REGISTRY_URL: z.url().optional(),
+  SLIPWAY_REGISTRY_KIND: z.enum(["oci", "harbor"]).default("oci"),
+  SLIPWAY_REGISTRY_USERNAME: z.string().min(1).optional(),
+  SLIPWAY_REGISTRY_PASSWORD: z.string().min(1).optional(),
+  SLIPWAY_REGISTRY_PASSWORD_FILE: z.string().min(1).optional(),
+  SLIPWAY_REGISTRY_PULL_USERNAME: z.string().min(1).optional(),
+  SLIPWAY_REGISTRY_PULL_PASSWORD: z.string().min(1).optional(),
+  SLIPWAY_REGISTRY_PULL_PASSWORD_FILE: z.string().min(1).optional(),
 });
+
+/**
+ * An image registry outside Slipway (`SLIPWAY_REGISTRY_URL`): images are pushed there instead of the
+ * embedded docker-registry, and clusters pull them from there.
+ */
+export interface ExternalRegistryConfig {
+  /**
+   * `harbor`: one private project `tool-<tool>` per tool, created by Slipway, and a pull-only robot
+   * account per tool. `oci`: any registry speaking the distribution API; every tool shares one pull
+   * credential, so there is no per-tool isolation of images.
+   */
+  readonly kind: "oci" | "harbor";
+  /** Origin without a trailing slash, e.g. `https://harbor.example.org`. */
+  readonly url: string;
+  /** `host[:port]` as it appears in image references. */
+  readonly host: string;
+  /** Slipway's push account (Harbor: one that may create projects and robot accounts). */
+  readonly username: string;
+  readonly password: string;
+  /** `oci` only: what clusters pull with; undefined means the push account. */
+  readonly pull: { readonly username: string; readonly password: string } | undefined;
+}
 
 export interface Config {
   readonly port: number;
@@ -102,6 +132,8 @@ export interface Config {
     /** Longer than a Deployment's progressDeadlineSeconds (600), so Kubernetes' own verdict comes first. */
     readonly rolloutTimeoutS: number;
   };
+  /** An outside registry images go to; undefined: the embedded docker-registry on loopback. */
+  readonly registry: ExternalRegistryConfig | undefined;
   readonly cli: {
     readonly url: string;
     readonly token: string | undefined;
@@ -118,6 +150,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     throw new ConfigError(`invalid environment:\n${problems}`);
   }
   const e = parsed.data;
+  const problems: string[] = [];
+  const registry = externalRegistry(e, problems);
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid environment:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+  }
   const home = path.resolve(e.SLIPWAY_HOME);
   const defaultCa = "/etc/ssl/certs/ca-certificates.crt";
   return deepFreeze({
@@ -158,8 +195,89 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       tlsSecretName: e.SLIPWAY_INGRESS_TLS_SECRET,
       rolloutTimeoutS: e.SLIPWAY_ROLLOUT_TIMEOUT_S,
     },
+    registry,
     cli: { url: e.SLIPWAY_URL.replace(/\/$/, ""), token: e.SLIPWAY_TOKEN, tool: e.SLIPWAY_TOOL },
   });
+}
+
+/** Plain HTTP would send the registry password and the images in the clear; only loopback may use it. */
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/** A `_FILE` variant wins over the plain variable, so a mounted Kubernetes Secret can hold the value. */
+function secretValue(
+  name: string,
+  value: string | undefined,
+  file: string | undefined,
+  problems: string[],
+): string | undefined {
+  if (file === undefined) return value;
+  try {
+    const text = readFileSync(file, "utf8").trim();
+    if (text === "") problems.push(`${name}_FILE: ${file} is empty`);
+    return text;
+  } catch (error) {
+    problems.push(`${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    return undefined;
+  }
+}
+
+function externalRegistry(e: z.infer<typeof schema>, problems: string[]): ExternalRegistryConfig | undefined {
+  const password = secretValue(
+    "SLIPWAY_REGISTRY_PASSWORD",
+    e.SLIPWAY_REGISTRY_PASSWORD,
+    e.SLIPWAY_REGISTRY_PASSWORD_FILE,
+    problems,
+  );
+  const pullPassword = secretValue(
+    "SLIPWAY_REGISTRY_PULL_PASSWORD",
+    e.SLIPWAY_REGISTRY_PULL_PASSWORD,
+    e.SLIPWAY_REGISTRY_PULL_PASSWORD_FILE,
+    problems,
+  );
+  if (e.SLIPWAY_REGISTRY_URL === undefined) {
+    if (e.SLIPWAY_REGISTRY_USERNAME !== undefined || password !== undefined) {
+      problems.push("SLIPWAY_REGISTRY_USERNAME/PASSWORD: set only with SLIPWAY_REGISTRY_URL");
+    }
+    return undefined;
+  }
+  const url = new URL(e.SLIPWAY_REGISTRY_URL);
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(url.hostname))) {
+    problems.push(
+      `SLIPWAY_REGISTRY_URL: use https:// (plain http is allowed only on loopback), got ${url.protocol}//${url.host}`,
+    );
+  }
+  if (url.pathname !== "/" || url.search !== "") {
+    problems.push("SLIPWAY_REGISTRY_URL: give the registry's origin only, without a path or query");
+  }
+  if (e.SLIPWAY_REGISTRY_USERNAME === undefined)
+    problems.push("SLIPWAY_REGISTRY_USERNAME: required with SLIPWAY_REGISTRY_URL");
+  if (password === undefined) {
+    problems.push(
+      "SLIPWAY_REGISTRY_PASSWORD (or SLIPWAY_REGISTRY_PASSWORD_FILE): required with SLIPWAY_REGISTRY_URL",
+    );
+  }
+  const pullUser = e.SLIPWAY_REGISTRY_PULL_USERNAME;
+  if ((pullUser === undefined) !== (pullPassword === undefined)) {
+    problems.push("SLIPWAY_REGISTRY_PULL_USERNAME and SLIPWAY_REGISTRY_PULL_PASSWORD: set both or neither");
+  }
+  if (e.SLIPWAY_REGISTRY_KIND === "harbor" && pullUser !== undefined) {
+    problems.push(
+      "SLIPWAY_REGISTRY_PULL_USERNAME: not used with Harbor, which gets a robot account per tool",
+    );
+  }
+  return {
+    kind: e.SLIPWAY_REGISTRY_KIND,
+    url: url.origin,
+    host: url.host,
+    username: e.SLIPWAY_REGISTRY_USERNAME ?? "",
+    password: password ?? "",
+    pull:
+      pullUser !== undefined && pullPassword !== undefined
+        ? { username: pullUser, password: pullPassword }
+        : undefined,
+  };
 }
 
 function hostForUrl(host: string): string {

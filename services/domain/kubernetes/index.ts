@@ -44,5 +44,6 @@ export {
   toolHost,
 } from "./render.js";
 export { type ReleaseSource, type SkippedComponent, commandOf, workloadsFromConfig } from "./from-config.js";
+export { PULL_SECRET_NAME, renderPullSecret } from "./pull-secret.js";
 export { REDACTED, redactSecrets } from "./redact.js";
 export { toYaml } from "./yaml.js";

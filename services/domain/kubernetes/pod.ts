@@ -8,6 +8,7 @@ import type {
 } from "@kubernetes/client-node";
 import { RUN_AS_USER, type HealthCheck, type ToolWorkload, resources, workloadPort } from "./model.js";
 import { ANNOTATIONS, envSecretName, workloadLabels } from "./names.js";
+import { PULL_SECRET_NAME } from "./pull-secret.js";
 
 /** Where Slipway's images keep the CNB launcher (see `domain/lifecycle/launch.ts`). */
 export const LAUNCHER = "/cnb/lifecycle/launcher";
@@ -106,6 +107,8 @@ export function podTemplate(w: ToolWorkload, restartPolicy: "Always" | "Never"):
       restartPolicy,
       automountServiceAccountToken: false,
       enableServiceLinks: false,
+      // The images are private (Harbor: the tool's own project); the deployer applies this Secret first.
+      imagePullSecrets: [{ name: PULL_SECRET_NAME }],
       securityContext: podSecurityContext(),
       containers: [container],
       volumes: [{ name: TMP_VOLUME, emptyDir: { sizeLimit: TMP_SIZE_LIMIT } }],

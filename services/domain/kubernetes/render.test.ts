@@ -32,6 +32,7 @@ import { toYaml } from "./yaml.js";
 import { defaultConfigFromProcfile, parseComponentsConfig } from "../config/index.js";
 import { commandOf, workloadsFromConfig } from "./from-config.js";
 import { REDACTED, redactSecrets } from "./redact.js";
+import { PULL_SECRET_NAME, renderPullSecret } from "./pull-secret.js";
 
 const DIGEST = `registry.example/tool-mytool/web@sha256:${"a".repeat(64)}`;
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
@@ -133,6 +134,11 @@ describe("every rendered object conforms to the Kubernetes OpenAPI schema", () =
   const objects = [
     ...renderNamespace("mytool"),
     renderEnvSecret("mytool", "web", { DB_PASSWORD: "s3cret", API_KEY: "k" }),
+    renderPullSecret("mytool", {
+      registry: "harbor.example",
+      username: "robot$tool-mytool+pull",
+      password: "p",
+    }),
     ...all.flatMap((w) => renderWorkload(w, options)),
     ...renderWorkload({ ...worker, component: "api", port: 8080 }, { ...options, tlsSecretName: "wildcard" }),
   ];
@@ -539,6 +545,41 @@ describe("env Secret", () => {
     expect(() => renderEnvSecret("mytool", "web", { "BAD-NAME": "x" })).toThrow(
       /invalid environment variable name/,
     );
+  });
+});
+
+describe("registry pull Secret", () => {
+  const PULL = { registry: "harbor.example:8443", username: "robot$tool-mytool+pull", password: "s3cret:pw" };
+
+  it("is a dockerconfigjson Secret kubelet can log in to the registry with", () => {
+    const secret = renderPullSecret("mytool", PULL);
+    expect(secret.metadata).toMatchObject({ name: PULL_SECRET_NAME, namespace: "tool-mytool" });
+    expect(secret.type).toBe("kubernetes.io/dockerconfigjson");
+    const config = JSON.parse(Buffer.from(secret.data![".dockerconfigjson"]!, "base64").toString("utf8")) as {
+      auths: Record<string, { username: string; password: string; auth: string }>;
+    };
+    const entry = config.auths["harbor.example:8443"]!;
+    expect(entry).toMatchObject({ username: PULL.username, password: PULL.password });
+    // kubelet reads `auth` (base64 user:password); a password containing ':' must survive the split.
+    expect(Buffer.from(entry.auth, "base64").toString("utf8")).toBe(`${PULL.username}:${PULL.password}`);
+    expect(Object.keys(config.auths)).toEqual(["harbor.example:8443"]);
+  });
+
+  it("is named by every pod template: Deployment, CronJob and Job", () => {
+    const objects = all.flatMap((w) => renderWorkload(w, options));
+    const withPods = objects.filter((o) => ["Deployment", "CronJob", "Job"].includes(o.kind));
+    expect(new Set(withPods.map((o) => o.kind))).toEqual(new Set(["Deployment", "CronJob", "Job"]));
+    for (const o of withPods) {
+      expect(podTemplateOf(o).spec!.imagePullSecrets, o.kind).toEqual([{ name: PULL_SECRET_NAME }]);
+    }
+  });
+
+  it("shows no credential once redacted", () => {
+    const [out] = redactSecrets([renderPullSecret("mytool", PULL)]);
+    expect(json(out).data).toEqual({ ".dockerconfigjson": REDACTED });
+    const text = toYaml([out!]);
+    expect(text).not.toContain("s3cret");
+    expect(text).not.toContain(Buffer.from(`${PULL.username}:${PULL.password}`).toString("base64"));
   });
 });
 

@@ -4,6 +4,8 @@ import {
   namespaceName,
   renderAll,
   renderEnvSecret,
+  renderNamespace,
+  renderPullSecret,
   workloadsFromConfig,
   type KubernetesObject,
   type RenderOptions,
@@ -14,6 +16,7 @@ import { PipelineError, SlipwayError, errorMessage } from "../../platform/errors
 import type { Logger } from "../../platform/logger.js";
 import type { EnvSource } from "../../ports/envvars.js";
 import type { BuildLogs } from "../../ports/logs.js";
+import type { PullCredentials } from "../../ports/registry-access.js";
 import type { AppRuntime } from "../../ports/runtime.js";
 import type { StateStore } from "../../ports/store.js";
 import { WEB_PORT, imageByDigest, webSettings, type AfterLive } from "./deployer.js";
@@ -67,6 +70,11 @@ export class KubernetesDeployer {
       readonly options: KubernetesDeployerOptions;
       readonly retention?: AfterLive | undefined;
       readonly env?: EnvSource | undefined;
+      /**
+       * The tool's registry credential. Rendered as the `registry-pull` Secret that every pod names in
+       * `imagePullSecrets`; without it the Secret is not applied and private images cannot be pulled.
+       */
+      readonly pullCredentials?: ((tool: string) => Promise<PullCredentials>) | undefined;
     },
   ) {}
 
@@ -89,6 +97,18 @@ export class KubernetesDeployer {
       if (await this.newerLive(release, say)) return;
       const vars = await this.envOf(release.tool);
       const { objects, web } = this.render(release, vars, say);
+      const pull = await this.deps.pullCredentials?.(release.tool);
+      if (pull) {
+        // Before anything that starts a pod (the release phase Job included), or it cannot pull its image.
+        const secret = renderPullSecret(release.tool, pull);
+        await this.deps.cluster.apply(
+          release.tool,
+          [...renderNamespace(release.tool, options.quota), secret],
+          { prune: false },
+        );
+        // In the full set too: prune deletes every Slipway object of the tool that is not in it.
+        objects.push(secret);
+      }
       if (!rollback && release.processes?.includes("release")) await this.releasePhase(release, vars, say);
       // CronJobs switch to the new image, and dropped components go, only once the rollout is done:
       // a stuck release must not leave its scheduled jobs running the new image.

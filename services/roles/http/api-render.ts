@@ -3,9 +3,11 @@ import { defaultConfigFromProcfile } from "../../domain/config/index.js";
 import {
   LABELS,
   namespaceName,
+  REDACTED,
   redactSecrets,
   renderAll,
   renderEnvSecret,
+  renderPullSecret,
   sortObjects,
   workloadsFromConfig,
   type RenderOptions,
@@ -26,6 +28,8 @@ export interface RenderDeps {
   readonly urls: { readonly webUrl: (tool: string) => string };
   /** The tool's environment variables; their names (never values) show in the review. */
   readonly envvars?: { list(tool: string): Promise<readonly EnvVar[]> } | undefined;
+  /** The registry host pods pull from; when set the review includes the `registry-pull` Secret. */
+  readonly pullRegistry?: string | undefined;
 }
 
 /** The ingress class `slipway render` assumes when the cluster profile has not configured one. */
@@ -95,6 +99,13 @@ export function renderRouter(
     const names = Object.keys(data).sort();
     const withEnv = names.length ? workloads.map((w) => ({ ...w, env: { names } })) : workloads;
     const secrets = names.length ? withEnv.map((w) => renderEnvSecret(tool.name, w.component, data)) : [];
+    // The pull Secret is shown so the review matches what is applied, but rendered from placeholders:
+    // the real credential never reaches the API role.
+    if (deps.pullRegistry) {
+      secrets.push(
+        renderPullSecret(tool.name, { registry: deps.pullRegistry, username: REDACTED, password: REDACTED }),
+      );
+    }
     const all = sortObjects([...renderAll({ tool: tool.name, workloads: withEnv }, options), ...secrets]);
     const objects =
       component === undefined ? all : all.filter((o) => o.metadata.labels?.[LABELS.workload] === component);

@@ -34,6 +34,8 @@ export interface ApiDeps {
   readonly toolExtras?: ((tool: string) => Promise<Record<string, unknown>>) | undefined;
   /** What `slipway render` renders with; the cluster profile passes its Ingress settings. */
   readonly renderOptions?: RenderOptions | undefined;
+  /** The registry host pods pull from; `slipway render` then shows the (redacted) `registry-pull` Secret. */
+  readonly pullRegistry?: string | undefined;
 }
 
 const createTool = z.object({ name: z.string() });

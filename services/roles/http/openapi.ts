@@ -178,6 +178,14 @@ export function openApiDocument(publicUrl: string) {
           responses: { "200": ok("Release", true) },
         },
       },
+      "/api/v1/tools/{tool}/registry/rotate-pull-credentials": {
+        post: {
+          summary:
+            "New registry pull credential for the tool (Harbor robot secret refreshed), then a restart release that applies it",
+          parameters: [toolParam],
+          responses: { "202": { description: "{tool, registry, username, release_id}" }, "400": error },
+        },
+      },
       "/api/v1/tools/{tool}/manifests": {
         get: {
           summary:

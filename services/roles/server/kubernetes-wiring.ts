@@ -8,6 +8,7 @@ import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 import type { EnvSource } from "../../ports/envvars.js";
 import type { BuildLogs } from "../../ports/logs.js";
+import type { PullCredentials } from "../../ports/registry-access.js";
 import type { StateStore } from "../../ports/store.js";
 
 export interface KubernetesProfileDeps {
@@ -16,6 +17,8 @@ export interface KubernetesProfileDeps {
   readonly logger: Logger;
   readonly env: EnvSource;
   readonly retention?: AfterLive | undefined;
+  /** Each tool's registry credential, applied as its `registry-pull` Secret. */
+  readonly pullCredentials?: ((tool: string) => Promise<PullCredentials>) | undefined;
 }
 
 /** The Ingress settings of the cluster profile (also what `slipway render` shows). */
@@ -57,6 +60,7 @@ export function kubernetesDeployer(config: Config, deps: KubernetesProfileDeps):
     logger: deps.logger.child({ component: "deployer" }),
     env: deps.env,
     retention: deps.retention,
+    pullCredentials: deps.pullCredentials,
     options: {
       render,
       rolloutTimeoutS: config.kubernetes.rolloutTimeoutS,

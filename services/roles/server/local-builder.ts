@@ -9,6 +9,9 @@ import type { ImageExporter, LifecycleRunner } from "../../domain/pipeline/build
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 
+/** Where the run image's base layer is pushed once, then mounted into each tool's repository. */
+const BASE_REPOSITORY = "slipway/run";
+
 /** The detect order of Slipway's own buildpacks: OS packages first, the Procfile last. */
 export const BUILDPACK_ORDER = ["apt", "nodejs", "python", "php", "go", "static", "procfile"] as const;
 
@@ -21,6 +24,8 @@ export async function localBuilder(
   config: Config,
   logger: Logger,
   registry: ExportRegistry,
+  /** Called with each repository before pushing to it (Harbor: creates the project if missing). */
+  beforePush: (repository: string) => Promise<void> = () => Promise.resolve(),
 ): Promise<{ lifecycle: LifecycleRunner; exporter: ImageExporter }> {
   const stack = await ensureStack(
     { ...config, home: config.stackHome },
@@ -58,8 +63,10 @@ export async function localBuilder(
         }),
     },
     exporter: {
-      export: (input) =>
-        exportImage(registry, {
+      export: async (input) => {
+        await beforePush(input.repository);
+        await beforePush(BASE_REPOSITORY);
+        return exportImage(registry, {
           result: input.result,
           stack,
           sourceDateEpoch: input.sourceDateEpoch,
@@ -68,9 +75,10 @@ export async function localBuilder(
           source: { commit: input.commit, repository: input.sourceUrl.replace(/\/\/[^@/]*@/, "//") },
           workDir: path.join(input.workDir, "export"),
           layerCacheDir: path.join(config.home, "layer-cache", input.repository),
-          baseRepository: "slipway/run",
+          baseRepository: BASE_REPOSITORY,
           logger,
-        }),
+        });
+      },
     },
   };
 }

@@ -15,7 +15,6 @@ import { webserviceRouter } from "../http/api-webservice.js";
 import { JobQueue, type Workers } from "../../adapters/queue/bullmq.js";
 import { RedisServer } from "../../adapters/redis/server.js";
 import { RegistryClient } from "../../adapters/registry/client.js";
-import { RegistryServer } from "../../adapters/registry/server.js";
 import { RedisBuildLogs } from "../../adapters/store/build-logs.js";
 import { RedisStore } from "../../adapters/store/redis-store.js";
 import { RedisEnvVars } from "../../adapters/store/redis-envvars.js";
@@ -35,6 +34,7 @@ import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../domain/jobs/runner.js";
 import { imageByDigest } from "../../domain/releases/deployer.js";
 import { newId } from "../../platform/ids.js";
 import { jobsRouter } from "../http/api-jobs.js";
+import { registryRouter } from "../http/api-registry.js";
 import { ToolService } from "../../domain/tools/tool-service.js";
 import type { Config } from "../../platform/env.js";
 import { errorMessage } from "../../platform/errors.js";
@@ -52,6 +52,7 @@ import { localBuilder } from "./local-builder.js";
 import { fileSecret } from "./secrets-file.js";
 import { clusterRenderOptions, kubernetesDeployer } from "./kubernetes-wiring.js";
 import { gitlabFeature } from "./gitlab-wiring.js";
+import { registryFeature } from "./registry-wiring.js";
 
 export type Role = "all" | "api" | "builder" | "deployer";
 
@@ -93,18 +94,18 @@ export async function startServer(
       closers.push(() => redis.close());
       redisUrl = redis.url;
     }
-    const registryServer = await RegistryServer.fromConfig(config);
-    closers.push(() => registryServer.close());
+    const store = RedisStore.create(redisUrl);
+    closers.push(() => store.close());
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+    closers.push(async () => void (await redis.quit()));
+    const images = await registryFeature(config, { redis, logger });
+    closers.push(() => images.close());
+    const registryServer = images.endpoint;
     const registry = RegistryClient.create({
       url: registryServer.url,
       username: registryServer.username,
       password: registryServer.password,
     });
-
-    const store = RedisStore.create(redisUrl);
-    closers.push(() => store.close());
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
-    closers.push(async () => void (await redis.quit()));
     const logs = RedisBuildLogs.create(redis);
     const queue = JobQueue.create(redisUrl);
     closers.push(() => queue.close());
@@ -229,6 +230,11 @@ export async function startServer(
               releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases }),
             }),
             jobsRouter({ tools, jobs }),
+            registryRouter({
+              tools,
+              access: images.access,
+              restart: (tool, why, actor) => envvars.restart(tool, why, actor, undefined, "restart"),
+            }),
             webserviceRouter({
               tools,
               webservice: new WebserviceService({
@@ -243,6 +249,7 @@ export async function startServer(
           envvars,
           toolExtras: gitlab.toolExtras,
           renderOptions: config.runtime === "kubernetes" ? clusterRenderOptions(config) : undefined,
+          pullRegistry: images.endpoint.host,
         }),
       });
       // Commit statuses are posted by the API role: one per deployment, whatever the builders do.
@@ -284,6 +291,7 @@ export async function startServer(
             keep: config.keepReleases,
             logger: logger.child({ component: "retention" }),
           }),
+          pullCredentials: (tool) => images.access.pullCredentials(tool),
         });
         workers.push(
           queue.startWorkers(
@@ -354,7 +362,9 @@ export async function startServer(
           logger: logger.child({ component: "fetch" }),
         });
         ready = (async () => {
-          const builder = await localBuilder(config, logger, registry);
+          const builder = await localBuilder(config, logger, registry, (repository) =>
+            images.access.preparePush(repository),
+          );
           const pipeline = new BuildPipeline({
             store,
             logs,
