@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { isLoopback } from "./net.js";
 
 /**
  * The one place that reads `process.env`. Every problem is reported at once, and the result is frozen
@@ -200,11 +201,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
   });
 }
 
-/** Plain HTTP would send the registry password and the images in the clear; only loopback may use it. */
-function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
-}
-
 /** A `_FILE` variant wins over the plain variable, so a mounted Kubernetes Secret can hold the value. */
 function secretValue(
   name: string,
@@ -243,6 +239,7 @@ function externalRegistry(e: z.infer<typeof schema>, problems: string[]): Extern
     return undefined;
   }
   const url = new URL(e.SLIPWAY_REGISTRY_URL);
+  // Plain HTTP would send the registry password and the images in the clear; only loopback may use it.
   if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(url.hostname))) {
     problems.push(
       `SLIPWAY_REGISTRY_URL: use https:// (plain http is allowed only on loopback), got ${url.protocol}//${url.host}`,

@@ -2,6 +2,11 @@ import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TransientError } from "./errors.js";
 
+/** Whether a host name (without port) is this machine's loopback: the only place plain HTTP is allowed. */
+export function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
 /** A TCP port on loopback that nothing listens on right now (for children started on "random" ports). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

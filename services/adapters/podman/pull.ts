@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { TransientError } from "../../platform/errors.js";
+import { isLoopback } from "../../platform/net.js";
 import { podman } from "./podman.js";
 
 export interface RegistryCredentials {
@@ -30,7 +31,11 @@ export async function pullImage(
     const authFile = path.join(dir, "auth.json");
     const auth = Buffer.from(`${registry.username}:${registry.password}`).toString("base64");
     await writeFile(authFile, JSON.stringify({ auths: { [registry.host]: { auth } } }), { mode: 0o600 });
-    const pull = await podman(["pull", "--quiet", "--tls-verify=false", "--authfile", authFile, image], {
+    // The embedded registry speaks plain HTTP on loopback; any other registry must present a valid
+    // certificate, or an attacker on the path could serve a tool another image.
+    const hostname = registry.host.replace(/:\d+$/, "");
+    const tls = `--tls-verify=${isLoopback(hostname) ? "false" : "true"}`;
+    const pull = await podman(["pull", "--quiet", tls, "--authfile", authFile, image], {
       repoRoot,
       allowFailure: true,
     });
