@@ -44,5 +44,14 @@ export {
   toolHost,
 } from "./render.js";
 export { type ReleaseSource, type SkippedComponent, commandOf, workloadsFromConfig } from "./from-config.js";
+export {
+  JOB_RUN_ROLE,
+  RUN_LABELS,
+  type JobRunSpec,
+  jobRunName,
+  jobRunSecretName,
+  renderJobRun,
+  runnerSelector,
+} from "./job-run.js";
 export { REDACTED, redactSecrets } from "./redact.js";
 export { toYaml } from "./yaml.js";
