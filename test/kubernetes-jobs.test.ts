@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
 import { KubernetesJobsRuntime } from "../services/adapters/kubernetes/jobs-runtime.js";
 import { RedisJobsStore } from "../services/adapters/store/redis-jobs.js";
+import { parseComponentsConfig } from "../services/domain/config/index.js";
 import { JobService } from "../services/domain/jobs/job-service.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
 import type { Release } from "../services/domain/releases/release.js";
@@ -39,6 +40,8 @@ const RELEASE: Release = {
   created_at: new Date().toISOString(),
 };
 
+const releases = new Map<string, Release>([[RELEASE.id, RELEASE]]);
+
 function kubeConfigFor(url: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
@@ -55,6 +58,7 @@ let redis: Redis;
 let kube: KubeDouble;
 let store: RedisJobsStore;
 let runner: JobRunner;
+let jobs: JobService;
 let runtime: KubernetesJobsRuntime;
 let server: Server;
 let base: string;
@@ -117,7 +121,7 @@ beforeAll(async () => {
   const logger = memoryLogger();
   kube.runJobs((job) => scripts.get(job.metadata.labels?.["slipway.dev/job"] ?? ""));
   store = RedisJobsStore.create(redis);
-  const jobs = new JobService({
+  jobs = new JobService({
     jobs: store,
     store: {
       getRoute: (t) =>
@@ -126,7 +130,7 @@ beforeAll(async () => {
             ? { tool: TOOL, release_id: RELEASE.id, host: "web.tool-kj.svc", port: 8000 }
             : undefined,
         ),
-      getRelease: (id) => Promise.resolve(id === RELEASE.id ? RELEASE : undefined),
+      getRelease: (id) => Promise.resolve(releases.get(id)),
     },
     imageOf: () => IMAGE,
     logger,
@@ -135,7 +139,7 @@ beforeAll(async () => {
   runtime = new KubernetesJobsRuntime(
     kc,
     new KubernetesApplier(kc, logger),
-    { getRelease: (id) => Promise.resolve(id === RELEASE.id ? RELEASE : undefined) },
+    { getRelease: (id) => Promise.resolve(releases.get(id)) },
     { runner: RUNNER, startTimeoutS: 1, pollMs: 20 },
     logger,
   );
@@ -366,5 +370,40 @@ describe("jobs on Kubernetes", () => {
     expect(kube.get("Job", NS, "old-mine")).toBeUndefined();
     expect(kube.get("Secret", NS, "old-mine-env")).toBeUndefined();
     expect(kube.get("Job", NS, "old-other")).toBeDefined();
+  });
+
+  it("makes only a config's one-off components jobs (the rest are cluster objects) and runs one on demand", async () => {
+    const config = parseComponentsConfig(
+      [
+        "components:",
+        "  web: { run: { command: web, port: 8000 } }",
+        "  queue-worker: { run: { command: 'sleep 600' } }",
+        "  cleanup: { run: { command: 'echo cleanup', schedule: '@hourly' } }",
+        "  migrate: { component_type: one-off, run: { command: './manage.py migrate', timeout: 60 } }",
+        "",
+      ].join("\n"),
+      "slipway.yaml",
+    );
+    const rel2: Release = { ...RELEASE, id: "rel2", config };
+    releases.set(rel2.id, rel2);
+    // A scheduled config job left from the local profile would run beside its CronJob: it goes.
+    await jobs.syncRelease(rel2);
+    expect((await api<{ name: string }[]>("GET", "")).body.map((j) => j.name)).toContain("cleanup");
+
+    // What the cluster profile's deployer does once the release is live.
+    const synced = await jobs.syncRelease(rel2, ["one-off"]);
+    expect(synced.deleted.sort()).toEqual(["cleanup", "queue-worker"]);
+    const list = await api<{ name: string; type: string; source: string }[]>("GET", "");
+    const fromConfig = list.body.filter((j) => j.source === "config");
+    expect(fromConfig.map((j) => [j.name, j.type])).toEqual([["migrate", "one-off"]]);
+
+    scripts.set("migrate", { lines: ["Applying migrations... OK"], exitCode: 0 });
+    const run = await api<{ run_id: string }>("POST", "", { name: "migrate" });
+    expect(run.status).toBe(201);
+    const done = await waitRun("migrate", run.body.run_id);
+    expect(done).toMatchObject({ status: "succeeded", exit_code: 0 });
+    expect(done.runs[0]!.lines).toEqual(["Applying migrations... OK"]);
+    expect(appliedJobs("migrate")[0]?.metadata.labels).toMatchObject({ "slipway.dev/release": "rel2" });
+    await api("DELETE", "/migrate");
   });
 });

@@ -49,6 +49,7 @@ const schema = z.object({
   SLIPWAY_INGRESS_CLASS: z.string().default("nginx"),
   SLIPWAY_INGRESS_TLS_SECRET: z.string().optional(),
   SLIPWAY_ROLLOUT_TIMEOUT_S: z.coerce.number().int().min(10).default(660),
+  SLIPWAY_JOB_START_TIMEOUT_S: z.coerce.number().int().min(1).default(300),
 });
 
 export interface Config {
@@ -101,6 +102,8 @@ export interface Config {
     readonly tlsSecretName: string | undefined;
     /** Longer than a Deployment's progressDeadlineSeconds (600), so Kubernetes' own verdict comes first. */
     readonly rolloutTimeoutS: number;
+    /** A job run's pod that has not started its container by then (ImagePullBackOff) fails the run. */
+    readonly jobStartTimeoutS: number;
   };
   readonly cli: {
     readonly url: string;
@@ -157,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       ingressClass: e.SLIPWAY_INGRESS_CLASS,
       tlsSecretName: e.SLIPWAY_INGRESS_TLS_SECRET,
       rolloutTimeoutS: e.SLIPWAY_ROLLOUT_TIMEOUT_S,
+      jobStartTimeoutS: e.SLIPWAY_JOB_START_TIMEOUT_S,
     },
     cli: { url: e.SLIPWAY_URL.replace(/\/$/, ""), token: e.SLIPWAY_TOKEN, tool: e.SLIPWAY_TOOL },
   });

@@ -25,6 +25,7 @@ import { PipelineError, TransientError, errorMessage } from "../../platform/erro
 import type { Logger } from "../../platform/logger.js";
 import type { KubernetesApplier } from "./applier.js";
 import { kubeError } from "./applier.js";
+import { LogCursor, followLog, type LogFollow } from "./log-stream.js";
 
 export interface KubernetesJobsRuntimeOptions {
   /** `slipway.dev/runner` of every object this runtime creates; `removeLeftovers` deletes only those. */
@@ -36,68 +37,8 @@ export interface KubernetesJobsRuntimeOptions {
   readonly pollMs?: number | undefined;
 }
 
-/** Longer lines are cut, as on the local profile: one line must not fill a run's log. */
-const MAX_LINE = 8192;
 /** How long the last read of a finished run's log may take. */
 const DRAIN_TIMEOUT_MS = 10_000;
-
-/**
- * Log lines read with `timestamps=true` (`<RFC3339Nano> <text>`), handed on once each although the
- * reads overlap: a follow that reconnects, and the read after the container ended, ask for the log
- * `sinceTime` the last second seen (the API takes whole seconds), so lines of that second come again.
- */
-class LogCursor {
-  private last = "";
-  private atLast = 0;
-  private skip = 0;
-
-  /** Seconds precision, which every API server version accepts for `sinceTime`. */
-  get sinceTime(): string | undefined {
-    return this.last ? `${this.last.slice(0, 19)}Z` : undefined;
-  }
-
-  /** Call before each read. */
-  newRead(): void {
-    this.skip = this.atLast;
-  }
-
-  /** The lines of `raw` not handed on before, without their timestamps. */
-  take(raw: readonly string[]): string[] {
-    const out: string[] = [];
-    for (const line of raw) {
-      const space = line.indexOf(" ");
-      const ts = sortable(space > 0 ? line.slice(0, space) : "");
-      const text = space > 0 ? line.slice(space + 1) : line;
-      if (!ts) {
-        out.push(cut(line));
-        continue;
-      }
-      if (ts < this.last) continue;
-      if (ts === this.last && this.skip > 0) {
-        this.skip--;
-        continue;
-      }
-      if (ts === this.last) this.atLast++;
-      else {
-        this.last = ts;
-        this.atLast = 1;
-        this.skip = 0;
-      }
-      out.push(cut(text));
-    }
-    return out;
-  }
-}
-
-/** RFC3339Nano drops trailing zeros of the fraction; padded to 9 digits, timestamps sort as strings. */
-function sortable(ts: string): string | undefined {
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(ts);
-  return m ? `${m[1]}.${(m[2] ?? "").padEnd(9, "0")}Z` : undefined;
-}
-
-function cut(line: string): string {
-  return line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line;
-}
 
 function isNotFound(error: unknown): boolean {
   return error instanceof ApiException && (error as ApiException<unknown>).code === 404;
@@ -112,7 +53,7 @@ interface Run {
   readonly cursor: LogCursor;
   killed: boolean;
   wake: () => void;
-  follow: { pod: string; abort: AbortController; ended: boolean } | undefined;
+  follow: (LogFollow & { readonly pod: string }) | undefined;
 }
 
 /**
@@ -319,46 +260,16 @@ export class KubernetesJobsRuntime implements JobsRuntime {
   private follow(run: Run, pod: V1Pod, log: Logger): void {
     const podName = pod.metadata?.name;
     if (!podName || (run.follow && !run.follow.ended)) return;
-    const abort = new AbortController();
-    const state = { pod: podName, abort, ended: false };
-    run.follow = state;
-    let pending = "";
-    run.cursor.newRead();
-    const sink = new Writable({
-      write: (chunk: Buffer, _encoding, done) => {
-        if (state.abort.signal.aborted) return done();
-        pending += chunk.toString("utf8");
-        const lines = pending.split("\n");
-        pending = lines.pop() ?? "";
-        const fresh = run.cursor.take(lines);
-        if (fresh.length > 0) run.onLines(fresh);
-        done();
-      },
-    });
-    // A partial last line is left for the read after the container ended, which gets it whole.
-    sink.on("finish", () => (state.ended = true));
-    sink.on("error", () => (state.ended = true));
-    this.log
-      .log(run.namespace, podName, run.container, sink, {
-        follow: true,
-        timestamps: true,
-        ...(run.cursor.sinceTime ? { sinceTime: run.cursor.sinceTime } : {}),
-      })
-      .then((controller) => {
-        abort.signal.addEventListener("abort", () => controller.abort(), { once: true });
-        if (abort.signal.aborted) controller.abort();
-      })
-      .catch((error: unknown) => {
-        // Typically 400 "container … is waiting to start"; the next poll tries again.
-        state.ended = true;
-        log.debug({ error: errorMessage(error) }, "could not follow the job's log yet");
-      });
+    run.follow = {
+      pod: podName,
+      ...followLog(this.log, run.namespace, podName, run.container, run.cursor, run.onLines, log),
+    };
   }
 
   /** Stops the follow and reads what it has not handed on yet (the read overlaps; the cursor skips). */
   private async drain(run: Run): Promise<void> {
     const podName = run.follow?.pod ?? (await this.podOf(run).catch(() => undefined))?.metadata?.name;
-    run.follow?.abort.abort();
+    run.follow?.stop();
     run.follow = undefined;
     if (!podName) return;
     // client-node's readNamespacedPodLog has no `sinceTime`; `Log` without follow is the same GET.
