@@ -327,6 +327,29 @@ describe("jobs on Kubernetes", () => {
     expect(logs.body.runs[0]!.lines).toEqual(["line 1", "line 2", "line 3", "line 4", "line 5"]);
   });
 
+  it("keeps what a run printed when its Job and pod are deleted behind Slipway's back", async () => {
+    scripts.set("gone", { lines: ["working 1", "working 2"], hold: true });
+    const created = await api<{ run_id: string }>("POST", "", { name: "gone", command: "./work" });
+    const job = `gone-${created.body.run_id}`;
+    await waitFor(
+      "the run to print",
+      async () => {
+        const logs = await api<{ runs: { lines: string[] }[] }>("GET", "/gone/logs");
+        return logs.body.runs[0]?.lines.length === 2 ? true : undefined;
+      },
+      30_000,
+      50,
+    );
+    kube.drop("Job", NS, job); // as `kubectl delete job` would, with its pod
+    const done = await waitRun("gone", created.body.run_id);
+    expect(done).toMatchObject({ exit_code: 137, status: "failed" });
+    expect(done.runs[0]!.lines).toEqual([
+      "working 1",
+      "working 2",
+      "slipway: the run's Job was deleted outside Slipway",
+    ]);
+  });
+
   it("ends a run whose image never pulls with the reason in its log", async () => {
     scripts.set("nopull", {
       waiting: { reason: "ImagePullBackOff", message: `Back-off pulling image "${IMAGE}"` },

@@ -596,6 +596,8 @@ export async function startKubeDouble(): Promise<KubeDouble> {
         if (req.query.follow !== "true" || !running) return void res.type("text/plain").send(body);
         // follow=true: the response stays open and gets each new line until the container ends.
         res.status(200).type("text/plain");
+        // The API server answers at once and streams; the client sees the 200 before any line.
+        res.flushHeaders();
         res.write(body);
         const f = { res, timestamps };
         const set = followers.get(podKey(namespace!, name)) ?? new Set();
