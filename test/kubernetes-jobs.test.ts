@@ -66,6 +66,7 @@ let base: string;
 let clockOffsetMs = 0;
 /** What each job's pod does, by job name. */
 const scripts = new Map<string, PodScript>();
+const logger = memoryLogger();
 
 async function api<T>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
   const res = await fetch(`${base}${route}`, {
@@ -118,7 +119,6 @@ beforeAll(async () => {
   redisServer = await startRedis();
   redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
   kube = await startKubeDouble();
-  const logger = memoryLogger();
   kube.runJobs((job) => scripts.get(job.metadata.labels?.["slipway.dev/job"] ?? ""));
   store = RedisJobsStore.create(redis);
   jobs = new JobService({
@@ -216,6 +216,7 @@ describe("jobs on Kubernetes", () => {
       },
     });
     expect(JSON.stringify(job)).not.toContain("s3cr3t-value");
+    expect(JSON.stringify(logger.entries)).not.toContain("s3cr3t-value");
     const secret = kube.requests.find(
       (r) => r.method === "PATCH" && r.path.endsWith(`/secrets/hello-${created.body.run_id}-env`),
     );

@@ -12,7 +12,6 @@ import {
 import type { JobExit, JobProcess, JobProcessSpec, JobsRuntime } from "../../domain/jobs/runtime.js";
 import {
   RUN_LABELS,
-  jobRunName,
   jobRunSecretName,
   namespaceName,
   renderJobRun,
@@ -322,9 +321,8 @@ export class KubernetesJobsRuntime implements JobsRuntime {
 
   /** Deletes the Job with its pods (Background propagation; a Job's default would orphan them) and the Secret. */
   private async cleanUp(run: Run, log: Logger): Promise<void> {
-    const job = jobRunName(run.container, run.runId);
     const refs = [
-      { apiVersion: "batch/v1", kind: "Job", namespace: run.namespace, name: job },
+      { apiVersion: "batch/v1", kind: "Job", namespace: run.namespace, name: run.name },
       {
         apiVersion: "v1",
         kind: "Secret",
