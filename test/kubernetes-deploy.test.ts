@@ -7,6 +7,9 @@ import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
+import { RedisJobsStore } from "../services/adapters/store/redis-jobs.js";
+import { JobService } from "../services/domain/jobs/job-service.js";
+import { imageByDigest } from "../services/domain/releases/deployer.js";
 import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { memoryLogger } from "../services/platform/logger.js";
@@ -94,7 +97,10 @@ async function newRelease(extra: Partial<Release> = {}): Promise<Release> {
 }
 
 function deployer(
-  pullCredentials?: (tool: string) => Promise<{ registry: string; username: string; password: string }>,
+  hooks: {
+    pullCredentials?: (tool: string) => Promise<{ registry: string; username: string; password: string }>;
+    onLive?: (release: Release) => Promise<void>;
+  } = {},
 ): KubernetesDeployer {
   const logger = memoryLogger();
   const applier = new KubernetesApplier(kubeConfigFor(kube.url), logger);
@@ -111,7 +117,8 @@ function deployer(
     logs,
     logger,
     env: { envFor: () => Promise.resolve({ API_KEY: "s3cr3t", PORT: "1" }) },
-    pullCredentials,
+    pullCredentials: hooks.pullCredentials,
+    onLive: hooks.onLive,
     options: { render: OPTIONS, rolloutTimeoutS: 20, memoryMb: 256, pollMs: 10, releasePhaseTimeoutS: 10 },
   });
 }
@@ -347,7 +354,15 @@ describe("KubernetesDeployer", () => {
       { replicas: 1, updatedReplicas: 0, availableReplicas: 0 },
       { replicas: 1, updatedReplicas: 1, availableReplicas: 1 },
     ]);
-    await deployer().deploy(full.id, new AbortController().signal);
+    // As the server wires it: once live, only the one-off components become jobs (run on demand).
+    const jobsStore = RedisJobsStore.create(client);
+    const jobs = new JobService({ jobs: jobsStore, store, imageOf: imageByDigest, logger: memoryLogger() });
+    await deployer({
+      onLive: (release) => jobs.syncRelease(release, ["one-off"]).then(() => undefined),
+    }).deploy(full.id, new AbortController().signal);
+    expect((await jobsStore.listJobs(TOOL)).map((j) => [j.name, j.type, j.release_id])).toEqual([
+      ["migrate", "one-off", full.id],
+    ]);
     expect(await store.getRelease(full.id)).toMatchObject({ status: "live" });
     expect(kube.get("CronJob", NS, "nightly")).toBeDefined();
     expect(kube.get("Deployment", NS, "bot")).toBeDefined();
@@ -408,7 +423,7 @@ describe("KubernetesDeployer", () => {
       },
     });
     kube.scriptRollout(NS, "web", [{ replicas: 1, updatedReplicas: 1, availableReplicas: 1 }]);
-    await deployer(pull).deploy(release.id, new AbortController().signal);
+    await deployer({ pullCredentials: pull }).deploy(release.id, new AbortController().signal);
     const done = await store.getRelease(release.id);
     expect(done?.status, done?.reason).toBe("live");
 

@@ -11,6 +11,7 @@ describe("runtime profile config", () => {
       ingressClass: "nginx",
       tlsSecretName: undefined,
       rolloutTimeoutS: 660,
+      jobStartTimeoutS: 300,
     });
   });
 
@@ -22,6 +23,7 @@ describe("runtime profile config", () => {
         SLIPWAY_INGRESS_DOMAIN: "toolforge.example",
         SLIPWAY_INGRESS_CLASS: "traefik",
         SLIPWAY_INGRESS_TLS_SECRET: "wildcard-tls",
+        SLIPWAY_JOB_START_TIMEOUT_S: "120",
       },
       "/repo",
     );
@@ -31,6 +33,7 @@ describe("runtime profile config", () => {
       ingressDomain: "toolforge.example",
       ingressClass: "traefik",
       tlsSecretName: "wildcard-tls",
+      jobStartTimeoutS: 120,
     });
   });
 

@@ -58,6 +58,7 @@ const schema = z.object({
   SLIPWAY_REGISTRY_PULL_USERNAME: z.string().min(1).optional(),
   SLIPWAY_REGISTRY_PULL_PASSWORD: z.string().min(1).optional(),
   SLIPWAY_REGISTRY_PULL_PASSWORD_FILE: z.string().min(1).optional(),
+  SLIPWAY_JOB_START_TIMEOUT_S: z.coerce.number().int().min(1).default(300),
 });
 
 /**
@@ -132,6 +133,8 @@ export interface Config {
     readonly tlsSecretName: string | undefined;
     /** Longer than a Deployment's progressDeadlineSeconds (600), so Kubernetes' own verdict comes first. */
     readonly rolloutTimeoutS: number;
+    /** A job run's pod that has not started its container by then (ImagePullBackOff) fails the run. */
+    readonly jobStartTimeoutS: number;
   };
   /** An outside registry images go to; undefined: the embedded docker-registry on loopback. */
   readonly registry: ExternalRegistryConfig | undefined;
@@ -195,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       ingressClass: e.SLIPWAY_INGRESS_CLASS,
       tlsSecretName: e.SLIPWAY_INGRESS_TLS_SECRET,
       rolloutTimeoutS: e.SLIPWAY_ROLLOUT_TIMEOUT_S,
+      jobStartTimeoutS: e.SLIPWAY_JOB_START_TIMEOUT_S,
     },
     registry,
     cli: { url: e.SLIPWAY_URL.replace(/\/$/, ""), token: e.SLIPWAY_TOKEN, tool: e.SLIPWAY_TOOL },

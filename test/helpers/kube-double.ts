@@ -123,6 +123,8 @@ export interface KubeDouble {
   readonly requests: RecordedRequest[];
   /** Objects currently stored, as the API would return them. */
   get(kind: string, namespace: string | undefined, name: string): KubeObject | undefined;
+  /** Objects of `kind` currently stored, optionally in one namespace and with these labels. */
+  list(kind: string, namespace?: string, labels?: Record<string, string>): KubeObject[];
   /** Puts an object in the store as if someone else had created it. */
   seed(object: KubeObject): KubeObject;
   /** Successive answers of GET …/deployments/<name>/status (the last one repeats). */
@@ -131,9 +133,53 @@ export interface KubeDouble {
   scriptStatus(kind: string, namespace: string, name: string, statuses: readonly unknown[]): void;
   /** The next applies of `kind`/`name` fail this way (a conflict clears once forced). */
   failApply(kind: string, name: string, fault: ApplyFault): void;
+  /**
+   * Plays the Job controller and the kubelet for Jobs created from now on: each new Job gets one pod
+   * (labels of its template plus `job-name`, `batch.kubernetes.io/job-name` and `controller-uid`, an
+   * owner reference to the Job), which goes through the states `script(job)` asks for. Without a
+   * script (undefined), a Job gets no pod, as when the controller is slow or the quota refuses it.
+   */
+  runJobs(script: (job: KubeObject) => PodScript | undefined): void;
+  /** Appends lines to a pod's container log (timestamped now), as a running container prints them. */
+  printLog(namespace: string, pod: string, lines: readonly string[]): void;
+  /** Ends a pod's container with `exitCode` (state `terminated`, phase Succeeded or Failed). */
+  terminate(namespace: string, pod: string, exitCode: number): void;
+  /** Deletes an object as the garbage collector or a TTL would (no request recorded). */
+  drop(kind: string, namespace: string | undefined, name: string): void;
   /** Forgets injected faults and recorded requests (the stored objects stay). */
   reset(): void;
   close(): Promise<void>;
+}
+
+/** What the pod of a Job does in the double (see `runJobs`). */
+export type PodScript =
+  /** The container starts, prints `lines`, and exits with `exitCode` unless `hold` keeps it running. */
+  | { readonly lines?: readonly string[]; readonly exitCode?: number; readonly hold?: boolean }
+  /** The container never starts: it stays waiting with this reason (ImagePullBackOff), with a Warning event. */
+  | { readonly waiting: { readonly reason: string; readonly message: string } };
+
+interface LogEntry {
+  /** RFC3339Nano, as the kubelet writes them (trailing zeros of the fraction dropped). */
+  readonly ts: string;
+  readonly text: string;
+}
+
+let clock = 0;
+/** Strictly increasing timestamps with a nanosecond part, like a container runtime's. */
+function nanoNow(): string {
+  const ms = Math.max(Date.now(), clock + 1);
+  clock = ms;
+  const iso = new Date(ms).toISOString(); // …T14:10:13.123Z
+  const frac = `${iso.slice(20, 23)}${String(Math.floor(Math.random() * 1e6)).padStart(6, "0")}`.replace(
+    /0+$/,
+    "",
+  );
+  return `${iso.slice(0, 19)}${frac ? `.${frac}` : ""}Z`;
+}
+
+function tsValue(ts: string): string {
+  const m = /^(.{19})(?:\.(\d+))?Z$/.exec(ts);
+  return m ? `${m[1]}.${(m[2] ?? "").padEnd(9, "0")}` : ts;
 }
 
 export async function startKubeDouble(): Promise<KubeDouble> {
@@ -142,6 +188,10 @@ export async function startKubeDouble(): Promise<KubeDouble> {
   const rollouts = new Map<string, { statuses: readonly unknown[]; reads: number }>();
   const faults = new Map<string, ApplyFault>();
   let resourceVersion = 1000;
+  let jobScript: ((job: KubeObject) => PodScript | undefined) | undefined;
+  const podLogs = new Map<string, LogEntry[]>();
+  /** Open `follow=true` log responses of a pod: written to as lines come, ended with the container. */
+  const followers = new Map<string, Set<{ res: Response; timestamps: boolean }>>();
   const key = (kind: string, namespace: string | undefined, name: string) =>
     `${kind}/${namespace ?? ""}/${name}`;
 
@@ -345,7 +395,164 @@ export async function startKubeDouble(): Promise<KubeDouble> {
     };
     store.set(k, stored);
     send(res, old ? 200 : 201, stored);
+    if (!old && r.kind === "Job" && jobScript) {
+      const script = jobScript(stored);
+      if (script) setTimeout(() => startJobPod(stored, script), 5);
+    }
   });
+
+  const podKey = (namespace: string, pod: string) => key("Pod", namespace, pod);
+
+  function containerStatus(pod: KubeObject): Record<string, unknown> | undefined {
+    const statuses = (pod.status as { containerStatuses?: Record<string, unknown>[] } | undefined)
+      ?.containerStatuses;
+    return statuses?.[0];
+  }
+
+  function print(namespace: string, pod: string, lines: readonly string[]) {
+    const entries = podLogs.get(podKey(namespace, pod)) ?? [];
+    podLogs.set(podKey(namespace, pod), entries);
+    for (const text of lines) {
+      const e = { ts: nanoNow(), text };
+      entries.push(e);
+      for (const f of followers.get(podKey(namespace, pod)) ?? []) {
+        f.res.write(`${f.timestamps ? `${e.ts} ` : ""}${e.text}\n`);
+      }
+    }
+  }
+
+  function endFollowers(namespace: string, pod: string) {
+    for (const f of followers.get(podKey(namespace, pod)) ?? []) f.res.end();
+    followers.delete(podKey(namespace, pod));
+  }
+
+  function setJobStatus(job: KubeObject, status: Record<string, unknown>) {
+    const stored = store.get(key("Job", job.metadata.namespace, job.metadata.name));
+    if (stored && stored.metadata.uid === job.metadata.uid) stored.status = status;
+  }
+
+  function terminate(namespace: string, pod: string, exitCode: number) {
+    const o = store.get(podKey(namespace, pod));
+    if (!o) return;
+    const cs = containerStatus(o)!;
+    const now = new Date().toISOString();
+    const startedAt = (cs.state as { running?: { startedAt?: string } }).running?.startedAt ?? now;
+    cs.state = {
+      terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", startedAt, finishedAt: now },
+    };
+    cs.ready = false;
+    cs.started = false;
+    (o.status as Record<string, unknown>).phase = exitCode === 0 ? "Succeeded" : "Failed";
+    endFollowers(namespace, pod);
+    const owner = o.metadata.ownerReferences?.find((ref) => ref.kind === "Job");
+    const job = owner ? store.get(key("Job", namespace, owner.name)) : undefined;
+    if (job) {
+      const type = exitCode === 0 ? "Complete" : "Failed";
+      setJobStatus(job, {
+        startTime: (job.status as { startTime?: string } | undefined)?.startTime ?? now,
+        ...(exitCode === 0 ? { succeeded: 1, completionTime: now } : { failed: 1 }),
+        conditions: [
+          {
+            type,
+            status: "True",
+            lastProbeTime: now,
+            lastTransitionTime: now,
+            ...(exitCode === 0
+              ? {}
+              : { reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }),
+          },
+        ],
+      });
+    }
+  }
+
+  function startJobPod(job: KubeObject, script: PodScript) {
+    if (!store.has(key("Job", job.metadata.namespace, job.metadata.name))) return;
+    const namespace = job.metadata.namespace!;
+    const template = (
+      job.spec as {
+        template: {
+          metadata?: { labels?: Record<string, string> };
+          spec: { containers: { name: string; image: string }[] };
+        };
+      }
+    ).template;
+    const container = template.spec.containers[0]!;
+    const name = `${job.metadata.name.slice(0, 57)}-${randomUUID().slice(0, 5)}`;
+    const now = new Date().toISOString();
+    const pod: KubeObject = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name,
+        namespace,
+        labels: {
+          ...template.metadata?.labels,
+          "batch.kubernetes.io/controller-uid": job.metadata.uid!,
+          "batch.kubernetes.io/job-name": job.metadata.name,
+          "controller-uid": job.metadata.uid!,
+          "job-name": job.metadata.name,
+        },
+        uid: randomUUID(),
+        creationTimestamp: now,
+        resourceVersion: String(++resourceVersion),
+        ownerReferences: [{ uid: job.metadata.uid!, kind: "Job", name: job.metadata.name }],
+      },
+      spec: template.spec,
+      status: {
+        phase: "Pending",
+        conditions: [{ type: "PodScheduled", status: "True", lastTransitionTime: now }],
+        containerStatuses: [
+          {
+            name: container.name,
+            image: container.image,
+            imageID: "",
+            ready: false,
+            restartCount: 0,
+            started: false,
+            state: { waiting: { reason: "ContainerCreating" } },
+          },
+        ],
+      },
+    };
+    store.set(podKey(namespace, name), pod);
+    setJobStatus(job, { active: 1, startTime: now });
+    setTimeout(() => {
+      const o = store.get(podKey(namespace, name));
+      if (!o) return;
+      const cs = containerStatus(o)!;
+      if ("waiting" in script) {
+        cs.state = { waiting: { ...script.waiting } };
+        const at = new Date().toISOString();
+        store.set(key("Event", namespace, `${name}.1`), {
+          apiVersion: "v1",
+          kind: "Event",
+          metadata: { name: `${name}.1`, namespace, uid: randomUUID(), creationTimestamp: at },
+          involvedObject: { kind: "Pod", name, namespace, uid: o.metadata.uid },
+          type: "Warning",
+          reason: "Failed",
+          message: `Failed to pull image "${container.image}": ${script.waiting.message}`,
+          firstTimestamp: at,
+          lastTimestamp: at,
+          count: 1,
+        });
+        return;
+      }
+      cs.state = { running: { startedAt: new Date().toISOString() } };
+      cs.ready = true;
+      cs.started = true;
+      (o.status as Record<string, unknown>).phase = "Running";
+      // Printed over a few ticks, so a reader may come in the middle of the output.
+      const lines = [...(script.lines ?? [])];
+      const step = () => {
+        if (!store.has(podKey(namespace, name))) return;
+        print(namespace, name, lines.splice(0, 2));
+        if (lines.length > 0) return void setTimeout(step, 5);
+        if (!script.hold) terminate(namespace, name, script.exitCode ?? 0);
+      };
+      setTimeout(step, 5);
+    }, 5);
+  }
 
   app.get(/.*/, (req, res) => {
     const at = route(req);
@@ -360,9 +567,44 @@ export async function startKubeDouble(): Promise<KubeDouble> {
       const o = store.get(key(r.kind, r.namespaced ? namespace : undefined, name));
       if (sub === "log" && r.kind === "Pod") {
         if (!o) return void notFound(res, r, name);
-        const lines = (o.metadata.annotations?.["double/log"] ?? "").split("\n");
-        const tail = Number(req.query.tailLines ?? lines.length);
-        return void res.type("text/plain").send(lines.slice(-tail).join("\n"));
+        const entries = podLogs.get(podKey(namespace!, name));
+        if (!entries) {
+          const lines = (o.metadata.annotations?.["double/log"] ?? "").split("\n");
+          const tail = Number(req.query.tailLines ?? lines.length);
+          return void res.type("text/plain").send(lines.slice(-tail).join("\n"));
+        }
+        const cs = containerStatus(o);
+        const waiting = (cs?.state as { waiting?: { reason?: string } } | undefined)?.waiting;
+        if (waiting) {
+          // What the API server answers while the container has not started (kubelet's message).
+          return void send(
+            res,
+            400,
+            statusBody(
+              400,
+              "BadRequest",
+              `container "${String(cs?.name)}" in pod "${name}" is waiting to start: ${waiting.reason ?? "ContainerCreating"}`,
+            ),
+          );
+        }
+        const timestamps = req.query.timestamps === "true";
+        const since = typeof req.query.sinceTime === "string" ? tsValue(req.query.sinceTime) : undefined;
+        let shown = entries.filter((e) => !since || tsValue(e.ts) >= since);
+        if (req.query.tailLines !== undefined) shown = shown.slice(-Number(req.query.tailLines));
+        const body = shown.map((e) => `${timestamps ? `${e.ts} ` : ""}${e.text}\n`).join("");
+        const running = (cs?.state as { running?: unknown } | undefined)?.running !== undefined;
+        if (req.query.follow !== "true" || !running) return void res.type("text/plain").send(body);
+        // follow=true: the response stays open and gets each new line until the container ends.
+        res.status(200).type("text/plain");
+        // The API server answers at once and streams; the client sees the 200 before any line.
+        res.flushHeaders();
+        res.write(body);
+        const f = { res, timestamps };
+        const set = followers.get(podKey(namespace!, name)) ?? new Set();
+        set.add(f);
+        followers.set(podKey(namespace!, name), set);
+        res.on("close", () => set.delete(f));
+        return;
       }
       if (!o) return void notFound(res, r, name);
       const script = sub === "status" ? rollouts.get(`${r.kind}/${namespace}/${name}`) : undefined;
@@ -408,8 +650,9 @@ export async function startKubeDouble(): Promise<KubeDouble> {
       );
     const { r, namespace, name } = at;
     const k = key(r.kind, r.namespaced ? namespace : undefined, name);
-    if (!store.has(k)) return void notFound(res, r, name);
-    store.delete(k);
+    const gone = store.get(k);
+    if (!gone) return void notFound(res, r, name);
+    remove(gone, typeof req.query.propagationPolicy === "string" ? req.query.propagationPolicy : undefined);
     send(res, 200, {
       kind: "Status",
       apiVersion: "v1",
@@ -418,6 +661,23 @@ export async function startKubeDouble(): Promise<KubeDouble> {
       details: { name, ...(r.group ? { group: r.group } : {}), kind: r.plural, uid: randomUUID() },
     });
   });
+
+  /**
+   * Deletes an object and, as the garbage collector does, its dependents (by owner reference) unless
+   * they are orphaned. batch/v1 Jobs orphan their pods by default (a legacy default kept by the API);
+   * `kubectl` and Slipway ask for `Background`.
+   */
+  function remove(o: KubeObject, propagationPolicy: string | undefined) {
+    store.delete(key(o.kind, o.metadata.namespace, o.metadata.name));
+    if (o.kind === "Pod" && o.metadata.namespace) endFollowers(o.metadata.namespace, o.metadata.name);
+    const policy = propagationPolicy ?? (o.kind === "Job" ? "Orphan" : "Background");
+    for (const d of [...store.values()]) {
+      const refs = d.metadata.ownerReferences ?? [];
+      if (!refs.some((ref) => ref.uid === o.metadata.uid)) continue;
+      if (policy === "Orphan") d.metadata.ownerReferences = refs.filter((ref) => ref.uid !== o.metadata.uid);
+      else remove(d, propagationPolicy);
+    }
+  }
 
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
@@ -428,6 +688,13 @@ export async function startKubeDouble(): Promise<KubeDouble> {
     url,
     requests,
     get: (kind, namespace, name) => store.get(key(kind, namespace, name)),
+    list: (kind, namespace, labels = {}) =>
+      [...store.values()].filter(
+        (o) =>
+          o.kind === kind &&
+          (!namespace || o.metadata.namespace === namespace) &&
+          Object.entries(labels).every(([k, v]) => o.metadata.labels?.[k] === v),
+      ),
     seed(object) {
       const stored: KubeObject = {
         ...object,
@@ -448,6 +715,15 @@ export async function startKubeDouble(): Promise<KubeDouble> {
     scriptStatus(kind, namespace, name, statuses) {
       rollouts.set(`${kind}/${namespace}/${name}`, { statuses, reads: 0 });
     },
+    runJobs(script) {
+      jobScript = script;
+    },
+    printLog: print,
+    terminate,
+    drop(kind, namespace, name) {
+      const o = store.get(key(kind, namespace, name));
+      if (o) remove(o, "Background");
+    },
     failApply(kind, name, fault) {
       faults.set(`${kind}/${name}`, fault);
     },
@@ -456,6 +732,7 @@ export async function startKubeDouble(): Promise<KubeDouble> {
       requests.length = 0;
     },
     close: async () => {
+      for (const set of followers.values()) for (const f of set) f.res.end();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

@@ -16,7 +16,13 @@ import {
 // Not re-exported by the package index; the package has no "exports" map, so the file is reachable.
 import { ObjectSerializer } from "@kubernetes/client-node/dist/serializer.js";
 import { getSerializationType } from "@kubernetes/client-node/dist/util.js";
-import { LABELS, MANAGED_BY, namespaceName, type KubernetesObject } from "../../domain/kubernetes/index.js";
+import {
+  LABELS,
+  MANAGED_BY,
+  RUN_LABELS,
+  namespaceName,
+  type KubernetesObject,
+} from "../../domain/kubernetes/index.js";
 import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { describePods, newestReplicaSet, rolloutState } from "./rollout.js";
@@ -286,6 +292,9 @@ export class KubernetesApplier {
         const labels = item.metadata?.labels ?? {};
         // The selector already asked for these; checked again because deleting is not undoable.
         if (labels[LABELS.managedBy] !== MANAGED_BY || labels[LABELS.tool] !== tool) continue;
+        // A job run's Secret belongs to the runner, which deletes it when the run ends; a deploy
+        // during the run must not take the env from a pod that has not started yet.
+        if (labels[RUN_LABELS.run] !== undefined) continue;
         const name = item.metadata?.name;
         if (!name || wanted.has(`${kind}/${name}`)) continue;
         const ref: ObjectRef = { kind, namespace, name };

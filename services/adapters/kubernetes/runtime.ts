@@ -178,6 +178,20 @@ export class KubernetesRuntime implements AppRuntime {
     }
   }
 
+  /**
+   * How many pods of the tool's webservice run `releaseId` and are ready, of those its Deployment
+   * wants (`webservice status`); undefined when no webservice Deployment runs that release.
+   */
+  async replicas(tool: string, releaseId: string): Promise<{ ready: number; desired: number } | undefined> {
+    const deployments = await this.applier.listDeployments(
+      namespaceName(tool),
+      `${LABELS.managedBy}=${MANAGED_BY},${LABELS.tool}=${tool},${LABELS.component}=webservice`,
+    );
+    const d = deployments.find((x) => x.metadata?.labels?.[LABELS.release] === releaseId);
+    if (!d) return undefined;
+    return { ready: d.status?.readyReplicas ?? 0, desired: d.spec?.replicas ?? 1 };
+  }
+
   async logs(id: string, tail: number): Promise<string[]> {
     const { namespace, component, releaseId } = parseId(id);
     const pods = await this.applier.listPods(

@@ -189,13 +189,21 @@ export class JobService {
    * API jobs that follow the live release move to its image. A changed definition restarts a
    * continuous job; an unchanged one keeps running.
    */
-  async syncRelease(release: Release): Promise<LoadResult> {
+  /**
+   * `types`: which component types of the config become jobs (default all). On a cluster the
+   * deployer runs continuous and scheduled components itself, as Deployments and CronJobs, so only
+   * one-off components are jobs there; a config job of another type left from before is removed, so
+   * nothing runs twice.
+   */
+  async syncRelease(release: Release, types?: readonly JobType[]): Promise<LoadResult> {
     const { jobs } = this.deps;
     const tool = release.tool;
     const result: LoadResult = { created: [], updated: [], deleted: [], unchanged: [] };
     const existing = new Map((await jobs.listJobs(tool)).map((j) => [j.name, j]));
     const image = this.deps.imageOf(release);
-    const components = release.config ? jobComponents(release.config) : [];
+    const components = (release.config ? jobComponents(release.config) : []).filter(
+      (c) => !types || types.includes(c.component_type),
+    );
     const now = new Date().toISOString();
     for (const c of components) {
       const before = existing.get(c.name);

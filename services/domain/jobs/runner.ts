@@ -295,6 +295,7 @@ export class JobRunner {
           job: def.name,
           runId: run.id,
           image: def.image,
+          releaseId: def.release_id,
           command: def.command,
           env,
           memoryMb: def.memory_mb ?? this.deps.options.memoryMb,

@@ -5,6 +5,8 @@ export interface JobProcessSpec {
   readonly runId: string;
   /** `<registry>/<repo>@sha256:…` */
   readonly image: string;
+  /** The release that image belongs to (a cluster labels the run's objects with it and its commit). */
+  readonly releaseId?: string | undefined;
   /** A Procfile process type (`worker`) or a shell command line (`./manage.py cleanup --all`). */
   readonly command: string;
   readonly env: Readonly<Record<string, string>>;
@@ -16,7 +18,11 @@ export interface JobExit {
   readonly exitCode: number;
 }
 
-/** A started process: its output arrives through `onLines` until `exited` resolves. */
+/**
+ * A started process: its output arrives through `onLines` until `exited` resolves. `exited` rejects
+ * when the process never got to run (on a cluster: a pod stuck in ImagePullBackOff); the runner then
+ * records a failed run with the reason in its log.
+ */
 export interface JobProcess {
   readonly id: string;
   readonly exited: Promise<JobExit>;

@@ -45,5 +45,14 @@ export {
 } from "./render.js";
 export { type ReleaseSource, type SkippedComponent, commandOf, workloadsFromConfig } from "./from-config.js";
 export { PULL_SECRET_NAME, renderPullSecret } from "./pull-secret.js";
+export {
+  JOB_RUN_ROLE,
+  RUN_LABELS,
+  type JobRunSpec,
+  jobRunName,
+  jobRunSecretName,
+  renderJobRun,
+  runnerSelector,
+} from "./job-run.js";
 export { REDACTED, redactSecrets } from "./redact.js";
 export { toYaml } from "./yaml.js";

@@ -75,6 +75,8 @@ export class KubernetesDeployer {
        * `imagePullSecrets`; without it the Secret is not applied and private images cannot be pulled.
        */
       readonly pullCredentials?: ((tool: string) => Promise<PullCredentials>) | undefined;
+      /** Called once a release is live: its one-off components and the API jobs move to its image. */
+      readonly onLive?: ((release: Release) => Promise<void>) | undefined;
     },
   ) {}
 
@@ -142,6 +144,9 @@ export class KubernetesDeployer {
       await this.deps.retention
         ?.afterLive(release)
         .catch((e) => log.warn({ error: errorMessage(e) }, "image retention failed"));
+      await this.deps
+        .onLive?.(release)
+        .catch((e) => log.warn({ error: errorMessage(e) }, "jobs of the release could not be updated"));
     } catch (error) {
       const message = errorMessage(error);
       const tail =

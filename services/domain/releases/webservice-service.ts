@@ -25,7 +25,17 @@ export interface WebserviceStatus {
   readonly stopped_at: string | null;
   /** Releases whose output is kept, newest first. */
   readonly logged_releases: readonly string[];
+  /** On a cluster: pods of the live release ready to take traffic, of those its Deployment wants. */
+  readonly replicas: Replicas | null;
 }
+
+export interface Replicas {
+  readonly ready: number;
+  readonly desired: number;
+}
+
+/** Where the runtime can tell (a cluster's Deployment status), how many of a release's web pods are ready. */
+export type ReplicasOf = (tool: string, releaseId: string) => Promise<Replicas | undefined>;
 
 export const MAX_TAIL = 2000;
 
@@ -42,6 +52,7 @@ export class WebserviceService {
       readonly logs: ProcessLogs;
       readonly marks: WebserviceMarks;
       readonly restart: RestartRelease;
+      readonly replicas?: ReplicasOf | undefined;
     },
   ) {}
 
@@ -54,12 +65,17 @@ export class WebserviceService {
     ]);
     const releaseId = route?.release_id ?? stopped?.release_id;
     const release = releaseId ? await store.getRelease(releaseId) : undefined;
-    const up = route
-      ? (await runtime.list(tool)).some((a) => a.process === "web" && a.releaseId === route.release_id)
-      : false;
+    const replicas =
+      route && this.deps.replicas ? await this.deps.replicas(tool, route.release_id) : undefined;
+    const up = replicas
+      ? replicas.ready > 0
+      : route
+        ? (await runtime.list(tool)).some((a) => a.process === "web" && a.releaseId === route.release_id)
+        : false;
     return {
       tool,
       state: route ? (up ? "running" : "missing") : stopped ? "stopped" : "none",
+      replicas: replicas ?? null,
       release_id: releaseId ?? null,
       commit: release?.commit ?? null,
       image_digest: release?.image_digest ?? null,

@@ -12,6 +12,7 @@ interface WebserviceStatus {
   started_at: string | null;
   stopped_at: string | null;
   logged_releases: string[];
+  replicas?: { ready: number; desired: number } | null;
 }
 
 /** `slipway webservice status|logs|restart|stop|start`: thin calls to /api/v1/tools/:tool/webservice. */
@@ -105,6 +106,7 @@ function statusText(s: WebserviceStatus): string {
   if (s.release_id) lines.push(`  release  ${s.release_id} (commit ${(s.commit ?? "?").slice(0, 12)})`);
   if (s.image_digest) lines.push(`  image    ${s.image_digest}`);
   if (s.address) lines.push(`  address  ${s.address}`);
+  if (s.replicas) lines.push(`  replicas ${s.replicas.ready}/${s.replicas.desired} ready`);
   if (s.started_at) lines.push(`  live     since ${s.started_at}`);
   if (s.stopped_at) lines.push(`  stopped  at ${s.stopped_at}; \`slipway webservice start\` starts it again`);
   if (s.logged_releases.length) lines.push(`  output kept for releases ${s.logged_releases.join(", ")}`);

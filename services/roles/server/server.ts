@@ -50,7 +50,12 @@ import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
 import { fileSecret } from "./secrets-file.js";
-import { clusterRenderOptions, kubernetesDeployer } from "./kubernetes-wiring.js";
+import {
+  kubernetesDeployer,
+  kubernetesJobsRuntime,
+  kubernetesProfile,
+  kubernetesWebLogs,
+} from "./kubernetes-wiring.js";
 import { gitlabFeature } from "./gitlab-wiring.js";
 import { registryFeature } from "./registry-wiring.js";
 
@@ -151,6 +156,9 @@ export async function startServer(
     });
     const reposDir = path.join(config.home, "repos");
     const processLogs = new RedisProcessLogs(redis);
+    // The cluster profile's client and adapters, shared by the API (webservice status) and the deployer.
+    const cluster =
+      config.runtime === "kubernetes" ? kubernetesProfile(config, { store, logger }) : undefined;
     const podmanRuntime = () =>
       new PodmanRuntime({
         repoRoot: config.repoRoot,
@@ -239,7 +247,8 @@ export async function startServer(
               tools,
               webservice: new WebserviceService({
                 store,
-                runtime: podmanRuntime(),
+                runtime: cluster?.runtime ?? podmanRuntime(),
+                replicas: cluster ? (t, r) => cluster.runtime.replicas(t, r) : undefined,
                 logs: processLogs,
                 marks: processLogs,
                 restart: (tool, why, actor, base) => envvars.restart(tool, why, actor, base, "restart"),
@@ -248,7 +257,7 @@ export async function startServer(
           ],
           envvars,
           toolExtras: gitlab.toolExtras,
-          renderOptions: config.runtime === "kubernetes" ? clusterRenderOptions(config) : undefined,
+          renderOptions: cluster?.render,
           pullRegistry: images.endpoint.host,
         }),
       });
@@ -277,14 +286,18 @@ export async function startServer(
         logger: logger.child({ component: "web-logs" }),
       });
       closers.push(() => Promise.resolve(runtime.close()));
-      if ((role === "all" || role === "deployer") && config.runtime === "kubernetes") {
-        // Cluster profile: Kubernetes keeps the live release running (no reconcile) and runs scheduled
-        // jobs as CronJobs (no podman job runner). Builds stay on local podman (docs/kubernetes.md).
-        const deployer = kubernetesDeployer(config, {
+      if ((role === "all" || role === "deployer") && cluster) {
+        // Cluster profile: Kubernetes keeps the live release running (no reconcile) and runs a config's
+        // continuous and scheduled components as Deployments and CronJobs; the job runner runs the
+        // jobs API's jobs and the config's one-off components as Jobs. Builds stay on local podman
+        // (docs/kubernetes.md).
+        const deployer = kubernetesDeployer(config, cluster, {
           store,
           logs,
           logger,
           env: envvars,
+          // Only one-off components become jobs here: the others already run as cluster objects.
+          onLive: async (release) => void (await jobs.syncRelease(release, ["one-off"])),
           retention: new ImageRetention({
             store,
             registry,
@@ -301,6 +314,18 @@ export async function startServer(
             logger,
           ),
         );
+        const jobRunner = new JobRunner({
+          store: jobsStore,
+          runtime: kubernetesJobsRuntime(config, cluster, { store, runner: jobsOwnerFor(config.home) }),
+          envFor: (tool) => envvars.envFor(tool),
+          logger: logger.child({ component: "jobs" }),
+          options: { ...DEFAULT_RUNNER_OPTIONS, memoryMb: config.run.memoryMb, owner: newId() },
+        });
+        await jobRunner.start();
+        closers.push(() => jobRunner.close());
+        const webLogs = kubernetesWebLogs(cluster, { store, logs: processLogs });
+        webLogs.start();
+        closers.push(() => webLogs.close());
       } else if (role === "all" || role === "deployer") {
         const deployer = new Deployer({
           store,
