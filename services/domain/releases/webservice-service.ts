@@ -3,6 +3,7 @@ import type { LogLine } from "../../ports/logs.js";
 import type { ProcessLogs, WebserviceMarks } from "../../ports/process-logs.js";
 import type { AppRuntime } from "../../ports/runtime.js";
 import type { StateStore } from "../../ports/store.js";
+import { webSettings } from "./deployer.js";
 import type { Release } from "./release.js";
 
 /** Makes a new release of `base` (default: the live one) and queues its deploy; null when there is none. */
@@ -20,7 +21,12 @@ export interface WebserviceStatus {
   readonly release_id: string | null;
   readonly commit: string | null;
   readonly image_digest: string | null;
+  /** The first replica's address (the only one's, without replicas). */
   readonly address: string | null;
+  /** Copies the live release's config asks for (`run.replicas`). */
+  readonly replicas_wanted: number | null;
+  /** The live release's web processes that are up, in replica order. */
+  readonly replicas: readonly { readonly replica: number; readonly address: string }[];
   readonly started_at: string | null;
   readonly stopped_at: string | null;
   /** Releases whose output is kept, newest first. */
@@ -55,15 +61,22 @@ export class WebserviceService {
     const releaseId = route?.release_id ?? stopped?.release_id;
     const release = releaseId ? await store.getRelease(releaseId) : undefined;
     const up = route
-      ? (await runtime.list(tool)).some((a) => a.process === "web" && a.releaseId === route.release_id)
-      : false;
+      ? (await runtime.list(tool))
+          .filter((a) => a.process === "web" && a.releaseId === route.release_id)
+          .sort((a, b) => (a.replica ?? 0) - (b.replica ?? 0))
+      : [];
     return {
       tool,
-      state: route ? (up ? "running" : "missing") : stopped ? "stopped" : "none",
+      state: route ? (up.length > 0 ? "running" : "missing") : stopped ? "stopped" : "none",
       release_id: releaseId ?? null,
       commit: release?.commit ?? null,
       image_digest: release?.image_digest ?? null,
       address: route ? `${route.host}:${route.port}` : null,
+      replicas_wanted: route && release ? webSettings(release, 0).replicas : null,
+      replicas: up.map((a, i) => ({
+        replica: a.replica ?? i,
+        address: `${a.address.host}:${a.address.port}`,
+      })),
       started_at: route ? (release?.finished_at ?? null) : null,
       stopped_at: route ? null : (stopped?.at ?? null),
       logged_releases: logged,
