@@ -193,6 +193,32 @@ describe("run.replicas and run.cpu on the local profile", () => {
     expect(jobs[0]!.HostConfig.NanoCpus).toBe(300_000_000);
   });
 
+  it("limits a job started with `jobs run --cpu` to that", async () => {
+    const r = await cli([
+      "jobs",
+      "run",
+      "rep-cpu",
+      "--command",
+      "sleep 600",
+      "--continuous",
+      "--cpu",
+      "200m",
+      "--tool",
+      TOOL,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const job = await waitFor(
+      "rep-cpu job container",
+      async () => (await containers("io.slipway.job=rep-cpu"))[0],
+      60_000,
+    );
+    expect(job.HostConfig.NanoCpus).toBe(200_000_000);
+    const bad = await cli(["jobs", "run", "rep-bad", "--command", "true", "--cpu", "lots", "--tool", TOOL]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/"lots" is not a CPU quantity/);
+    expect((await cli(["jobs", "delete", "rep-cpu", "--tool", TOOL])).code).toBe(0);
+  });
+
   it("rolls both replicas over to a new push without a failed request", async () => {
     await repo.commit(app("v2"), "v2");
     let polling = true;
