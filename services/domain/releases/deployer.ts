@@ -90,14 +90,13 @@ export class Deployer {
       if (!rollback && release.processes?.includes("release")) await this.releasePhase(release, web, say);
       if (web.replicas > 1) await say(`===> STARTING ${web.replicas} replicas of the web process`);
       for (let i = 0; i < web.replicas; i++) apps.push(await this.startWeb(release, web, i));
+      const many = web.replicas > 1;
       const { results, firstFailed } = await this.waitAllHealthy(apps, signal, web);
-      const failed = firstFailed === undefined ? undefined : results[firstFailed];
-      lastProbe = (failed ?? results[0])?.detail;
-      if (failed && firstFailed !== undefined) {
+      if (firstFailed !== undefined) {
+        const failed = results[firstFailed]!;
+        lastProbe = many ? `replica ${firstFailed}: ${failed.detail}` : failed.detail;
         const output = await runtime.logs(apps[firstFailed]!.id, 20).catch(() => []);
-        const who =
-          web.replicas > 1 ? `web process (replica ${firstFailed} of ${web.replicas})` : "web process";
-        if (web.replicas > 1) lastProbe = `replica ${firstFailed}: ${failed.detail}`;
+        const who = many ? `web process (replica ${firstFailed} of ${web.replicas})` : "web process";
         throw new PipelineError(
           "deploy_failed",
           `${
@@ -108,7 +107,7 @@ export class Deployer {
           { details: { phase: "deploy", log_tail: output } },
         );
       }
-      if (web.replicas > 1) lastProbe = `${lastProbe ?? ""} (each of ${web.replicas} replicas)`;
+      lastProbe = many ? `${results[0]!.detail} (each of ${web.replicas} replicas)` : results[0]!.detail;
       const previous = await store.getRoute(release.tool);
       const live =
         previous && previous.release_id !== release.id
