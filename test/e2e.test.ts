@@ -15,7 +15,7 @@ import { readFileSync } from "node:fs";
 import {
   buildIdFrom,
   clientOf,
-  removeContainers,
+  removeToolContainers,
   startLocalServer,
   stderrLogger,
 } from "./helpers/local-server.js";
@@ -87,7 +87,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  await removeContainers("io.slipway.owner=slipway");
+  // Only this file's tools: every test server shares the owner label, and others may be running now.
+  for (const tool of ["hello-node", "hello-py", "glab", "cancel-me", "cli-tool"])
+    await removeToolContainers(tool);
   if (home) await rm(home, { recursive: true, force: true });
 });
 

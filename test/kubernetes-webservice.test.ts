@@ -162,7 +162,8 @@ describe("webservice output and status on Kubernetes", () => {
     expect(await service.status(TOOL)).toMatchObject({
       state: "running",
       release_id: RELEASE.id,
-      replicas: { ready: 2, desired: 3 },
+      replicas_ready: 2,
+      replicas_wanted: 3,
     });
     kube.seed({
       apiVersion: "apps/v1",
@@ -173,7 +174,8 @@ describe("webservice output and status on Kubernetes", () => {
     });
     expect(await service.status(TOOL)).toMatchObject({
       state: "missing",
-      replicas: { ready: 0, desired: 1 },
+      replicas_ready: 0,
+      replicas_wanted: 1,
     });
   });
 });

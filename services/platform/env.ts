@@ -29,6 +29,7 @@ const schema = z.object({
   SLIPWAY_BUILD_CPUS: positive.default(2),
   SLIPWAY_BUILD_TIMEOUT_S: z.coerce.number().int().min(10).default(900),
   SLIPWAY_RUN_MEMORY_MB: z.coerce.number().int().min(64).default(512),
+  SLIPWAY_RUN_CPUS: z.coerce.number().min(0.01).max(64).default(0.5),
   SLIPWAY_HEALTH_TIMEOUT_S: z.coerce.number().int().min(1).default(60),
   SLIPWAY_KEEP_RELEASES: z.coerce.number().int().min(1).default(10),
   SLIPWAY_MAX_WEBHOOK_BYTES: z.coerce
@@ -108,7 +109,12 @@ export interface Config {
     readonly cpus: number;
     readonly timeoutS: number;
   };
-  readonly run: { readonly memoryMb: number; readonly healthTimeoutS: number };
+  readonly run: {
+    readonly memoryMb: number;
+    readonly healthTimeoutS: number;
+    /** CPU limit (podman `--cpus`) of tool processes whose config gives no `run.cpu`. */
+    readonly cpus: number;
+  };
   /** Images of a tool's newest N releases stay in the registry (rollback targets); older ones are deleted. */
   readonly keepReleases: number;
   readonly limits: { readonly webhookBytes: number; readonly sourceBytes: number };
@@ -182,7 +188,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       cpus: e.SLIPWAY_BUILD_CPUS,
       timeoutS: e.SLIPWAY_BUILD_TIMEOUT_S,
     },
-    run: { memoryMb: e.SLIPWAY_RUN_MEMORY_MB, healthTimeoutS: e.SLIPWAY_HEALTH_TIMEOUT_S },
+    run: {
+      memoryMb: e.SLIPWAY_RUN_MEMORY_MB,
+      healthTimeoutS: e.SLIPWAY_HEALTH_TIMEOUT_S,
+      cpus: e.SLIPWAY_RUN_CPUS,
+    },
     keepReleases: e.SLIPWAY_KEEP_RELEASES,
     limits: { webhookBytes: e.SLIPWAY_MAX_WEBHOOK_BYTES, sourceBytes: e.SLIPWAY_MAX_SOURCE_MB * 1024 * 1024 },
     webhookRate: { perTool: e.SLIPWAY_WEBHOOK_RATE_PER_TOOL, perAddress: e.SLIPWAY_WEBHOOK_RATE_PER_ADDRESS },

@@ -8,6 +8,13 @@ export interface RunSpec {
   /** The port the process listens on inside its container (given to it as PORT). */
   readonly port: number;
   readonly memoryMb: number;
+  /** CPU limit in CPUs (0.5 = half a core); none: unlimited. */
+  readonly cpus?: number | undefined;
+  /**
+   * Which copy of the process this is (0, 1, …) when a release runs several; part of the container's
+   * name and labels, so that each copy is addressed on its own.
+   */
+  readonly replica?: number | undefined;
   /**
    * What to run instead of the image's default process: a Procfile process type (`web`) or a command
    * line, run in the app's launch environment.
@@ -29,6 +36,8 @@ export interface RunningApp {
   readonly tool: string;
   readonly process: string;
   readonly releaseId: string;
+  /** Its copy index (RunSpec.replica); undefined for processes started without one. */
+  readonly replica?: number | undefined;
   /** Where the front proxy reaches it. */
   readonly address: { readonly host: string; readonly port: number };
 }

@@ -4,12 +4,28 @@ import type { Tool } from "../domain/tools/tool.js";
 
 export type SecretKind = "token" | "webhook" | "redeploy";
 
+/** One process the front proxy can forward to. */
+export interface Upstream {
+  readonly host: string;
+  readonly port: number;
+}
+
 /** Where a tool's webservice is reachable; the front proxy follows it. */
 export interface Route {
   readonly tool: string;
   readonly release_id: string;
+  /** The first (or only) upstream; kept beside `upstreams` for readers that want one address. */
   readonly host: string;
   readonly port: number;
+  /** Every replica of the release, in replica order; absent in routes set before replicas existed. */
+  readonly upstreams?: readonly Upstream[] | undefined;
+}
+
+/** The processes a route spreads requests over. */
+export function upstreamsOf(route: Route): readonly Upstream[] {
+  return route.upstreams && route.upstreams.length > 0
+    ? route.upstreams
+    : [{ host: route.host, port: route.port }];
 }
 
 /** Durable state: tools, builds, releases and routes. One Redis in both profiles. */

@@ -13,11 +13,17 @@ export interface PodmanRuntimeOptions {
 
 /**
  * Non-root is the image's (or the sandbox's) business; these are the rest: every capability dropped, no
- * privilege escalation, memory and process limits, and a tiny init as PID 1, which forwards SIGTERM (apps
+ * privilege escalation, memory, CPU and process limits, and a tiny init as PID 1, which forwards SIGTERM (apps
  * that ignore it as PID 1 still stop promptly) and reaps zombies.
  */
-export function confinementArgs(limits: { readonly memoryMb: number; readonly pids: number }): string[] {
+export function confinementArgs(limits: {
+  readonly memoryMb: number;
+  readonly pids: number;
+  /** Podman's `--cpus` (a CFS quota); none: no CPU limit. */
+  readonly cpus?: number | undefined;
+}): string[] {
   return [
+    ...(limits.cpus === undefined ? [] : ["--cpus", String(limits.cpus)]),
     "--init",
     "--cap-drop",
     "all",

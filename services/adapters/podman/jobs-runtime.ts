@@ -38,7 +38,7 @@ export type PodmanJobsRuntimeOptions = PodmanRuntimeOptions;
 
 /**
  * Job processes as podman containers: non-root (the image's user), every capability dropped, no
- * privilege escalation, memory and pid limits, no published ports. The container is started detached,
+ * privilege escalation, memory, CPU and pid limits, no published ports. The container is started detached,
  * its output followed with `podman logs -f`, its exit code read with `podman wait`, and it is removed
  * afterwards: the run's log in the store outlives it.
  */
@@ -68,7 +68,7 @@ export class PodmanJobsRuntime implements JobsRuntime {
           `${LABEL}.job=${spec.job}`,
           "--label",
           `${LABEL}.run=${spec.runId}`,
-          ...confinementArgs({ memoryMb: spec.memoryMb, pids: 512 }),
+          ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: 512 }),
           "--pull",
           "never",
           // The container's own log is only a buffer until it is read; bounded so a chatty job cannot fill the disk.

@@ -14,7 +14,8 @@ export type { PodmanRuntimeOptions };
 
 /**
  * Runs tool processes as podman containers on the local profile: non-root (the image's user), all
- * capabilities dropped, no privilege escalation, memory and pid limits, published on loopback only.
+ * capabilities dropped, no privilege escalation, memory, CPU and pid limits, published on loopback only.
+ * Each copy of a process (RunSpec.replica) is its own container, `<prefix>-<tool>-<process>-<release>-<n>`.
  */
 export class PodmanRuntime implements AppRuntime {
   constructor(private readonly options: PodmanRuntimeOptions) {}
@@ -22,7 +23,7 @@ export class PodmanRuntime implements AppRuntime {
   async start(spec: RunSpec): Promise<RunningApp> {
     const { repoRoot } = this.options;
     await this.pull(spec.image);
-    const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}`;
+    const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${spec.replica ?? 0}`;
     await podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
     const args = (envFile: string) => [
       "run",
@@ -52,6 +53,7 @@ export class PodmanRuntime implements AppRuntime {
       tool: spec.tool,
       process: spec.process,
       releaseId: spec.releaseId,
+      replica: spec.replica ?? 0,
       address: { host: "127.0.0.1", port: Number(match[1]) },
     };
   }
@@ -140,9 +142,11 @@ export class PodmanRuntime implements AppRuntime {
             `${LABEL}.process=${spec.process}`,
             "--label",
             `${LABEL}.release=${spec.releaseId}`,
+            "--label",
+            `${LABEL}.replica=${spec.replica ?? 0}`,
           ]
         : ["--label", `${LABEL}.once=${this.options.namePrefix}`]),
-      ...confinementArgs({ memoryMb: spec.memoryMb, pids: 512 }),
+      ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: 512 }),
       // Values (secrets among them) in a 0600 file, not in argv where `ps` shows them.
       "--env-file",
       envFile,
@@ -165,6 +169,8 @@ export class PodmanRuntime implements AppRuntime {
         tool: r.Labels?.[`${LABEL}.tool`] ?? "",
         process: r.Labels?.[`${LABEL}.process`] ?? "",
         releaseId: r.Labels?.[`${LABEL}.release`] ?? "",
+        // Containers started before replicas existed carry no index: they were the only copy.
+        replica: Number(r.Labels?.[`${LABEL}.replica`] ?? 0),
         address: { host: published?.host_ip || "127.0.0.1", port: published?.host_port ?? 0 },
       };
     });

@@ -1,3 +1,4 @@
+export { cpus } from "./cpu.js";
 export { componentsJsonSchema, COMPONENTS_SCHEMA_PATH } from "./json-schema.js";
 export {
   CONFIG_FILE_NAMES,
@@ -16,5 +17,6 @@ export {
   componentsConfigSchema,
   DEFAULT_CPU,
   DEFAULT_MEMORY,
+  MAX_REPLICAS,
   type ComponentType,
 } from "./schema.js";

@@ -156,6 +156,7 @@ describe("a Toolforge config", () => {
     expect(c["celery-worker"]?.build).toEqual({ kind: "reuse", reuse_from: "reviewer" });
     expect(c.core?.run).toMatchObject({ cpu: "1", memory: "1Gi" });
     expect(c.bot?.run.cpu).toBe("3");
+    expect(c.core?.run.cpu_set).toBe(true);
     expect(c["export-statistics"]).toMatchObject({
       component_type: "scheduled",
       run: { schedule: "13 9 * * *", retry: 0, replicas: undefined, emails: "none", mount: "none" },
@@ -196,6 +197,7 @@ describe("a Toolforge config", () => {
           run: {
             command: "web",
             cpu: "100m",
+            cpu_set: false,
             memory: "512Mi",
             emails: "none",
             filelog: false,
@@ -337,6 +339,11 @@ describe("each rule names file, line, column and field", () => {
       "retry range",
       withRun(["command: x", "schedule: '@daily'", "retry: 6"]),
       "slipway.yaml:6:7: components.web.run.retry: expected a number from 0 to 5",
+    ],
+    [
+      "replicas cap",
+      withRun(["command: x", "replicas: 9"]),
+      "slipway.yaml:5:7: components.web.run.replicas: expected a whole number from 1 to 8, got 9",
     ],
     [
       "cpu format",

@@ -14,6 +14,7 @@ import { InputError } from "../../platform/errors.js";
 import {
   closest,
   componentsConfigSchema,
+  DEFAULT_CPU,
   describeValue,
   effectiveType,
   type ComponentType,
@@ -67,6 +68,11 @@ export interface ComponentRun {
   readonly command: string;
   /** Default `100m`. Numbers in the file (`cpu: 1`) become strings (`"1"`). */
   readonly cpu: string;
+  /**
+   * False when the file gave no `cpu` (so `cpu` is the default): the Kubernetes profile uses the default,
+   * the local one its own (`SLIPWAY_RUN_CPUS`). Releases kept from before this field read as false.
+   */
+  readonly cpu_set: boolean;
   /** Default `512Mi`. */
   readonly memory: string;
   /** Default `none`. */
@@ -237,7 +243,8 @@ function normalizeComponent(name: string, c: RawComponent): Component {
   const r = c.run;
   const run: ComponentRun = {
     command: r.command,
-    cpu: String(r.cpu),
+    cpu: r.cpu === undefined ? DEFAULT_CPU : String(r.cpu),
+    cpu_set: r.cpu !== undefined,
     memory: r.memory,
     emails: r.emails ?? "none",
     filelog: r.filelog ?? false,

@@ -57,6 +57,7 @@ export function defaultConfigFromProcfile(procfileTypes: readonly string[]): Com
       run: Object.freeze({
         command: type,
         cpu: DEFAULT_CPU,
+        cpu_set: false,
         memory: DEFAULT_MEMORY,
         emails: "none",
         filelog: false,

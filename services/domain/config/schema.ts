@@ -13,6 +13,8 @@ export type ComponentType = (typeof COMPONENT_TYPES)[number];
 
 export const DEFAULT_CPU = "100m";
 export const DEFAULT_MEMORY = "512Mi";
+/** A handful, as Toolforge's quotas allow; more copies of one tool would crowd a small machine out. */
+export const MAX_REPLICAS = 8;
 export const MAX_COMPONENT_NAME = 52;
 export const SCHEDULE_MACROS = ["@hourly", "@daily", "@weekly", "@monthly", "@yearly"] as const;
 
@@ -102,13 +104,15 @@ export const runSchema = z
     ),
     cpu: z
       .union([z.string(), z.number()], { error: expected('a CPU quantity such as "500m" or "1"') })
-      .default(DEFAULT_CPU)
+      // Optional rather than defaulted here: the parser fills the default in and remembers that the file
+      // said nothing, which the local profile treats differently (SLIPWAY_RUN_CPUS, see parse.ts).
+      .optional()
       .check(
         z.refine((v) => CPU.test(String(v)) && Number.parseFloat(String(v)) > 0, {
           error: expected('a CPU quantity such as "500m" or "1"'),
         }),
       )
-      .describe(`CPU limit, e.g. "500m" or "1" (default ${DEFAULT_CPU}).`),
+      .meta({ default: DEFAULT_CPU, description: `CPU limit, e.g. "500m" or "1" (default ${DEFAULT_CPU}).` }),
     memory: z
       .string({ error: expected("a memory quantity such as 256Mi or 1Gi") })
       .regex(MEMORY, { error: expected("a memory quantity such as 256Mi or 1Gi") })
@@ -134,10 +138,11 @@ export const runSchema = z
       .optional()
       .describe('Serve `port` to the internet at this path, e.g. "/" (continuous only, tcp port).'),
     replicas: z
-      .int({ error: expected("a whole number of at least 1") })
-      .min(1, { error: expected("a whole number of at least 1") })
+      .int({ error: expected(`a whole number from 1 to ${MAX_REPLICAS}`) })
+      .min(1, { error: expected(`a whole number from 1 to ${MAX_REPLICAS}`) })
+      .max(MAX_REPLICAS, { error: expected(`a whole number from 1 to ${MAX_REPLICAS}`) })
       .optional()
-      .describe("Copies to run (continuous only, default 1)."),
+      .describe(`Copies to run (continuous only, default 1, at most ${MAX_REPLICAS}).`),
     schedule: z
       .string({ error: expected("a cron schedule such as '13 2 * * *' or @daily") })
       .check(

@@ -4,7 +4,7 @@ import { newId } from "../../platform/ids.js";
 import type { Logger } from "../../platform/logger.js";
 import type { JobsStore } from "../../ports/jobs-store.js";
 import type { StateStore } from "../../ports/store.js";
-import type { Component, ComponentsConfig } from "../config/index.js";
+import { cpus, type Component, type ComponentsConfig } from "../config/index.js";
 import { webComponent } from "../pipeline/app-config.js";
 import type { Release } from "../releases/release.js";
 import { expandSchedule } from "./cron.js";
@@ -49,6 +49,7 @@ type Spec = Pick<
   | "retry"
   | "timeout_s"
   | "memory_mb"
+  | "cpus"
   | "extra"
 >;
 
@@ -220,6 +221,7 @@ export class JobService {
         retry: c.run.retry ?? 0,
         timeout_s: type === "continuous" ? undefined : c.run.timeout,
         memory_mb: memoryMb(c.run.memory),
+        cpus: c.run.cpu_set ? cpus(c.run.cpu) : undefined,
         extra: {},
       };
       if (before && before.source === "config" && sameSpec(before, spec)) {
@@ -341,6 +343,8 @@ export class JobService {
       retry: input.retry,
       timeout_s: input.timeout,
       memory_mb: memoryMb(input.mem),
+      // Toolforge's `cpu` stays in `extra` too, so `dump` gives back what was loaded.
+      cpus: cpuOf(input.extra.cpu),
       extra: input.extra,
     };
     if (type === "continuous" && input.timeout !== undefined) {
@@ -395,6 +399,18 @@ function sameSpec(a: Spec, b: Spec): boolean {
     a.retry === b.retry &&
     a.timeout_s === b.timeout_s &&
     a.memory_mb === b.memory_mb &&
+    a.cpus === b.cpus &&
     JSON.stringify(a.extra) === JSON.stringify(b.extra)
   );
+}
+
+/** jobs.yaml's `cpu` (a scalar: `0.5`, `"500m"`) as CPUs; a boolean is no quantity. */
+function cpuOf(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" && typeof value !== "number") {
+    throw new InputError(`cpu: expected a CPU quantity such as "500m" or 0.5, got ${typeof value}`, {
+      details: { field: "cpu" },
+    });
+  }
+  return cpus(value);
 }

@@ -36,10 +36,12 @@ export interface JobDefinition {
   readonly retry: number;
   readonly timeout_s: number | undefined;
   readonly memory_mb: number | undefined;
+  /** CPU limit (`cpu` in jobs.yaml, `run.cpu` in the components config); none: the runner's default. */
+  readonly cpus?: number | undefined;
   readonly source: JobSource;
   /** Bumped by every change and by `jobs restart`: the runner restarts a continuous job when it moves. */
   readonly revision: number;
-  /** Toolforge keys Slipway accepts but does not act on (emails, filelog, mount, cpu…), kept for `dump`. */
+  /** Toolforge keys Slipway accepts but does not act on (emails, filelog, mount…), kept for `dump`. */
   readonly extra: Readonly<Record<string, unknown>>;
   readonly created_at: string;
   readonly updated_at: string;

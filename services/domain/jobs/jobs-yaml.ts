@@ -21,7 +21,10 @@ export interface JobInput {
   readonly extra: Readonly<Record<string, unknown>>;
 }
 
-/** Keys Toolforge's jobs.yaml has that Slipway accepts and keeps but does not act on locally. */
+/**
+ * Keys Toolforge's jobs.yaml has that Slipway accepts and keeps (for `dump`) but does not act on locally;
+ * `cpu` is the exception: it is also the job's CPU limit (JobDefinition.cpus).
+ */
 export const KEPT_TOOLFORGE_KEYS = [
   "cpu",
   "emails",

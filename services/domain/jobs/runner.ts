@@ -11,6 +11,8 @@ export interface JobRunnerOptions {
   readonly tickMs: number;
   /** Memory limit for jobs that set none. */
   readonly memoryMb: number;
+  /** CPU limit for jobs that set none; none: unlimited. */
+  readonly cpus?: number | undefined;
   /** Backoff between restarts of a continuous job: 1 s, 2 s, 4 s … capped here. */
   readonly maxBackoffS: number;
   /** A continuous process that stayed up this long restarts after 1 s again. */
@@ -299,6 +301,7 @@ export class JobRunner {
           command: def.command,
           env,
           memoryMb: def.memory_mb ?? this.deps.options.memoryMb,
+          cpus: def.cpus ?? this.deps.options.cpus,
         },
         append,
       );

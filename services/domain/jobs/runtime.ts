@@ -11,6 +11,8 @@ export interface JobProcessSpec {
   readonly command: string;
   readonly env: Readonly<Record<string, string>>;
   readonly memoryMb: number;
+  /** CPU limit in CPUs; none: unlimited. */
+  readonly cpus?: number | undefined;
 }
 
 export interface JobExit {

@@ -216,7 +216,7 @@ describe("slipway.yaml in the pipeline", () => {
       "slipway.yaml:6:7: components.web.run.port: expected a number from 1 to 65535, got 99999",
     );
     expect(build?.reason).toContain(
-      "slipway.yaml:7:7: components.web.run.replicas: expected a whole number of at least 1, got 0",
+      "slipway.yaml:7:7: components.web.run.replicas: expected a whole number from 1 to 8, got 0",
     );
     expect(build?.log_tail).toHaveLength(2);
   });

@@ -5,7 +5,8 @@ import type { BuildLogs } from "../../ports/logs.js";
 import type { HealthProbe, ProbeResult } from "../../ports/probe.js";
 import type { EnvSource } from "../../ports/envvars.js";
 import type { AppRuntime, RunningApp } from "../../ports/runtime.js";
-import type { StateStore } from "../../ports/store.js";
+import type { Route, StateStore } from "../../ports/store.js";
+import { cpus } from "../config/index.js";
 import { memoryMb, webComponent } from "../pipeline/app-config.js";
 import type { Release } from "./release.js";
 
@@ -15,6 +16,8 @@ export const WEB_PORT = 8000;
 export interface DeployerOptions {
   readonly healthTimeoutS: number;
   readonly memoryMb: number;
+  /** CPU limit of releases whose config gives no `run.cpu` (SLIPWAY_RUN_CPUS); none: unlimited. */
+  readonly cpus?: number | undefined;
   /** How long the old release keeps running after the switch, for requests already in flight. */
   readonly drainMs: number;
   /** Limit of the Procfile `release` process (default 600 s). */
@@ -25,6 +28,8 @@ export interface DeployerOptions {
 export interface WebSettings {
   readonly port: number;
   readonly memoryMb: number;
+  /** CPUs (podman `--cpus`); undefined: unlimited. */
+  readonly cpus: number | undefined;
   /** HTTP path that must answer 2xx/3xx; without it a TCP answer is enough. */
   readonly healthPath: string | undefined;
   /** Command line run inside the container (podman exec) that must exit 0, after the port answers. */
@@ -40,10 +45,10 @@ export interface AfterLive {
 }
 
 /**
- * Rolls a release out without making things worse: the new process starts beside the old one, takes
- * traffic only once it answers, and the old one is stopped only after the switch. A release that never
- * answers is stopped and marked failed with what the probe saw and the process's last output, and the
- * old release keeps serving.
+ * Rolls a release out without making things worse: the new processes (`run.replicas` of them) start
+ * beside the old ones, take traffic only once every one of them answers, and the old ones are stopped
+ * only after the switch. A release with a replica that never answers is stopped and marked failed with
+ * what the probe saw and that process's last output, and the old release keeps serving.
  */
 export class Deployer {
   constructor(
@@ -76,30 +81,33 @@ export class Deployer {
         rollback ? `: rollback to release ${release.rollback_of ?? "?"}, no build` : ""
       }`,
     );
-    let app: RunningApp | undefined;
+    const apps: RunningApp[] = [];
     let lastProbe: string | undefined;
     try {
-      const web = webSettings(release, this.deps.options.memoryMb);
-      if (web.replicas > 1) {
-        await say(`note: replicas: ${web.replicas} asked; the local profile runs 1 copy`);
-      }
+      const web = webSettings(release, this.deps.options.memoryMb, this.deps.options.cpus);
+      for (const line of workerReplicaNotes(release)) await say(line);
       // Migrations and the like run once per build; a rollback runs the old image as it was, without them.
       if (!rollback && release.processes?.includes("release")) await this.releasePhase(release, web, say);
-      app = await this.startWeb(release, web);
-      const health = await this.waitHealthy(app, signal, web);
-      lastProbe = health.detail;
-      if (!health.ok) {
-        const output = await runtime.logs(app.id, 20).catch(() => []);
+      if (web.replicas > 1) await say(`===> STARTING ${web.replicas} replicas of the web process`);
+      for (let i = 0; i < web.replicas; i++) apps.push(await this.startWeb(release, web, i));
+      const many = web.replicas > 1;
+      const { results, firstFailed } = await this.waitAllHealthy(apps, signal, web);
+      if (firstFailed !== undefined) {
+        const failed = results[firstFailed]!;
+        lastProbe = many ? `replica ${firstFailed}: ${failed.detail}` : failed.detail;
+        const output = await runtime.logs(apps[firstFailed]!.id, 20).catch(() => []);
+        const who = many ? `web process (replica ${firstFailed} of ${web.replicas})` : "web process";
         throw new PipelineError(
           "deploy_failed",
           `${
-            health.exited
-              ? `web process exited before it answered on port ${web.port}`
-              : `web process did not pass its health check within ${this.deps.options.healthTimeoutS} s (last probe: ${health.detail})`
+            failed.exited
+              ? `${who} exited before it answered on port ${web.port}`
+              : `${who} did not pass its health check within ${this.deps.options.healthTimeoutS} s (last probe: ${failed.detail})`
           }; the previous release keeps serving`,
           { details: { phase: "deploy", log_tail: output } },
         );
       }
+      lastProbe = many ? `${results[0]!.detail} (each of ${web.replicas} replicas)` : results[0]!.detail;
       const previous = await store.getRoute(release.tool);
       const live =
         previous && previous.release_id !== release.id
@@ -107,7 +115,7 @@ export class Deployer {
           : undefined;
       if (live && live.created_at > release.created_at) {
         // Made after this one (an env var change during this rollout) and already live: the newer wins.
-        await runtime.stop(app.id).catch(() => undefined);
+        for (const app of apps) await runtime.stop(app.id).catch(() => undefined);
         await store.updateRelease(release.id, {
           status: "superseded",
           reason: `release ${live.id}, made after this one, went live first`,
@@ -116,12 +124,7 @@ export class Deployer {
         await say(`===> SUPERSEDED: release ${live.id}, made after this one, is already live`);
         return;
       }
-      await store.setRoute({
-        tool: release.tool,
-        release_id: release.id,
-        host: app.address.host,
-        port: app.address.port,
-      });
+      await store.setRoute(routeTo(release, apps));
       await store.updateRelease(release.id, {
         status: "live",
         last_probe: lastProbe,
@@ -131,10 +134,10 @@ export class Deployer {
         await store.updateRelease(previous.release_id, { status: "superseded" }).catch(() => undefined);
       }
       await say(`===> LIVE: release ${release.id} serves ${release.tool}`);
-      log.info({ address: app.address }, "release live");
-      // Requests already forwarded to the old process finish before it stops.
+      log.info({ addresses: apps.map((a) => a.address) }, "release live");
+      // Requests already forwarded to the old processes finish before they stop.
       await sleep(this.deps.options.drainMs);
-      await this.stopOthers(release, app.id);
+      await this.stopOthers(release, new Set(apps.map((a) => a.id)));
       await this.deps.retention
         ?.afterLive(release)
         .catch((e) => log.warn({ error: errorMessage(e) }, "image retention failed"));
@@ -142,7 +145,7 @@ export class Deployer {
         .onLive?.(release)
         .catch((e) => log.warn({ error: errorMessage(e) }, "jobs of the release could not be updated"));
     } catch (error) {
-      if (app) await runtime.stop(app.id).catch(() => undefined);
+      for (const app of apps) await runtime.stop(app.id).catch(() => undefined);
       const message = errorMessage(error);
       const tail =
         error instanceof SlipwayError && Array.isArray(error.details?.log_tail) ? error.details.log_tail : [];
@@ -164,34 +167,45 @@ export class Deployer {
   }
 
   /**
-   * After a reboot (or anything else that removed containers) the live release of each tool is started
-   * again, so "restarting keeps every release" holds for what is served too.
+   * After a reboot (or anything else that removed containers) the missing replicas of each tool's live
+   * release are started again, so "restarting keeps every release" holds for what is served too. The
+   * route then lists the replicas that answer (and drops the ones that did not come back).
    */
   async reconcile(tools: readonly string[]): Promise<void> {
     const { store, runtime } = this.deps;
     const running = await runtime.list();
     for (const tool of tools) {
       const route = await store.getRoute(tool);
-      if (!route || running.some((r) => r.tool === tool && r.releaseId === route.release_id)) continue;
+      if (!route) continue;
       const release = await store.getRelease(route.release_id);
       if (!release) continue;
       const log = this.deps.logger.child({ tool, releaseId: release.id });
       try {
-        const web = webSettings(release, this.deps.options.memoryMb);
-        const app = await this.startWeb(release, web);
-        const health = await this.waitHealthy(app, new AbortController().signal, web);
-        if (!health.ok) {
+        const web = webSettings(release, this.deps.options.memoryMb, this.deps.options.cpus);
+        const up = running.filter(
+          (r) => r.tool === tool && r.process === "web" && r.releaseId === release.id,
+        );
+        const have = new Set(up.map((r) => r.replica ?? 0));
+        const missing = [...Array(web.replicas).keys()].filter((i) => !have.has(i));
+        const back: RunningApp[] = [];
+        for (const i of missing) {
+          const app = await this.startWeb(release, web, i);
+          const health = await this.waitHealthy(app, new AbortController().signal, web);
+          if (health.ok) {
+            back.push(app);
+            continue;
+          }
           await runtime.stop(app.id);
-          log.warn({ probe: health.detail }, "live release did not come back after a restart");
+          log.warn({ replica: i, probe: health.detail }, "replica did not come back after a restart");
+        }
+        const serving = [...up, ...back].sort((a, b) => (a.replica ?? 0) - (b.replica ?? 0));
+        if (serving.length === 0) {
+          log.warn({}, "live release did not come back after a restart");
           continue;
         }
-        await store.setRoute({
-          tool,
-          release_id: release.id,
-          host: app.address.host,
-          port: app.address.port,
-        });
-        log.info({}, "live release restarted");
+        const next = routeTo(release, serving);
+        if (missing.length > 0 || !sameUpstreams(route, next)) await store.setRoute(next);
+        if (back.length > 0) log.info({ replicas: back.map((a) => a.replica) }, "live release restarted");
       } catch (error) {
         log.warn({ error: errorMessage(error) }, "live release could not be restarted");
       }
@@ -224,6 +238,7 @@ export class Deployer {
         image: imageByDigest(release),
         env: await this.processEnv(release, web),
         memoryMb: web.memoryMb,
+        cpus: web.cpus,
       },
       "release",
       timeoutS,
@@ -247,17 +262,44 @@ export class Deployer {
     );
   }
 
-  private async startWeb(release: Release, web: WebSettings): Promise<RunningApp> {
+  private async startWeb(release: Release, web: WebSettings, replica: number): Promise<RunningApp> {
     return this.deps.runtime.start({
       tool: release.tool,
       process: "web",
       releaseId: release.id,
+      replica,
       image: imageByDigest(release),
       env: await this.processEnv(release, web),
       port: web.port,
       memoryMb: web.memoryMb,
+      cpus: web.cpus,
       command: web.command,
     });
+  }
+
+  /**
+   * Health-checks every replica at once. The first one to fail (exit, or run out of time) ends the wait
+   * for the others: the release fails anyway, and its processes need not be probed to the deadline.
+   */
+  private async waitAllHealthy(
+    apps: readonly RunningApp[],
+    signal: AbortSignal,
+    web: WebSettings,
+  ): Promise<{ results: (ProbeResult & { exited?: boolean })[]; firstFailed: number | undefined }> {
+    const giveUp = new AbortController();
+    const either = AbortSignal.any([signal, giveUp.signal]);
+    let firstFailed: number | undefined;
+    const results = await Promise.all(
+      apps.map(async (app, i) => {
+        const result = await this.waitHealthy(app, either, web);
+        if (!result.ok && firstFailed === undefined) {
+          firstFailed = i;
+          giveUp.abort();
+        }
+        return result;
+      }),
+    );
+    return { results, firstFailed };
   }
 
   private async waitHealthy(
@@ -288,9 +330,9 @@ export class Deployer {
    * rollback asked for while the previous rollout still drains): a newer release's process, even one
    * still being health-checked, is never ours to stop — its own rollout stops ours.
    */
-  private async stopOthers(release: Release, keepId: string): Promise<void> {
+  private async stopOthers(release: Release, keep: ReadonlySet<string>): Promise<void> {
     for (const other of await this.deps.runtime.list(release.tool)) {
-      if (other.id === keepId || other.process !== "web") continue;
+      if (keep.has(other.id) || other.process !== "web") continue;
       const owner = await this.deps.store.getRelease(other.releaseId);
       if (owner && owner.created_at > release.created_at) continue;
       await this.deps.runtime.stop(other.id);
@@ -298,13 +340,18 @@ export class Deployer {
   }
 }
 
-/** The web component's run settings, or the defaults for releases without a config. */
-export function webSettings(release: Release, defaultMemoryMb: number): WebSettings {
+/**
+ * The web component's run settings, or the defaults for releases without a config. `defaultCpus` is the
+ * CPU limit when the config gives none (the schema's default `cpu` is for Kubernetes, where it is also
+ * the request; locally it would be a hard cap at a tenth of a core).
+ */
+export function webSettings(release: Release, defaultMemoryMb: number, defaultCpus?: number): WebSettings {
   const web = release.config ? webComponent(release.config) : undefined;
   if (!web) {
     return {
       port: WEB_PORT,
       memoryMb: defaultMemoryMb,
+      cpus: defaultCpus,
       healthPath: undefined,
       healthScript: undefined,
       command: undefined,
@@ -314,12 +361,45 @@ export function webSettings(release: Release, defaultMemoryMb: number): WebSetti
   return {
     port: web.run.port ?? WEB_PORT,
     memoryMb: memoryMb(web.run.memory),
+    cpus: web.run.cpu_set ? cpus(web.run.cpu) : defaultCpus,
     healthPath: web.run.health_check_http,
     healthScript: web.run.health_check_script,
     // `web` is what the image runs anyway; anything else goes through the launcher.
     command: web.run.command === "web" ? undefined : web.run.command,
     replicas: web.run.replicas ?? 1,
   };
+}
+
+/** The route to a release's replicas, in replica order. */
+function routeTo(release: Release, apps: readonly RunningApp[]): Route {
+  const first = apps[0]!.address;
+  return {
+    tool: release.tool,
+    release_id: release.id,
+    host: first.host,
+    port: first.port,
+    upstreams: apps.map((a) => ({ host: a.address.host, port: a.address.port })),
+  };
+}
+
+function sameUpstreams(a: Route, b: Route): boolean {
+  const key = (r: Route) => (r.upstreams ?? [r]).map((u) => `${u.host}:${u.port}`).join(",");
+  return a.release_id === b.release_id && key(a) === key(b);
+}
+
+/**
+ * Continuous components other than the webservice run as jobs, one process each (the job runner
+ * supervises one process per job); a config asking for more copies hears so in the build log.
+ */
+function workerReplicaNotes(release: Release): string[] {
+  if (!release.config) return [];
+  const web = webComponent(release.config);
+  return Object.values(release.config.components)
+    .filter((c) => c.name !== web?.name && c.component_type === "continuous" && (c.run.replicas ?? 1) > 1)
+    .map(
+      (c) =>
+        `note: ${c.name} asks for replicas: ${c.run.replicas}; the local profile runs continuous jobs as 1 copy`,
+    );
 }
 
 export function imageByDigest(release: Release): string {

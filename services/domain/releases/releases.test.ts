@@ -43,6 +43,7 @@ class FakeRuntime implements AppRuntime {
       tool: spec.tool,
       process: spec.process,
       releaseId: spec.releaseId,
+      replica: spec.replica,
       address: { host: "127.0.0.1", port: 1000 + this.n },
     };
     this.running.push(app);
@@ -139,7 +140,7 @@ const config = (run: string) =>
   );
 
 describe("Deployer with a components config", () => {
-  it("runs web on run.port with PORT, run.memory, and probes health_check_http", async () => {
+  it("runs each replica of web on run.port with PORT, run.memory, probes each and routes to all", async () => {
     const runtime = new FakeRuntime();
     const probed: (string | undefined)[] = [];
     const probe: HealthProbe = {
@@ -154,14 +155,78 @@ describe("Deployer with a components config", () => {
       ),
     });
     await deployer(runtime, probe).deploy(r.id, new AbortController().signal);
-    expect(runtime.started[0]).toMatchObject({ port: 9000, memoryMb: 1024, env: { PORT: "9000" } });
+    expect(runtime.started.map((s) => s.replica)).toEqual([0, 1, 2]);
+    expect(runtime.started[2]).toMatchObject({ port: 9000, memoryMb: 1024, env: { PORT: "9000" } });
     expect(runtime.started[0]!.command).toBeUndefined();
-    expect(probed).toEqual(["/ready"]);
+    expect(probed).toEqual(["/ready", "/ready", "/ready"]);
     expect(await store.getRelease(r.id)).toMatchObject({
       status: "live",
-      last_probe: "HTTP 204 from /ready",
+      last_probe: "HTTP 204 from /ready (each of 3 replicas)",
     });
-    expect(logLines).toContain("note: replicas: 3 asked; the local profile runs 1 copy");
+    expect((await store.getRoute("cfg"))?.upstreams?.map((u) => u.port)).toEqual(
+      runtime.running.map((a) => a.address.port),
+    );
+    expect(logLines).toContain("===> STARTING 3 replicas of the web process");
+  });
+
+  it("one replica failing its health check fails the release, stops its replicas and keeps the old route", async () => {
+    const runtime = new FakeRuntime();
+    const old = await release("halfbad");
+    await deployer(runtime, okProbe).deploy(old.id, new AbortController().signal);
+    const oldRoute = await store.getRoute("halfbad");
+    const oldApps = [...runtime.running];
+    // The second new replica (port 1003) never answers.
+    const probe: HealthProbe = {
+      probe: (a) =>
+        Promise.resolve(
+          a.port === 1003
+            ? { ok: false, detail: "HTTP 500 from /" }
+            : { ok: true, detail: "HTTP 200 from /" },
+        ),
+    };
+    const r = await release("halfbad", { config: config("      replicas: 2\n") });
+    await deployer(runtime, probe).deploy(r.id, new AbortController().signal);
+    const after = (await store.getRelease(r.id))!;
+    expect(after.status).toBe("failed");
+    expect(after.reason).toMatch(/^web process \(replica 1 of 2\) did not pass its health check/);
+    expect(after.last_probe).toBe("replica 1: HTTP 500 from /");
+    expect(await store.getRoute("halfbad")).toEqual(oldRoute);
+    expect(runtime.running).toEqual(oldApps);
+  });
+
+  it("limits CPU to run.cpu when the file sets it, else to the server's default", async () => {
+    const runtime = new FakeRuntime();
+    runtime.onceResult = { code: 0, timedOut: false, tail: [] };
+    const given = await release("cpu", {
+      config: config("      cpu: 250m\n"),
+      processes: ["web", "release"],
+    });
+    const d = deployer(runtime, okProbe, {
+      options: { healthTimeoutS: 1, memoryMb: 512, cpus: 0.5, drainMs: 0 },
+    });
+    await d.deploy(given.id, new AbortController().signal);
+    expect(runtime.once[0]?.spec.cpus).toBe(0.25);
+    expect(runtime.started[0]?.cpus).toBe(0.25);
+    const unset = await release("cpu", { config: config("") });
+    await d.deploy(unset.id, new AbortController().signal);
+    expect(runtime.started[1]?.cpus).toBe(0.5);
+  });
+
+  it("reconcile starts the missing replicas of the live release and routes to all of them", async () => {
+    const runtime = new FakeRuntime();
+    const r = await release("heal", { config: config("      replicas: 3\n") });
+    const d = deployer(runtime, okProbe);
+    await d.deploy(r.id, new AbortController().signal);
+    // Two of the three containers went away (a reboot, `podman rm`).
+    await runtime.stop(runtime.running[0]!.id);
+    await runtime.stop(runtime.running[1]!.id);
+    await d.reconcile(["heal"]);
+    expect(runtime.running.map((a) => a.replica).sort()).toEqual([0, 1, 2]);
+    const route = (await store.getRoute("heal"))!;
+    expect(route.release_id).toBe(r.id);
+    expect(new Set(route.upstreams?.map((u) => u.port))).toEqual(
+      new Set(runtime.running.map((a) => a.address.port)),
+    );
   });
 
   it("health_check_script runs in the container and its failure fails the release with its output", async () => {

@@ -3,6 +3,7 @@ import type { LogLine } from "../../ports/logs.js";
 import type { ProcessLogs, WebserviceMarks } from "../../ports/process-logs.js";
 import type { AppRuntime } from "../../ports/runtime.js";
 import type { StateStore } from "../../ports/store.js";
+import { webSettings } from "./deployer.js";
 import type { Release } from "./release.js";
 
 /** Makes a new release of `base` (default: the live one) and queues its deploy; null when there is none. */
@@ -20,13 +21,18 @@ export interface WebserviceStatus {
   readonly release_id: string | null;
   readonly commit: string | null;
   readonly image_digest: string | null;
+  /** The first replica's address (the only one's, without replicas). */
   readonly address: string | null;
+  /** Copies wanted: the live release's `run.replicas` (on a cluster, what its Deployment asks for). */
+  readonly replicas_wanted: number | null;
+  /** Copies up and ready to take traffic. */
+  readonly replicas_ready: number | null;
+  /** The live release's web processes that are up, in replica order (locally; a cluster's pods are not listed). */
+  readonly replicas: readonly { readonly replica: number; readonly address: string }[];
   readonly started_at: string | null;
   readonly stopped_at: string | null;
   /** Releases whose output is kept, newest first. */
   readonly logged_releases: readonly string[];
-  /** On a cluster: pods of the live release ready to take traffic, of those its Deployment wants. */
-  readonly replicas: Replicas | null;
 }
 
 export interface Replicas {
@@ -65,21 +71,29 @@ export class WebserviceService {
     ]);
     const releaseId = route?.release_id ?? stopped?.release_id;
     const release = releaseId ? await store.getRelease(releaseId) : undefined;
-    const replicas =
+    // A cluster's Deployment status knows its pods; locally the runtime lists the processes.
+    const counted =
       route && this.deps.replicas ? await this.deps.replicas(tool, route.release_id) : undefined;
-    const up = replicas
-      ? replicas.ready > 0
-      : route
-        ? (await runtime.list(tool)).some((a) => a.process === "web" && a.releaseId === route.release_id)
-        : false;
+    const up =
+      route && !counted
+        ? (await runtime.list(tool))
+            .filter((a) => a.process === "web" && a.releaseId === route.release_id)
+            .sort((a, b) => (a.replica ?? 0) - (b.replica ?? 0))
+        : [];
+    const ready = counted ? counted.ready : up.length;
     return {
       tool,
-      state: route ? (up ? "running" : "missing") : stopped ? "stopped" : "none",
-      replicas: replicas ?? null,
+      state: route ? (ready > 0 ? "running" : "missing") : stopped ? "stopped" : "none",
       release_id: releaseId ?? null,
       commit: release?.commit ?? null,
       image_digest: release?.image_digest ?? null,
       address: route ? `${route.host}:${route.port}` : null,
+      replicas_wanted: counted ? counted.desired : route && release ? webSettings(release, 0).replicas : null,
+      replicas_ready: route ? ready : null,
+      replicas: up.map((a, i) => ({
+        replica: a.replica ?? i,
+        address: `${a.address.host}:${a.address.port}`,
+      })),
       started_at: route ? (release?.finished_at ?? null) : null,
       stopped_at: route ? null : (stopped?.at ?? null),
       logged_releases: logged,

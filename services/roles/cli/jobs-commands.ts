@@ -82,6 +82,7 @@ export function registerJobsCommands(
     .option("--retry <n>", "retries of a failed run, 0-5", (v) => Number(v))
     .option("--timeout <seconds>", "kill a run after this long", (v) => Number(v))
     .option("--mem <size>", "memory limit, e.g. 512Mi or 1Gi")
+    .option("--cpu <quantity>", "CPU limit, e.g. 500m or 0.5 (default: the server's SLIPWAY_RUN_CPUS)")
     .option("--wait [seconds]", "wait for a one-off run to end; print its output, exit with its exit code")
     .addOption(toolOption())
     .addOption(jsonOption())
@@ -96,6 +97,7 @@ export function registerJobsCommands(
           retry?: number;
           timeout?: number;
           mem?: string;
+          cpu?: string;
           wait?: boolean | string;
           tool?: string;
           json?: boolean;
@@ -114,6 +116,7 @@ export function registerJobsCommands(
                 retry: o.retry,
                 timeout: o.timeout,
                 mem: o.mem,
+                cpu: o.cpu,
               };
         const job = await c.request<JobRow>("POST", base, body);
         if (o.wait === undefined || o.wait === false || !job.run_id) {

@@ -9,10 +9,12 @@ interface WebserviceStatus {
   commit: string | null;
   image_digest: string | null;
   address: string | null;
+  replicas_wanted: number | null;
+  replicas_ready: number | null;
+  replicas: { replica: number; address: string }[];
   started_at: string | null;
   stopped_at: string | null;
   logged_releases: string[];
-  replicas?: { ready: number; desired: number } | null;
 }
 
 /** `slipway webservice status|logs|restart|stop|start`: thin calls to /api/v1/tools/:tool/webservice. */
@@ -105,8 +107,11 @@ function statusText(s: WebserviceStatus): string {
   const lines = [`${s.tool}: ${s.state}`];
   if (s.release_id) lines.push(`  release  ${s.release_id} (commit ${(s.commit ?? "?").slice(0, 12)})`);
   if (s.image_digest) lines.push(`  image    ${s.image_digest}`);
-  if (s.address) lines.push(`  address  ${s.address}`);
-  if (s.replicas) lines.push(`  replicas ${s.replicas.ready}/${s.replicas.desired} ready`);
+  const wanted = s.replicas_wanted ?? 1;
+  if (wanted > 1 || (s.replicas_ready ?? 0) > 1 || (s.replicas_ready !== null && s.replicas.length === 0)) {
+    lines.push(`  replicas ${s.replicas_ready ?? 0} of ${s.replicas_wanted ?? "?"} up`);
+    for (const r of s.replicas) lines.push(`    #${r.replica}  ${r.address}`);
+  } else if (s.address) lines.push(`  address  ${s.address}`);
   if (s.started_at) lines.push(`  live     since ${s.started_at}`);
   if (s.stopped_at) lines.push(`  stopped  at ${s.stopped_at}; \`slipway webservice start\` starts it again`);
   if (s.logged_releases.length) lines.push(`  output kept for releases ${s.logged_releases.join(", ")}`);

@@ -110,7 +110,7 @@ export function openApiDocument(publicUrl: string) {
       "/api/v1/tools/{tool}/webservice": {
         get: {
           summary:
-            "Webservice status: state (running, stopped, missing, none), live release, commit, image digest, address, started at, replicas ready/desired (on a cluster)",
+            "Webservice status: state (running, stopped, missing, none), live release, commit, image digest, address, replicas wanted and ready, each local replica with its address, started at",
           parameters: [toolParam],
           responses: { "200": { description: "status" } },
         },

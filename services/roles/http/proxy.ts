@@ -1,15 +1,19 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Logger } from "../../platform/logger.js";
-import type { Route, StateStore } from "../../ports/store.js";
+import { upstreamsOf, type Route, type StateStore, type Upstream } from "../../ports/store.js";
 
 /**
  * The front proxy of the local profile: `Host: <tool>.localhost` reaches the tool's live webservice.
  * Routes are cached in memory and dropped when the deployer publishes a change, so a switch takes
- * effect at once in every process. A request that finds its backend gone (the old container stopped a
- * moment after the switch) is retried once against the fresh route, so the switch loses no request.
+ * effect at once in every process. Requests take turns over the route's replicas (round robin). A
+ * request that finds its replica gone before anything was answered (a crashed copy, or the old release
+ * stopped a moment after the switch) tries the route's other replicas, then the fresh route, so neither
+ * a switch nor one dead replica loses a request.
  */
 export class FrontProxy {
   private readonly cache = new Map<string, Route | null>();
+  /** Per tool, the turn of the next request; only ever taken modulo the replica count. */
+  private readonly turns = new Map<string, number>();
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
   private constructor(
@@ -51,8 +55,12 @@ export class FrontProxy {
         );
         return;
       }
-      const outcome = await this.forward(route, req, body, res);
-      if (outcome === "done") return;
+      const upstreams = upstreamsOf(route);
+      const first = this.turn(tool);
+      for (let i = 0; i < upstreams.length; i++) {
+        const upstream = upstreams[(first + i) % upstreams.length]!;
+        if ((await this.forward(tool, upstream, req, body, res)) === "done") return;
+      }
       await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
     }
     reply(res, 502, `tool "${tool}"'s webservice is not answering`);
@@ -65,8 +73,15 @@ export class FrontProxy {
     return route;
   }
 
+  private turn(tool: string): number {
+    const n = this.turns.get(tool) ?? 0;
+    this.turns.set(tool, (n + 1) % Number.MAX_SAFE_INTEGER);
+    return n;
+  }
+
   private forward(
-    route: Route,
+    tool: string,
+    upstream: Upstream,
     req: IncomingMessage,
     body: Buffer,
     res: ServerResponse,
@@ -77,8 +92,15 @@ export class FrontProxy {
         "x-forwarded-host": req.headers.host ?? "",
         "x-forwarded-proto": "http",
       };
-      const upstream = http.request(
-        { host: route.host, port: route.port, method: req.method, path: req.url, headers, agent: this.agent },
+      const request = http.request(
+        {
+          host: upstream.host,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers,
+          agent: this.agent,
+        },
         (up) => {
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
@@ -86,17 +108,20 @@ export class FrontProxy {
           up.on("error", () => resolve("done"));
         },
       );
-      upstream.on("error", (error: NodeJS.ErrnoException) => {
-        // Nothing was sent to the client yet: safe to try the (possibly new) backend again.
+      request.on("error", (error: NodeJS.ErrnoException) => {
+        // Nothing was sent to the client yet: safe to try another replica, or the (possibly new) route.
         if (!res.headersSent) {
-          this.logger.debug({ tool: route.tool, error: error.code }, "backend refused; retrying");
+          this.logger.debug(
+            { tool, upstream: `${upstream.host}:${upstream.port}`, error: error.code },
+            "backend refused; retrying",
+          );
           resolve("retry");
         } else {
           res.destroy();
           resolve("done");
         }
       });
-      upstream.end(body);
+      request.end(body);
     });
   }
 

@@ -344,6 +344,7 @@ export async function startServer(
           options: {
             healthTimeoutS: config.run.healthTimeoutS,
             memoryMb: config.run.memoryMb,
+            cpus: config.run.cpus,
             drainMs: 1000,
           },
         });
@@ -374,7 +375,12 @@ export async function startServer(
           }),
           envFor: (tool) => envvars.envFor(tool),
           logger: logger.child({ component: "jobs" }),
-          options: { ...DEFAULT_RUNNER_OPTIONS, memoryMb: config.run.memoryMb, owner: newId() },
+          options: {
+            ...DEFAULT_RUNNER_OPTIONS,
+            memoryMb: config.run.memoryMb,
+            cpus: config.run.cpus,
+            owner: newId(),
+          },
         });
         await jobRunner.start();
         closers.push(() => jobRunner.close());

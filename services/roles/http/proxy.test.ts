@@ -1,0 +1,74 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { memoryLogger } from "../../platform/logger.js";
+import { freePort } from "../../platform/net.js";
+import type { Route, StateStore } from "../../ports/store.js";
+import { FrontProxy } from "./proxy.js";
+
+// The front proxy's balancing over a route's replicas: real HTTP servers on loopback as the replicas,
+// a hand-written store holding the route.
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+/** A replica that answers its name. */
+async function replica(name: string): Promise<{ host: string; port: number }> {
+  const server = http.createServer((_req, res) => res.end(name));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  closers.push(() => new Promise((r) => server.close(() => r())));
+  return { host: "127.0.0.1", port: (server.address() as AddressInfo).port };
+}
+
+function storeWith(route: Route): StateStore {
+  return {
+    getRoute: (tool: string) => Promise.resolve(tool === route.tool ? route : undefined),
+    watchRoutes: () => Promise.resolve(),
+  } as unknown as StateStore;
+}
+
+/** The proxy behind a real listener, and a GET through it as the browser sends it. */
+async function serve(route: Route) {
+  const proxy = await FrontProxy.create(storeWith(route), "localhost", memoryLogger());
+  const server = http.createServer((req, res) => void proxy.handle(route.tool, req, res));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  closers.push(async () => {
+    proxy.close();
+    await new Promise((r) => server.close(() => r(undefined)));
+  });
+  const port = (server.address() as AddressInfo).port;
+  return async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    return { status: res.status, body: await res.text() };
+  };
+}
+
+function route(upstreams: { host: string; port: number }[]): Route {
+  return { tool: "lb", release_id: "r1", host: upstreams[0]!.host, port: upstreams[0]!.port, upstreams };
+}
+
+describe("FrontProxy over several replicas", () => {
+  it("takes turns over the replicas", async () => {
+    const get = await serve(route([await replica("a"), await replica("b"), await replica("c")]));
+    const bodies: string[] = [];
+    for (let i = 0; i < 6; i++) bodies.push((await get()).body);
+    expect(bodies).toEqual(["a", "b", "c", "a", "b", "c"]);
+  });
+
+  it("sends a request another replica's way when its turn's replica refuses the connection", async () => {
+    const dead = { host: "127.0.0.1", port: await freePort() };
+    const get = await serve(route([await replica("a"), dead, await replica("c")]));
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push(await get());
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(answers.map((a) => a.body)).toEqual(["a", "c", "c", "a", "c", "c"]);
+  });
+
+  it("still reads routes written before replicas existed (host and port only)", async () => {
+    const only = await replica("solo");
+    const get = await serve({ tool: "lb", release_id: "r0", host: only.host, port: only.port });
+    expect(await get()).toEqual({ status: 200, body: "solo" });
+  });
+});
