@@ -4,6 +4,28 @@ import type { Tool } from "../domain/tools/tool.js";
 
 export type SecretKind = "token" | "webhook" | "redeploy";
 
+/** A build a push wants queued, and how to answer a delivery that repeats it. */
+export interface PushIntake {
+  /** The new build record (status pending); kept only if its commit is not claimed already. */
+  readonly build: Build;
+  /** Forget an earlier build of the same commit first (`build start --force`). */
+  readonly force: boolean;
+  /** The webhook delivery's Idempotency-Key, when it sent one. */
+  readonly delivery?: string | undefined;
+  /** What to remember for the delivery when the build is queued. */
+  readonly queuedAnswer: string;
+  /** What to remember when the commit is already built; `{{build}}` stands for that build's id. */
+  readonly duplicateAnswer: string;
+  /** Why a waiting build of the same component is superseded by this one. */
+  readonly supersededReason: string;
+}
+
+export type PushOutcome =
+  | { readonly kind: "queued"; readonly superseded: string | undefined }
+  | { readonly kind: "duplicate"; readonly build_id: string }
+  /** The delivery was seen before: the answer remembered for it. */
+  | { readonly kind: "redelivery"; readonly answer: string };
+
 /** Where a tool's webservice is reachable; the front proxy follows it. */
 export interface Route {
   readonly tool: string;
@@ -28,6 +50,18 @@ export interface StateStore {
   updateBuild(id: string, patch: Partial<Build>): Promise<Build>;
   /** Newest first. */
   listBuilds(tool: string, limit: number): Promise<Build[]>;
+  /**
+   * Everything a push decides, in one atomic step: the delivery is answered once, the commit is
+   * claimed once, the build record is written and put in the queue's outbox (moved to the job queue
+   * right after, durably: a crash in between loses nothing), and a build of the same component that
+   * has not started yet is marked superseded and frees its commit.
+   */
+  intakePush(intake: PushIntake): Promise<PushOutcome>;
+  /**
+   * Marks a pending build as running with `patch`; undefined when it is no longer pending (superseded
+   * or cancelled while it waited), in which case it must not run.
+   */
+  startBuild(id: string, patch: Partial<Build>): Promise<Build | undefined>;
   /**
    * Claims a commit for building. Returns undefined when this build got it, or the id of the build
    * that already has it: the same commit is never built twice for one tool and component.

@@ -1,4 +1,5 @@
 import type { Server } from "node:http";
+import { BuildOutbox } from "../../services/adapters/queue/build-outbox.js";
 import { JobQueue } from "../../services/adapters/queue/bullmq.js";
 import { RedisBuildLogs } from "../../services/adapters/store/build-logs.js";
 import { RedisStore } from "../../services/adapters/store/redis-store.js";
@@ -26,13 +27,14 @@ export async function startHttpApp(
 ) {
   const logger = memoryLogger();
   const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
-  const store = RedisStore.create(redisUrl);
+  const store = RedisStore.create(redisUrl, { queuePrefix: prefix });
   const queue = JobQueue.create(redisUrl, prefix);
+  const outbox = await BuildOutbox.start(redisUrl, queue, logger, prefix);
   const redis = new Redis(redisUrl);
   const logs = RedisBuildLogs.create(redis);
   const urls = { publicUrl: "http://127.0.0.1:8080", webUrl: (t: string) => `http://${t}.localhost:8080/` };
   const tools = new ToolService(store, urls);
-  const triggers = new TriggerService(store, queue, logger);
+  const triggers = new TriggerService(store, logger);
   const adminToken = "sla_test_admin_token";
   const limits = options.webhookRate && {
     limiter: new RedisRateLimiter(redis, `${prefix}:ratelimit`),
@@ -67,10 +69,14 @@ export async function startHttpApp(
     queue,
     logger,
     logs,
+    outbox,
+    /** Resolves once every build accepted so far is in the job queue (it moves there just after the 202). */
+    queued: () => outbox.drained(),
     createTool: async (name: string) => tools.create(name),
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      await outbox.close();
       await queue.close();
       await store.close();
       await redis.quit();

@@ -12,6 +12,7 @@ import { LogFollowingRuntime } from "../../adapters/podman/web-log-follower.js";
 import { RedisProcessLogs } from "../../adapters/store/redis-process-logs.js";
 import { WebserviceService } from "../../domain/releases/webservice-service.js";
 import { webserviceRouter } from "../http/api-webservice.js";
+import { BuildOutbox } from "../../adapters/queue/build-outbox.js";
 import { JobQueue, type Workers } from "../../adapters/queue/bullmq.js";
 import { RedisServer } from "../../adapters/redis/server.js";
 import { RegistryClient } from "../../adapters/registry/client.js";
@@ -108,6 +109,10 @@ export async function startServer(
     const logs = RedisBuildLogs.create(redis);
     const queue = JobQueue.create(redisUrl);
     closers.push(() => queue.close());
+    // Every role moves accepted builds into the queue (one process at a time), so a build a crashed
+    // API process accepted is queued by whichever process runs next.
+    const outbox = await BuildOutbox.start(redisUrl, queue, logger.child({ component: "outbox" }));
+    closers.push(() => outbox.close());
 
     const admin = await fileSecret(path.join(config.home, "admin-token"), "sla");
     const builderSecret = (await fileSecret(path.join(config.home, "builder-secret"), "slb")).value;
@@ -134,7 +139,7 @@ export async function startServer(
           : `http://${t}.${config.webDomain}:${config.port}/`,
     };
     const tools = new ToolService(store, urls);
-    const triggers = new TriggerService(store, queue, logger.child({ component: "triggers" }));
+    const triggers = new TriggerService(store, logger.child({ component: "triggers" }));
     const envvars = new EnvVarService({
       vars: new RedisEnvVars(redis, await loadCryptoBox(config.home)),
       store,

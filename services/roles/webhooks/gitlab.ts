@@ -45,21 +45,20 @@ export function gitlabWebhooks(deps: WebhookDeps): Router {
     const body = parseJson(req.body as Buffer);
     const hook = parsePushHook(body);
 
-    const key = header(req, "idempotency-key");
-    const answer = await answerOnce(deps.store, tool.name, key, () =>
-      deps.triggers.push({
-        tool,
+    const answer = await deps.triggers.push({
+      tool,
+      ref: hook.ref,
+      commit: hook.checkout_sha ?? (hook.after || null),
+      sourceUrl: hook.project.git_http_url,
+      defaultBranch: hook.project.default_branch ?? undefined,
+      trigger: {
+        kind: hook.object_kind === "tag_push" ? "gitlab_tag" : "gitlab_push",
         ref: hook.ref,
-        commit: hook.checkout_sha ?? (hook.after || null),
-        sourceUrl: hook.project.git_http_url,
-        defaultBranch: hook.project.default_branch ?? undefined,
-        trigger: {
-          kind: hook.object_kind === "tag_push" ? "gitlab_tag" : "gitlab_push",
-          ref: hook.ref,
-          actor: hook.user_username ?? hook.user_name,
-        },
-      }),
-    );
+        actor: hook.user_username ?? hook.user_name,
+      },
+      // Answered once in the same atomic step that queues the build (TriggerService.push).
+      delivery: header(req, "idempotency-key") || undefined,
+    });
     res.status(answer.status === "queued" ? 202 : 200).json(answer);
   };
 
