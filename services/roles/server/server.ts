@@ -104,7 +104,8 @@ export async function startServer(
 
     const store = RedisStore.create(redisUrl);
     closers.push(() => store.close());
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+    // Auto-pipelining: commands issued in the same tick share one socket write (busy webhook bursts).
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
     closers.push(async () => void (await redis.quit()));
     const logs = RedisBuildLogs.create(redis);
     const queue = JobQueue.create(redisUrl);
