@@ -8,6 +8,7 @@ import { RedisStore, buildOutboxKeys } from "../services/adapters/store/redis-st
 import { TriggerService } from "../services/domain/pipeline/triggers.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
+import { hashSecret } from "../services/platform/secrets.js";
 import { startHttpApp } from "./helpers/http-app.js";
 import { startRedis } from "./helpers/redis.js";
 
@@ -104,6 +105,36 @@ describe("webhook intake under concurrent deliveries", () => {
     const superseded = builds.find((b) => b.status === "superseded")!;
     const again = await deliver(tool, superseded.commit);
     expect(again.status).toBe(202);
+  });
+});
+
+describe("tool records kept for webhook deliveries", () => {
+  it("refuse a rotated secret on the very next delivery, and follow an edited deploy policy", async () => {
+    const tool = await app.createTool("rotating");
+    expect((await deliver(tool, sha(20))).status).toBe(202);
+    await app.store.replaceSecretHash(tool.name, "webhook", hashSecret("slw_new-secret"));
+    expect((await deliver(tool, sha(21))).status).toBe(401);
+    const rotated = { name: tool.name, webhook_secret: "slw_new-secret" };
+    expect((await deliver(rotated, sha(22))).status).toBe(202);
+    await app.store.updateTool(tool.name, { deploy: { branches: ["release"], tags: [] } });
+    expect((await deliver(rotated, sha(23))).body).toMatchObject({ status: "ignored" });
+  });
+
+  it("refuse a secret rotated by another process within moments", async () => {
+    const tool = await app.createTool("rotated-elsewhere");
+    expect((await deliver(tool, sha(30))).status).toBe(202);
+    const elsewhere = RedisStore.create(redis.url);
+    try {
+      await elsewhere.replaceSecretHash(tool.name, "webhook", hashSecret("slw_other"));
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 401; i++) {
+        status = (await deliver(tool, sha(31 + i))).status;
+        if (status !== 401) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(status).toBe(401);
+    } finally {
+      await elsewhere.close();
+    }
   });
 });
 

@@ -44,6 +44,11 @@ export interface StateStore {
   toolBySecretHash(hash: string): Promise<{ tool: string; kind: SecretKind } | undefined>;
   /** Replaces a tool's secret (by its new hash): the old secret stops working at once. */
   replaceSecretHash(tool: string, kind: SecretKind, hash: string): Promise<Tool>;
+  /**
+   * Calls `onChange` with a tool's name after its record or a secret changed: at once for writes
+   * through this store, over pub/sub for writes from other processes.
+   */
+  watchTools(onChange: (tool: string) => void): Promise<void>;
 
   createBuild(build: Build): Promise<void>;
   getBuild(id: string): Promise<Build | undefined>;

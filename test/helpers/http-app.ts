@@ -12,6 +12,7 @@ import type { RefResolver } from "../../services/ports/refs.js";
 import { apiRouter } from "../../services/roles/http/api.js";
 import { createApp } from "../../services/roles/http/app.js";
 import { gitlabWebhooks } from "../../services/roles/webhooks/gitlab.js";
+import { ToolCache } from "../../services/roles/webhooks/tool-cache.js";
 import { redeployWebhook } from "../../services/roles/webhooks/redeploy.js";
 import { Redis } from "ioredis";
 import { RedisRateLimiter } from "../../services/adapters/ratelimit/redis-rate-limiter.js";
@@ -43,7 +44,14 @@ export async function startHttpApp(
   const app = createApp({
     logger,
     rawRouters: [
-      gitlabWebhooks({ tools, triggers, store, maxBodyBytes: 64 * 1024, limits }),
+      gitlabWebhooks({
+        tools,
+        triggers,
+        store,
+        toolCache: await ToolCache.create(store),
+        maxBodyBytes: 64 * 1024,
+        limits,
+      }),
       redeployWebhook({ tools, triggers, store, refs, limits }),
     ],
     api: apiRouter({

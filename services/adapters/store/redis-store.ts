@@ -10,6 +10,7 @@ import { publishStateEvent, STATE_EVENTS_CHANNEL } from "./redis-state-events.js
 const P = "slipway:";
 const DELIVERY_TTL_S = 24 * 3600;
 const ROUTES_CHANNEL = `${P}routes`;
+const TOOLS_CHANNEL = `${P}tools`;
 const TX_CONNECTIONS = 8;
 
 /**
@@ -34,6 +35,7 @@ export function buildOutboxKeys(queuePrefix = "slipway") {
  */
 export class RedisStore implements StateStore {
   private subscriber: Redis | undefined;
+  private readonly toolWatchers = new Set<(tool: string) => void>();
   /**
    * WATCH is per connection, so read-modify-write updates run one at a time per connection. A small
    * pool, chosen by key, keeps updates of one record in order while different records proceed at once.
@@ -90,6 +92,7 @@ export class RedisStore implements StateStore {
       .set(`${P}secret:${hash}`, `${kind}:${name}`)
       .del(`${P}secret:${before[field]}`)
       .exec();
+    await this.toolChanged(name);
     return tool;
   }
 
@@ -103,7 +106,25 @@ export class RedisStore implements StateStore {
   }
 
   async updateTool(name: string, patch: Partial<Tool>): Promise<Tool> {
-    return this.patch<Tool>(`${P}tool:${name}`, patch, `tool "${name}"`);
+    const tool = await this.patch<Tool>(`${P}tool:${name}`, patch, `tool "${name}"`);
+    await this.toolChanged(name);
+    return tool;
+  }
+
+  async watchTools(onChange: (tool: string) => void): Promise<void> {
+    this.toolWatchers.add(onChange);
+    if (this.toolWatchers.size > 1) return;
+    this.subscriber ??= this.redis.duplicate();
+    this.subscriber.on("message", (channel: string, tool: string) => {
+      if (channel === TOOLS_CHANNEL) for (const w of this.toolWatchers) w(tool);
+    });
+    await this.subscriber.subscribe(TOOLS_CHANNEL);
+  }
+
+  /** Watchers in this process hear of the change before the write returns; others over pub/sub. */
+  private async toolChanged(name: string): Promise<void> {
+    for (const w of this.toolWatchers) w(name);
+    await this.redis.publish(TOOLS_CHANNEL, name).catch(() => undefined);
   }
 
   async intakePush(intake: PushIntake): Promise<PushOutcome> {

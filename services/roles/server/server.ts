@@ -47,6 +47,7 @@ import { createApp } from "../http/app.js";
 import { gitPushHandler } from "../http/git-push.js";
 import { FrontProxy } from "../http/proxy.js";
 import { gitlabWebhooks } from "../webhooks/gitlab.js";
+import { ToolCache } from "../webhooks/tool-cache.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
@@ -208,6 +209,7 @@ export async function startServer(
             tools,
             triggers,
             store,
+            toolCache: await ToolCache.create(store),
             maxBodyBytes: config.limits.webhookBytes,
             limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
           }),

@@ -7,11 +7,14 @@ import { AuthError, SlipwayError } from "../../platform/errors.js";
 import { hashSecret } from "../../platform/secrets.js";
 import type { StateStore } from "../../ports/store.js";
 import { addressLimiter, limitTool, type WebhookLimits } from "./rate-limit.js";
+import type { ToolCache } from "./tool-cache.js";
 
 export interface WebhookDeps {
   readonly tools: ToolService;
   readonly triggers: TriggerService;
   readonly store: StateStore;
+  /** Tool records by name, so a delivery usually costs one Redis round trip (the intake script). */
+  readonly toolCache: ToolCache;
   readonly maxBodyBytes: number;
   /** Absent: no rate limits (tests of other concerns). */
   readonly limits?: WebhookLimits | undefined;
@@ -70,11 +73,13 @@ export function gitlabWebhooks(deps: WebhookDeps): Router {
 }
 
 async function authenticate(deps: WebhookDeps, toolName: string | undefined, secret: string | undefined) {
-  if (toolName !== undefined) return deps.tools.checkWebhookSecret(toolName, secret);
+  if (toolName !== undefined)
+    return deps.tools.matchWebhookSecret(await deps.toolCache.get(toolName), secret);
   if (secret === undefined) return undefined;
   // Without a tool in the URL the secret names the tool: look it up by its hash.
   const owner = await deps.store.toolBySecretHash(hashSecret(secret));
-  return owner?.kind === "webhook" ? deps.tools.checkWebhookSecret(owner.tool, secret) : undefined;
+  if (owner?.kind !== "webhook") return undefined;
+  return deps.tools.matchWebhookSecret(await deps.toolCache.get(owner.tool), secret);
 }
 
 /**
