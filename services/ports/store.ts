@@ -67,17 +67,8 @@ export interface StateStore {
    * or cancelled while it waited), in which case it must not run.
    */
   startBuild(id: string, patch: Partial<Build>): Promise<Build | undefined>;
-  /**
-   * Claims a commit for building. Returns undefined when this build got it, or the id of the build
-   * that already has it: the same commit is never built twice for one tool and component.
-   */
-  claimCommit(tool: string, component: string, commit: string, buildId: string): Promise<string | undefined>;
+  /** Frees a commit claimed by intakePush, so it can be built again (its build was cancelled). */
   releaseCommit(tool: string, component: string, commit: string): Promise<void>;
-  /**
-   * Records `buildId` as the newest build queued for a tool's component and returns the one recorded
-   * before it, atomically: how a newer push finds the build it replaces without listing builds.
-   */
-  swapNewestBuild(tool: string, component: string, buildId: string): Promise<string | undefined>;
   /**
    * Remembers a webhook delivery for 24 h. Returns undefined the first time, or the answer given to
    * the first delivery with this key.

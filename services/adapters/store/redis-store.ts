@@ -219,24 +219,8 @@ export class RedisStore implements StateStore {
     return this.many<Build>(ids.map((id) => `${P}build:${id}`));
   }
 
-  async claimCommit(
-    tool: string,
-    component: string,
-    commit: string,
-    buildId: string,
-  ): Promise<string | undefined> {
-    const key = `${P}commit:${tool}:${component}:${commit}`;
-    const ok = await this.redis.set(key, buildId, "NX");
-    return ok === null ? ((await this.redis.get(key)) ?? undefined) : undefined;
-  }
-
   async releaseCommit(tool: string, component: string, commit: string): Promise<void> {
     await this.redis.del(`${P}commit:${tool}:${component}:${commit}`);
-  }
-
-  async swapNewestBuild(tool: string, component: string, buildId: string): Promise<string | undefined> {
-    const previous = await this.redis.set(`${P}newest:${tool}:${component}`, buildId, "GET");
-    return previous ?? undefined;
   }
 
   async rememberDelivery(tool: string, key: string, answer: string): Promise<string | undefined> {
