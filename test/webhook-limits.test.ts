@@ -60,6 +60,7 @@ async function expectLimited(res: Response) {
 }
 
 async function waitingBuilds(app: App) {
+  await app.queued();
   return (await app.queue.counts("build")).waiting;
 }
 

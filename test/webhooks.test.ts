@@ -54,6 +54,7 @@ describe("GitLab webhooks", () => {
     const build = await app.store.getBuild(body.build_id);
     expect(build).toMatchObject({ status: "pending", commit: pushHook.checkout_sha, tool: "diaspora" });
     expect(build?.source_url).toBe("http://example.com/mike/diaspora.git");
+    await app.queued();
     expect((await app.queue.counts("build")).waiting).toBeGreaterThanOrEqual(1);
   });
 
@@ -108,6 +109,7 @@ describe("GitLab webhooks", () => {
     expect(await app.store.getBuild(b.build_id)).toMatchObject({ status: "pending" });
     const waiting = (await app.store.listBuilds("diaspora", 100)).filter((x) => x.status === "pending");
     expect(waiting.map((x) => x.id)).toEqual([b.build_id]);
+    await app.queued();
     expect((await app.queue.counts("build")).waiting).toBe(1);
   });
 

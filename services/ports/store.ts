@@ -10,6 +10,28 @@ export interface Upstream {
   readonly port: number;
 }
 
+/** A build a push wants queued, and how to answer a delivery that repeats it. */
+export interface PushIntake {
+  /** The new build record (status pending); kept only if its commit is not claimed already. */
+  readonly build: Build;
+  /** Forget an earlier build of the same commit first (`build start --force`). */
+  readonly force: boolean;
+  /** The webhook delivery's Idempotency-Key, when it sent one. */
+  readonly delivery?: string | undefined;
+  /** What to remember for the delivery when the build is queued. */
+  readonly queuedAnswer: string;
+  /** What to remember when the commit is already built; `{{build}}` stands for that build's id. */
+  readonly duplicateAnswer: string;
+  /** Why a waiting build of the same component is superseded by this one. */
+  readonly supersededReason: string;
+}
+
+export type PushOutcome =
+  | { readonly kind: "queued"; readonly superseded: string | undefined }
+  | { readonly kind: "duplicate"; readonly build_id: string }
+  /** The delivery was seen before: the answer remembered for it. */
+  | { readonly kind: "redelivery"; readonly answer: string };
+
 /** Where a tool's webservice is reachable; the front proxy follows it. */
 export interface Route {
   readonly tool: string;
@@ -38,6 +60,11 @@ export interface StateStore {
   toolBySecretHash(hash: string): Promise<{ tool: string; kind: SecretKind } | undefined>;
   /** Replaces a tool's secret (by its new hash): the old secret stops working at once. */
   replaceSecretHash(tool: string, kind: SecretKind, hash: string): Promise<Tool>;
+  /**
+   * Calls `onChange` with a tool's name after its record or a secret changed: at once for writes
+   * through this store, over pub/sub for writes from other processes.
+   */
+  watchTools(onChange: (tool: string) => void): Promise<void>;
 
   createBuild(build: Build): Promise<void>;
   getBuild(id: string): Promise<Build | undefined>;
@@ -45,16 +72,19 @@ export interface StateStore {
   /** Newest first. */
   listBuilds(tool: string, limit: number): Promise<Build[]>;
   /**
-   * Claims a commit for building. Returns undefined when this build got it, or the id of the build
-   * that already has it: the same commit is never built twice for one tool and component.
+   * Everything a push decides, in one atomic step: the delivery is answered once, the commit is
+   * claimed once, the build record is written and put in the queue's outbox (moved to the job queue
+   * right after, durably: a crash in between loses nothing), and a build of the same component that
+   * has not started yet is marked superseded and frees its commit.
    */
-  claimCommit(tool: string, component: string, commit: string, buildId: string): Promise<string | undefined>;
-  releaseCommit(tool: string, component: string, commit: string): Promise<void>;
+  intakePush(intake: PushIntake): Promise<PushOutcome>;
   /**
-   * Records `buildId` as the newest build queued for a tool's component and returns the one recorded
-   * before it, atomically: how a newer push finds the build it replaces without listing builds.
+   * Marks a pending build as running with `patch`; undefined when it is no longer pending (superseded
+   * or cancelled while it waited), in which case it must not run.
    */
-  swapNewestBuild(tool: string, component: string, buildId: string): Promise<string | undefined>;
+  startBuild(id: string, patch: Partial<Build>): Promise<Build | undefined>;
+  /** Frees a commit claimed by intakePush, so it can be built again (its build was cancelled). */
+  releaseCommit(tool: string, component: string, commit: string): Promise<void>;
   /**
    * Remembers a webhook delivery for 24 h. Returns undefined the first time, or the answer given to
    * the first delivery with this key.

@@ -1,4 +1,5 @@
 import type { Server } from "node:http";
+import { BuildOutbox } from "../../services/adapters/queue/build-outbox.js";
 import { JobQueue } from "../../services/adapters/queue/bullmq.js";
 import { RedisBuildLogs } from "../../services/adapters/store/build-logs.js";
 import { RedisStore } from "../../services/adapters/store/redis-store.js";
@@ -11,6 +12,7 @@ import type { RefResolver } from "../../services/ports/refs.js";
 import { apiRouter } from "../../services/roles/http/api.js";
 import { createApp } from "../../services/roles/http/app.js";
 import { gitlabWebhooks } from "../../services/roles/webhooks/gitlab.js";
+import { ToolCache } from "../../services/roles/webhooks/tool-cache.js";
 import { redeployWebhook } from "../../services/roles/webhooks/redeploy.js";
 import { Redis } from "ioredis";
 import { RedisRateLimiter } from "../../services/adapters/ratelimit/redis-rate-limiter.js";
@@ -26,13 +28,14 @@ export async function startHttpApp(
 ) {
   const logger = memoryLogger();
   const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
-  const store = RedisStore.create(redisUrl);
+  const store = RedisStore.create(redisUrl, { queuePrefix: prefix });
   const queue = JobQueue.create(redisUrl, prefix);
+  const outbox = await BuildOutbox.start(redisUrl, queue, logger, prefix);
   const redis = new Redis(redisUrl);
   const logs = RedisBuildLogs.create(redis);
   const urls = { publicUrl: "http://127.0.0.1:8080", webUrl: (t: string) => `http://${t}.localhost:8080/` };
   const tools = new ToolService(store, urls);
-  const triggers = new TriggerService(store, queue, logger);
+  const triggers = new TriggerService(store, logger);
   const adminToken = "sla_test_admin_token";
   const limits = options.webhookRate && {
     limiter: new RedisRateLimiter(redis, `${prefix}:ratelimit`),
@@ -41,7 +44,14 @@ export async function startHttpApp(
   const app = createApp({
     logger,
     rawRouters: [
-      gitlabWebhooks({ tools, triggers, store, maxBodyBytes: 64 * 1024, limits }),
+      gitlabWebhooks({
+        tools,
+        triggers,
+        store,
+        toolCache: await ToolCache.create(store),
+        maxBodyBytes: 64 * 1024,
+        limits,
+      }),
       redeployWebhook({ tools, triggers, store, refs, limits }),
     ],
     api: apiRouter({
@@ -67,10 +77,14 @@ export async function startHttpApp(
     queue,
     logger,
     logs,
+    outbox,
+    /** Resolves once every build accepted so far is in the job queue (it moves there just after the 202). */
+    queued: () => outbox.drained(),
     createTool: async (name: string) => tools.create(name),
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      await outbox.close();
       await queue.close();
       await store.close();
       await redis.quit();

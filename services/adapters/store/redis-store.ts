@@ -1,15 +1,33 @@
+import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Build } from "../../domain/builds/build.js";
 import type { Release } from "../../domain/releases/release.js";
 import type { Tool } from "../../domain/tools/tool.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
-import type { Route, SecretKind, StateStore } from "../../ports/store.js";
-import { publishStateEvent } from "./redis-state-events.js";
+import type { PushIntake, PushOutcome, Route, SecretKind, StateStore } from "../../ports/store.js";
+import { publishStateEvent, STATE_EVENTS_CHANNEL } from "./redis-state-events.js";
 
 const P = "slipway:";
 const DELIVERY_TTL_S = 24 * 3600;
 const ROUTES_CHANNEL = `${P}routes`;
+const TOOLS_CHANNEL = `${P}tools`;
 const TX_CONNECTIONS = 8;
+
+/**
+ * Builds a push accepted, on their way to the job queue named by `queuePrefix` (see intakePush and
+ * BuildOutbox): `list` holds build ids to enqueue, and `x:<id>` entries for builds superseded after a
+ * mover took them; `unmoved` is the set of ids no mover has taken yet; `channel` wakes movers in any
+ * process.
+ */
+export function buildOutboxKeys(queuePrefix = "slipway") {
+  const base = `${queuePrefix}:outbox:builds`;
+  return {
+    list: base,
+    unmoved: `${base}:unmoved`,
+    channel: base,
+    buildKey: (id: string) => `${P}build:${id}`,
+  } as const;
+}
 
 /**
  * StateStore on Redis. Records are JSON strings; per-tool indexes are sorted sets scored by creation
@@ -17,21 +35,31 @@ const TX_CONNECTIONS = 8;
  */
 export class RedisStore implements StateStore {
   private subscriber: Redis | undefined;
+  private readonly toolWatchers = new Set<(tool: string) => void>();
   /**
    * WATCH is per connection, so read-modify-write updates run one at a time per connection. A small
    * pool, chosen by key, keeps updates of one record in order while different records proceed at once.
    */
   private readonly tx: { conn: Redis; queue: Promise<unknown> }[];
 
-  private constructor(private readonly redis: Redis) {
+  private constructor(
+    private readonly redis: Redis,
+    private readonly outbox: ReturnType<typeof buildOutboxKeys>,
+  ) {
     this.tx = Array.from({ length: TX_CONNECTIONS }, () => ({
       conn: redis.duplicate(),
       queue: Promise.resolve(),
     }));
   }
 
-  static create(url: string): RedisStore {
-    return new RedisStore(new Redis(url, { maxRetriesPerRequest: 3 }));
+  /** `queuePrefix` names the job queue the builds go to (JobQueue.create's prefix). */
+  static create(url: string, options: { queuePrefix?: string } = {}): RedisStore {
+    // Auto-pipelining sends the commands of concurrent requests in one write: a burst of webhooks costs
+    // a few socket writes, not one per command.
+    return new RedisStore(
+      new Redis(url, { maxRetriesPerRequest: 3, enableAutoPipelining: true }),
+      buildOutboxKeys(options.queuePrefix),
+    );
   }
 
   async createTool(tool: Tool): Promise<void> {
@@ -64,6 +92,7 @@ export class RedisStore implements StateStore {
       .set(`${P}secret:${hash}`, `${kind}:${name}`)
       .del(`${P}secret:${before[field]}`)
       .exec();
+    await this.toolChanged(name);
     return tool;
   }
 
@@ -77,7 +106,84 @@ export class RedisStore implements StateStore {
   }
 
   async updateTool(name: string, patch: Partial<Tool>): Promise<Tool> {
-    return this.patch<Tool>(`${P}tool:${name}`, patch, `tool "${name}"`);
+    const tool = await this.patch<Tool>(`${P}tool:${name}`, patch, `tool "${name}"`);
+    await this.toolChanged(name);
+    return tool;
+  }
+
+  async watchTools(onChange: (tool: string) => void): Promise<void> {
+    this.toolWatchers.add(onChange);
+    if (this.toolWatchers.size > 1) return;
+    this.subscriber ??= this.redis.duplicate();
+    this.subscriber.on("message", (channel: string, tool: string) => {
+      if (channel === TOOLS_CHANNEL) for (const w of this.toolWatchers) w(tool);
+    });
+    await this.subscriber.subscribe(TOOLS_CHANNEL);
+  }
+
+  /** Watchers in this process hear of the change before the write returns; others over pub/sub. */
+  private async toolChanged(name: string): Promise<void> {
+    for (const w of this.toolWatchers) w(name);
+    await this.redis.publish(TOOLS_CHANNEL, name).catch(() => undefined);
+  }
+
+  async intakePush(intake: PushIntake): Promise<PushOutcome> {
+    const { build } = intake;
+    const keys = [
+      intake.delivery === undefined ? `${P}delivery:-` : `${P}delivery:${build.tool}:${intake.delivery}`,
+      `${P}commit:${build.tool}:${build.component}:${build.commit}`,
+      `${P}build:${build.id}`,
+      `${P}tool:${build.tool}:builds`,
+      `${P}newest:${build.tool}:${build.component}`,
+      this.outbox.list,
+      this.outbox.unmoved,
+    ];
+    const event = {
+      kind: "build",
+      id: build.id,
+      tool: build.tool,
+      status: build.status,
+      reason: build.reason,
+    };
+    const superseded = JSON.stringify({
+      status: "superseded",
+      reason: intake.supersededReason,
+      finished_at: new Date().toISOString(),
+    });
+    const [kind, value] = (await this.script(INTAKE, INTAKE_SHA, keys, [
+      P,
+      intake.delivery === undefined ? "0" : "1",
+      DELIVERY_TTL_S,
+      intake.force ? "1" : "0",
+      build.id,
+      JSON.stringify(build),
+      Date.parse(build.created_at),
+      intake.queuedAnswer,
+      intake.duplicateAnswer,
+      // Appended to the waiting build's JSON: only the fields that change (see INTAKE).
+      `,${superseded.slice(1, -1)}}`,
+      STATE_EVENTS_CHANNEL,
+      JSON.stringify(event),
+      intake.supersededReason,
+      this.outbox.channel,
+    ])) as [string, string];
+    if (kind === "redelivery") return { kind, answer: value };
+    if (kind === "duplicate") return { kind, build_id: value };
+    return { kind: "queued", superseded: value === "" ? undefined : value };
+  }
+
+  async startBuild(id: string, patch: Partial<Build>): Promise<Build | undefined> {
+    const next = await this.patch<Build>(
+      `${P}build:${id}`,
+      patch,
+      `build ${id}`,
+      (b) => b.status === "pending",
+    );
+    if (next && patch.status !== undefined) {
+      const { tool, status, reason } = next;
+      await publishStateEvent(this.redis, { kind: "build", id, tool, status, reason });
+    }
+    return next;
   }
 
   async createBuild(build: Build): Promise<void> {
@@ -113,24 +219,8 @@ export class RedisStore implements StateStore {
     return this.many<Build>(ids.map((id) => `${P}build:${id}`));
   }
 
-  async claimCommit(
-    tool: string,
-    component: string,
-    commit: string,
-    buildId: string,
-  ): Promise<string | undefined> {
-    const key = `${P}commit:${tool}:${component}:${commit}`;
-    const ok = await this.redis.set(key, buildId, "NX");
-    return ok === null ? ((await this.redis.get(key)) ?? undefined) : undefined;
-  }
-
   async releaseCommit(tool: string, component: string, commit: string): Promise<void> {
     await this.redis.del(`${P}commit:${tool}:${component}:${commit}`);
-  }
-
-  async swapNewestBuild(tool: string, component: string, buildId: string): Promise<string | undefined> {
-    const previous = await this.redis.set(`${P}newest:${tool}:${component}`, buildId, "GET");
-    return previous ?? undefined;
   }
 
   async rememberDelivery(tool: string, key: string, answer: string): Promise<string | undefined> {
@@ -195,17 +285,46 @@ export class RedisStore implements StateStore {
     await Promise.all([this.redis.quit(), ...this.tx.map((t) => t.conn.quit()), this.subscriber?.quit()]);
   }
 
-  /** Read-modify-write under WATCH so concurrent updates (a cancel during a build) are not lost. */
-  private patch<T extends object>(key: string, patch: Partial<T>, what: string): Promise<T> {
+  /** EVALSHA keeps the script text off the wire; a Redis that lost its script cache gets it once more. */
+  private async script(text: string, sha: string, keys: string[], args: (string | number)[]) {
+    try {
+      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!String((error as Error).message).startsWith("NOSCRIPT")) throw error;
+      return this.redis.eval(text, keys.length, ...keys, ...args);
+    }
+  }
+
+  /**
+   * Read-modify-write under WATCH so concurrent updates (a cancel during a build) are not lost. With
+   * `guard`, the write happens only if the current record passes it; otherwise undefined.
+   */
+  private patch<T extends object>(key: string, patch: Partial<T>, what: string): Promise<T>;
+  private patch<T extends object>(
+    key: string,
+    patch: Partial<T>,
+    what: string,
+    guard: (current: T) => boolean,
+  ): Promise<T | undefined>;
+  private patch<T extends object>(
+    key: string,
+    patch: Partial<T>,
+    what: string,
+    guard?: (current: T) => boolean,
+  ): Promise<T | undefined> {
     const slot = this.tx[hashOf(key) % this.tx.length]!;
     const tx = slot.conn;
-    const attempt = async (): Promise<T> => {
+    const attempt = async (): Promise<T | undefined> => {
       for (let i = 0; i < 20; i++) {
         await tx.watch(key);
         const current = parse<T>(await tx.get(key));
         if (!current) {
           await tx.unwatch();
           throw new NotFoundError(`${what} does not exist`);
+        }
+        if (guard && !guard(current)) {
+          await tx.unwatch();
+          return undefined;
         }
         const next = { ...current, ...patch };
         const done = await tx.multi().set(key, JSON.stringify(next)).exec();
@@ -230,6 +349,64 @@ const SECRET_FIELDS = {
   webhook: "webhook_secret_hash",
   redeploy: "redeploy_token_hash",
 } as const satisfies Record<SecretKind, keyof Tool>;
+
+/**
+ * One push, atomically (see StateStore.intakePush). KEYS: delivery, commit claim, build, the tool's
+ * build index, the component's newest build, outbox list, outbox unmoved set. ARGV: key prefix, has
+ * delivery, delivery TTL, force, build id, build JSON, created ms, queued answer, duplicate answer,
+ * superseded fields, state channel, new build's state event, superseded reason, outbox channel.
+ *
+ * The waiting build it supersedes is found through `newest` and read by a key built here, not passed
+ * in KEYS: fine on the one Redis Slipway uses, not on a cluster. Its record is patched by appending
+ * the changed fields (JSON.parse keeps the last of repeated keys) rather than re-encoding it, because
+ * Redis's cjson turns empty arrays into objects. Only a build still `pending` is superseded; a builder
+ * marks a build running only if it is still pending (startBuild), so exactly one of the two wins.
+ */
+const INTAKE = `
+local P, has_delivery, id = ARGV[1], ARGV[2] == '1', ARGV[5]
+if has_delivery then
+  local seen = redis.call('GET', KEYS[1])
+  if seen then return {'redelivery', seen} end
+end
+if ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end
+local existing = redis.call('GET', KEYS[2])
+if existing then
+  if has_delivery then
+    local answer = string.gsub(ARGV[9], '{{build}}', function() return existing end)
+    redis.call('SET', KEYS[1], answer, 'EX', ARGV[3])
+  end
+  return {'duplicate', existing}
+end
+redis.call('SET', KEYS[2], id)
+redis.call('SET', KEYS[3], ARGV[6])
+redis.call('ZADD', KEYS[4], ARGV[7], id)
+redis.call('RPUSH', KEYS[6], id)
+redis.call('SADD', KEYS[7], id)
+redis.call('PUBLISH', ARGV[11], ARGV[12])
+local older = redis.call('GET', KEYS[5])
+redis.call('SET', KEYS[5], id)
+local superseded = ''
+if older and older ~= id then
+  local okey = P .. 'build:' .. older
+  local raw = redis.call('GET', okey)
+  if raw and string.sub(raw, -1) == '}' then
+    local b = cjson.decode(raw)
+    if b.status == 'pending' then
+      redis.call('SET', okey, string.sub(raw, 1, -2) .. ARGV[10])
+      local ckey = P .. 'commit:' .. b.tool .. ':' .. b.component .. ':' .. b.commit
+      if redis.call('GET', ckey) == older then redis.call('DEL', ckey) end
+      redis.call('PUBLISH', ARGV[11], cjson.encode({kind = 'build', id = older, tool = b.tool,
+        status = 'superseded', reason = ARGV[13]}))
+      -- Already taken by a mover: it may be in the job queue, so the mover takes it off again.
+      if redis.call('SREM', KEYS[7], older) == 0 then redis.call('RPUSH', KEYS[6], 'x:' .. older) end
+      superseded = older
+    end
+  end
+end
+if has_delivery then redis.call('SET', KEYS[1], ARGV[8], 'EX', ARGV[3]) end
+redis.call('PUBLISH', ARGV[14], '')
+return {'queued', superseded}`;
+const INTAKE_SHA = createHash("sha1").update(INTAKE).digest("hex");
 
 function hashOf(key: string): number {
   let h = 0;

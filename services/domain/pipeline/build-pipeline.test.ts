@@ -96,7 +96,7 @@ async function newTool() {
 
 /** A push through the trigger service (as a webhook or git push), built at once if it was queued. */
 async function push(tool: string, ref: string, sha: string) {
-  const triggers = new TriggerService(store, queue, memoryLogger());
+  const triggers = new TriggerService(store, memoryLogger());
   const result = await triggers.push({
     tool: (await store.getTool(tool))!,
     ref,
@@ -184,7 +184,7 @@ describe("slipway.yaml in the pipeline", () => {
 
     // Removing the file goes back to the default: the default branch deploys again.
     const plain = commit({ Procfile: "web: node server.js\n" });
-    const api = new TriggerService(store, queue, memoryLogger());
+    const api = new TriggerService(store, memoryLogger());
     const forced = await api.push({
       tool: (await store.getTool(tool))!,
       ref: "refs/heads/main",

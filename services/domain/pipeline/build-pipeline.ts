@@ -111,12 +111,14 @@ export class BuildPipeline {
 
     const workDir = path.join(this.deps.workRoot, buildId);
     try {
-      await store.updateBuild(buildId, {
+      // Only a build still pending starts: a newer push may have superseded it a moment ago.
+      const started = await store.startBuild(buildId, {
         status: "running",
         phase,
         started_at: new Date().toISOString(),
         reason: "building",
       });
+      if (!started) return;
       await rm(workDir, { recursive: true, force: true });
       const appDir = path.join(workDir, "app");
       await mkdir(appDir, { recursive: true });

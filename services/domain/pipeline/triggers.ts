@@ -4,7 +4,6 @@ import type { StateStore } from "../../ports/store.js";
 import { isBlankSha, isCommitSha, type Build, type Trigger } from "../builds/build.js";
 import type { Tool } from "../tools/tool.js";
 import { decide } from "./deploy-policy.js";
-import type { Enqueuer } from "./jobs-port.js";
 
 /** One pushed ref, from whichever door it came through (git remote, GitLab, redeploy, API). */
 export interface PushEvent {
@@ -21,6 +20,11 @@ export interface PushEvent {
   readonly force?: boolean;
   /** Build without cached layers; implies `force`. */
   readonly noCache?: boolean;
+  /**
+   * A webhook delivery's Idempotency-Key: a delivery with a key seen before is answered as the first
+   * one was (`redelivery: true`) and starts nothing.
+   */
+  readonly delivery?: string | undefined;
 }
 
 export type TriggerResult =
@@ -33,18 +37,18 @@ export type TriggerResult =
     }
   | { readonly status: "ignored"; readonly reason: string };
 
+export type PushAnswer = TriggerResult & { readonly redelivery?: boolean };
+
 /** Every build is of one component for now: the tool's webservice. */
 export const DEFAULT_COMPONENT = "web";
 
 export class TriggerService {
   constructor(
     private readonly store: StateStore,
-    private readonly queue: Enqueuer,
     private readonly logger: Logger,
   ) {}
 
-  async push(event: PushEvent): Promise<TriggerResult> {
-    const log = this.logger.child({ tool: event.tool.name, ref: event.ref, trigger: event.trigger.kind });
+  async push(event: PushEvent): Promise<PushAnswer> {
     if (event.commit === null || isBlankSha(event.commit)) {
       return { status: "ignored", reason: `${event.ref} was deleted; nothing to build` };
     }
@@ -55,25 +59,15 @@ export class TriggerService {
       ? { deploy: true, reason: `${event.trigger.kind} of ${event.ref}` }
       : decide(event.tool.deploy, event.ref, event.defaultBranch);
     if (!decision.deploy) {
-      log.info({ reason: decision.reason }, "push ignored by deploy policy");
+      this.logger.debug(
+        { tool: event.tool.name, ref: event.ref, trigger: event.trigger.kind, reason: decision.reason },
+        "push ignored by deploy policy",
+      );
       return { status: "ignored", reason: decision.reason };
     }
 
     const id = newId();
     const component = DEFAULT_COMPONENT;
-    // --no-cache asks for a fresh build of what is there, usually a commit already built: it implies --force.
-    if (event.force || event.noCache) {
-      await this.store.releaseCommit(event.tool.name, component, event.commit);
-    }
-    const existing = await this.store.claimCommit(event.tool.name, component, event.commit, id);
-    if (existing !== undefined) {
-      return {
-        status: "duplicate",
-        build_id: existing,
-        commit: event.commit,
-        reason: `commit ${event.commit.slice(0, 12)} was already built for ${event.tool.name} (build ${existing}); use build start --force to build it again`,
-      };
-    }
     const build: Build = {
       id,
       tool: event.tool.name,
@@ -88,7 +82,36 @@ export class TriggerService {
       created_at: new Date().toISOString(),
       no_cache: event.noCache ?? false,
     };
-    await this.store.createBuild(build);
+    const queued = { status: "queued", build_id: id, commit: event.commit, reason: decision.reason } as const;
+    const duplicate = (existing: string) =>
+      ({
+        status: "duplicate",
+        build_id: existing,
+        commit: build.commit,
+        reason: `commit ${build.commit.slice(0, 12)} was already built for ${build.tool} (build ${existing}); use build start --force to build it again`,
+      }) as const;
+    // Idempotency, commit dedupe, the build record, its way into the job queue and superseding the
+    // waiting build are one atomic store step: no crash or race between them can build twice or lose
+    // the push. --no-cache asks for a fresh build of what is there, so it implies --force.
+    const outcome = await this.store.intakePush({
+      build,
+      force: event.force === true || event.noCache === true,
+      delivery: event.delivery?.slice(0, 200),
+      queuedAnswer: JSON.stringify(queued),
+      duplicateAnswer: JSON.stringify(duplicate("{{build}}")),
+      supersededReason: `superseded by build ${id} (${event.ref} at ${event.commit.slice(0, 12)}) before it started`,
+    });
+    if (outcome.kind === "redelivery") {
+      // "pending": the redeploy hook (answerOnce) claimed the key and is still answering it.
+      if (outcome.answer === "pending") {
+        return { status: "ignored", reason: "this delivery is already being handled", redelivery: true };
+      }
+      const first = JSON.parse(outcome.answer) as TriggerResult;
+      if (first.status === "queued") return { ...first, status: "duplicate", redelivery: true };
+      return { ...first, redelivery: true };
+    }
+    if (outcome.kind === "duplicate") return duplicate(outcome.build_id);
+
     const source = { url: event.sourceUrl, ref: event.ref, default_branch: event.defaultBranch ?? "" };
     const known = event.tool.source;
     if (
@@ -99,27 +122,11 @@ export class TriggerService {
     ) {
       await this.store.updateTool(event.tool.name, { source });
     }
-    await this.queue.enqueue("build", { build_id: id, tool: event.tool.name }, id);
-    log.info({ buildId: id, sha: event.commit }, "build queued");
-    await this.supersedeWaiting(build, log);
-    return { status: "queued", build_id: id, commit: event.commit, reason: decision.reason };
-  }
-
-  /**
-   * At most one build of a tool's component waits: a newer push replaces the waiting one, which is
-   * marked superseded and frees its commit. A build already running is left to finish.
-   */
-  private async supersedeWaiting(newer: Build, log: Logger): Promise<void> {
-    const olderId = await this.store.swapNewestBuild(newer.tool, newer.component, newer.id);
-    if (olderId === undefined || olderId === newer.id) return;
-    // Only a build still waiting in the queue is replaced; one already running finishes.
-    if (!(await this.queue.removeWaiting("build", olderId))) return;
-    const older = await this.store.updateBuild(olderId, {
-      status: "superseded",
-      reason: `superseded by build ${newer.id} (${newer.ref} at ${newer.commit.slice(0, 12)}) before it started`,
-      finished_at: new Date().toISOString(),
-    });
-    await this.store.releaseCommit(older.tool, older.component, older.commit);
-    log.info({ buildId: older.id, by: newer.id }, "waiting build superseded");
+    // Debug, not info: at webhook rates a line per delivery costs more than the delivery itself.
+    this.logger.debug(
+      { tool: build.tool, buildId: id, sha: build.commit, superseded: outcome.superseded },
+      "build queued",
+    );
+    return queued;
   }
 }

@@ -64,7 +64,11 @@ export class ToolService {
   }
 
   async checkWebhookSecret(name: string, secret: string | undefined): Promise<Tool | undefined> {
-    const tool = await this.store.getTool(name);
+    return this.matchWebhookSecret(await this.store.getTool(name), secret);
+  }
+
+  /** The check of checkWebhookSecret on a tool record the caller already has (or undefined). */
+  matchWebhookSecret(tool: Tool | undefined, secret: string | undefined): Tool | undefined {
     const ok = secretMatches(secret, tool?.webhook_secret_hash ?? DUMMY_HASH);
     return ok && tool ? tool : undefined;
   }

@@ -32,8 +32,16 @@ export function createApp(deps: {
     });
   }
   app.use((req, _res, next) => {
-    const id = (req.headers["x-request-id"] as string | undefined)?.slice(0, 64) ?? randomUUID();
-    req.log = deps.logger.child({ requestId: id });
+    // Made on first use: most requests (webhook deliveries) never log, and a child logger per
+    // request is a measurable part of a delivery's cost.
+    let log: Logger | undefined;
+    Object.defineProperty(req, "log", {
+      configurable: true,
+      get: () => {
+        const id = (req.headers["x-request-id"] as string | undefined)?.slice(0, 64) ?? randomUUID();
+        return (log ??= deps.logger.child({ requestId: id }));
+      },
+    });
     next();
   });
   for (const r of deps.rawRouters) app.use(r);

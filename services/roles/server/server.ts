@@ -12,6 +12,7 @@ import { LogFollowingRuntime } from "../../adapters/podman/web-log-follower.js";
 import { RedisProcessLogs } from "../../adapters/store/redis-process-logs.js";
 import { WebserviceService } from "../../domain/releases/webservice-service.js";
 import { webserviceRouter } from "../http/api-webservice.js";
+import { BuildOutbox } from "../../adapters/queue/build-outbox.js";
 import { JobQueue, type Workers } from "../../adapters/queue/bullmq.js";
 import { RedisServer } from "../../adapters/redis/server.js";
 import { RegistryClient } from "../../adapters/registry/client.js";
@@ -46,6 +47,7 @@ import { createApp } from "../http/app.js";
 import { gitPushHandler } from "../http/git-push.js";
 import { FrontProxy } from "../http/proxy.js";
 import { gitlabWebhooks } from "../webhooks/gitlab.js";
+import { ToolCache } from "../webhooks/tool-cache.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
@@ -101,7 +103,8 @@ export async function startServer(
     }
     const store = RedisStore.create(redisUrl);
     closers.push(() => store.close());
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+    // Auto-pipelining: commands issued in the same tick share one socket write (busy webhook bursts).
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
     closers.push(async () => void (await redis.quit()));
     const images = await registryFeature(config, { redis, logger });
     closers.push(() => images.close());
@@ -114,6 +117,10 @@ export async function startServer(
     const logs = RedisBuildLogs.create(redis);
     const queue = JobQueue.create(redisUrl);
     closers.push(() => queue.close());
+    // Every role moves accepted builds into the queue (one process at a time), so a build a crashed
+    // API process accepted is queued by whichever process runs next.
+    const outbox = await BuildOutbox.start(redisUrl, queue, logger.child({ component: "outbox" }));
+    closers.push(() => outbox.close());
 
     const admin = await fileSecret(path.join(config.home, "admin-token"), "sla");
     const builderSecret = (await fileSecret(path.join(config.home, "builder-secret"), "slb")).value;
@@ -140,7 +147,7 @@ export async function startServer(
           : `http://${t}.${config.webDomain}:${config.port}/`,
     };
     const tools = new ToolService(store, urls);
-    const triggers = new TriggerService(store, queue, logger.child({ component: "triggers" }));
+    const triggers = new TriggerService(store, logger.child({ component: "triggers" }));
     const envvars = new EnvVarService({
       vars: new RedisEnvVars(redis, await loadCryptoBox(config.home)),
       store,
@@ -211,6 +218,7 @@ export async function startServer(
             tools,
             triggers,
             store,
+            toolCache: await ToolCache.create(store),
             maxBodyBytes: config.limits.webhookBytes,
             limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
           }),

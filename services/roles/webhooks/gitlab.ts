@@ -7,11 +7,14 @@ import { AuthError, SlipwayError } from "../../platform/errors.js";
 import { hashSecret } from "../../platform/secrets.js";
 import type { StateStore } from "../../ports/store.js";
 import { addressLimiter, limitTool, type WebhookLimits } from "./rate-limit.js";
+import type { ToolCache } from "./tool-cache.js";
 
 export interface WebhookDeps {
   readonly tools: ToolService;
   readonly triggers: TriggerService;
   readonly store: StateStore;
+  /** Tool records by name, so a delivery usually costs one Redis round trip (the intake script). */
+  readonly toolCache: ToolCache;
   readonly maxBodyBytes: number;
   /** Absent: no rate limits (tests of other concerns). */
   readonly limits?: WebhookLimits | undefined;
@@ -35,7 +38,7 @@ export function gitlabWebhooks(deps: WebhookDeps): Router {
     const event = header(req, "x-gitlab-event");
     // Own keys only: `"toString" in GITLAB_EVENTS` is true, and such an event must not deploy.
     if (!event || !Object.hasOwn(GITLAB_EVENTS, event)) {
-      res.status(200).json({ status: "ignored", reason: `event "${event ?? "(none)"}" does not deploy` });
+      answer(res, 200, { status: "ignored", reason: `event "${event ?? "(none)"}" does not deploy` });
       return;
     }
     const type = header(req, "content-type") ?? "";
@@ -45,22 +48,21 @@ export function gitlabWebhooks(deps: WebhookDeps): Router {
     const body = parseJson(req.body as Buffer);
     const hook = parsePushHook(body);
 
-    const key = header(req, "idempotency-key");
-    const answer = await answerOnce(deps.store, tool.name, key, () =>
-      deps.triggers.push({
-        tool,
+    const result = await deps.triggers.push({
+      tool,
+      ref: hook.ref,
+      commit: hook.checkout_sha ?? (hook.after || null),
+      sourceUrl: hook.project.git_http_url,
+      defaultBranch: hook.project.default_branch ?? undefined,
+      trigger: {
+        kind: hook.object_kind === "tag_push" ? "gitlab_tag" : "gitlab_push",
         ref: hook.ref,
-        commit: hook.checkout_sha ?? (hook.after || null),
-        sourceUrl: hook.project.git_http_url,
-        defaultBranch: hook.project.default_branch ?? undefined,
-        trigger: {
-          kind: hook.object_kind === "tag_push" ? "gitlab_tag" : "gitlab_push",
-          ref: hook.ref,
-          actor: hook.user_username ?? hook.user_name,
-        },
-      }),
-    );
-    res.status(answer.status === "queued" ? 202 : 200).json(answer);
+        actor: hook.user_username ?? hook.user_name,
+      },
+      // Answered once in the same atomic step that queues the build (TriggerService.push).
+      delivery: header(req, "idempotency-key") || undefined,
+    });
+    answer(res, result.status === "queued" ? 202 : 200, result);
   };
 
   // The address limit comes before the body is even read: a flood costs no body reads or lookups.
@@ -71,11 +73,13 @@ export function gitlabWebhooks(deps: WebhookDeps): Router {
 }
 
 async function authenticate(deps: WebhookDeps, toolName: string | undefined, secret: string | undefined) {
-  if (toolName !== undefined) return deps.tools.checkWebhookSecret(toolName, secret);
+  if (toolName !== undefined)
+    return deps.tools.matchWebhookSecret(await deps.toolCache.get(toolName), secret);
   if (secret === undefined) return undefined;
   // Without a tool in the URL the secret names the tool: look it up by its hash.
   const owner = await deps.store.toolBySecretHash(hashSecret(secret));
-  return owner?.kind === "webhook" ? deps.tools.checkWebhookSecret(owner.tool, secret) : undefined;
+  if (owner?.kind !== "webhook") return undefined;
+  return deps.tools.matchWebhookSecret(await deps.toolCache.get(owner.tool), secret);
 }
 
 /**
@@ -101,6 +105,19 @@ export async function answerOnce(
   const result = await work();
   await store.answerDelivery(tool, k, JSON.stringify(result));
   return result;
+}
+
+/**
+ * Written directly rather than with `res.json`: Express would hash every answer for an ETag that no
+ * webhook sender uses, on the hottest path Slipway has.
+ */
+function answer(res: Response, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
 }
 
 export function header(req: Request, name: string): string | undefined {
