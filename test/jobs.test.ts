@@ -7,7 +7,8 @@ import express from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { jobsOwnerFor, PodmanJobsRuntime } from "../services/adapters/podman/jobs-runtime.js";
+import { containerOwner } from "../services/adapters/podman/confinement.js";
+import { PodmanJobsRuntime } from "../services/adapters/podman/jobs-runtime.js";
 import { podman } from "../services/adapters/podman/podman.js";
 import { RedisJobsStore } from "../services/adapters/store/redis-jobs.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
@@ -65,7 +66,7 @@ describe("jobs on the local profile", () => {
   let workDir: string;
   const releases = new Map<string, Release>([["rel1", release("rel1")]]);
   const live = "rel1";
-  const owner = jobsOwnerFor(`/tmp/slipway-jobs-test-${suffix}`);
+  const owner = containerOwner(`/tmp/slipway-jobs-test-${suffix}`, "jobs");
 
   async function api<T>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
     const res = await fetch(`${base}${route}`, {

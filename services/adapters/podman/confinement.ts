@@ -1,7 +1,17 @@
+import { createHash } from "node:crypto";
 /**
  * What every container Slipway starts shares, builds, webservices and jobs alike: the podman runtime
  * options and the hardening flags, kept in one place so that no kind of container drifts from the rest.
  */
+
+/**
+ * The owner label (and name prefix) of one server's containers of a kind: derived from its state
+ * directory, so that a server listing, stopping or cleaning up its containers never touches those of
+ * another server (or test) on the machine.
+ */
+export function containerOwner(home: string, kind: "web" | "jobs"): string {
+  return `slipway-${kind}-${createHash("sha256").update(home).digest("hex").slice(0, 8)}`;
+}
 
 export interface PodmanRuntimeOptions {
   readonly repoRoot: string;

@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { TransientError } from "../../platform/errors.js";
 import type { JobExit, JobProcess, JobProcessSpec, JobsRuntime } from "../../domain/jobs/runtime.js";
 import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
@@ -24,14 +23,6 @@ const WRAPPER = [
   'if [ -x /cnb/lifecycle/launcher ]; then exec /cnb/lifecycle/launcher "$c"; fi',
   'exec sh -c "$c"',
 ].join("\n");
-
-/**
- * The owner label of one server's job containers: derived from its state directory, so that a server
- * removing its leftovers at start never touches the jobs of another server (or test) on the machine.
- */
-export function jobsOwnerFor(home: string): string {
-  return `slipway-jobs-${createHash("sha256").update(home).digest("hex").slice(0, 8)}`;
-}
 
 /** The same options as PodmanRuntime's: one registry, one name prefix per server. */
 export type PodmanJobsRuntimeOptions = PodmanRuntimeOptions;

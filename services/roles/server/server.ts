@@ -28,7 +28,8 @@ import { Deployer } from "../../domain/releases/deployer.js";
 import { ReleaseService } from "../../domain/releases/release-service.js";
 import { ImageRetention } from "../../domain/releases/retention.js";
 import { releasesApiRouter } from "../http/api-releases.js";
-import { PodmanJobsRuntime, jobsOwnerFor } from "../../adapters/podman/jobs-runtime.js";
+import { containerOwner } from "../../adapters/podman/confinement.js";
+import { PodmanJobsRuntime } from "../../adapters/podman/jobs-runtime.js";
 import { RedisJobsStore } from "../../adapters/store/redis-jobs.js";
 import { JobService } from "../../domain/jobs/job-service.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../domain/jobs/runner.js";
@@ -174,7 +175,7 @@ export async function startServer(
           username: registryServer.username,
           password: registryServer.password,
         },
-        namePrefix: "slipway",
+        namePrefix: containerOwner(config.home, "web"),
       });
 
     let url = config.publicUrl;
@@ -324,7 +325,10 @@ export async function startServer(
         );
         const jobRunner = new JobRunner({
           store: jobsStore,
-          runtime: kubernetesJobsRuntime(config, cluster, { store, runner: jobsOwnerFor(config.home) }),
+          runtime: kubernetesJobsRuntime(config, cluster, {
+            store,
+            runner: containerOwner(config.home, "jobs"),
+          }),
           envFor: (tool) => envvars.envFor(tool),
           logger: logger.child({ component: "jobs" }),
           options: { ...DEFAULT_RUNNER_OPTIONS, memoryMb: config.run.memoryMb, owner: newId() },
@@ -379,7 +383,7 @@ export async function startServer(
               username: registryServer.username,
               password: registryServer.password,
             },
-            namePrefix: jobsOwnerFor(config.home),
+            namePrefix: containerOwner(config.home, "jobs"),
           }),
           envFor: (tool) => envvars.envFor(tool),
           logger: logger.child({ component: "jobs" }),
