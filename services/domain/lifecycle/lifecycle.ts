@@ -103,6 +103,8 @@ interface Buildpack {
  * `build_failed`, `cancelled`) with the phase, buildpack, exit code and last log lines.
  */
 export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<LifecycleResult> {
+  // Before project.toml and the sandbox start: both belong to detect (its failures and its time).
+  lifecycleInput.onLog("===> DETECTING");
   const buildpacks = await loadBuildpacks(lifecycleInput.buildpacks);
   const project = await applyProject(lifecycleInput, buildpacks);
   // project.toml's build env is platform env with the lowest precedence: the caller's env wins.
@@ -141,7 +143,6 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
   try {
     const step = stepRunner(sandbox, input);
 
-    input.onLog("===> DETECTING");
     const tried: { id: string; result: string; output: string[] }[] = [];
     const group = await resolveOrder(order, async (id): Promise<DetectOutcome> => {
       const bp = buildpacks.get(id);
