@@ -4,6 +4,7 @@ Python because the build image has it and bash has no JSON parser; stdlib only.
 """
 import json
 import re
+import shlex
 import sys
 import tomllib
 
@@ -177,10 +178,39 @@ def resolve(text, metadata_path):
     return max(matches, key=parse_version)
 
 
+def state(package, layers):
+    """Every read the build script makes before it decides anything, as shell assignments for one
+    `eval`: one Python start instead of ten (each one is tens of milliseconds of a warm build)."""
+    pkg = load_package(package)
+
+    def pkg_field(dotted):
+        value = pkg
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        return value if isinstance(value, str) else ""
+
+    dev = pkg.get("devDependencies")
+    values = {
+        "range": pkg_field("engines.node"),
+        "has_build": pkg_field("scripts.build"),
+        "has_dev": "yes" if isinstance(dev, dict) and dev else "",
+        "cached_version": toml_get(f"{layers}/node.toml", "metadata.version"),
+        "cached_range": toml_get(f"{layers}/node.toml", "metadata.range"),
+        "resolved_at": toml_get(f"{layers}/node.toml", "metadata.resolved_at"),
+        "npm_version": toml_get(f"{layers}/npm.toml", "metadata.version"),
+        "npm_resolved_at": toml_get(f"{layers}/npm.toml", "metadata.resolved_at"),
+        "cached_key": toml_get(f"{layers}/node_modules.toml", "metadata.key"),
+        "cached_build_key": toml_get(f"{layers}/build_modules.toml", "metadata.key"),
+    }
+    return "\n".join(f"{name}={shlex.quote(value)}" for name, value in values.items())
+
+
 def main():
     cmd, *args = sys.argv[1:]
     if cmd == "check":
         load_package(args[0])
+    elif cmd == "state":
+        print(state(*args))
     elif cmd == "field":
         print(field(*args))
     elif cmd == "has-dev":

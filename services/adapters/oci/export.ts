@@ -49,6 +49,11 @@ export interface ExportRequest {
    * are reused from here instead of being written again. Without it every layer is written each time.
    */
   readonly layerCacheDir?: string | undefined;
+  /**
+   * One per installation, beside the component caches (same file system): compressed layers by
+   * diff_id, so a component's first build reuses what another component compressed (`LayerCache`).
+   */
+  readonly sharedLayerDir?: string | undefined;
   readonly logger?: Logger | undefined;
 }
 
@@ -97,12 +102,32 @@ export async function exportImage(registry: ExportRegistry, request: ExportReque
     // Launch and launcher layers keep the fixed CNB time so they stay identical from one commit to the
     // next and are not uploaded again; only the app layer carries the commit's time (servers derive
     // Last-Modified and ETag from it, which must change when the files do).
-    const cache = request.layerCacheDir ? LayerCache.create(request.layerCacheDir) : undefined;
+    const cache = request.layerCacheDir
+      ? LayerCache.create(request.layerCacheDir, { shared: request.sharedLayerDir })
+      : undefined;
     const stable = (hostDir: string, imagePath: string, file: string, options: LayerOptions) =>
       cache
         ? cache.layer(hostDir, imagePath, options)
         : writeLayer(hostDir, imagePath, path.join(work, file), options);
-    const [base, cnb, app, ...launch] = await settleAll([
+    const baseRepository = request.baseRepository ?? "slipway/run";
+    const counts = { uploaded: 0, bytes: 0, mounted: 0 };
+    const sent = new Set<string>();
+    const pushes = new Map<string, Promise<void>>();
+    // Once per digest: two layers of equal content are one blob.
+    const pushOne = (blob: LayerBlob): Promise<void> => {
+      let pending = pushes.get(blob.digest);
+      if (!pending) {
+        pending = registry.pushBlob(request.repository, blob, blob.path).then((uploaded) => {
+          if (!uploaded) return;
+          counts.uploaded++;
+          counts.bytes += blob.size;
+          sent.add(blob.digest);
+        });
+        pushes.set(blob.digest, pending);
+      }
+      return pending;
+    };
+    const writes = [
       runImageLayer(stack),
       stable(result.cnbDir, CNB_DIR, "cnb.tar.gz", { uid: 0, gid: 0, epoch: NORMALIZED_EPOCH }),
       writeLayer(result.appDir, APP_DIR, path.join(work, "app.tar.gz"), {
@@ -112,10 +137,30 @@ export async function exportImage(registry: ExportRegistry, request: ExportReque
       ...result.layers.map((l, i) =>
         stable(l.hostDir, l.imagePath, `launch-${i}.tar.gz`, { ...owner, epoch: NORMALIZED_EPOCH }),
       ),
-    ]);
-    const written = Date.now();
+    ] as const;
+    // Each layer is sent as soon as it is written: the small ones and the base layer's mount go while
+    // the big one is still being compressed.
+    const uploads = settleAll(
+      writes.map((w, i) =>
+        w.then((blob) =>
+          i === 0
+            ? pushBase(registry, request.repository, baseRepository, blob, counts, sent)
+            : pushOne(blob),
+        ),
+      ),
+    );
+    let written: readonly LayerBlob[];
+    let writtenAt = started;
+    try {
+      written = await settleAll(writes);
+      writtenAt = Date.now();
+    } finally {
+      // Also when a write failed: no upload may still read the scratch directory once it is removed.
+      await uploads.catch(() => undefined);
+    }
+    await uploads;
+    const [base, cnb, app, ...launch] = written as [LayerBlob, LayerBlob, LayerBlob, ...LayerBlob[]];
 
-    const baseRepository = request.baseRepository ?? "slipway/run";
     const { config, history } = imageConfig({
       result,
       layers: { base, launch, cnb, app },
@@ -137,21 +182,9 @@ export async function exportImage(registry: ExportRegistry, request: ExportReque
       path: path.join(work, "config.json"),
     };
     await writeFile(configBlob.path, configBytes);
-
-    const counts = { uploaded: 0, bytes: 0, mounted: 0 };
-    const sent = new Set<string>();
-    const pushOne = async (blob: LayerBlob): Promise<void> => {
-      if (await registry.pushBlob(request.repository, blob, blob.path)) {
-        counts.uploaded++;
-        counts.bytes += blob.size;
-        sent.add(blob.digest);
-      }
-    };
-    await Promise.all([
-      pushBase(registry, request.repository, baseRepository, base, counts, sent),
-      ...history.slice(1).map((l) => pushOne(l.blob)),
-      pushOne(configBlob),
-    ]);
+    // Every layer of the image was sent above; a repeat here is a no-op, kept so the manifest can never
+    // name a blob that was not.
+    await Promise.all([...history.slice(1).map((l) => pushOne(l.blob)), pushOne(configBlob)]);
 
     // The manifest goes last: a registry refuses one whose blobs it does not hold yet.
     const manifest = Buffer.from(
@@ -188,8 +221,9 @@ export async function exportImage(registry: ExportRegistry, request: ExportReque
         blobsUploaded: counts.uploaded,
         bytesUploaded: counts.bytes,
         blobsMounted: counts.mounted,
-        layersMs: written - started,
-        pushMs: Date.now() - written,
+        // Uploads overlap the writing: pushMs is what they added after the last layer was written.
+        layersMs: writtenAt - started,
+        pushMs: Date.now() - writtenAt,
       },
       "image exported",
     );

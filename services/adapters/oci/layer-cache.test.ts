@@ -78,3 +78,36 @@ describe("LayerCache", () => {
     );
   });
 });
+
+describe("LayerCache with a shared directory", () => {
+  it("links another component's layer of the same content instead of compressing it again, and lets it go with its last user", async () => {
+    const shared = path.join(dir, "shared");
+    const a = LayerCache.create(path.join(dir, "a"), { shared });
+    const first = await a.layer(path.join(dir, "src"), "/layers/x/y");
+    // Another tool's build: the same files written afresh (new inodes and mtimes), so its own cache misses.
+    await mkdir(path.join(dir, "other", "lib"), { recursive: true });
+    await writeFile(path.join(dir, "other", "lib", "a.js"), "a");
+    await utimes(path.join(dir, "other", "lib", "a.js"), new Date(), new Date(Date.now() + 5000));
+    const b = LayerCache.create(path.join(dir, "b"), { shared });
+    const second = await b.layer(path.join(dir, "other"), "/layers/x/y");
+    expect({ ...second, path: "" }).toEqual({ ...first, path: "" });
+    const [sa, sb] = await Promise.all([stat(first.path), stat(second.path)]);
+    expect(sb.ino).toBe(sa.ino);
+
+    // Different content is compressed, not matched.
+    await writeFile(path.join(dir, "other", "lib", "a.js"), "b");
+    const third = await LayerCache.create(path.join(dir, "b"), { shared }).layer(
+      path.join(dir, "other"),
+      "/layers/x/y",
+    );
+    expect(third.diffId).not.toBe(first.diffId);
+
+    // Once neither component uses the first layer, the shared copy goes too.
+    await LayerCache.create(path.join(dir, "a"), { shared }).prune();
+    const c = LayerCache.create(path.join(dir, "b"), { shared });
+    await c.layer(path.join(dir, "other"), "/layers/x/y");
+    await c.prune();
+    const left = await readdir(shared);
+    expect(left.filter((n) => n.endsWith(".tar.gz"))).toEqual([`${third.diffId.slice(7)}.tar.gz`]);
+  });
+});

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import {
+  link,
   mkdir,
   opendir,
   readdir,
@@ -16,13 +17,14 @@ import { z } from "zod";
 import {
   LAYER_MEDIA_TYPE,
   NORMALIZED_EPOCH,
+  layerDiffId,
   writeLayer,
   type LayerBlob,
   type LayerOptions,
 } from "./layer.js";
 
 /** Bump when the layer writer's output changes, so old entries are not reused. */
-const FORMAT = "slipway-layer-v3";
+const FORMAT = "slipway-layer-v4";
 
 /** Files up to this size are fingerprinted by content rather than by size and mtime. */
 const SMALL_FILE = 64n * 1024n;
@@ -43,10 +45,19 @@ const entrySchema = z.object({
 export class LayerCache {
   private readonly used = new Set<string>();
 
-  private constructor(private readonly dir: string) {}
+  private constructor(
+    private readonly dir: string,
+    private readonly shared: string | undefined,
+  ) {}
 
-  static create(dir: string): LayerCache {
-    return new LayerCache(dir);
+  /**
+   * `shared`, when given, is one directory for every component of this installation: gzipped layers
+   * by diff_id, hard-linked with the component caches that use them. A layer that misses here but
+   * has the same content as one compressed before — the same Node.js version in another tool — is then
+   * recognised by its tar's sha256 and linked instead of compressed again.
+   */
+  static create(dir: string, options: { shared?: string | undefined } = {}): LayerCache {
+    return new LayerCache(dir, options.shared);
   }
 
   async layer(hostDir: string, imagePath: string, options: LayerOptions = {}): Promise<LayerBlob> {
@@ -59,18 +70,51 @@ export class LayerCache {
     await mkdir(this.dir, { recursive: true });
     const suffix = `.tmp-${randomBytes(4).toString("hex")}`;
     try {
-      const blob = await writeLayer(hostDir, imagePath, blobPath + suffix, options);
+      const diffId = this.shared ? await layerDiffId(hostDir, imagePath, options) : undefined;
+      const known = diffId ? await this.linkShared(diffId, blobPath + suffix) : undefined;
+      const blob = known ?? (await writeLayer(hostDir, imagePath, blobPath + suffix, options));
       await rename(blobPath + suffix, blobPath);
       // The metadata file is written last: it is what makes an entry visible.
-      await writeFile(
-        metaPath + suffix,
-        JSON.stringify({ diffId: blob.diffId, digest: blob.digest, size: blob.size }),
-      );
-      await rename(metaPath + suffix, metaPath);
+      await writeEntry(metaPath, suffix, blob);
+      // Shared only when both passes agree, so a tree that changed between them is never filed wrongly.
+      if (!known && diffId === blob.diffId) await this.share(blobPath, blob, suffix);
       return { ...blob, path: blobPath };
     } finally {
       await rm(blobPath + suffix, { force: true });
       await rm(metaPath + suffix, { force: true });
+    }
+  }
+
+  /** Hard-links the shared blob of `diffId` to `to`; undefined when there is none (or it just went). */
+  private async linkShared(diffId: string, to: string): Promise<LayerBlob | undefined> {
+    const name = sharedName(diffId);
+    if (!this.shared || !name) return undefined;
+    const entry = await readEntry(
+      path.join(this.shared, `${name}.tar.gz`),
+      path.join(this.shared, `${name}.json`),
+    );
+    if (!entry || entry.diffId !== diffId) return undefined;
+    try {
+      await link(entry.path, to);
+    } catch (e) {
+      // Swept by another build's prune between the read and the link: compress it after all.
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw e;
+    }
+    return { ...entry, path: to };
+  }
+
+  private async share(blobPath: string, blob: LayerBlob, suffix: string): Promise<void> {
+    const name = sharedName(blob.diffId);
+    if (!this.shared || !name) return;
+    await mkdir(this.shared, { recursive: true });
+    const sharedBlob = path.join(this.shared, `${name}.tar.gz`);
+    await link(blobPath, sharedBlob + suffix);
+    try {
+      await rename(sharedBlob + suffix, sharedBlob);
+      await writeEntry(path.join(this.shared, `${name}.json`), suffix, blob);
+    } finally {
+      await rm(sharedBlob + suffix, { force: true });
     }
   }
 
@@ -85,7 +129,39 @@ export class LayerCache {
     }
     const stale = names.filter((n) => !this.used.has(n.replace(/\.(tar\.gz|json)$/, "")));
     await Promise.all(stale.map((n) => rm(path.join(this.dir, n), { force: true })));
+    if (this.shared) await sweepShared(this.shared);
   }
+}
+
+/** `<hex>` of `sha256:<hex>`, or undefined for anything else (it names a file). */
+function sharedName(diffId: string): string | undefined {
+  return /^sha256:([0-9a-f]{64})$/.exec(diffId)?.[1];
+}
+
+async function writeEntry(metaPath: string, suffix: string, blob: LayerBlob): Promise<void> {
+  await writeFile(
+    metaPath + suffix,
+    JSON.stringify({ diffId: blob.diffId, digest: blob.digest, size: blob.size }),
+  );
+  await rename(metaPath + suffix, metaPath);
+}
+
+/**
+ * A shared blob lives as long as some component's cache links it: one whose only link is the shared
+ * name is no layer's any more and goes (its metadata first, so it stops being found before it is gone).
+ */
+async function sweepShared(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(
+    names
+      .filter((n) => n.endsWith(".tar.gz"))
+      .map(async (n) => {
+        const st = await stat(path.join(dir, n)).catch(() => undefined);
+        if (!st || st.nlink > 1) return;
+        await rm(path.join(dir, n.replace(/\.tar\.gz$/, ".json")), { force: true });
+        await rm(path.join(dir, n), { force: true });
+      }),
+  );
 }
 
 async function fingerprint(hostDir: string, imagePath: string, options: LayerOptions): Promise<string> {
@@ -99,7 +175,10 @@ async function fingerprint(hostDir: string, imagePath: string, options: LayerOpt
       options.epoch ?? NORMALIZED_EPOCH,
     ]),
   );
-  const visit = async (abs: string, rel: string): Promise<void> => {
+  // Each entry's line is computed with its siblings in parallel (thousands of files in a dependency
+  // layer: one at a time, the stat and read round trips added up to seconds) and hashed in name order.
+  const reads = limiter(64);
+  const visit = async (abs: string, rel: string): Promise<string[]> => {
     const st = await lstat(abs, { bigint: true });
     let extra = "";
     if (st.isSymbolicLink()) extra = await readlink(abs);
@@ -112,19 +191,38 @@ async function fingerprint(hostDir: string, imagePath: string, options: LayerOpt
       content =
         st.size <= SMALL_FILE
           ? createHash("sha256")
-              .update(await readFile(abs))
+              .update(await reads.run(() => readFile(abs)))
               .digest("hex")
           : `${st.size}\0${st.mtimeNs}`;
     }
-    hash.update(`\n${rel}\0${st.mode}\0${content}\0${extra}`);
-    if (!st.isDirectory()) return;
+    const own = `\n${rel}\0${st.mode}\0${content}\0${extra}`;
+    if (!st.isDirectory()) return [own];
     const names: string[] = [];
     for await (const d of await opendir(abs)) names.push(d.name);
     names.sort();
-    for (const name of names) await visit(path.join(abs, name), `${rel}/${name}`);
+    const children = await Promise.all(names.map((name) => visit(path.join(abs, name), `${rel}/${name}`)));
+    return [own, ...children.flat()];
   };
-  await visit(hostDir, "");
+  for (const line of await visit(hostDir, "")) hash.update(line);
   return hash.digest("hex");
+}
+
+/** At most `n` of the given tasks at once, so a huge tree does not hold thousands of open files. */
+function limiter(n: number): { run<T>(task: () => Promise<T>): Promise<T> } {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    async run<T>(task: () => Promise<T>): Promise<T> {
+      if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+      active++;
+      try {
+        return await task();
+      } finally {
+        active--;
+        waiting.shift()?.();
+      }
+    },
+  };
 }
 
 async function readEntry(blobPath: string, metaPath: string): Promise<LayerBlob | undefined> {

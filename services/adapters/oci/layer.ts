@@ -4,11 +4,11 @@ import { lstat, opendir, readFile, readlink } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { constants as zlibConstants, createGzip } from "node:zlib";
 import { pack as tarPack, type Header, type Pack } from "tar-stream";
 
 type TarHeader = Partial<Header> & Pick<Header, "name">;
 import { SlipwayError } from "../../platform/errors.js";
+import { ParallelGzip } from "./parallel-gzip.js";
 
 /** The CNB normalised timestamp, 1980-01-01T00:00:01Z (lifecycle `archive.NormalizedModTime`). */
 export const NORMALIZED_EPOCH = 315532801;
@@ -49,9 +49,28 @@ export async function writeLayer(
   outFile: string,
   options: LayerOptions = {},
 ) {
+  return writeTar(outFile, layerEntries(hostDir, imagePath, options));
+}
+
+/**
+ * The diff_id `writeLayer` would give the same tree, from the tar alone: no gzip, nothing written. A
+ * fraction of the cost of compressing, so a layer whose content was compressed before (another tool's
+ * identical Node.js layer) can be recognised before paying for it again.
+ */
+export async function layerDiffId(hostDir: string, imagePath: string, options: LayerOptions = {}) {
+  const pack = tarPack();
+  const tarHash = new HashingPassThrough();
+  const hashing = pipeline(pack, tarHash, async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) void chunk;
+  });
+  await fillPack(pack, hashing, layerEntries(hostDir, imagePath, options));
+  return tarHash.digest();
+}
+
+function layerEntries(hostDir: string, imagePath: string, options: LayerOptions) {
   const root = normaliseImagePath(imagePath);
   const owner = { uid: options.uid ?? 1000, gid: options.gid ?? 1000 };
-  return writeTar(outFile, async (pack) => {
+  return async (pack: Pack) => {
     const mtime = new Date((options.epoch ?? NORMALIZED_EPOCH) * 1000);
     const parents = root.split("/").filter(Boolean);
     for (let i = 1; i < parents.length; i++) {
@@ -64,7 +83,7 @@ export async function writeLayer(
       });
     }
     await walk(pack, hostDir, root, { mtime, owner: () => owner });
-  });
+  };
 }
 
 /**
@@ -116,11 +135,26 @@ async function walk(pack: Pack, hostPath: string, imagePath: string, options: Wa
 async function writeTar(outFile: string, fill: (pack: Pack) => Promise<void>): Promise<LayerBlob> {
   const pack = tarPack();
   const tarHash = new HashingPassThrough();
-  const gzHash = new HashingPassThrough(normaliseGzipHeader);
-  // A fixed level and no header timestamp: the same tar always compresses to the same bytes (with the
+  const gzHash = new HashingPassThrough();
+  // A fixed level, block size and header: the same tar always compresses to the same bytes (with the
   // same zlib; a Node upgrade that changes zlib's output would change digests once).
-  const gzip = createGzip({ level: 6, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+  const gzip = new ParallelGzip(6);
   const writing = pipeline(pack, tarHash, gzip, gzHash, createWriteStream(outFile));
+  await fillPack(pack, writing, fill);
+  return {
+    diffId: tarHash.digest(),
+    digest: gzHash.digest(),
+    size: gzHash.bytes,
+    mediaType: LAYER_MEDIA_TYPE,
+    path: outFile,
+  };
+}
+
+async function fillPack(
+  pack: Pack,
+  writing: Promise<void>,
+  fill: (pack: Pack) => Promise<void>,
+): Promise<void> {
   try {
     await fill(pack);
     pack.finalize();
@@ -130,13 +164,6 @@ async function writeTar(outFile: string, fill: (pack: Pack) => Promise<void>): P
     throw e;
   }
   await writing;
-  return {
-    diffId: tarHash.digest(),
-    digest: gzHash.digest(),
-    size: gzHash.bytes,
-    mediaType: LAYER_MEDIA_TYPE,
-    path: outFile,
-  };
 }
 
 function addEntry(pack: Pack, header: TarHeader): Promise<void> {
@@ -165,37 +192,16 @@ async function addFile(pack: Pack, header: TarHeader, hostPath: string): Promise
 class HashingPassThrough extends Transform {
   private readonly hash: Hash = createHash("sha256");
   bytes = 0;
-  private first = true;
-
-  constructor(private readonly rewriteFirst?: (chunk: Buffer) => Buffer) {
-    super();
-  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    let out = chunk;
-    if (this.first && this.rewriteFirst) out = this.rewriteFirst(Buffer.from(chunk));
-    this.first = false;
-    this.hash.update(out);
-    this.bytes += out.length;
-    callback(null, out);
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
   }
 
   digest(): string {
     return `sha256:${this.hash.digest("hex")}`;
   }
-}
-
-/**
- * zlib already writes MTIME 0, but its OS byte is the build platform's; pin it to 255 ("unknown") so
- * the digest does not depend on where Slipway runs. The header is not covered by the gzip CRC.
- */
-function normaliseGzipHeader(chunk: Buffer): Buffer {
-  if (chunk.length < 10 || chunk[0] !== 0x1f || chunk[1] !== 0x8b) {
-    throw new Error("gzip stream did not start with a complete header");
-  }
-  chunk.writeUInt32LE(0, 4);
-  chunk[9] = 0xff;
-  return chunk;
 }
 
 /** Permission bits and the sticky bit survive; setuid/setgid and the file-type bits do not. */

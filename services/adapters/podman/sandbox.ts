@@ -47,9 +47,9 @@ export class PodmanBuildSandbox implements BuildSandbox {
       );
     }
     for (const [k, v] of Object.entries(spec.env)) args.push("--env", `${k}=${v}`);
-    args.push("--entrypoint", "sleep", spec.image, "infinity");
-    // A leftover container of the same name (a crashed earlier attempt) would make `run` fail.
-    await podman(["rm", "-f", "-t", "0", spec.name], { repoRoot: this.repoRoot, allowFailure: true });
+    // A leftover container of the same name (a crashed earlier attempt) would make `run` fail;
+    // --replace removes it within the same call, sparing every build a separate `podman rm`.
+    args.push("--replace", "--entrypoint", "sleep", spec.image, "infinity");
     await podman(args, { repoRoot: this.repoRoot });
     return new PodmanSandbox(this.repoRoot, spec.name);
   }

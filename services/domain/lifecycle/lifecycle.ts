@@ -103,6 +103,8 @@ interface Buildpack {
  * `build_failed`, `cancelled`) with the phase, buildpack, exit code and last log lines.
  */
 export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<LifecycleResult> {
+  // Before project.toml and the sandbox start: both belong to detect (its failures and its time).
+  lifecycleInput.onLog("===> DETECTING");
   const buildpacks = await loadBuildpacks(lifecycleInput.buildpacks);
   const project = await applyProject(lifecycleInput, buildpacks);
   // project.toml's build env is platform env with the lowest precedence: the caller's env wins.
@@ -141,36 +143,27 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
   try {
     const step = stepRunner(sandbox, input);
 
-    input.onLog("===> DETECTING");
     const tried: { id: string; result: string; output: string[] }[] = [];
-    const group = await resolveOrder(order, async (id): Promise<DetectOutcome> => {
-      const bp = buildpacks.get(id);
-      if (!bp)
+    const ids = [...new Set(order.flatMap((g) => g.group.map((e) => e.id)))];
+    for (const id of ids) {
+      if (!buildpacks.has(id))
         throw new PipelineError("detect_failed", `the detect order names ${id}, which is not available`);
-      const planDir = path.join(dirs.layers, SCRATCH, "detect", bp.escaped);
-      await mkdir(planDir, { recursive: true });
-      await chownTree(planDir, input.stack);
-      const output: string[] = [];
-      const exitCode = await step.exec(
-        "detect",
-        bp,
-        [`${bp.dir}/bin/detect`],
-        {
-          ...envFor(bp),
-          ...cnbVars(bp),
-          CNB_BUILD_PLAN_PATH: `${LAYERS_DIR}/${SCRATCH}/detect/${bp.escaped}/plan.toml`,
-        },
-        (line) => output.push(line),
-      );
+    }
+    const detected = await detectAll(
+      step,
+      dirs.layers,
+      ids.map((id) => buildpacks.get(id)!),
+      (bp) => ({ ...envFor(bp), ...cnbVars(bp) }),
+      input.stack,
+    );
+    const outcome = (id: string): DetectOutcome => {
+      const { exitCode, output, plan } = detected.get(id)!;
       const result = exitCode === 0 ? "pass" : exitCode === 100 ? "fail" : `error (exit code ${exitCode})`;
       tried.push({ id, result, output });
-      if (exitCode === 0) {
-        const planFile = path.join(planDir, "plan.toml");
-        const text = await readFile(planFile, "utf8").catch(() => "");
-        return { status: "pass", plan: parseBuildPlan(text, `${id} build plan`) };
-      }
+      if (exitCode === 0) return { status: "pass", plan: parseBuildPlan(plan, `${id} build plan`) };
       return exitCode === 100 ? { status: "fail" } : { status: "error", exitCode };
-    });
+    };
+    const group = await resolveOrder(order, (id) => Promise.resolve().then(() => outcome(id)));
     if (!group) throw detectFailed(tried);
     const groupBps = group.buildpacks.map((g) => buildpacks.get(g.id)!);
     for (const bp of groupBps) input.onLog(`${bp.descriptor.id} ${bp.descriptor.version}`);
@@ -441,7 +434,7 @@ function stepRunner(sandbox: Sandbox, input: LifecycleInput) {
   return {
     async exec(
       phase: string,
-      bp: Buildpack,
+      bp: Buildpack | undefined,
       command: string[],
       env: Record<string, string>,
       onLine: (line: string) => void,
@@ -458,14 +451,72 @@ function stepRunner(sandbox: Sandbox, input: LifecycleInput) {
       } catch (error) {
         if (!input.signal?.aborted) throw error;
         const timedOut = input.signal.reason instanceof Error && input.signal.reason.name === "TimeoutError";
+        const where = bp ? ` (buildpack ${bp.descriptor.id})` : "";
         throw new PipelineError(
           timedOut ? "build_failed" : "cancelled",
-          `build ${timedOut ? "timed out" : "was cancelled"} in phase ${phase} (buildpack ${bp.descriptor.id})`,
-          { cause: error, details: { phase, buildpack: bp.descriptor.id, exit_code: null, log_tail: [] } },
+          `build ${timedOut ? "timed out" : "was cancelled"} in phase ${phase}${where}`,
+          {
+            cause: error,
+            details: { phase, buildpack: bp?.descriptor.id ?? null, exit_code: null, log_tail: [] },
+          },
         );
       }
     },
   };
+}
+
+/**
+ * Runs the detect of every buildpack the order names in one `podman exec`, all at once (a process
+ * start in the container costs a few hundred milliseconds, which seven buildpacks paid one after the
+ * other). A generated script starts each `bin/detect` with its own environment (on top of the
+ * container's, as a separate exec had) and keeps its output and exit code in the buildpack's scratch
+ * directory. Detect reads the app and writes only its own build plan, so running them together, and
+ * running those of groups the order never reaches, changes no outcome.
+ */
+async function detectAll(
+  step: ReturnType<typeof stepRunner>,
+  layersDir: string,
+  bps: readonly Buildpack[],
+  envOf: (bp: Buildpack) => Record<string, string>,
+  stack: Stack,
+): Promise<Map<string, { exitCode: number; output: string[]; plan: string }>> {
+  const scratch = path.join(layersDir, SCRATCH, "detect");
+  const inImage = `${LAYERS_DIR}/${SCRATCH}/detect`;
+  const lines = ["#!/bin/bash"];
+  for (const bp of bps) {
+    const dir = `${inImage}/${bp.escaped}`;
+    await mkdir(path.join(scratch, bp.escaped), { recursive: true });
+    const env = { ...envOf(bp), CNB_BUILD_PLAN_PATH: `${dir}/plan.toml` };
+    const assignments = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
+    lines.push(
+      `( env ${assignments.join(" ")} ${shellQuote(`${bp.dir}/bin/detect`)} >${dir}/output 2>&1 </dev/null; ` +
+        `echo $? >${dir}/status ) &`,
+    );
+  }
+  lines.push("wait");
+  await writeFile(path.join(scratch, "run"), lines.join("\n") + "\n");
+  await chownTree(scratch, stack);
+  const spill: string[] = [];
+  await step.exec("detect", undefined, ["bash", `${inImage}/run`], {}, (line) => spill.push(line));
+  const out = new Map<string, { exitCode: number; output: string[]; plan: string }>();
+  for (const bp of bps) {
+    const dir = path.join(scratch, bp.escaped);
+    const status = (await readFile(path.join(dir, "status"), "utf8").catch(() => "")).trim();
+    const output = (await readFile(path.join(dir, "output"), "utf8").catch(() => ""))
+      .split("\n")
+      .filter((l, i, all) => i < all.length - 1 || l !== "");
+    out.set(bp.descriptor.id, {
+      // No status: the detect never finished (the script itself was killed); say so as an error.
+      exitCode: /^\d+$/.test(status) ? Number(status) : 1,
+      output: status === "" ? [...output, ...spill] : output,
+      plan: await readFile(path.join(dir, "plan.toml"), "utf8").catch(() => ""),
+    });
+  }
+  return out;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
@@ -517,15 +568,19 @@ async function restoreCache(input: LifecycleInput, layersDir: string, bp: Buildp
   const cached = await readLayers(from, bp.descriptor.id).catch(() => new Map<string, LayerToml>());
   if (cached.size === 0 && !(await isFile(path.join(from, "store.toml")))) return;
   await mkdir(to, { recursive: true });
+  await lchown(to, input.stack.uid, input.stack.gid);
+  // The linked files keep their owner, the build user who wrote them; what linkTree creates (directories,
+  // symlinks, copies across file systems) is given to that user as it goes, so no second walk is needed.
   for (const [name, layer] of cached) {
     if (!layer.types.cache) continue;
-    if (await isDir(path.join(from, name))) await copyTree(path.join(from, name), path.join(to, name));
+    if (await isDir(path.join(from, name)))
+      await copyTree(path.join(from, name), path.join(to, name), input.stack);
     await writeFile(path.join(to, `${name}.toml`), restoredLayerToml(layer));
+    await lchown(path.join(to, `${name}.toml`), input.stack.uid, input.stack.gid);
     input.onLog(`Restoring cached layer ${bp.descriptor.id}:${name}`);
   }
   if (await isFile(path.join(from, "store.toml")))
-    await copyTree(path.join(from, "store.toml"), path.join(to, "store.toml"));
-  await chownTree(to, input.stack);
+    await copyTree(path.join(from, "store.toml"), path.join(to, "store.toml"), input.stack);
 }
 
 /** Replaces the buildpack's cache with this build's cache layers, atomically (copy aside, then rename). */
@@ -542,7 +597,14 @@ async function saveCache(
   await mkdir(tmp, { recursive: true });
   for (const [name, layer] of layers) {
     if (!layer.types.cache) continue;
-    if (await isDir(path.join(from, name))) await copyTree(path.join(from, name), path.join(tmp, name));
+    // Nothing reads a layer that is not a launch layer after this (build layers served the later
+    // buildpacks, which have run), and the build directory goes afterwards: such layers (npm, its
+    // download cache: thousands of files) move into the cache instead of being linked file by file.
+    const move = !layer.types.launch;
+    if (await isDir(path.join(from, name))) {
+      if (move) await rename(path.join(from, name), path.join(tmp, name));
+      else await copyTree(path.join(from, name), path.join(tmp, name));
+    }
     await copyTree(path.join(from, `${name}.toml`), path.join(tmp, `${name}.toml`));
   }
   if (await isFile(path.join(from, "store.toml")))
@@ -557,9 +619,9 @@ async function saveCache(
  * write) rather than editing files in place, and the cache is only replaced after a successful build.
  * Falls back to copying when the two directories are on different file systems.
  */
-async function copyTree(from: string, to: string): Promise<void> {
+async function copyTree(from: string, to: string, owner?: Stack): Promise<void> {
   try {
-    await linkTree(from, to);
+    await linkTree(from, to, owner);
   } catch (error) {
     throw new SlipwayError("internal", `copying the build cache failed: ${errorMessage(error)}`, {
       cause: error,
@@ -567,20 +629,25 @@ async function copyTree(from: string, to: string): Promise<void> {
   }
 }
 
-async function linkTree(from: string, to: string): Promise<void> {
+/** `owner`, when given, gets what this creates; hard-linked files are the same inodes and keep theirs. */
+async function linkTree(from: string, to: string, owner?: Stack): Promise<void> {
   const info = await lstat(from);
+  const own = () => (owner ? lchown(to, owner.uid, owner.gid) : undefined);
   if (info.isSymbolicLink()) {
     await symlink(await readlink(from), to);
+    await own();
   } else if (info.isDirectory()) {
     await mkdir(to, { mode: info.mode & 0o7777 });
+    await own();
     await Promise.all(
-      (await readdir(from)).map((entry) => linkTree(path.join(from, entry), path.join(to, entry))),
+      (await readdir(from)).map((entry) => linkTree(path.join(from, entry), path.join(to, entry), owner)),
     );
   } else if (info.isFile()) {
     await link(from, to).catch(async (error: NodeJS.ErrnoException) => {
       if (error.code !== "EXDEV") throw error;
       await copyFile(from, to);
       await chmod(to, info.mode & 0o7777);
+      await own();
     });
   }
 }

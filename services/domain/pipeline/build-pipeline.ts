@@ -13,6 +13,7 @@ import { defaultConfigFromProcfile, type ComponentsConfig } from "../config/inde
 import { readAppConfig, samePolicy, toolPolicy, type AppConfig } from "./app-config.js";
 import { decide } from "./deploy-policy.js";
 import type { Enqueuer } from "./jobs-port.js";
+import { PhaseClock } from "./phase-clock.js";
 
 /** Runs the buildpacks over a checked-out app (the CNB lifecycle: detect, restore, build). */
 export interface LifecycleRunner {
@@ -94,6 +95,7 @@ export class BuildPipeline {
 
     const tail: string[] = [];
     let phase: Phase = "fetch";
+    const clock = new PhaseClock(phase);
     let pending = Promise.resolve();
     const emit = (line: string) => {
       tail.push(line);
@@ -103,6 +105,7 @@ export class BuildPipeline {
         phase = (
           { DETECTING: "detect", RESTORING: "restore", BUILDING: "build", EXPORTING: "export" } as const
         )[marker[1] as "DETECTING"];
+        clock.enter(phase);
         void store.updateBuild(buildId, { phase }).catch(() => undefined);
       }
       // Appends are chained so lines stay in order without awaiting each one.
@@ -132,6 +135,7 @@ export class BuildPipeline {
       throwIfAborted(controller.signal);
 
       phase = "config";
+      clock.enter(phase);
       await store.updateBuild(buildId, { phase });
       const appConfig = await readAppConfig(appDir);
       if (appConfig) {
@@ -179,6 +183,7 @@ export class BuildPipeline {
       });
       throwIfAborted(controller.signal);
       emit(`Image ${exported.image}@${exported.digest} (${exported.blobsUploaded} blobs uploaded)`);
+      emit(`Timings: ${clock.summary()}`);
 
       const config = appConfig?.config ?? this.procfileConfig(result, emit);
       const release = await this.createRelease(build, exported.image, exported.digest, {
@@ -197,7 +202,10 @@ export class BuildPipeline {
         finished_at: new Date().toISOString(),
       });
       await this.deps.queue.enqueue("deploy", { build_id: buildId, release_id: release.id }, release.id);
-      log.info({ digest: exported.digest, releaseId: release.id }, "build succeeded");
+      log.info(
+        { digest: exported.digest, releaseId: release.id, phaseMs: clock.timings() },
+        "build succeeded",
+      );
     } catch (error) {
       const reason = controller.signal.reason as unknown;
       const cause = controller.signal.aborted && reason instanceof SlipwayError ? reason : error;
@@ -205,7 +213,7 @@ export class BuildPipeline {
       await this.fail(build, cause, phase, tail, job.finalAttempt, emit);
       await pending;
       if (cause instanceof TransientError && !job.finalAttempt) throw cause;
-      log.warn({ phase, error: errorMessage(cause) }, "build did not succeed");
+      log.warn({ phase, error: errorMessage(cause), phaseMs: clock.timings() }, "build did not succeed");
     } finally {
       clearTimeout(timer);
       clearInterval(watcher);

@@ -309,6 +309,9 @@ export class Deployer {
   ): Promise<ProbeResult & { exited?: boolean }> {
     const deadline = Date.now() + this.deps.options.healthTimeoutS * 1000;
     let last: ProbeResult = { ok: false, detail: "not probed yet" };
+    // Probes are cheap and every one saved is time the push waits; asking the runtime whether the
+    // process is still there costs a `podman ps`, so that is done once a second.
+    let listed = Date.now();
     while (Date.now() < deadline && !signal.aborted) {
       last = await this.deps.probe.probe(app.address, web.healthPath);
       if (last.ok && web.healthScript) {
@@ -318,9 +321,12 @@ export class Deployer {
           : { ok: false, detail: `health_check_script failed: ${script.output || "non-zero exit"}` };
       }
       if (last.ok) return last;
-      const running = await this.deps.runtime.list(app.tool);
-      if (!running.some((r) => r.id === app.id)) return { ok: false, exited: true, detail: last.detail };
-      await sleep(250);
+      if (Date.now() - listed >= 1000) {
+        listed = Date.now();
+        const running = await this.deps.runtime.list(app.tool);
+        if (!running.some((r) => r.id === app.id)) return { ok: false, exited: true, detail: last.detail };
+      }
+      await sleep(100);
     }
     return last;
   }

@@ -75,6 +75,8 @@ export async function localBuilder(
           source: { commit: input.commit, repository: input.sourceUrl.replace(/\/\/[^@/]*@/, "//") },
           workDir: path.join(input.workDir, "export"),
           layerCacheDir: path.join(config.home, "layer-cache", input.repository),
+          // Not a repository name (those never start with a dot), so no component's cache can be it.
+          sharedLayerDir: path.join(config.home, "layer-cache", ".by-diff-id"),
           baseRepository: BASE_REPOSITORY,
           logger,
         });
