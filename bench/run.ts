@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { BUILDAH, ensureHostPackages } from "../services/adapters/host/packages.js";
+import { BUILDAH, ensureHostPackages, WRK } from "../services/adapters/host/packages.js";
 import { ensureStack } from "../services/adapters/stack/index.js";
 import { loadConfig } from "../services/platform/env.js";
 import { createLogger, memoryLogger } from "../services/platform/logger.js";
@@ -229,6 +229,10 @@ async function untilServed(server: Server, tool: string, text: string, timeoutMs
  * waiting build, the costliest path.
  */
 async function webhookIngest(): Promise<void> {
+  // Installed like buildah below (as root), so a fresh machine measures this figure too.
+  await ensureHostPackages(createLogger({ level: "warn" }), { needRedis: false, extra: [WRK] }).catch(
+    () => undefined,
+  );
   const wrkPath = (await run("bash", ["-c", "command -v wrk"], { allowFailure: true })).stdout.trim();
   if (!wrkPath) {
     for (const name of ["webhook: accepted per second", "webhook: p99 latency"]) {

@@ -16,6 +16,8 @@ export const HOST_PACKAGES: readonly { pkg: string; file: string }[] = [
 
 /** Only `npm run bench` needs it, for the `buildah bud` baseline. */
 export const BUILDAH: { pkg: string; file: string } = { pkg: "buildah", file: "/usr/bin/buildah" };
+/** The bench's webhook load generator. */
+export const WRK: { pkg: string; file: string } = { pkg: "wrk", file: "/usr/bin/wrk" };
 
 export async function missingPackages(
   packages: readonly { pkg: string; file: string }[] = HOST_PACKAGES,
