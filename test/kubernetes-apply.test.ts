@@ -1,4 +1,3 @@
-import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
 import { KubernetesRuntime } from "../services/adapters/kubernetes/runtime.js";
@@ -11,7 +10,7 @@ import {
 } from "../services/domain/kubernetes/index.js";
 import { PipelineError, SlipwayError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
-import { startKubeDouble, type KubeDouble, type KubeObject } from "./helpers/kube-double.js";
+import { startKubeDouble, type KubeDouble, type KubeObject, kubeConfigFor } from "./helpers/kube-double.js";
 
 // The adapter against an HTTP double of the Kubernetes API (no cluster runs here): real client-node,
 // real HTTP, the API's response shapes. What the double cannot show (admission, controllers, real
@@ -48,17 +47,6 @@ function rendered(ws = workloads()): KubernetesObject[] {
     ...renderAll({ tool: TOOL, workloads: ws }, OPTIONS),
     renderEnvSecret(TOOL, "web", { API_KEY: "s3cr3t" }),
   ];
-}
-
-function kubeConfigFor(url: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "double", server: url, skipTLSVerify: true }],
-    users: [{ name: "slipway", token: "double-token" }],
-    contexts: [{ name: "double", cluster: "double", user: "slipway" }],
-    currentContext: "double",
-  });
-  return kc;
 }
 
 const PLURAL: Record<string, string> = {

@@ -1,4 +1,3 @@
-import { KubeConfig } from "@kubernetes/client-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
@@ -13,7 +12,7 @@ import { imageByDigest } from "../services/domain/releases/deployer.js";
 import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { memoryLogger } from "../services/platform/logger.js";
-import { startKubeDouble, type KubeDouble, type KubeObject } from "./helpers/kube-double.js";
+import { startKubeDouble, type KubeDouble, type KubeObject, kubeConfigFor } from "./helpers/kube-double.js";
 import { startRedis } from "./helpers/redis.js";
 
 // The cluster profile's deployer end to end, minus the cluster: real Redis state, the real
@@ -31,17 +30,6 @@ let store: RedisStore;
 let client: Redis;
 let logs: RedisBuildLogs;
 let counter = 0;
-
-function kubeConfigFor(url: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "double", server: url, skipTLSVerify: true }],
-    users: [{ name: "slipway", token: "double-token" }],
-    contexts: [{ name: "double", cluster: "double", user: "slipway" }],
-    currentContext: "double",
-  });
-  return kc;
-}
 
 beforeAll(async () => {
   redis = await startRedis();

@@ -1,5 +1,4 @@
 import type { Server } from "node:http";
-import { KubeConfig } from "@kubernetes/client-node";
 import express from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -15,7 +14,13 @@ import { memoryLogger } from "../services/platform/logger.js";
 import { jobsRouter } from "../services/roles/http/api-jobs.js";
 import { errorHandler } from "../services/roles/http/errors.js";
 import { waitFor } from "./helpers/apps.js";
-import { startKubeDouble, type KubeDouble, type KubeObject, type PodScript } from "./helpers/kube-double.js";
+import {
+  startKubeDouble,
+  type KubeDouble,
+  type KubeObject,
+  type PodScript,
+  kubeConfigFor,
+} from "./helpers/kube-double.js";
 import { startRedis } from "./helpers/redis.js";
 
 // The jobs API on the cluster profile: real Redis (jobs store, run logs), the real JobService, HTTP
@@ -41,17 +46,6 @@ const RELEASE: Release = {
 };
 
 const releases = new Map<string, Release>([[RELEASE.id, RELEASE]]);
-
-function kubeConfigFor(url: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "double", server: url, skipTLSVerify: true }],
-    users: [{ name: "slipway", token: "double-token" }],
-    contexts: [{ name: "double", cluster: "double", user: "slipway" }],
-    currentContext: "double",
-  });
-  return kc;
-}
 
 let redisServer: { url: string; stop: () => Promise<void> };
 let redis: Redis;

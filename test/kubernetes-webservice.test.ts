@@ -1,4 +1,3 @@
-import { KubeConfig } from "@kubernetes/client-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
@@ -10,7 +9,7 @@ import { WebserviceService } from "../services/domain/releases/webservice-servic
 import { memoryLogger } from "../services/platform/logger.js";
 import type { Route } from "../services/ports/store.js";
 import { waitFor } from "./helpers/apps.js";
-import { startKubeDouble, type KubeDouble } from "./helpers/kube-double.js";
+import { startKubeDouble, type KubeDouble, kubeConfigFor } from "./helpers/kube-double.js";
 import { startRedis } from "./helpers/redis.js";
 
 // `slipway webservice logs|status` on the cluster profile: web pods' output followed into real Redis
@@ -31,17 +30,6 @@ const RELEASE: Release = {
   created_at: new Date().toISOString(),
 };
 const route: Route = { tool: TOOL, release_id: RELEASE.id, host: `web.${NS}.svc`, port: 8000 };
-
-function kubeConfigFor(url: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "double", server: url, skipTLSVerify: true }],
-    users: [{ name: "slipway", token: "double-token" }],
-    contexts: [{ name: "double", cluster: "double", user: "slipway" }],
-    currentContext: "double",
-  });
-  return kc;
-}
 
 const labels = (release: string) => ({
   "app.kubernetes.io/component": "webservice",

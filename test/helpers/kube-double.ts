@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
+import { KubeConfig } from "@kubernetes/client-node";
 import express, { type Request, type Response } from "express";
 import { parse as parseYaml } from "yaml";
 
@@ -737,4 +738,16 @@ export async function startKubeDouble(): Promise<KubeDouble> {
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/** A real client-node config pointing at the double (bearer token over HTTP), as a kubeconfig would. */
+export function kubeConfigFor(url: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "double", server: url, skipTLSVerify: true }],
+    users: [{ name: "slipway", token: "double-token" }],
+    contexts: [{ name: "double", cluster: "double", user: "slipway" }],
+    currentContext: "double",
+  });
+  return kc;
 }

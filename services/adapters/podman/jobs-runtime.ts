@@ -1,6 +1,12 @@
 import { spawn } from "node:child_process";
 import { TransientError } from "../../platform/errors.js";
-import type { JobExit, JobProcess, JobProcessSpec, JobsRuntime } from "../../domain/jobs/runtime.js";
+import {
+  JOB_COMMAND_WRAPPER,
+  type JobExit,
+  type JobProcess,
+  type JobProcessSpec,
+  type JobsRuntime,
+} from "../../domain/jobs/runtime.js";
 import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
 import { batchLines } from "./line-batcher.js";
@@ -11,18 +17,6 @@ const LABEL = "io.slipway";
 /** Lines are handed on in batches, so a chatty job costs one store write per batch, not per line. */
 const FLUSH_MS = 200;
 const FLUSH_LINES = 200;
-
-/**
- * Resolves the command as Toolforge's `launcher` does for buildservice images: a Procfile process type
- * runs that process, anything else runs in the app's launch environment (one argument with spaces is a
- * shell command line). Images without the CNB launcher (plain images) get `sh -c`.
- */
-const WRAPPER = [
-  'c="$1"',
-  'case "$c" in */*|*" "*) ;; *) if [ -x "/cnb/process/$c" ]; then exec "/cnb/process/$c"; fi ;; esac',
-  'if [ -x /cnb/lifecycle/launcher ]; then exec /cnb/lifecycle/launcher "$c"; fi',
-  'exec sh -c "$c"',
-].join("\n");
 
 /** The same options as PodmanRuntime's: one registry, one name prefix per server. */
 export type PodmanJobsRuntimeOptions = PodmanRuntimeOptions;
@@ -73,7 +67,7 @@ export class PodmanJobsRuntime implements JobsRuntime {
           "/bin/sh",
           spec.image,
           "-c",
-          WRAPPER,
+          JOB_COMMAND_WRAPPER,
           "slipway-job",
           spec.command,
         ],

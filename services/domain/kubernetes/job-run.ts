@@ -1,4 +1,5 @@
 // Types only: erased at compile time, so the domain does not load the Kubernetes client.
+import { JOB_COMMAND_WRAPPER } from "../jobs/runtime.js";
 import type { V1Job, V1Secret } from "@kubernetes/client-node";
 import { validateWorkload, type OneOffWorkload } from "./model.js";
 import { LABELS, boundedName, namespaceName, toolLabels } from "./names.js";
@@ -35,19 +36,6 @@ export interface JobRunSpec {
   /** Value of `slipway.dev/runner`. */
   readonly runner: string;
 }
-
-/**
- * The same resolution as the local runner's (adapters/podman/jobs-runtime.ts), so a command means the
- * same on both profiles: a Procfile process type runs that process, anything else runs in the app's
- * launch environment, and images without the CNB launcher get `sh -c`. Which process types an image
- * has is only known inside it, hence a check at run time rather than at render time.
- */
-const WRAPPER = [
-  'c="$1"',
-  'case "$c" in */*|*" "*) ;; *) if [ -x "/cnb/process/$c" ]; then exec "/cnb/process/$c"; fi ;; esac',
-  'if [ -x /cnb/lifecycle/launcher ]; then exec /cnb/lifecycle/launcher "$c"; fi',
-  'exec sh -c "$c"',
-].join("\n");
 
 /** `<job>-<run id>`, shortened with a hash when longer than a label. Run ids are lowercase base32. */
 export function jobRunName(job: string, runId: string): string {
@@ -105,7 +93,7 @@ export function renderJobRun(s: JobRunSpec): { job: Rendered<V1Job>; secret?: Re
   template.metadata = { ...template.metadata, labels };
   template.spec!.containers[0] = {
     ...container,
-    command: ["/bin/sh", "-c", WRAPPER, "slipway-job", s.command],
+    command: ["/bin/sh", "-c", JOB_COMMAND_WRAPPER, "slipway-job", s.command],
     ...(container.envFrom ? { envFrom: [{ secretRef: { name: secretName, optional: false } }] } : {}),
   };
   const job: Rendered<V1Job> = {
