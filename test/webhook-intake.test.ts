@@ -197,6 +197,43 @@ describe("builds on their way to the queue", () => {
     }
   });
 
+  it("lose no build when a slow mover's lock passed to another mover during its round", async () => {
+    const p = parts("takeover");
+    const conn = new Redis(redis.url);
+    const keys = buildOutboxKeys("takeover");
+    try {
+      const a = await p.tools.create("slow-mover-a");
+      const b = await p.tools.create("slow-mover-b");
+      const first = (await p.push(a.name, sha(13))) as { build_id: string };
+      let second: { build_id: string } | undefined;
+      // While this mover enqueues, its lock expires and another mover does the same round: it takes the
+      // lock, moves the same entry and trims it, and meanwhile another push lands behind it.
+      const queue = {
+        enqueue: async (...args: Parameters<JobQueue["enqueue"]>) => {
+          if (!second) {
+            await conn.set(`${keys.list}:mover`, "another-mover", "PX", 60_000);
+            second = (await p.push(b.name, sha(14))) as { build_id: string };
+            await p.queue.enqueue("build", { build_id: first.build_id, tool: a.name }, first.build_id);
+            await conn.ltrim(keys.list, 1, -1);
+            await conn.del(`${keys.list}:mover`);
+          }
+          return p.queue.enqueue(...args);
+        },
+        removeWaiting: (...args: Parameters<JobQueue["removeWaiting"]>) => p.queue.removeWaiting(...args),
+      } as unknown as JobQueue;
+      const outbox = await BuildOutbox.start(redis.url, queue, memoryLogger(), "takeover");
+      await outbox.drained();
+      await outbox.close();
+      const jobs = await p.queue.counts("build");
+      expect(jobs.waiting).toBe(2);
+      expect(await conn.llen(keys.list)).toBe(0);
+      expect(second).toBeDefined();
+    } finally {
+      await conn.quit();
+      await p.close();
+    }
+  });
+
   it("never start once superseded, and a running build is not superseded by a newer push", async () => {
     const p = parts("start1");
     try {

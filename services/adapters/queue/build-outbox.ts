@@ -110,8 +110,18 @@ export class BuildOutbox {
       const entries = await this.redis.lrange(this.keys.list, 0, BATCH - 1);
       if (entries.length === 0) return;
       await this.move(entries);
-      // Only the lock holder removes entries, always from the head; pushes only append.
-      await this.redis.ltrim(this.keys.list, entries.length, -1);
+      // Only the lock holder removes entries, always from the head; pushes only append. A round that
+      // outlived its lock trims nothing: the next holder read (and trims) these same entries, and a
+      // second trim would drop entries that nobody moved yet.
+      const trimmed = await this.redis.eval(
+        TRIM,
+        2,
+        this.lockKey(),
+        this.keys.list,
+        this.owner,
+        entries.length,
+      );
+      if (trimmed !== 1) return;
       if (entries.length < BATCH) return;
     }
   }
@@ -162,6 +172,11 @@ if holder == ARGV[1] or not holder then
   return 1
 end
 return 0`;
+
+const TRIM = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('LTRIM', KEYS[2], ARGV[2], -1)
+return 1`;
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
