@@ -6,7 +6,7 @@ import path from "node:path";
 import express from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IsomorphicGitFetcher } from "../services/adapters/git/fetcher.js";
+import { ProcessFetcher } from "../services/adapters/git/fetch-process.js";
 import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
@@ -40,7 +40,9 @@ let store: RedisStore;
 let feature: Awaited<ReturnType<typeof gitlabFeature>>;
 const logger = memoryLogger();
 
-const fetcher = IsomorphicGitFetcher.create({
+/** The builder's fetcher: the credentials travel to a child process over IPC, never on its command line. */
+const fetcher = ProcessFetcher.create({
+  entry: path.resolve(import.meta.dirname, "../dist/services/adapters/git/fetch-child.js"),
   maxTotalBytes: 10 * 1024 * 1024,
   maxFileBytes: 1024 * 1024,
   logger,
