@@ -3,6 +3,7 @@ import https from "node:https";
 import type { HttpClient } from "isomorphic-git";
 
 const MAX_REDIRECTS = 10;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
  * isomorphic-git's HTTP client on Node's `http`/`https` modules, bound to an AbortSignal. isomorphic-git's
@@ -16,21 +17,22 @@ export function abortableHttpClient(signal: AbortSignal | undefined): HttpClient
       // Upload-pack requests are a few KiB of wants/haves; a Content-Length is what servers expect.
       const chunks: Uint8Array[] = [];
       if (body) for await (const chunk of body) chunks.push(chunk);
-      let payload = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
+      const payload = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
       let current = url;
-      let verb = method;
+      let sent = headers;
       for (let hops = 0; ; hops++) {
-        const res = await send(current, verb, headers, payload, signal);
+        const res = await send(current, method, sent, payload, signal);
         const location = res.headers.location;
-        if (res.statusCode && res.statusCode >= 301 && res.statusCode <= 308 && location) {
+        if (REDIRECTS.has(res.statusCode ?? 0) && location) {
           res.resume();
           if (hops >= MAX_REDIRECTS) throw new Error(`too many redirects fetching ${url}`);
-          current = new URL(location, current).toString();
-          // As browsers and fetch do: 307/308 repeat the request, the others turn a POST into a GET.
-          if (res.statusCode !== 307 && res.statusCode !== 308 && verb === "POST") {
-            verb = "GET";
-            payload = undefined;
-          }
+          const next = new URL(location, current);
+          // As fetch does: credentials go only to the origin they were given for.
+          if (next.origin !== new URL(current).origin) sent = withoutCredentials(sent);
+          current = next.toString();
+          // The same request again, body included, whatever the status: isomorphic-git ignores the final
+          // URL and posts to the original one, which a renamed project on GitLab redirects too, and
+          // upload-pack turned into a GET (as fetch would turn a 301/302 POST) is only a 400.
           continue;
         }
         // isomorphic-git does not always read a response to its end. The build's signal stays attached
@@ -39,7 +41,7 @@ export function abortableHttpClient(signal: AbortSignal | undefined): HttpClient
         res.on("error", () => undefined);
         return {
           url: current,
-          method: verb,
+          method,
           statusCode: res.statusCode ?? 0,
           statusMessage: res.statusMessage ?? "",
           headers: Object.fromEntries(
@@ -74,4 +76,10 @@ function send(
     req.once("error", reject);
     req.end(payload);
   });
+}
+
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).filter(([k]) => !["authorization", "cookie"].includes(k.toLowerCase())),
+  );
 }
