@@ -4,7 +4,7 @@
  * Every loop is bounded in count and time; all traffic stays on loopback.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -581,7 +581,10 @@ async function sourceFetch(server: Server): Promise<void> {
   const sha = (await git(repo, ["rev-parse", "HEAD"])).trim();
   const url = pushUrl(tool);
   const times = { slipway: [] as number[], git: [] as number[] };
-  const peaks = { slipway: 0, git: 0 };
+  // git: the peak of the summed RSS of all its processes (git, git-remote-http, fetch-pack, index-pack),
+  // and of the top process alone. Slipway: the peak RSS of the child process that fetches, as the
+  // builder runs it; fetch-once itself stands in for the server, which exists anyway.
+  const peaks = { slipway: 0, git: 0, gitTop: 0 };
   for (let round = 0; round < 3; round++) {
     for (const which of ["git", "slipway"] as const) {
       const dest = await mkdtemp(path.join(os.tmpdir(), "slipway-bench-fetch-"));
@@ -599,22 +602,33 @@ async function sourceFetch(server: Server): Promise<void> {
               ],
             ];
       const t0 = performance.now();
-      const child = spawn(args[0] as string, args[1] as string[], { stdio: "ignore" });
-      let peak = 0;
+      const child = spawn(args[0] as string, args[1] as string[], { stdio: ["ignore", "pipe", "ignore"] });
+      let stdout = "";
+      child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));
+      let tree = 0;
+      let top = 0;
       const poll = setInterval(() => {
-        void readFile(`/proc/${child.pid}/status`, "utf8").then(
-          (s) => (peak = Math.max(peak, Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0))),
-          () => undefined,
-        );
+        void Promise.all([treeRssKiB(child.pid!), hwmKiB(child.pid!)]).then(([sum, hwm]) => {
+          tree = Math.max(tree, sum);
+          top = Math.max(top, hwm);
+        });
       }, 10);
-      const code = await new Promise<number>((r) => child.once("exit", (c) => r(c ?? 1)));
+      const code = await new Promise<number>((r) => child.once("close", (c) => r(c ?? 1)));
       clearInterval(poll);
       if (code !== 0) throw new Error(`${which} fetch failed with ${code}`);
       times[which].push((performance.now() - t0) / 1000);
-      peaks[which] = Math.max(peaks[which], peak);
+      if (which === "git") {
+        peaks.git = Math.max(peaks.git, tree);
+        peaks.gitTop = Math.max(peaks.gitTop, top);
+      } else {
+        const { fetchPeakKiB } = JSON.parse(stdout) as { fetchPeakKiB: number };
+        peaks.slipway = Math.max(peaks.slipway, fetchPeakKiB);
+      }
       await rm(dest, { recursive: true, force: true });
     }
   }
+  const nodeIdle = await nodeBaselineKiB();
+  const nodeWithGit = await nodeBaselineKiB(true);
   const ratio = percentile(times.slipway, 50) / percentile(times.git, 50);
   record({
     name: "source fetch (8,000 files) time vs git clone",
@@ -624,6 +638,8 @@ async function sourceFetch(server: Server): Promise<void> {
     met: ratio <= 1.3,
     baseline: percentile(times.git, 50),
   });
+  const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
+  const times2 = (kib: number): string => `${(kib / Math.max(1, peaks.git)).toFixed(1)}x git's`;
   const memRatio = peaks.slipway / Math.max(1, peaks.git);
   record({
     name: "source fetch peak memory vs git clone",
@@ -632,8 +648,57 @@ async function sourceFetch(server: Server): Promise<void> {
     target: "<= 2x",
     met: memRatio <= 2,
     baseline: peaks.git / 1024,
+    note:
+      `fetch process ${mib(peaks.slipway)} vs git clone ${mib(peaks.git)} (its processes summed; ` +
+      `${mib(peaks.gitTop)} its top process). Node alone peaks at ${mib(nodeIdle)} ` +
+      `(${times2(nodeIdle)}), Node that only loads isomorphic-git at ${mib(nodeWithGit)} ` +
+      `(${times2(nodeWithGit)})` +
+      (nodeWithGit > 2 * peaks.git ? ": no isomorphic-git fetch can meet 2x here" : ""),
+  });
+  record({
+    name: "source fetch memory over Node's own baseline",
+    value: (peaks.slipway - nodeIdle) / 1024,
+    unit: "MiB",
+    target: "info",
+    met: null,
+    baseline: nodeIdle / 1024,
+    note: "fetch process peak minus the peak of an idle node process, same run",
   });
   await rm(repo, { recursive: true, force: true });
+}
+
+/** Sum of VmRSS over a process and all its descendants. */
+async function treeRssKiB(pid: number): Promise<number> {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    const tasks = await readdir(`/proc/${pids[i]}/task`).catch(() => [] as string[]);
+    for (const t of tasks) {
+      const children = await readFile(`/proc/${pids[i]}/task/${t}/children`, "utf8").catch(() => "");
+      pids.push(...children.split(" ").filter(Boolean).map(Number));
+    }
+  }
+  const rss = await Promise.all(pids.map(rssKiB));
+  return rss.reduce((a, b) => a + b, 0);
+}
+
+function hwmKiB(pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/status`, "utf8").then(
+    (s) => Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0),
+    () => 0,
+  );
+}
+
+/** Peak RSS of a node process that does nothing, or only loads isomorphic-git as the fetcher does. */
+async function nodeBaselineKiB(loadIsomorphicGit = false): Promise<number> {
+  const load = loadIsomorphicGit
+    ? `await import(${JSON.stringify(path.join(repoRoot, "dist/services/adapters/git/isomorphic-git.js"))});`
+    : "";
+  const r = await run(process.execPath, [
+    "--input-type=module",
+    "-e",
+    `${load} process.stdout.write(String(process.resourceUsage().maxRSS));`,
+  ]);
+  return Number(r.stdout);
 }
 
 /** One tool floods the queue; how long does another tool's build wait to start? */
@@ -964,6 +1029,13 @@ async function main(): Promise<void> {
     } finally {
       await server.stop();
     }
+    await writeResults();
+    return;
+  }
+  // `npm run bench -- fetch`: only the source fetch against git clone.
+  if (process.argv[2] === "fetch") {
+    const server = await startServer();
+    await sourceFetch(server).finally(() => server.stop());
     await writeResults();
     return;
   }

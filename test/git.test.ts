@@ -1,5 +1,18 @@
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import os from "node:os";
@@ -7,7 +20,7 @@ import { gzipSync } from "node:zlib";
 import path from "node:path";
 import express, { type ErrorRequestHandler } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IsomorphicGitFetcher } from "../services/adapters/git/fetcher.js";
+import { ProcessFetcher } from "../services/adapters/git/fetch-process.js";
 import { createGitRemote, readDefaultBranch, type RefUpdate } from "../services/adapters/git/http-backend.js";
 import { SlipwayError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
@@ -91,8 +104,10 @@ function remoteUrl(tool: string, token = TOKEN): string {
   return `http://pusher:${token}@${base.slice("http://".length)}/git/${tool}.git`;
 }
 
+/** The builder's fetcher: each fetch in a child process running the compiled fetcher (`npm run build`). */
 function fetcher(limits: { maxTotalBytes?: number; maxFileBytes?: number } = {}, logger = memoryLogger()) {
-  return IsomorphicGitFetcher.create({
+  return ProcessFetcher.create({
+    entry: path.resolve(import.meta.dirname, "../dist/services/adapters/git/fetch-child.js"),
     maxTotalBytes: limits.maxTotalBytes ?? 100 * 1024 * 1024,
     maxFileBytes: limits.maxFileBytes ?? 10 * 1024 * 1024,
     workDir: path.join(root, "gitdirs"),
@@ -398,6 +413,55 @@ describe("slipway git remote + isomorphic-git fetcher", () => {
     expect(await readdir(dest)).toEqual([]);
   });
 
+  it("checks out thousands of files and one larger than a pack chunk exactly as git clone does", async () => {
+    const files: Record<string, string | { link: string }> = { "bin/run": "#!/bin/sh\necho run\n" };
+    for (let d = 0; d < 30; d++) {
+      for (let f = 0; f < 100; f++) files[`src/d${d}/f${f}.txt`] = `dir ${d} file ${f}\n`.repeat(f % 7);
+    }
+    files["src/latest"] = { link: "d29/f99.txt" };
+    const repo = await makeRepo("many", files);
+    // Incompressible, so that it spans many pack and HTTP chunks.
+    await mkdir(path.join(repo.dir, "assets"));
+    await writeFile(path.join(repo.dir, "assets/blob.bin"), randomBytes(3 * 1024 * 1024 + 17));
+    await chmod(path.join(repo.dir, "bin/run"), 0o755);
+    const sha = await commitFiles(repo.dir, {});
+    await git(repo.dir, ["push", remoteUrl("many"), "main"]);
+    const dest = await freshDest("many");
+    await fetcher().fetch(
+      { url: `${base}/git/many.git`, ref: "main", commit: sha, auth: { username: "x", password: TOKEN } },
+      dest,
+    );
+    const clone = path.join(root, "clone-many");
+    await git(root, ["clone", "--quiet", "--depth", "1", remoteUrl("many"), clone]);
+    await rm(path.join(clone, ".git"), { recursive: true });
+    const got = await describeTree(dest);
+    expect(got.size).toBe(3000 + 3);
+    expect(got).toEqual(await describeTree(clone));
+    expect(got.get("bin/run")).toMatch(/^file 755 /);
+    expect(got.get("src/latest")).toBe("link d29/f99.txt");
+  });
+
+  it("kills the fetch process when the build is cancelled mid-fetch, leaving nothing behind", async () => {
+    const dest = await freshDest("cancelled-mid");
+    const controller = new AbortController();
+    const pending = fetcher()
+      .fetch(
+        {
+          url: `${base}/git/many.git`,
+          ref: "main",
+          commit: (await git(path.join(root, "work", "many"), ["rev-parse", "HEAD"])).stdout.trim(),
+          auth: { username: "x", password: TOKEN },
+        },
+        dest,
+        controller.signal,
+      )
+      .catch((e: unknown) => e);
+    setTimeout(() => controller.abort(), 300);
+    expect(await pending).toMatchObject({ code: "cancelled" });
+    expect(await readdir(dest)).toEqual([]);
+    expect(await readdir(path.join(root, "gitdirs"))).toEqual([]);
+  });
+
   it("rejects hook calls without the server's secret", async () => {
     const res = await fetch(`${base}/internal/git-hook`, {
       method: "POST",
@@ -407,3 +471,24 @@ describe("slipway git remote + isomorphic-git fetcher", () => {
     expect(res.status).toBe(401);
   });
 });
+
+/** Every file under `dir`: path -> "file <mode> <size> <sha256>" or "link <target>". */
+async function describeTree(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of await readdir(path.join(dir, rel))) {
+      const p = rel === "" ? name : `${rel}/${name}`;
+      const st = await lstat(path.join(dir, p));
+      if (st.isDirectory()) await walk(p);
+      else if (st.isSymbolicLink()) out.set(p, `link ${await readlink(path.join(dir, p))}`);
+      else {
+        const digest = createHash("sha256")
+          .update(await readFile(path.join(dir, p)))
+          .digest("hex");
+        out.set(p, `file ${(st.mode & 0o777).toString(8)} ${st.size} ${digest}`);
+      }
+    }
+  };
+  await walk("");
+  return out;
+}

@@ -6,7 +6,7 @@ import path from "node:path";
 import express from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IsomorphicGitFetcher } from "../services/adapters/git/fetcher.js";
+import { ProcessFetcher } from "../services/adapters/git/fetch-process.js";
 import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
@@ -31,6 +31,8 @@ const PROJECT_PATH = "group/private-app";
 
 let root: string;
 let gitServer: Server;
+let elsewhereServer: Server;
+const elsewhereAuth: (string | undefined)[] = [];
 let base: string;
 let repoUrl: string;
 let commit: string;
@@ -40,7 +42,9 @@ let store: RedisStore;
 let feature: Awaited<ReturnType<typeof gitlabFeature>>;
 const logger = memoryLogger();
 
-const fetcher = IsomorphicGitFetcher.create({
+/** The builder's fetcher: the credentials travel to a child process over IPC, never on its command line. */
+const fetcher = ProcessFetcher.create({
+  entry: path.resolve(import.meta.dirname, "../dist/services/adapters/git/fetch-child.js"),
   maxTotalBytes: 10 * 1024 * 1024,
   maxFileBytes: 1024 * 1024,
   logger,
@@ -67,7 +71,21 @@ beforeAll(async () => {
   commit = (await git(work.dir, ["rev-parse", "HEAD"])).trim();
   await git(root, ["clone", "-q", "--bare", work.dir, path.join(reposDir, `${PROJECT_PATH}.git`)]);
 
+  // Elsewhere: another origin, which records what credentials reach it.
+  const elsewhere = express();
+  elsewhere.use((req, res) => {
+    elsewhereAuth.push(req.headers.authorization);
+    res.status(401).set("WWW-Authenticate", 'Basic realm="elsewhere"').send("no\n");
+  });
+  elsewhereServer = await new Promise((resolve) => {
+    const s = elsewhere.listen(0, "127.0.0.1", () => resolve(s));
+  });
   const app = express();
+  // GitLab answers a renamed project's old path with a redirect to the new one.
+  app.use("/group/renamed-app.git", (req, res) => res.redirect(301, `/${PROJECT_PATH}.git${req.url}`));
+  app.use("/group/moved-away.git", (req, res) =>
+    res.redirect(302, `http://127.0.0.1:${(elsewhereServer.address() as AddressInfo).port}${req.url}`),
+  );
   app.use(
     gitHttpBackend(
       reposDir,
@@ -110,6 +128,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  elsewhereServer?.closeAllConnections();
+  elsewhereServer?.close();
   gitServer?.closeAllConnections();
   await new Promise<void>((r) => (gitServer ? gitServer.close(() => r()) : r()));
   await store?.close();
@@ -162,6 +182,24 @@ describe("fetching a private GitLab repository", () => {
     );
     expect(fetched.commit).toBe(commit);
     expect((await readdir(dest)).sort()).toEqual(["Procfile", "server.js"]);
+  });
+
+  it("follows the redirect of a renamed project, credentials included", async () => {
+    const dest = await freshDest("renamed");
+    const auth = { username: DEPLOY_USER, password: DEPLOY_TOKEN };
+    await fetcher.fetch({ url: `${base}/group/renamed-app.git`, ref: "main", commit, auth }, dest);
+    expect((await readdir(dest)).sort()).toEqual(["Procfile", "server.js"]);
+  });
+
+  it("never sends the credentials on to another origin it is redirected to", async () => {
+    const dest = await freshDest("moved-away");
+    const auth = { username: DEPLOY_USER, password: DEPLOY_TOKEN };
+    const err = await fetcher
+      .fetch({ url: `${base}/group/moved-away.git`, ref: "main", commit, auth }, dest)
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "source_fetch_failed" });
+    expect(elsewhereAuth.length).toBeGreaterThan(1);
+    expect(elsewhereAuth.filter((a) => a !== undefined)).toEqual([]);
   });
 
   it("gives the deploy token only to its own tool, and only for the linked project", async () => {

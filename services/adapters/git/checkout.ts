@@ -1,8 +1,8 @@
 import nodeFs from "node:fs";
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { readBlob, readTree } from "isomorphic-git";
 import { SlipwayError } from "../../platform/errors.js";
+import git from "./isomorphic-git.js";
 
 export interface CheckoutLimits {
   /** Sum of all regular files, in bytes. */
@@ -63,7 +63,7 @@ export async function checkoutTree(
     while (next < plan.files.length) {
       signal?.throwIfAborted();
       const file = plan.files[next++]!;
-      const { blob } = await readBlob({ fs, gitdir, oid: file.oid, cache });
+      const { blob } = await git.readBlob({ fs, gitdir, oid: file.oid, cache });
       if (blob.byteLength > limits.maxFileBytes) {
         throw new SlipwayError(
           "source_rejected",
@@ -104,7 +104,7 @@ async function walk(
   prefix: string,
   plan: Plan,
 ): Promise<void> {
-  const { tree } = await readTree({ fs, gitdir, oid, cache });
+  const { tree } = await git.readTree({ fs, gitdir, oid, cache });
   for (const entry of tree) {
     const rel = prefix === "" ? checkName(entry.path, prefix) : `${prefix}/${checkName(entry.path, prefix)}`;
     switch (entry.mode) {
@@ -113,7 +113,7 @@ async function walk(
         await walk(fs, gitdir, cache, entry.oid, rel, plan);
         break;
       case "120000": {
-        const { blob } = await readBlob({ fs, gitdir, oid: entry.oid, cache });
+        const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache });
         plan.links.set(rel, Buffer.from(blob).toString("utf8"));
         break;
       }

@@ -2,12 +2,13 @@ import fs from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import git, { Errors, type AuthCallback } from "isomorphic-git";
+import type { AuthCallback } from "isomorphic-git";
 import { InputError, SlipwayError } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { FetchedSource, FetchRequest, SourceFetcher } from "../../ports/source.js";
 import { checkoutTree } from "./checkout.js";
 import { abortableHttpClient } from "./http-client.js";
+import git, { Errors } from "./isomorphic-git.js";
 
 export interface IsomorphicGitFetcherOptions {
   /** Sum of all regular files in a checkout, in bytes (the operator's SLIPWAY_MAX_SOURCE_MB). */

@@ -1,4 +1,4 @@
-import git from "isomorphic-git";
+import git from "./isomorphic-git.js";
 import http from "isomorphic-git/http/node";
 import { SlipwayError } from "../../platform/errors.js";
 import type { RefResolver } from "../../ports/refs.js";

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { IsomorphicGitFetcher } from "../../adapters/git/fetcher.js";
+import { ProcessFetcher } from "../../adapters/git/fetch-process.js";
 import { createGitRemote, readDefaultBranch } from "../../adapters/git/http-backend.js";
 import { RemoteRefs } from "../../adapters/git/remote-refs.js";
 import { ensureHostPackages } from "../../adapters/host/packages.js";
@@ -398,7 +398,8 @@ export async function startServer(
         closers.push(() => jobRunner.close());
       }
       if (role === "all" || role === "builder") {
-        const fetcher = IsomorphicGitFetcher.create({
+        const fetcher = ProcessFetcher.create({
+          entry: path.join(config.repoRoot, "dist/services/adapters/git/fetch-child.js"),
           maxTotalBytes: config.limits.sourceBytes,
           maxFileBytes: Math.min(config.limits.sourceBytes, 100 * 1024 * 1024),
           workDir: path.join(config.home, "tmp"),
