@@ -48,7 +48,9 @@ async function run(message: ChildRequest): Promise<void> {
     };
   }
   await send(answer);
-  process.disconnect();
+  // Exit now: idle keep-alive sockets to the remote would otherwise hold the process (and so the
+  // build, which waits for it to close) for the agent's 5 s keep-alive.
+  process.exit(0);
 }
 
 process.once("message", (message: ChildRequest) => void run(message));
