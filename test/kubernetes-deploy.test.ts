@@ -342,14 +342,20 @@ describe("KubernetesDeployer", () => {
       { replicas: 1, updatedReplicas: 0, availableReplicas: 0 },
       { replicas: 1, updatedReplicas: 1, availableReplicas: 1 },
     ]);
-    // As the server wires it: once live, only the one-off components become jobs (run on demand).
+    // As the server wires it: once live, the components become jobs; the cluster runs the worker and
+    // the CronJob, the runner only the one-off (on demand).
     const jobsStore = RedisJobsStore.create(client);
     const jobs = new JobService({ jobs: jobsStore, store, imageOf: imageByDigest, logger: memoryLogger() });
     await deployer({
-      onLive: (release) => jobs.syncRelease(release, ["one-off"]).then(() => undefined),
+      onLive: (release) =>
+        jobs.syncRelease(release, { onCluster: ["continuous", "scheduled"] }).then(() => undefined),
     }).deploy(full.id, new AbortController().signal);
-    expect((await jobsStore.listJobs(TOOL)).map((j) => [j.name, j.type, j.release_id])).toEqual([
-      ["migrate", "one-off", full.id],
+    expect(
+      (await jobsStore.listJobs(TOOL)).map((j) => [j.name, j.type, j.release_id, j.runs_on ?? "slipway"]),
+    ).toEqual([
+      ["bot", "continuous", full.id, "cluster"],
+      ["migrate", "one-off", full.id, "slipway"],
+      ["nightly", "scheduled", full.id, "cluster"],
     ]);
     expect(await store.getRelease(full.id)).toMatchObject({ status: "live" });
     expect(kube.get("CronJob", NS, "nightly")).toBeDefined();

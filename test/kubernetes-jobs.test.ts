@@ -390,7 +390,7 @@ describe("jobs on Kubernetes", () => {
     expect(kube.get("Job", NS, "old-other")).toBeDefined();
   });
 
-  it("makes only a config's one-off components jobs (the rest are cluster objects) and runs one on demand", async () => {
+  it("leaves a config's workers and CronJobs to the cluster and runs its one-off components on demand", async () => {
     const config = parseComponentsConfig(
       [
         "components:",
@@ -404,16 +404,33 @@ describe("jobs on Kubernetes", () => {
     );
     const rel2: Release = { ...RELEASE, id: "rel2", config };
     releases.set(rel2.id, rel2);
-    // A scheduled config job left from the local profile would run beside its CronJob: it goes.
+    // A continuous config job left from the local profile: the runner starts a Job for it.
     await jobs.syncRelease(rel2);
-    expect((await api<{ name: string }[]>("GET", "")).body.map((j) => j.name)).toContain("cleanup");
+    await waitFor(
+      "the runner's Job for the worker",
+      () => Promise.resolve(appliedJobs("queue-worker")[0]),
+      10_000,
+      20,
+    );
 
-    // What the cluster profile's deployer does once the release is live.
-    const synced = await jobs.syncRelease(rel2, ["one-off"]);
-    expect(synced.deleted.sort()).toEqual(["cleanup", "queue-worker"]);
-    const list = await api<{ name: string; type: string; source: string }[]>("GET", "");
+    // What the cluster profile's deployer does once the release is live: the worker and the CronJob are
+    // the cluster's now, and the runner stops its own Job.
+    const synced = await jobs.syncRelease(rel2, { onCluster: ["continuous", "scheduled"] });
+    expect(synced.updated.sort()).toEqual(["cleanup", "queue-worker"]);
+    const list = await api<{ name: string; type: string; source: string; runs_on: string }[]>("GET", "");
     const fromConfig = list.body.filter((j) => j.source === "config");
-    expect(fromConfig.map((j) => [j.name, j.type])).toEqual([["migrate", "one-off"]]);
+    expect(fromConfig.map((j) => [j.name, j.type, j.runs_on])).toEqual([
+      ["cleanup", "scheduled", "cluster"],
+      ["migrate", "one-off", "slipway"],
+      ["queue-worker", "continuous", "cluster"],
+    ]);
+    await waitFor(
+      "the runner's Job to go",
+      () => Promise.resolve(objectsOf("queue-worker").jobs === 0 ? true : undefined),
+      10_000,
+      20,
+    );
+    expect((await api<{ error: { code: string } }>("DELETE", "/queue-worker")).status).toBe(409);
 
     scripts.set("migrate", { lines: ["Applying migrations... OK"], exitCode: 0 });
     const run = await api<{ run_id: string }>("POST", "", { name: "migrate" });
@@ -423,5 +440,7 @@ describe("jobs on Kubernetes", () => {
     expect(done.runs[0]!.lines).toEqual(["Applying migrations... OK"]);
     expect(appliedJobs("migrate")[0]?.metadata.labels).toMatchObject({ "slipway.dev/release": "rel2" });
     await api("DELETE", "/migrate");
+    await store.deleteJob(TOOL, "queue-worker");
+    await store.deleteJob(TOOL, "cleanup");
   });
 });

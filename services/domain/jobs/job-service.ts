@@ -51,6 +51,7 @@ type Spec = Pick<
   | "memory_mb"
   | "cpus"
   | "extra"
+  | "runs_on"
 >;
 
 /** A run that nothing more follows: the caller of `--wait` can stop waiting. */
@@ -126,6 +127,7 @@ export class JobService {
   /** `jobs restart`: a continuous job's process is replaced; any other job runs again now. */
   async restart(tool: string, name: string): Promise<{ job: JobDefinition; run_id: string | null }> {
     const job = await this.get(tool, name);
+    refuseOnCluster(job, "restart");
     if (job.type !== "continuous") return { job, run_id: await this.requestRun(job) };
     const next = { ...job, revision: job.revision + 1, updated_at: new Date().toISOString() };
     await this.deps.jobs.putJob(next);
@@ -135,6 +137,7 @@ export class JobService {
   /** Stops the job (the runner kills its process within a tick) and forgets it, runs and logs included. */
   async delete(tool: string, name: string): Promise<JobDefinition> {
     const job = await this.get(tool, name);
+    refuseOnCluster(job, "delete");
     await this.deps.jobs.deleteJob(tool, name);
     return job;
   }
@@ -191,20 +194,21 @@ export class JobService {
    * continuous job; an unchanged one keeps running.
    */
   /**
-   * `types`: which component types of the config become jobs (default all). On a cluster the
-   * deployer runs continuous and scheduled components itself, as Deployments and CronJobs, so only
-   * one-off components are jobs there; a config job of another type left from before is removed, so
-   * nothing runs twice.
+   * `onCluster`: component types the cluster runs itself (on Kubernetes, continuous components are
+   * Deployments and scheduled ones CronJobs, applied by the deployer). Their jobs are recorded with
+   * `runs_on: "cluster"`, so `jobs list|show|logs` show them while the runner never starts them
+   * (nothing runs twice); the cluster follower records their pods as runs.
    */
-  async syncRelease(release: Release, types?: readonly JobType[]): Promise<LoadResult> {
+  async syncRelease(
+    release: Release,
+    options: { readonly onCluster?: readonly JobType[] } = {},
+  ): Promise<LoadResult> {
     const { jobs } = this.deps;
     const tool = release.tool;
     const result: LoadResult = { created: [], updated: [], deleted: [], unchanged: [] };
     const existing = new Map((await jobs.listJobs(tool)).map((j) => [j.name, j]));
     const image = this.deps.imageOf(release);
-    const components = (release.config ? jobComponents(release.config) : []).filter(
-      (c) => !types || types.includes(c.component_type),
-    );
+    const components = release.config ? jobComponents(release.config) : [];
     const now = new Date().toISOString();
     for (const c of components) {
       const before = existing.get(c.name);
@@ -223,6 +227,7 @@ export class JobService {
         memory_mb: memoryMb(c.run.memory),
         cpus: c.run.cpu_set ? cpus(c.run.cpu) : undefined,
         extra: {},
+        runs_on: options.onCluster?.includes(type) ? "cluster" : undefined,
       };
       if (before && before.source === "config" && sameSpec(before, spec)) {
         result.unchanged.push(c.name);
@@ -307,6 +312,7 @@ export class JobService {
   }
 
   private async requestRun(job: JobDefinition): Promise<string> {
+    refuseOnCluster(job, "run");
     const status = await this.deps.jobs.getStatus(job.tool, job.name);
     if (status?.state === "running" && job.type !== "continuous") {
       throw new ConflictError(`job ${job.name} is running; wait for it to finish (jobs show ${job.name})`);
@@ -400,7 +406,26 @@ function sameSpec(a: Spec, b: Spec): boolean {
     a.timeout_s === b.timeout_s &&
     a.memory_mb === b.memory_mb &&
     a.cpus === b.cpus &&
+    a.runs_on === b.runs_on &&
     JSON.stringify(a.extra) === JSON.stringify(b.extra)
+  );
+}
+
+/**
+ * A job the cluster runs (a config worker's Deployment, a config CronJob) is the live release's: Slipway
+ * neither deletes, restarts nor fires it, so the answer says what does.
+ */
+function refuseOnCluster(job: JobDefinition, what: "run" | "restart" | "delete"): void {
+  if (job.runs_on !== "cluster") return;
+  const object = job.type === "continuous" ? "Deployment" : "CronJob";
+  const how =
+    what === "delete"
+      ? "remove the component from slipway.yaml and push"
+      : what === "restart"
+        ? "a new release (push, an env var change, or slipway rollback) replaces its pods"
+        : "it runs on its schedule; for a run now, define a one-off job";
+  throw new ConflictError(
+    `job ${job.name} runs on the cluster as a ${object} of the live release's components config, so Slipway does not ${what} it: ${how}`,
   );
 }
 

@@ -39,6 +39,11 @@ export interface JobDefinition {
   /** CPU limit (`cpu` in jobs.yaml, `run.cpu` in the components config); none: the runner's default. */
   readonly cpus?: number | undefined;
   readonly source: JobSource;
+  /**
+   * `cluster`: Kubernetes runs it (a config worker's Deployment, a config CronJob, applied by the
+   * deployer). The runner never starts it; the cluster follower records its pods as runs.
+   */
+  readonly runs_on?: "cluster" | undefined;
   /** Bumped by every change and by `jobs restart`: the runner restarts a continuous job when it moves. */
   readonly revision: number;
   /** Toolforge keys Slipway accepts but does not act on (emails, filelog, mount…), kept for `dump`. */

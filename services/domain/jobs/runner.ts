@@ -84,6 +84,8 @@ export class JobRunner {
     const removed = await runtime.removeLeftovers();
     if (removed > 0) logger.info({ removed }, "removed job containers left by an earlier run");
     for (const job of await store.listAllJobs()) {
+      // The cluster follower owns those runs: their pods did not go with this process.
+      if (job.runs_on === "cluster") continue;
       for (const run of await store.listRuns(job.tool, job.name)) {
         if (run.status !== "running") continue;
         await store.updateRun(job.tool, job.name, run.id, {
@@ -121,7 +123,10 @@ export class JobRunner {
 
   async tick(): Promise<void> {
     const { store } = this.deps;
-    const defs = new Map((await store.listAllJobs()).map((j) => [key(j), j]));
+    // Jobs the cluster runs (Deployments, CronJobs) are not this runner's: as if they were not defined.
+    const defs = new Map(
+      (await store.listAllJobs()).filter((j) => j.runs_on !== "cluster").map((j) => [key(j), j]),
+    );
 
     for (const [k, sup] of this.supervisors) {
       const def = defs.get(k);

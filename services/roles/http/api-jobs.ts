@@ -187,6 +187,7 @@ export function jobView(job: JobDefinition, status: JobStatus) {
     timeout: job.timeout_s ?? null,
     mem: job.memory_mb === undefined ? null : `${job.memory_mb}Mi`,
     source: job.source,
+    runs_on: job.runs_on ?? "slipway",
     revision: job.revision,
     created_at: job.created_at,
     updated_at: job.updated_at,

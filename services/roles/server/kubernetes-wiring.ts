@@ -1,5 +1,6 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubernetesApplier } from "../../adapters/kubernetes/applier.js";
+import { KubernetesConfigJobFollower } from "../../adapters/kubernetes/config-job-logs.js";
 import { KubernetesJobsRuntime } from "../../adapters/kubernetes/jobs-runtime.js";
 import { KubernetesRuntime } from "../../adapters/kubernetes/runtime.js";
 import { KubernetesWebLogFollower } from "../../adapters/kubernetes/web-logs.js";
@@ -10,6 +11,7 @@ import type { Release } from "../../domain/releases/release.js";
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 import type { EnvSource } from "../../ports/envvars.js";
+import type { JobsStore } from "../../ports/jobs-store.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { ProcessLogs } from "../../ports/process-logs.js";
 import type { PullCredentials } from "../../ports/registry-access.js";
@@ -126,5 +128,17 @@ export function kubernetesWebLogs(
     store: deps.store,
     logs: deps.logs,
     logger: cluster.logger.child({ component: "web-logs" }),
+  });
+}
+
+/** Pods of config workers and CronJobs as runs of their jobs, for `slipway jobs list|show|logs`. */
+export function kubernetesConfigJobs(
+  cluster: KubernetesProfile,
+  deps: { readonly store: StateStore; readonly jobs: JobsStore },
+): KubernetesConfigJobFollower {
+  return new KubernetesConfigJobFollower(cluster.kubeConfig, {
+    store: deps.store,
+    jobs: deps.jobs,
+    logger: cluster.logger.child({ component: "config-jobs" }),
   });
 }

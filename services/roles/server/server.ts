@@ -54,6 +54,7 @@ import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js
 import { localBuilder } from "./local-builder.js";
 import { fileSecret } from "./secrets-file.js";
 import {
+  kubernetesConfigJobs,
   kubernetesDeployer,
   kubernetesJobsRuntime,
   kubernetesProfile,
@@ -305,8 +306,10 @@ export async function startServer(
           logs,
           logger,
           env: envvars,
-          // Only one-off components become jobs here: the others already run as cluster objects.
-          onLive: async (release) => void (await jobs.syncRelease(release, ["one-off"])),
+          // Workers and CronJobs run as cluster objects: their jobs are recorded as the cluster's, so
+          // the runner leaves them alone and the config-job follower keeps their runs and output.
+          onLive: async (release) =>
+            void (await jobs.syncRelease(release, { onCluster: ["continuous", "scheduled"] })),
           retention: new ImageRetention({
             store,
             registry,
@@ -338,6 +341,9 @@ export async function startServer(
         const webLogs = kubernetesWebLogs(cluster, { store, logs: processLogs });
         webLogs.start();
         closers.push(() => webLogs.close());
+        const configJobs = kubernetesConfigJobs(cluster, { store, jobs: jobsStore });
+        configJobs.start();
+        closers.push(() => configJobs.close());
       } else if (role === "all" || role === "deployer") {
         const deployer = new Deployer({
           store,
