@@ -53,13 +53,6 @@ import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
 import { fileSecret } from "./secrets-file.js";
-import {
-  kubernetesConfigJobs,
-  kubernetesDeployer,
-  kubernetesJobsRuntime,
-  kubernetesProfile,
-  kubernetesWebLogs,
-} from "./kubernetes-wiring.js";
 import { gitlabFeature } from "./gitlab-wiring.js";
 import { registryFeature } from "./registry-wiring.js";
 
@@ -166,8 +159,10 @@ export async function startServer(
     const reposDir = path.join(config.home, "repos");
     const processLogs = new RedisProcessLogs(redis);
     // The cluster profile's client and adapters, shared by the API (webservice status) and the deployer.
-    const cluster =
-      config.runtime === "kubernetes" ? kubernetesProfile(config, { store, logger }) : undefined;
+    // Loaded only for the cluster profile: @kubernetes/client-node alone adds about 70 MiB to the
+    // server's memory, which the local profile would carry for nothing.
+    const kubernetes = config.runtime === "kubernetes" ? await import("./kubernetes-wiring.js") : undefined;
+    const cluster = kubernetes?.kubernetesProfile(config, { store, logger });
     const podmanRuntime = () =>
       new PodmanRuntime({
         repoRoot: config.repoRoot,
@@ -296,7 +291,9 @@ export async function startServer(
         logger: logger.child({ component: "web-logs" }),
       });
       closers.push(() => Promise.resolve(runtime.close()));
-      if ((role === "all" || role === "deployer") && cluster) {
+      if ((role === "all" || role === "deployer") && kubernetes && cluster) {
+        const { kubernetesConfigJobs, kubernetesDeployer, kubernetesJobsRuntime, kubernetesWebLogs } =
+          kubernetes;
         // Cluster profile: Kubernetes keeps the live release running (no reconcile) and runs a config's
         // continuous and scheduled components as Deployments and CronJobs; the job runner runs the
         // jobs API's jobs and the config's one-off components as Jobs. Builds stay on local podman
