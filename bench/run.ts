@@ -712,21 +712,25 @@ async function fairness(server: Server, flooder: { tool: CreatedTool; repo: stri
   }
   const out = await git(otherRepo, ["push", pushUrl(other), "main"]);
   const id = /build (\w+) queued/.exec(out)?.[1];
-  type B = { status: string; created_at: string; started_at: string | null };
+  type B = { status: string; created_at: string; started_at: string | null; finished_at: string | null };
   let b: B | undefined;
   for (let i = 0; i < 1200 && id; i++) {
     b = await api<B>(server, "GET", `/api/v1/builds/${id}`);
-    if (b.started_at) break;
+    if (b.finished_at) break;
     await sleep(250);
   }
   const wait = b?.started_at ? (Date.parse(b.started_at) - Date.parse(b.created_at)) / 1000 : NaN;
+  // "One build" is this tool's own build, measured in the same run: the slot it waited for at most.
+  const one =
+    b?.started_at && b.finished_at ? (Date.parse(b.finished_at) - Date.parse(b.started_at)) / 1000 : NaN;
   record({
     name: "fairness: other tool's wait behind a 20-push flood",
     value: wait,
     unit: "s",
     target: "<= one build",
-    met: null,
-    note: "compare with the code-only build time above",
+    met: wait <= one,
+    baseline: one,
+    note: "baseline: that build's own duration",
   });
   await rm(otherRepo, { recursive: true, force: true });
 }
