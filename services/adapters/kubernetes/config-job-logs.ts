@@ -5,7 +5,7 @@ import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { JobsStore } from "../../ports/jobs-store.js";
 import type { StateStore } from "../../ports/store.js";
-import { LogCursor, followLog, type LogFollow } from "./log-stream.js";
+import { LogCursor, LookLoop, followLog, type LogFollow } from "./log-stream.js";
 
 export interface ConfigJobFollowerOptions {
   /** Between two looks at the pods of config workers and CronJobs; default 5 s. */
@@ -46,9 +46,7 @@ export class KubernetesConfigJobFollower {
   private readonly core: CoreV1Api;
   private readonly log: Log;
   private readonly followed = new Map<string, Followed>();
-  private timer: NodeJS.Timeout | undefined;
-  private looking: Promise<void> | undefined;
-  private closed = false;
+  private readonly loop: LookLoop;
 
   constructor(
     kubeConfig: KubeConfig,
@@ -61,25 +59,20 @@ export class KubernetesConfigJobFollower {
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.log = new Log(kubeConfig);
+    this.loop = new LookLoop(
+      () => this.look(),
+      deps.options?.pollMs ?? 5000,
+      (e) => deps.logger.warn({ error: errorMessage(e) }, "could not look for job pods"),
+    );
   }
 
   start(): void {
-    const loop = () => {
-      if (this.closed) return;
-      this.looking = this.look()
-        .catch((e) => this.deps.logger.warn({ error: errorMessage(e) }, "could not look for job pods"))
-        .finally(() => {
-          if (!this.closed) this.timer = setTimeout(loop, this.deps.options?.pollMs ?? 5000);
-        });
-    };
-    loop();
+    this.loop.start();
   }
 
   /** Stops following (the pods keep running; their runs stay `running` until a next follower looks). */
   async close(): Promise<void> {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.looking;
+    await this.loop.stop();
     for (const f of this.followed.values()) f.follow?.stop();
     await Promise.all([...this.followed.values()].map((f) => f.writing));
     this.followed.clear();

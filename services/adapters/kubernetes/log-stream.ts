@@ -126,3 +126,35 @@ export function followLog(
     });
   return state;
 }
+
+/**
+ * Runs `look` at once, then again `pollMs` after each look has ended (never two at a time), until
+ * `stop()`. A look that fails goes to `onError`, and the next one comes as usual.
+ */
+export class LookLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private looking: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly look: () => Promise<void>,
+    private readonly pollMs: number,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  start(): void {
+    if (this.stopped) return;
+    this.looking = this.look()
+      .catch(this.onError)
+      .finally(() => {
+        if (!this.stopped) this.timer = setTimeout(() => this.start(), this.pollMs);
+      });
+  }
+
+  /** Resolves once the look in progress, if any, has ended; no look starts after this. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.looking;
+  }
+}
