@@ -213,7 +213,8 @@ describe("a config's workers and CronJobs on Kubernetes", () => {
       "the CronJob run to end",
       async () => {
         const show = await api<JobShow>("GET", "/cleanup");
-        return show.body.runs[0]?.finished_at ? show.body : undefined;
+        // The run and the job's status are two writes: wait for both, as a script polling would.
+        return show.body.runs[0]?.finished_at && show.body.status.state !== "running" ? show.body : undefined;
       },
       20_000,
       20,
