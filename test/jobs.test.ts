@@ -1,9 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, symlink, writeFile, copyFile } from "node:fs/promises";
-import type { Server } from "node:http";
 import os from "node:os";
 import path from "node:path";
-import express from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
@@ -18,14 +16,12 @@ import type { JobDefinition } from "../services/domain/jobs/job.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
 import type { JobProcess, JobsRuntime } from "../services/domain/jobs/runtime.js";
 import type { Release } from "../services/domain/releases/release.js";
-import type { ToolService } from "../services/domain/tools/tool-service.js";
 import { createLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
-import { jobsRouter } from "../services/roles/http/api-jobs.js";
-import { errorHandler } from "../services/roles/http/errors.js";
 import type { RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, pythonApp, waitFor } from "./helpers/apps.js";
 import { clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
+import { type JobsApi, startJobsApi } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "..");
@@ -61,7 +57,7 @@ describe("jobs on the local profile", () => {
   let store: RedisJobsStore;
   let jobs: JobService;
   let runner: JobRunner;
-  let server: Server;
+  let jobsApi: JobsApi | undefined;
   let base: string;
   let workDir: string;
   const releases = new Map<string, Release>([["rel1", release("rel1")]]);
@@ -140,30 +136,14 @@ describe("jobs on the local profile", () => {
     });
     await runner.start();
 
-    const app = express();
-    app.use(express.json());
-    app.use((req, _res, next) => {
-      req.principal = { kind: "admin" };
-      next();
-    });
-    app.use(
-      jobsRouter({
-        tools: { get: (name: string) => Promise.resolve({ name }) } as unknown as ToolService,
-        jobs,
-      }),
-    );
-    app.use(errorHandler(logger));
-    server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, "127.0.0.1", () => resolve(s));
-    });
-    const address = server.address();
-    base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/api/v1/tools/${tool}/jobs`;
+    jobsApi = await startJobsApi(jobs, tool, logger);
+    base = jobsApi.base;
   });
 
   afterAll(async () => {
     for (const j of (await store?.listJobs(tool)) ?? []) await store.deleteJob(tool, j.name);
     await runner?.close();
-    if (server) await new Promise((resolve) => server.close(resolve));
+    await jobsApi?.close();
     redis?.disconnect();
     await redisServer?.stop();
     await podman(["rmi", "-f", image], { repoRoot, allowFailure: true });

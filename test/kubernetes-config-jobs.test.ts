@@ -1,5 +1,3 @@
-import type { Server } from "node:http";
-import express from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
@@ -10,12 +8,10 @@ import { parseComponentsConfig } from "../services/domain/config/index.js";
 import { JobService } from "../services/domain/jobs/job-service.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
 import type { Release } from "../services/domain/releases/release.js";
-import type { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
-import { jobsRouter } from "../services/roles/http/api-jobs.js";
-import { errorHandler } from "../services/roles/http/errors.js";
 import { waitFor } from "./helpers/apps.js";
 import { startKubeDouble, type KubeDouble, kubeConfigFor } from "./helpers/kube-double.js";
+import { type JobsApi, startJobsApi } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
 // A config's workers (Deployments) and CronJobs on the cluster profile: recorded as jobs the cluster
@@ -59,7 +55,7 @@ let store: RedisJobsStore;
 let jobs: JobService;
 let runner: JobRunner;
 let follower: KubernetesConfigJobFollower;
-let server: Server;
+let jobsApi: JobsApi | undefined;
 let base: string;
 /** The runner's clock runs 30 s ahead at every look, so the `* * * * *` schedule comes due at once. */
 let clockOffsetMs = 0;
@@ -139,30 +135,15 @@ beforeAll(async () => {
     options: { pollMs: 20 },
   });
 
-  const app = express();
-  app.use((req, _res, next) => {
-    req.principal = { kind: "admin" };
-    next();
-  });
-  app.use(
-    jobsRouter({
-      tools: { get: (name: string) => Promise.resolve({ name }) } as unknown as ToolService,
-      jobs,
-    }),
-  );
-  app.use(errorHandler(logger));
-  server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
-  });
-  const address = server.address();
-  base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/api/v1/tools/${TOOL}/jobs`;
+  jobsApi = await startJobsApi(jobs, TOOL, logger);
+  base = jobsApi.base;
 });
 
 afterAll(async () => {
   await follower?.close();
   await runner?.close();
   for (const j of (await store?.listJobs(TOOL)) ?? []) await store.deleteJob(TOOL, j.name);
-  if (server) await new Promise((resolve) => server.close(resolve));
+  await jobsApi?.close();
   await kube?.close();
   redis?.disconnect();
   await redisServer?.stop();

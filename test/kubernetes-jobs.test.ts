@@ -1,5 +1,3 @@
-import type { Server } from "node:http";
-import express from "express";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
@@ -9,10 +7,7 @@ import { parseComponentsConfig } from "../services/domain/config/index.js";
 import { JobService } from "../services/domain/jobs/job-service.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
 import type { Release } from "../services/domain/releases/release.js";
-import type { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
-import { jobsRouter } from "../services/roles/http/api-jobs.js";
-import { errorHandler } from "../services/roles/http/errors.js";
 import { waitFor } from "./helpers/apps.js";
 import {
   startKubeDouble,
@@ -21,6 +16,7 @@ import {
   type PodScript,
   kubeConfigFor,
 } from "./helpers/kube-double.js";
+import { type JobsApi, startJobsApi } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
 // The jobs API on the cluster profile: real Redis (jobs store, run logs), the real JobService, HTTP
@@ -54,7 +50,7 @@ let store: RedisJobsStore;
 let runner: JobRunner;
 let jobs: JobService;
 let runtime: KubernetesJobsRuntime;
-let server: Server;
+let jobsApi: JobsApi | undefined;
 let base: string;
 /** The runner's clock for schedules; moved forward by the scheduled-job test. */
 let clockOffsetMs = 0;
@@ -147,30 +143,14 @@ beforeAll(async () => {
   });
   await runner.start();
 
-  const app = express();
-  app.use(express.json());
-  app.use((req, _res, next) => {
-    req.principal = { kind: "admin" };
-    next();
-  });
-  app.use(
-    jobsRouter({
-      tools: { get: (name: string) => Promise.resolve({ name }) } as unknown as ToolService,
-      jobs,
-    }),
-  );
-  app.use(errorHandler(logger));
-  server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, "127.0.0.1", () => resolve(s));
-  });
-  const address = server.address();
-  base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/api/v1/tools/${TOOL}/jobs`;
+  jobsApi = await startJobsApi(jobs, TOOL, logger);
+  base = jobsApi.base;
 });
 
 afterAll(async () => {
   for (const j of (await store?.listJobs(TOOL)) ?? []) await store.deleteJob(TOOL, j.name);
   await runner?.close();
-  if (server) await new Promise((resolve) => server.close(resolve));
+  await jobsApi?.close();
   await kube?.close();
   redis?.disconnect();
   await redisServer?.stop();
