@@ -10,12 +10,12 @@ import {
   readlink,
   rename,
   rm,
-  stat,
   symlink,
   writeFile,
 } from "node:fs/promises";
 import path from "node:path";
 import { stringify } from "smol-toml";
+import { readFileConfined, readdirConfined, writeFileConfined } from "../../platform/confined-fs.js";
 import { InputError, PipelineError, SlipwayError, errorMessage } from "../../platform/errors.js";
 import type { BuildSandbox, Sandbox } from "../../ports/sandbox.js";
 import { type BuildpackDescriptor, escapeId, parseBuildpackToml } from "./buildpack.js";
@@ -179,10 +179,13 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
     for (const [i, bp] of groupBps.entries()) {
       const plan: readonly PlanEntry[] = group.buildpacks[i]!.plan;
       const planRel = `${SCRATCH}/plan/${bp.escaped}.toml`;
-      await mkdir(path.join(dirs.layers, SCRATCH, "plan"), { recursive: true });
-      await writeFile(
-        path.join(dirs.layers, planRel),
-        stringify({ entries: plan.map((e) => ({ name: e.name, metadata: e.metadata })) }),
+      // An earlier buildpack of the group may have planted symlinks under /layers: write through none.
+      await buildOutput(`a buildpack before ${bp.descriptor.id}`, () =>
+        writeFileConfined(
+          dirs.layers,
+          planRel,
+          stringify({ entries: plan.map((e) => ({ name: e.name, metadata: e.metadata })) }),
+        ),
       );
       await mkdir(path.join(dirs.layers, bp.escaped), { recursive: true });
       await chownTree(path.join(dirs.layers, bp.escaped), input.stack, false);
@@ -212,24 +215,29 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
           { details: { phase: "build", buildpack: bp.descriptor.id, exit_code: exitCode, log_tail: tail } },
         );
       }
-      const bpLayersDir = path.join(dirs.layers, bp.escaped);
-      const layers = await readLayers(bpLayersDir, bp.descriptor.id);
+      const layers = await buildOutput(`buildpack ${bp.descriptor.id}`, () =>
+        readLayers(dirs.layers, bp.escaped, bp.descriptor.id),
+      );
       layersByBp.set(bp.descriptor.id, layers);
       // Later buildpacks see this one's build layers; the base env comes first so layer paths prepend to it.
       const current = { ...envFor(bp), ...buildEnvFromLayers };
       let next = current;
       for (const [name, layer] of layers) {
         if (!layer.types.build) continue;
-        const dir = path.join(bpLayersDir, name);
-        const imagePath = `${LAYERS_DIR}/${bp.escaped}/${name}`;
-        next = applyEnvOps(next, [
-          ...layerPathOps(imagePath, await subdirs(dir), "build"),
-          ...envOpsFromFiles(await envFiles(path.join(dir, "env"))),
-          ...envOpsFromFiles(await envFiles(path.join(dir, "env.build"))),
-        ]);
+        const rel = `${bp.escaped}/${name}`;
+        const imagePath = `${LAYERS_DIR}/${rel}`;
+        next = await buildOutput(`buildpack ${bp.descriptor.id}`, async () =>
+          applyEnvOps(next, [
+            ...layerPathOps(imagePath, await subdirs(dirs.layers, rel), "build"),
+            ...envOpsFromFiles(await envFiles(dirs.layers, `${rel}/env`)),
+            ...envOpsFromFiles(await envFiles(dirs.layers, `${rel}/env.build`)),
+          ]),
+        );
       }
       buildEnvFromLayers = changedVars(envFor(bp), next);
-      const launchText = await readFile(path.join(bpLayersDir, "launch.toml"), "utf8").catch(() => undefined);
+      const launchText = await buildOutput(`buildpack ${bp.descriptor.id}`, () =>
+        readFileConfined(dirs.layers, `${bp.escaped}/launch.toml`).catch(absent(undefined)),
+      );
       if (launchText !== undefined) {
         launches.push({
           buildpackId: bp.descriptor.id,
@@ -250,11 +258,16 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
     const envLayers: LaunchEnvLayer[] = [];
     for (const bp of groupBps) {
       for (const [name, layer] of layersByBp.get(bp.descriptor.id) ?? []) {
-        const hostDir = path.join(dirs.layers, bp.escaped, name);
+        const rel = `${bp.escaped}/${name}`;
+        const hostDir = path.join(dirs.layers, rel);
         if (!layer.types.launch || !(await isDir(hostDir))) continue;
-        const imagePath = `${LAYERS_DIR}/${bp.escaped}/${name}`;
+        const imagePath = `${LAYERS_DIR}/${rel}`;
         launchLayers.push({ buildpackId: bp.descriptor.id, name, hostDir, imagePath });
-        envLayers.push(await launchEnvLayer(hostDir, imagePath));
+        envLayers.push(
+          await buildOutput(`buildpack ${bp.descriptor.id}`, () =>
+            launchEnvLayer(dirs.layers, rel, imagePath),
+          ),
+        );
       }
     }
     const processes = mergeProcesses(launches);
@@ -500,16 +513,15 @@ async function detectAll(
   await step.exec("detect", undefined, ["bash", `${inImage}/run`], {}, (line) => spill.push(line));
   const out = new Map<string, { exitCode: number; output: string[]; plan: string }>();
   for (const bp of bps) {
-    const dir = path.join(scratch, bp.escaped);
-    const status = (await readFile(path.join(dir, "status"), "utf8").catch(() => "")).trim();
-    const output = (await readFile(path.join(dir, "output"), "utf8").catch(() => ""))
-      .split("\n")
-      .filter((l, i, all) => i < all.length - 1 || l !== "");
+    const dir = `${SCRATCH}/detect/${bp.escaped}`;
+    const read = (file: string) => readFileConfined(layersDir, `${dir}/${file}`).catch(() => "");
+    const status = (await read("status")).trim();
+    const output = (await read("output")).split("\n").filter((l, i, all) => i < all.length - 1 || l !== "");
     out.set(bp.descriptor.id, {
       // No status: the detect never finished (the script itself was killed); say so as an error.
       exitCode: /^\d+$/.test(status) ? Number(status) : 1,
       output: status === "" ? [...output, ...spill] : output,
-      plan: await readFile(path.join(dir, "plan.toml"), "utf8").catch(() => ""),
+      plan: await read("plan.toml"),
     });
   }
   return out;
@@ -553,19 +565,48 @@ function detectFailed(tried: readonly { id: string; result: string; output: stri
   );
 }
 
-async function readLayers(dir: string, id: string): Promise<Map<string, LayerToml>> {
+/** The `<layer>.toml` files of the buildpack directory `rel` under `root` (the build's layers or cache). */
+async function readLayers(root: string, rel: string, id: string): Promise<Map<string, LayerToml>> {
   const out = new Map<string, LayerToml>();
-  for (const name of layerNames(await readdir(dir).catch(() => []))) {
-    const text = await readFile(path.join(dir, `${name}.toml`), "utf8");
+  const entries = await readdirConfined(root, rel).catch(absent([]));
+  for (const name of layerNames(entries.map((e) => e.name))) {
+    const text = await readFileConfined(root, `${rel}/${name}.toml`);
     out.set(name, parseLayerToml(text, `${id} layer ${name}.toml`));
   }
   return out;
 }
 
+/**
+ * Runs a read of what a buildpack wrote (or a write beside it); a refused file (a symlink, say) fails
+ * the build naming who left it, as a buildpack exiting non-zero does.
+ */
+async function buildOutput<T>(who: string, access: () => Promise<T>): Promise<T> {
+  try {
+    return await access();
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    const message = `build failed in phase build: ${who}: ${error.message}`;
+    throw new PipelineError("build_failed", message, {
+      cause: error,
+      details: { phase: "build", buildpack: null, exit_code: null, log_tail: [message] },
+    });
+  }
+}
+
+/** A `.catch` for a file or directory that may not exist: `fallback` then, any other error rethrown. */
+function absent<T>(fallback: T): (error: unknown) => T {
+  return (error) => {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return fallback;
+    throw error;
+  };
+}
+
 async function restoreCache(input: LifecycleInput, layersDir: string, bp: Buildpack): Promise<void> {
   const from = path.join(input.cacheDir, bp.escaped);
   const to = path.join(layersDir, bp.escaped);
-  const cached = await readLayers(from, bp.descriptor.id).catch(() => new Map<string, LayerToml>());
+  const cached = await readLayers(input.cacheDir, bp.escaped, bp.descriptor.id).catch(
+    () => new Map<string, LayerToml>(),
+  );
   if (cached.size === 0 && !(await isFile(path.join(from, "store.toml")))) return;
   await mkdir(to, { recursive: true });
   await lchown(to, input.stack.uid, input.stack.gid);
@@ -652,32 +693,34 @@ async function linkTree(from: string, to: string, owner?: Stack): Promise<void> 
   }
 }
 
-async function launchEnvLayer(hostDir: string, imagePath: string): Promise<LaunchEnvLayer> {
+/** The env of the launch layer `rel` under the layers directory `root`. */
+async function launchEnvLayer(root: string, rel: string, imagePath: string): Promise<LaunchEnvLayer> {
   const envProcess = new Map<string, EnvFile[]>();
-  const launchDir = path.join(hostDir, "env.launch");
-  for (const entry of await readdir(launchDir, { withFileTypes: true }).catch(() => [])) {
-    if (entry.isDirectory()) envProcess.set(entry.name, await envFiles(path.join(launchDir, entry.name)));
+  const launchRel = `${rel}/env.launch`;
+  for (const entry of await readdirConfined(root, launchRel).catch(absent([]))) {
+    if (entry.isDirectory()) envProcess.set(entry.name, await envFiles(root, `${launchRel}/${entry.name}`));
   }
   return {
     imagePath,
-    dirs: await subdirs(hostDir),
-    env: await envFiles(path.join(hostDir, "env")),
-    envLaunch: await envFiles(launchDir),
+    dirs: await subdirs(root, rel),
+    env: await envFiles(root, `${rel}/env`),
+    envLaunch: await envFiles(root, launchRel),
     envProcess,
   };
 }
 
-async function envFiles(dir: string): Promise<EnvFile[]> {
+/** The env files of directory `rel` under `root`; a symlink among them is refused, not followed. */
+async function envFiles(root: string, rel: string): Promise<EnvFile[]> {
   const out: EnvFile[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    if (entry.isFile())
-      out.push({ file: entry.name, content: await readFile(path.join(dir, entry.name), "utf8") });
+  for (const entry of await readdirConfined(root, rel).catch(absent([]))) {
+    if (entry.isDirectory()) continue;
+    out.push({ file: entry.name, content: await readFileConfined(root, `${rel}/${entry.name}`) });
   }
   return out;
 }
 
-async function subdirs(dir: string): Promise<Set<string>> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+async function subdirs(root: string, rel: string): Promise<Set<string>> {
+  const entries = await readdirConfined(root, rel).catch(absent([]));
   return new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name));
 }
 
@@ -686,10 +729,11 @@ function changedVars(base: Record<string, string>, next: Record<string, string>)
   return Object.fromEntries(Object.entries(next).filter(([k, v]) => base[k] !== v));
 }
 
+/** lstat, not stat: a symlink a buildpack left in its layers is never taken for what it points at. */
 async function isDir(p: string): Promise<boolean> {
-  return (await stat(p).catch(() => undefined))?.isDirectory() ?? false;
+  return (await lstat(p).catch(() => undefined))?.isDirectory() ?? false;
 }
 
 async function isFile(p: string): Promise<boolean> {
-  return (await stat(p).catch(() => undefined))?.isFile() ?? false;
+  return (await lstat(p).catch(() => undefined))?.isFile() ?? false;
 }
