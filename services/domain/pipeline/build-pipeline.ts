@@ -3,6 +3,7 @@ import path from "node:path";
 import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { newId } from "../../platform/ids.js";
+import type { BuilderRegistry } from "../../ports/builders.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { SourceFetcher } from "../../ports/source.js";
 import type { StateStore } from "../../ports/store.js";
@@ -13,11 +14,13 @@ import { defaultConfigFromProcfile, type ComponentsConfig } from "../config/inde
 import { readAppConfig, samePolicy, toolPolicy, type AppConfig } from "./app-config.js";
 import { decide } from "./deploy-policy.js";
 import type { Enqueuer } from "./jobs-port.js";
+import type { BuildRecovery } from "./build-recovery.js";
 import { PhaseClock } from "./phase-clock.js";
 
 /** Runs the buildpacks over a checked-out app (the CNB lifecycle: detect, restore, build). */
 export interface LifecycleRunner {
   run(input: {
+    readonly buildId: string;
     readonly tool: string;
     readonly component: string;
     readonly appDir: string;
@@ -59,6 +62,12 @@ export class BuildPipeline {
       readonly fetcher: SourceFetcher;
       readonly lifecycle: LifecycleRunner;
       readonly exporter: ImageExporter;
+      /**
+       * This builder process, recorded on the builds it runs, and what ends a build whose builder
+       * died. Absent where one pipeline runs in-process (tests): no crash can leave an orphan there.
+       */
+      readonly builders?: BuilderRegistry | undefined;
+      readonly recovery?: BuildRecovery | undefined;
       readonly workRoot: string;
       readonly logger: Logger;
       readonly timeoutS: number;
@@ -67,10 +76,18 @@ export class BuildPipeline {
   ) {}
 
   async run(buildId: string, job: { signal: AbortSignal; finalAttempt: boolean }): Promise<void> {
-    const { store } = this.deps;
-    const build = await store.getBuild(buildId);
+    const { store, builders } = this.deps;
+    let build = await store.getBuild(buildId);
     if (!build) throw new SlipwayError("not_found", `build ${buildId} vanished from the store`);
     if (TERMINAL_STATUSES.has(build.status)) return;
+    if (build.status === "running") {
+      // A job delivered again (BullMQ saw it stall) or a recovery job: the build either still runs
+      // on a live builder, or its builder died with it and nobody else will ever end it.
+      const { recovery } = this.deps;
+      if (!recovery || !(await recovery.orphaned(build))) return;
+      build = (await recovery.recover(build)) ?? (await store.getBuild(buildId)) ?? build;
+      if (build.status !== "pending") return;
+    }
     const log = this.deps.logger.child({ tool: build.tool, buildId, sha: build.commit });
 
     const controller = new AbortController();
@@ -114,12 +131,15 @@ export class BuildPipeline {
 
     const workDir = path.join(this.deps.workRoot, buildId);
     try {
-      // Only a build still pending starts: a newer push may have superseded it a moment ago.
+      // Only a build still pending starts: a newer push may have superseded it a moment ago. The
+      // builder notes the build first, so that a crash right after leaves it findable (BuildRecovery).
+      await builders?.took(buildId);
       const started = await store.startBuild(buildId, {
         status: "running",
         phase,
         started_at: new Date().toISOString(),
-        reason: "building",
+        reason: build.restarts ? `building (re-run ${build.restarts} after its builder restarted)` : "building",
+        builder: builders?.id,
       });
       if (!started) return;
       await rm(workDir, { recursive: true, force: true });
@@ -159,6 +179,7 @@ export class BuildPipeline {
       }
 
       const result = await this.deps.lifecycle.run({
+        buildId,
         tool: build.tool,
         component: build.component,
         appDir,
@@ -220,6 +241,7 @@ export class BuildPipeline {
       job.signal.removeEventListener("abort", onJobAbort);
       await pending;
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      await builders?.finished(buildId).catch(() => undefined);
     }
   }
 
@@ -232,8 +254,8 @@ export class BuildPipeline {
     emit: (line: string) => void,
   ): Promise<void> {
     const { store } = this.deps;
+    const current = await store.getBuild(build.id);
     if (error instanceof SlipwayError && error.code === "cancelled") {
-      const current = await store.getBuild(build.id);
       if (current && !TERMINAL_STATUSES.has(current.status)) {
         await store.updateBuild(build.id, {
           status: "cancelled",
@@ -242,6 +264,12 @@ export class BuildPipeline {
         });
       }
       emit(`===> CANCELLED: ${error.message}`);
+      return;
+    }
+    if (current && TERMINAL_STATUSES.has(current.status)) {
+      // Ended meanwhile (`build cancel` removes the sandbox, so the running step fails first): the
+      // status already says why; a failure must not overwrite it.
+      emit(`===> ${current.status.toUpperCase()}: ${current.reason ?? current.status}`);
       return;
     }
     if (error instanceof TransientError && !finalAttempt) {
