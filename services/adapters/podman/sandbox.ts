@@ -104,12 +104,14 @@ export class PodmanBuildSandboxes implements BuildSandboxes {
       ],
       { repoRoot: this.options.repoRoot },
     );
-    return r.stdout
-      .split("\n")
-      .map((line) => line.trim().split(/\s+/))
-      // A missing label prints as nothing: sandboxes from before builds were labelled have no build id.
-      .filter(([buildId]) => buildId)
-      .map(([buildId, builder]) => ({ buildId: buildId!, builder: builder || undefined }));
+    return (
+      r.stdout
+        .split("\n")
+        .map((line) => line.trim().split(/\s+/))
+        // A missing label prints as nothing: sandboxes from before builds were labelled have no build id.
+        .filter(([buildId]) => buildId)
+        .map(([buildId, builder]) => ({ buildId: buildId!, builder: builder || undefined }))
+    );
   }
 
   async remove(buildId: string, builder?: string): Promise<void> {

@@ -30,7 +30,9 @@ export class BuildControl {
       finished_at: new Date().toISOString(),
     });
     await this.store.releaseCommit(build.tool, build.component, build.commit);
-    await this.sandboxes?.remove(id);
+    // The build has ended either way; a sandbox podman could not remove now goes at the next
+    // builder start (BuildRecovery.sweepSandboxes removes the sandboxes of ended builds).
+    await this.sandboxes?.remove(id).catch(() => undefined);
     return updated;
   }
 }

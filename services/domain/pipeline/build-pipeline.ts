@@ -75,7 +75,22 @@ export class BuildPipeline {
     },
   ) {}
 
+  /** Builds this process is running: a second job for one of them (a re-delivery) ends at once. */
+  private readonly running = new Set<string>();
+
   async run(buildId: string, job: { signal: AbortSignal; finalAttempt: boolean }): Promise<void> {
+    // Checked and set before any await, so two jobs of one build in this process cannot both pass;
+    // the builder's set of builds (BuilderRegistry) then has one owner per build here.
+    if (this.running.has(buildId)) return;
+    this.running.add(buildId);
+    try {
+      await this.runOnce(buildId, job);
+    } finally {
+      this.running.delete(buildId);
+    }
+  }
+
+  private async runOnce(buildId: string, job: { signal: AbortSignal; finalAttempt: boolean }): Promise<void> {
     const { store, builders } = this.deps;
     let build = await store.getBuild(buildId);
     if (!build) throw new SlipwayError("not_found", `build ${buildId} vanished from the store`);
@@ -138,7 +153,9 @@ export class BuildPipeline {
         status: "running",
         phase,
         started_at: new Date().toISOString(),
-        reason: build.restarts ? `building (re-run ${build.restarts} after its builder restarted)` : "building",
+        reason: build.restarts
+          ? `building (re-run ${build.restarts} after its builder restarted)`
+          : "building",
         builder: builders?.id,
       });
       if (!started) return;

@@ -99,7 +99,11 @@ export class BuildRecovery {
         const build = await store.getBuild(id);
         if (build?.status !== "running" || build.builder !== builder) continue;
         found++;
-        await queue.enqueue("build", { build_id: id, tool: build.tool }, `${id}-r${(build.restarts ?? 0) + 1}`);
+        await queue.enqueue(
+          "build",
+          { build_id: id, tool: build.tool },
+          `${id}-r${(build.restarts ?? 0) + 1}`,
+        );
       }
       await builders.forget(builder);
     }

@@ -288,7 +288,8 @@ export async function startServer(
     }
     let ready: Promise<void> = Promise.resolve();
     // Registered before the workers' closer so that its heartbeat stops after they ended their builds.
-    const builders = role === "all" || role === "builder" ? await RedisBuilderRegistry.start(redis) : undefined;
+    const builders =
+      role === "all" || role === "builder" ? await RedisBuilderRegistry.start(redis) : undefined;
     if (builders) closers.push(() => builders.close());
     const workers: Workers[] = [];
     closers.push(async () => {
