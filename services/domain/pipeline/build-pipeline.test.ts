@@ -9,7 +9,7 @@ import type { BuildSandboxes } from "../../ports/sandbox.js";
 import { memoryLogger } from "../../platform/logger.js";
 import { startRedis } from "../../../test/helpers/redis.js";
 import type { BuildLogs } from "../../ports/logs.js";
-import type { Build } from "../builds/build.js";
+import type { Build, Trigger } from "../builds/build.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
 import { ToolService } from "../tools/tool-service.js";
 import { BuildPipeline } from "./build-pipeline.js";
@@ -100,17 +100,22 @@ async function newTool() {
   return (await tools.create(`t${++n}`)).name;
 }
 
-/** A push through the trigger service (as a webhook or git push), built at once if it was queued. */
-async function push(tool: string, ref: string, sha: string) {
-  const triggers = new TriggerService(store, memoryLogger());
-  const result = await triggers.push({
+/** A push of `sha` through the trigger service, from the door `kind` (API and redeploy are explicit). */
+async function trigger(tool: string, sha: string, kind: Trigger["kind"], ref = "refs/heads/main") {
+  return new TriggerService(store, memoryLogger()).push({
     tool: (await store.getTool(tool))!,
     ref,
     commit: sha,
     sourceUrl: "http://s/git/x.git",
     defaultBranch: "main",
-    trigger: { kind: "git_push", ref },
+    trigger: { kind, ref },
+    explicit: kind === "api" || kind === "redeploy",
   });
+}
+
+/** A push through the trigger service (as a webhook or git push), built at once if it was queued. */
+async function push(tool: string, ref: string, sha: string) {
+  const result = await trigger(tool, sha, "git_push", ref);
   if (result.status !== "queued") return { result, build: undefined };
   await pipeline().run(result.build_id, { signal: new AbortController().signal, finalAttempt: true });
   return { result, build: (await store.getBuild(result.build_id)) as Build };
@@ -190,16 +195,7 @@ describe("slipway.yaml in the pipeline", () => {
 
     // Removing the file goes back to the default: the default branch deploys again.
     const plain = commit({ Procfile: "web: node server.js\n" });
-    const api = new TriggerService(store, memoryLogger());
-    const forced = await api.push({
-      tool: (await store.getTool(tool))!,
-      ref: "refs/heads/main",
-      commit: plain,
-      sourceUrl: "http://s/git/x.git",
-      defaultBranch: "main",
-      trigger: { kind: "api", ref: "refs/heads/main" },
-      explicit: true,
-    });
+    const forced = await trigger(tool, plain, "api");
     await pipeline().run((forced as { build_id: string }).build_id, {
       signal: new AbortController().signal,
       finalAttempt: true,
@@ -271,18 +267,9 @@ describe("a build whose builder died", () => {
   async function orphan(phase: Build["phase"], builder: string, restarts?: number) {
     const tool = await newTool();
     const sha = commit({ Procfile: "web: node server.js\n" });
-    const triggers = new TriggerService(store, memoryLogger());
-    const queuedBuild = await triggers.push({
-      tool: (await store.getTool(tool))!,
-      ref: "refs/heads/main",
-      commit: sha,
-      sourceUrl: "http://s/git/x.git",
-      defaultBranch: "main",
-      trigger: { kind: "git_push", ref: "refs/heads/main" },
-    });
-    const id = (queuedBuild as { build_id: string }).build_id;
+    const id = ((await trigger(tool, sha, "git_push")) as { build_id: string }).build_id;
     await store.updateBuild(id, { status: "running", phase, reason: "building", builder, restarts });
-    return { tool, sha, id, triggers };
+    return { tool, sha, id };
   }
 
   it("is built again from the start, once, and the dead builder's sandbox is removed", async () => {
@@ -299,7 +286,7 @@ describe("a build whose builder died", () => {
   });
 
   it("fails when its builder died during the re-run too, says so, and frees the commit", async () => {
-    const { tool, sha, id, triggers } = await orphan("export", "dead-builder-2", 1);
+    const { tool, sha, id } = await orphan("export", "dead-builder-2", 1);
     await run(id);
     const build = (await store.getBuild(id))!;
     expect(build.status).toBe("failure");
@@ -307,15 +294,7 @@ describe("a build whose builder died", () => {
     expect(build.reason).toMatch(/^builder restarted during phase export; .*run `build start`/);
     expect(removed).toContainEqual([id, "dead-builder-2"]);
     // The commit is not answered "duplicate" by the failed build: building it again is queued.
-    const again = await triggers.push({
-      tool: (await store.getTool(tool))!,
-      ref: "refs/heads/main",
-      commit: sha,
-      sourceUrl: "http://s/git/x.git",
-      defaultBranch: "main",
-      trigger: { kind: "redeploy", ref: "refs/heads/main" },
-      explicit: true,
-    });
+    const again = await trigger(tool, sha, "redeploy");
     expect(again.status).toBe("queued");
   });
 
