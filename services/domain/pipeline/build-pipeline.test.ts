@@ -323,6 +323,27 @@ describe("a build whose builder died", () => {
     ]);
   });
 
+  it("a run whose build another builder took over (it looked dead) stops and writes nothing", async () => {
+    const { id } = await orphan("build", builders.id);
+    await store.updateBuild(id, { status: "pending" });
+    await pipeline({
+      builders,
+      recovery,
+      cancelPollMs: 20,
+      lifecycle: {
+        run: async ({ signal }) => {
+          // Another builder's recovery and re-run, while this run still works.
+          await store.takeOverBuild(id, builders.id, { status: "pending", builder: undefined, restarts: 1 });
+          await store.startBuild(id, { status: "running", builder: "other-builder" });
+          await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+          throw new Error("podman exec: container replaced");
+        },
+      },
+    }).run(id, { signal: new AbortController().signal, finalAttempt: true });
+    expect((await store.getBuild(id))!).toMatchObject({ status: "running", builder: "other-builder" });
+    expect(logLines.get(id)?.some((l) => /FAILED|CANCELLED/.test(l))).toBe(false);
+  });
+
   it("build cancel ends it and removes its sandbox; a failing step afterwards does not overwrite that", async () => {
     const { id } = await orphan("build", "dead-builder-3");
     const cancelled = await new BuildControl(store, queue, sandboxes).cancel(id);

@@ -115,11 +115,20 @@ export class BuildPipeline {
         ),
       this.deps.timeoutS * 1000,
     );
+    // Set once this run marked the build running; from then on another builder may take it over if
+    // this one looked dead (its heartbeat expired, say while Redis was away), and this run must stop
+    // without writing anything: the record is the other builder's now.
+    let mine = false;
+    let takenOver: string | undefined;
     const watcher = setInterval(() => {
       void store.getBuild(buildId).then(
         (b) => {
           if (b && TERMINAL_STATUSES.has(b.status))
             controller.abort(new SlipwayError("cancelled", b.reason ?? b.status));
+          else if (b && mine && builders && b.builder !== builders.id) {
+            takenOver = b.builder ?? "a recovery";
+            controller.abort(new SlipwayError("cancelled", `taken over by builder ${takenOver}`));
+          }
         },
         () => undefined,
       );
@@ -159,6 +168,7 @@ export class BuildPipeline {
         builder: builders?.id,
       });
       if (!started) return;
+      mine = true;
       await rm(workDir, { recursive: true, force: true });
       const appDir = path.join(workDir, "app");
       await mkdir(appDir, { recursive: true });
@@ -248,6 +258,16 @@ export class BuildPipeline {
       const reason = controller.signal.reason as unknown;
       const cause = controller.signal.aborted && reason instanceof SlipwayError ? reason : error;
       await pending;
+      // The step may have failed before the watcher saw it: a re-run's sandbox replaces this one's.
+      if (takenOver === undefined && mine && builders) {
+        const now = await store.getBuild(buildId).catch(() => undefined);
+        if (now && !TERMINAL_STATUSES.has(now.status) && now.builder !== builders.id)
+          takenOver = now.builder ?? "a recovery";
+      }
+      if (takenOver !== undefined) {
+        log.warn({ phase, takenOver }, "build taken over by another builder; this run stopped");
+        return;
+      }
       await this.fail(build, cause, phase, tail, job.finalAttempt, emit);
       await pending;
       if (cause instanceof TransientError && !job.finalAttempt) throw cause;
@@ -257,7 +277,8 @@ export class BuildPipeline {
       clearInterval(watcher);
       job.signal.removeEventListener("abort", onJobAbort);
       await pending;
-      await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      // A run taken over leaves the work dir to the run that took it (a re-run starts from a clean one).
+      if (takenOver === undefined) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
       await builders?.finished(buildId).catch(() => undefined);
     }
   }
