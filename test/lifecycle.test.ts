@@ -41,7 +41,7 @@ async function build(
   const lines: string[] = [];
   const started = Date.now();
   const result = await runLifecycle({
-    sandbox: PodmanBuildSandbox.create(config),
+    sandbox: PodmanBuildSandbox.create({ repoRoot: config.repoRoot, owner: "slipway-build-test" }),
     stack,
     buildpacks: overrides.buildpacks ?? buildpacks,
     appDir,

@@ -11,6 +11,8 @@ export interface SandboxSpec {
   readonly memoryMb: number;
   readonly cpus: number;
   readonly env: Readonly<Record<string, string>>;
+  /** The build it belongs to, labelled on the container so a sandbox a killed builder left is found. */
+  readonly buildId?: string | undefined;
 }
 
 export interface ExecResult {
@@ -34,4 +36,18 @@ export interface Sandbox {
 
 export interface BuildSandbox {
   start(spec: SandboxSpec): Promise<Sandbox>;
+}
+
+/** A sandbox container as found on the host: it outlives a builder that was killed. */
+export interface SandboxFound {
+  readonly buildId: string;
+  /** The builder that started it; undefined for sandboxes started before builders were recorded. */
+  readonly builder: string | undefined;
+}
+
+/** The sandbox containers of this server's builds, found by their labels. */
+export interface BuildSandboxes {
+  list(): Promise<SandboxFound[]>;
+  /** Removes the build's sandbox (only the one `builder` started, when given); none is fine. */
+  remove(buildId: string, builder?: string): Promise<void>;
 }

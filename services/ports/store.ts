@@ -83,6 +83,11 @@ export interface StateStore {
    * or cancelled while it waited), in which case it must not run.
    */
   startBuild(id: string, patch: Partial<Build>): Promise<Build | undefined>;
+  /**
+   * Patches a build only while it is still running on `builder` (its recorded builder, which may be
+   * undefined): of two processes recovering the same orphan, one wins. Undefined for the other.
+   */
+  takeOverBuild(id: string, builder: string | undefined, patch: Partial<Build>): Promise<Build | undefined>;
   /** Frees a commit claimed by intakePush, so it can be built again (its build was cancelled). */
   releaseCommit(tool: string, component: string, commit: string): Promise<void>;
   /**

@@ -62,7 +62,7 @@ export async function startBuilder(prefix: string): Promise<Builder> {
     const lines: string[] = [];
     const started = Date.now();
     const result = await runLifecycle({
-      sandbox: PodmanBuildSandbox.create(config),
+      sandbox: PodmanBuildSandbox.create({ repoRoot: config.repoRoot, owner: "slipway-build-test" }),
       stack,
       buildpacks,
       appDir,

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
  * directory, so that a server listing, stopping or cleaning up its containers never touches those of
  * another server (or test) on the machine.
  */
-export function containerOwner(home: string, kind: "web" | "jobs"): string {
+export function containerOwner(home: string, kind: "web" | "jobs" | "build"): string {
   return `slipway-${kind}-${createHash("sha256").update(home).digest("hex").slice(0, 8)}`;
 }
 

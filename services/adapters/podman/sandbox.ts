@@ -1,9 +1,33 @@
-import type { BuildSandbox, ExecResult, Sandbox, SandboxSpec } from "../../ports/sandbox.js";
+import type {
+  BuildSandbox,
+  BuildSandboxes,
+  ExecResult,
+  Sandbox,
+  SandboxFound,
+  SandboxSpec,
+} from "../../ports/sandbox.js";
 import { confinementArgs } from "./confinement.js";
 import { podman } from "./podman.js";
 
 /** Processes a build may run at once: enough for npm and node-gyp, too few for a fork bomb. */
 const PIDS_LIMIT = 2048;
+
+const OWNER_LABEL = "io.slipway.owner";
+const BUILD_LABEL = "io.slipway.build";
+const BUILDER_LABEL = "io.slipway.builder";
+
+/** The sandbox container of a build (one at a time: a re-run's `--replace`s a leftover one). */
+export function sandboxName(buildId: string): string {
+  return `slipway-build-${buildId}`;
+}
+
+/** Which server (owner, from containerOwner) and builder process start the sandboxes. */
+export interface SandboxOwnership {
+  readonly repoRoot: string;
+  readonly owner: string;
+  /** The BuilderRegistry id of this process; absent where sandboxes are only found and removed. */
+  readonly builder?: string | undefined;
+}
 
 /**
  * Build sandboxes as podman containers. The container idles (`sleep infinity`) and every build step
@@ -13,10 +37,10 @@ const PIDS_LIMIT = 2048;
  * builds fetch from npm and PyPI; no registry credentials are mounted or passed.
  */
 export class PodmanBuildSandbox implements BuildSandbox {
-  private constructor(private readonly repoRoot: string) {}
+  private constructor(private readonly options: SandboxOwnership) {}
 
-  static create(config: { readonly repoRoot: string }): PodmanBuildSandbox {
-    return new PodmanBuildSandbox(config.repoRoot);
+  static create(options: SandboxOwnership): PodmanBuildSandbox {
+    return new PodmanBuildSandbox(options);
   }
 
   async start(spec: SandboxSpec): Promise<Sandbox> {
@@ -27,6 +51,11 @@ export class PodmanBuildSandbox implements BuildSandbox {
       spec.name,
       "--label",
       "io.slipway.role=build",
+      // Found by these after a crash: the server's own sandboxes only, by build and by the builder.
+      "--label",
+      `${OWNER_LABEL}=${this.options.owner}`,
+      ...(spec.buildId === undefined ? [] : ["--label", `${BUILD_LABEL}=${spec.buildId}`]),
+      ...(this.options.builder === undefined ? [] : ["--label", `${BUILDER_LABEL}=${this.options.builder}`]),
       "--user",
       spec.user,
       // The init also keeps `sleep` as PID 1 from making `rm -f -t 0` wait.
@@ -50,8 +79,52 @@ export class PodmanBuildSandbox implements BuildSandbox {
     // A leftover container of the same name (a crashed earlier attempt) would make `run` fail;
     // --replace removes it within the same call, sparing every build a separate `podman rm`.
     args.push("--replace", "--entrypoint", "sleep", spec.image, "infinity");
-    await podman(args, { repoRoot: this.repoRoot });
-    return new PodmanSandbox(this.repoRoot, spec.name);
+    await podman(args, { repoRoot: this.options.repoRoot });
+    return new PodmanSandbox(this.options.repoRoot, spec.name);
+  }
+}
+
+/**
+ * The sandboxes this server started, found by their owner label: a killed builder leaves its sandbox
+ * running (`sleep infinity`), and nothing else would ever remove it. Other servers' (and tests')
+ * sandboxes on the same machine carry another owner and are never touched.
+ */
+export class PodmanBuildSandboxes implements BuildSandboxes {
+  constructor(private readonly options: SandboxOwnership) {}
+
+  async list(): Promise<SandboxFound[]> {
+    const r = await podman(
+      [
+        "ps",
+        "-a",
+        "--filter",
+        `label=${OWNER_LABEL}=${this.options.owner}`,
+        "--format",
+        `{{index .Labels "${BUILD_LABEL}"}} {{index .Labels "${BUILDER_LABEL}"}}`,
+      ],
+      { repoRoot: this.options.repoRoot },
+    );
+    return (
+      r.stdout
+        .split("\n")
+        .map((line) => line.trim().split(/\s+/))
+        // A missing label prints as nothing: sandboxes from before builds were labelled have no build id.
+        .filter(([buildId]) => buildId)
+        .map(([buildId, builder]) => ({ buildId: buildId!, builder: builder || undefined }))
+    );
+  }
+
+  async remove(buildId: string, builder?: string): Promise<void> {
+    const filters = [
+      `label=${OWNER_LABEL}=${this.options.owner}`,
+      `label=${BUILD_LABEL}=${buildId}`,
+      ...(builder === undefined ? [] : [`label=${BUILDER_LABEL}=${builder}`]),
+    ].flatMap((f) => ["--filter", f]);
+    const found = await podman(["ps", "-a", "-q", ...filters], { repoRoot: this.options.repoRoot });
+    const ids = found.stdout.split("\n").filter(Boolean);
+    if (ids.length > 0) {
+      await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot: this.options.repoRoot, allowFailure: true });
+    }
   }
 }
 

@@ -173,12 +173,23 @@ export class RedisStore implements StateStore {
   }
 
   async startBuild(id: string, patch: Partial<Build>): Promise<Build | undefined> {
-    const next = await this.patch<Build>(
-      `${P}build:${id}`,
-      patch,
-      `build ${id}`,
-      (b) => b.status === "pending",
-    );
+    return this.patchBuildIf(id, patch, (b) => b.status === "pending");
+  }
+
+  async takeOverBuild(
+    id: string,
+    builder: string | undefined,
+    patch: Partial<Build>,
+  ): Promise<Build | undefined> {
+    return this.patchBuildIf(id, patch, (b) => b.status === "running" && b.builder === builder);
+  }
+
+  private async patchBuildIf(
+    id: string,
+    patch: Partial<Build>,
+    guard: (current: Build) => boolean,
+  ): Promise<Build | undefined> {
+    const next = await this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`, guard);
     if (next && patch.status !== undefined) {
       const { tool, status, reason } = next;
       await publishStateEvent(this.redis, { kind: "build", id, tool, status, reason });

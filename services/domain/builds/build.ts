@@ -47,6 +47,10 @@ export interface Build {
   readonly started_at?: string | undefined;
   readonly finished_at?: string | undefined;
   readonly no_cache?: boolean | undefined;
+  /** The builder process running it (BuilderRegistry id); set while it runs. */
+  readonly builder?: string | undefined;
+  /** How many times it was started again because its builder stopped mid-build. */
+  readonly restarts?: number | undefined;
   /** The components config the build read (or derived from the Procfile); its release keeps it too. */
   readonly config?: ComponentsConfig | undefined;
 }

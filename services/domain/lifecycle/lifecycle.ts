@@ -84,6 +84,8 @@ export interface LifecycleInput {
   readonly debianMirror?: string | undefined;
   /** Name of the build container. */
   readonly name: string;
+  /** The build this runs for, labelled on the container (see SandboxSpec.buildId). */
+  readonly buildId?: string | undefined;
   /** Aborting (timeout, cancel) stops the running step and fails the build. */
   readonly signal?: AbortSignal | undefined;
   readonly onLog: (line: string) => void;
@@ -127,6 +129,7 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
 
   const sandbox = await input.sandbox.start({
     name: input.name,
+    buildId: input.buildId,
     image: input.stack.buildImage,
     user: `${input.stack.uid}:${input.stack.gid}`,
     memoryMb: input.limits.memoryMb,

@@ -1,16 +1,20 @@
 import { TERMINAL_STATUSES, type Build } from "../builds/build.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
+import type { BuildSandboxes } from "../../ports/sandbox.js";
 import type { StateStore } from "../../ports/store.js";
 import type { Enqueuer } from "./jobs-port.js";
 
 /**
  * Cancelling builds. A waiting build is taken off the queue; a running one is marked cancelled and its
- * builder, which watches the build's status, stops the container within seconds.
+ * sandbox container removed here, so nothing of it keeps running even when its builder died with it
+ * (a live builder, which watches the build's status, then ends the build as cancelled).
  */
 export class BuildControl {
   constructor(
     private readonly store: StateStore,
     private readonly queue: Enqueuer,
+    /** Absent where no build runs on this machine's podman (API tests). */
+    private readonly sandboxes?: BuildSandboxes,
   ) {}
 
   async cancel(id: string): Promise<Build> {
@@ -26,6 +30,9 @@ export class BuildControl {
       finished_at: new Date().toISOString(),
     });
     await this.store.releaseCommit(build.tool, build.component, build.commit);
+    // The build has ended either way; a sandbox podman could not remove now goes at the next
+    // builder start (BuildRecovery.sweepSandboxes removes the sandboxes of ended builds).
+    await this.sandboxes?.remove(id).catch(() => undefined);
     return updated;
   }
 }

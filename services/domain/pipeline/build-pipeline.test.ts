@@ -2,14 +2,19 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Redis } from "ioredis";
+import { RedisBuilderRegistry } from "../../adapters/store/redis-builders.js";
 import { RedisStore } from "../../adapters/store/redis-store.js";
+import type { BuildSandboxes } from "../../ports/sandbox.js";
 import { memoryLogger } from "../../platform/logger.js";
 import { startRedis } from "../../../test/helpers/redis.js";
 import type { BuildLogs } from "../../ports/logs.js";
-import type { Build } from "../builds/build.js";
+import type { Build, Trigger } from "../builds/build.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
 import { ToolService } from "../tools/tool-service.js";
 import { BuildPipeline } from "./build-pipeline.js";
+import { BuildControl } from "./build-control.js";
+import { BuildRecovery } from "./build-recovery.js";
 import type { Enqueuer } from "./jobs-port.js";
 import { TriggerService } from "./triggers.js";
 
@@ -40,7 +45,7 @@ const logs = {
 /** The files each commit holds, keyed by commit id. */
 const commits = new Map<string, Record<string, string>>();
 
-function pipeline(): BuildPipeline {
+function pipeline(extra: Partial<ConstructorParameters<typeof BuildPipeline>[0]> = {}): BuildPipeline {
   return new BuildPipeline({
     store,
     logs,
@@ -79,6 +84,7 @@ function pipeline(): BuildPipeline {
     workRoot: work,
     logger: memoryLogger(),
     timeoutS: 60,
+    ...extra,
   });
 }
 
@@ -94,17 +100,22 @@ async function newTool() {
   return (await tools.create(`t${++n}`)).name;
 }
 
-/** A push through the trigger service (as a webhook or git push), built at once if it was queued. */
-async function push(tool: string, ref: string, sha: string) {
-  const triggers = new TriggerService(store, memoryLogger());
-  const result = await triggers.push({
+/** A push of `sha` through the trigger service, from the door `kind` (API and redeploy are explicit). */
+async function trigger(tool: string, sha: string, kind: Trigger["kind"], ref = "refs/heads/main") {
+  return new TriggerService(store, memoryLogger()).push({
     tool: (await store.getTool(tool))!,
     ref,
     commit: sha,
     sourceUrl: "http://s/git/x.git",
     defaultBranch: "main",
-    trigger: { kind: "git_push", ref },
+    trigger: { kind, ref },
+    explicit: kind === "api" || kind === "redeploy",
   });
+}
+
+/** A push through the trigger service (as a webhook or git push), built at once if it was queued. */
+async function push(tool: string, ref: string, sha: string) {
+  const result = await trigger(tool, sha, "git_push", ref);
   if (result.status !== "queued") return { result, build: undefined };
   await pipeline().run(result.build_id, { signal: new AbortController().signal, finalAttempt: true });
   return { result, build: (await store.getBuild(result.build_id)) as Build };
@@ -184,16 +195,7 @@ describe("slipway.yaml in the pipeline", () => {
 
     // Removing the file goes back to the default: the default branch deploys again.
     const plain = commit({ Procfile: "web: node server.js\n" });
-    const api = new TriggerService(store, memoryLogger());
-    const forced = await api.push({
-      tool: (await store.getTool(tool))!,
-      ref: "refs/heads/main",
-      commit: plain,
-      sourceUrl: "http://s/git/x.git",
-      defaultBranch: "main",
-      trigger: { kind: "api", ref: "refs/heads/main" },
-      explicit: true,
-    });
+    const forced = await trigger(tool, plain, "api");
     await pipeline().run((forced as { build_id: string }).build_id, {
       signal: new AbortController().signal,
       finalAttempt: true,
@@ -232,5 +234,138 @@ describe("slipway.yaml in the pipeline", () => {
     expect(build?.reason).toContain(
       "components.redis.build.repository: building another repository (https://example.org/redis.git) is not supported by Slipway yet",
     );
+  });
+});
+
+describe("a build whose builder died", () => {
+  let conn: Redis;
+  /** The sandboxes the recovery (or cancel) removed: [build, builder]. */
+  const removed: [string, string | undefined][] = [];
+  const sandboxes: BuildSandboxes = {
+    list: () => Promise.resolve([]),
+    remove: (id, builder) => {
+      removed.push([id, builder]);
+      return Promise.resolve();
+    },
+  };
+  let builders: RedisBuilderRegistry;
+  let recovery: BuildRecovery;
+  const run = (id: string) =>
+    pipeline({ builders, recovery }).run(id, { signal: new AbortController().signal, finalAttempt: true });
+
+  beforeAll(async () => {
+    conn = new Redis(redis.url);
+    builders = await RedisBuilderRegistry.start(conn);
+    recovery = new BuildRecovery({ store, logs, builders, sandboxes, queue, logger: memoryLogger() });
+  });
+  afterAll(async () => {
+    await builders?.close();
+    conn?.disconnect();
+  });
+
+  /** A pushed build left `running` in `phase` by builder `builder` (as a kill -9 leaves it). */
+  async function orphan(phase: Build["phase"], builder: string, restarts?: number) {
+    const tool = await newTool();
+    const sha = commit({ Procfile: "web: node server.js\n" });
+    const id = ((await trigger(tool, sha, "git_push")) as { build_id: string }).build_id;
+    await store.updateBuild(id, { status: "running", phase, reason: "building", builder, restarts });
+    return { tool, sha, id };
+  }
+
+  it("is built again from the start, once, and the dead builder's sandbox is removed", async () => {
+    const { id } = await orphan("build", "dead-builder-1");
+    await run(id);
+    const build = (await store.getBuild(id))!;
+    expect(build.status).toBe("success");
+    expect(build.restarts).toBe(1);
+    expect(build.builder).toBe(builders.id);
+    expect(removed).toContainEqual([id, "dead-builder-1"]);
+    expect(logLines.get(id)).toContain(
+      `===> RESTARTING: the builder restarted during phase build; building ${build.commit} again from the start`,
+    );
+  });
+
+  it("fails when its builder died during the re-run too, says so, and frees the commit", async () => {
+    const { tool, sha, id } = await orphan("export", "dead-builder-2", 1);
+    await run(id);
+    const build = (await store.getBuild(id))!;
+    expect(build.status).toBe("failure");
+    expect(build.phase).toBe("export");
+    expect(build.reason).toMatch(/^builder restarted during phase export; .*run `build start`/);
+    expect(removed).toContainEqual([id, "dead-builder-2"]);
+    // The commit is not answered "duplicate" by the failed build: building it again is queued.
+    const again = await trigger(tool, sha, "redeploy");
+    expect(again.status).toBe("queued");
+  });
+
+  it("is left alone while its builder's heartbeat lives (a job delivered twice)", async () => {
+    const other = await RedisBuilderRegistry.start(conn);
+    try {
+      const { id } = await orphan("build", other.id);
+      await run(id);
+      expect((await store.getBuild(id))!).toMatchObject({ status: "running", builder: other.id });
+      expect(removed.some(([b]) => b === id)).toBe(false);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("is found by the sweep once its builder's heartbeat stopped, and queued for recovery once", async () => {
+    const dead = await RedisBuilderRegistry.start(conn);
+    const { id } = await orphan("detect", dead.id);
+    await dead.took(id);
+    await dead.close();
+    queued.length = 0;
+    expect(await recovery.sweep()).toBe(1);
+    expect(await recovery.sweep()).toBe(0);
+    expect(queued).toEqual([
+      { name: "build", payload: { build_id: id, tool: expect.any(String) as string } },
+    ]);
+  });
+
+  it("a run whose build another builder took over (it looked dead) stops and writes nothing", async () => {
+    const { id } = await orphan("build", builders.id);
+    await store.updateBuild(id, { status: "pending" });
+    await pipeline({
+      builders,
+      recovery,
+      cancelPollMs: 20,
+      lifecycle: {
+        run: async ({ signal }) => {
+          // Another builder's recovery and re-run, while this run still works.
+          await store.takeOverBuild(id, builders.id, { status: "pending", builder: undefined, restarts: 1 });
+          await store.startBuild(id, { status: "running", builder: "other-builder" });
+          await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+          throw new Error("podman exec: container replaced");
+        },
+      },
+    }).run(id, { signal: new AbortController().signal, finalAttempt: true });
+    expect((await store.getBuild(id))!).toMatchObject({ status: "running", builder: "other-builder" });
+    expect(logLines.get(id)?.some((l) => /FAILED|CANCELLED/.test(l))).toBe(false);
+  });
+
+  it("build cancel ends it and removes its sandbox; a failing step afterwards does not overwrite that", async () => {
+    const { id } = await orphan("build", "dead-builder-3");
+    const cancelled = await new BuildControl(store, queue, sandboxes).cancel(id);
+    expect(cancelled.status).toBe("cancelled");
+    expect(removed).toContainEqual([id, undefined]);
+
+    // A live builder's step fails once its sandbox is gone; the build stays cancelled.
+    const { id: live } = await orphan("build", builders.id);
+    await store.updateBuild(live, { status: "pending" });
+    await pipeline({
+      builders,
+      recovery,
+      lifecycle: {
+        run: async () => {
+          await new BuildControl(store, queue, sandboxes).cancel(live);
+          throw new Error("podman exec: container removed");
+        },
+      },
+    }).run(live, { signal: new AbortController().signal, finalAttempt: true });
+    expect((await store.getBuild(live))!).toMatchObject({
+      status: "cancelled",
+      reason: "cancelled by request",
+    });
   });
 });

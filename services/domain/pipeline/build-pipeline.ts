@@ -3,6 +3,7 @@ import path from "node:path";
 import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { newId } from "../../platform/ids.js";
+import type { BuilderRegistry } from "../../ports/builders.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { SourceFetcher } from "../../ports/source.js";
 import type { StateStore } from "../../ports/store.js";
@@ -13,11 +14,13 @@ import { defaultConfigFromProcfile, type ComponentsConfig } from "../config/inde
 import { readAppConfig, samePolicy, toolPolicy, type AppConfig } from "./app-config.js";
 import { decide } from "./deploy-policy.js";
 import type { Enqueuer } from "./jobs-port.js";
+import type { BuildRecovery } from "./build-recovery.js";
 import { PhaseClock } from "./phase-clock.js";
 
 /** Runs the buildpacks over a checked-out app (the CNB lifecycle: detect, restore, build). */
 export interface LifecycleRunner {
   run(input: {
+    readonly buildId: string;
     readonly tool: string;
     readonly component: string;
     readonly appDir: string;
@@ -59,6 +62,12 @@ export class BuildPipeline {
       readonly fetcher: SourceFetcher;
       readonly lifecycle: LifecycleRunner;
       readonly exporter: ImageExporter;
+      /**
+       * This builder process, recorded on the builds it runs, and what ends a build whose builder
+       * died. Absent where one pipeline runs in-process (tests): no crash can leave an orphan there.
+       */
+      readonly builders?: BuilderRegistry | undefined;
+      readonly recovery?: BuildRecovery | undefined;
       readonly workRoot: string;
       readonly logger: Logger;
       readonly timeoutS: number;
@@ -66,11 +75,34 @@ export class BuildPipeline {
     },
   ) {}
 
+  /** Builds this process is running: a second job for one of them (a re-delivery) ends at once. */
+  private readonly running = new Set<string>();
+
   async run(buildId: string, job: { signal: AbortSignal; finalAttempt: boolean }): Promise<void> {
-    const { store } = this.deps;
-    const build = await store.getBuild(buildId);
+    // Checked and set before any await, so two jobs of one build in this process cannot both pass;
+    // the builder's set of builds (BuilderRegistry) then has one owner per build here.
+    if (this.running.has(buildId)) return;
+    this.running.add(buildId);
+    try {
+      await this.runOnce(buildId, job);
+    } finally {
+      this.running.delete(buildId);
+    }
+  }
+
+  private async runOnce(buildId: string, job: { signal: AbortSignal; finalAttempt: boolean }): Promise<void> {
+    const { store, builders } = this.deps;
+    let build = await store.getBuild(buildId);
     if (!build) throw new SlipwayError("not_found", `build ${buildId} vanished from the store`);
     if (TERMINAL_STATUSES.has(build.status)) return;
+    if (build.status === "running") {
+      // A job delivered again (BullMQ saw it stall) or a recovery job: the build either still runs
+      // on a live builder, or its builder died with it and nobody else will ever end it.
+      const { recovery } = this.deps;
+      if (!recovery || !(await recovery.orphaned(build))) return;
+      build = (await recovery.recover(build)) ?? (await store.getBuild(buildId)) ?? build;
+      if (build.status !== "pending") return;
+    }
     const log = this.deps.logger.child({ tool: build.tool, buildId, sha: build.commit });
 
     const controller = new AbortController();
@@ -83,11 +115,20 @@ export class BuildPipeline {
         ),
       this.deps.timeoutS * 1000,
     );
+    // Set once this run marked the build running; from then on another builder may take it over if
+    // this one looked dead (its heartbeat expired, say while Redis was away), and this run must stop
+    // without writing anything: the record is the other builder's now.
+    let mine = false;
+    let takenOver: string | undefined;
     const watcher = setInterval(() => {
       void store.getBuild(buildId).then(
         (b) => {
           if (b && TERMINAL_STATUSES.has(b.status))
             controller.abort(new SlipwayError("cancelled", b.reason ?? b.status));
+          else if (b && mine && builders && b.builder !== builders.id) {
+            takenOver = b.builder ?? "a recovery";
+            controller.abort(new SlipwayError("cancelled", `taken over by builder ${takenOver}`));
+          }
         },
         () => undefined,
       );
@@ -114,14 +155,20 @@ export class BuildPipeline {
 
     const workDir = path.join(this.deps.workRoot, buildId);
     try {
-      // Only a build still pending starts: a newer push may have superseded it a moment ago.
+      // Only a build still pending starts: a newer push may have superseded it a moment ago. The
+      // builder notes the build first, so that a crash right after leaves it findable (BuildRecovery).
+      await builders?.took(buildId);
       const started = await store.startBuild(buildId, {
         status: "running",
         phase,
         started_at: new Date().toISOString(),
-        reason: "building",
+        reason: build.restarts
+          ? `building (re-run ${build.restarts} after its builder restarted)`
+          : "building",
+        builder: builders?.id,
       });
       if (!started) return;
+      mine = true;
       await rm(workDir, { recursive: true, force: true });
       const appDir = path.join(workDir, "app");
       await mkdir(appDir, { recursive: true });
@@ -159,6 +206,7 @@ export class BuildPipeline {
       }
 
       const result = await this.deps.lifecycle.run({
+        buildId,
         tool: build.tool,
         component: build.component,
         appDir,
@@ -210,6 +258,16 @@ export class BuildPipeline {
       const reason = controller.signal.reason as unknown;
       const cause = controller.signal.aborted && reason instanceof SlipwayError ? reason : error;
       await pending;
+      // The step may have failed before the watcher saw it: a re-run's sandbox replaces this one's.
+      if (takenOver === undefined && mine && builders) {
+        const now = await store.getBuild(buildId).catch(() => undefined);
+        if (now && !TERMINAL_STATUSES.has(now.status) && now.builder !== builders.id)
+          takenOver = now.builder ?? "a recovery";
+      }
+      if (takenOver !== undefined) {
+        log.warn({ phase, takenOver }, "build taken over by another builder; this run stopped");
+        return;
+      }
       await this.fail(build, cause, phase, tail, job.finalAttempt, emit);
       await pending;
       if (cause instanceof TransientError && !job.finalAttempt) throw cause;
@@ -219,7 +277,9 @@ export class BuildPipeline {
       clearInterval(watcher);
       job.signal.removeEventListener("abort", onJobAbort);
       await pending;
-      await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      // A run taken over leaves the work dir to the run that took it (a re-run starts from a clean one).
+      if (takenOver === undefined) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      await builders?.finished(buildId).catch(() => undefined);
     }
   }
 
@@ -232,8 +292,8 @@ export class BuildPipeline {
     emit: (line: string) => void,
   ): Promise<void> {
     const { store } = this.deps;
+    const current = await store.getBuild(build.id);
     if (error instanceof SlipwayError && error.code === "cancelled") {
-      const current = await store.getBuild(build.id);
       if (current && !TERMINAL_STATUSES.has(current.status)) {
         await store.updateBuild(build.id, {
           status: "cancelled",
@@ -242,6 +302,12 @@ export class BuildPipeline {
         });
       }
       emit(`===> CANCELLED: ${error.message}`);
+      return;
+    }
+    if (current && TERMINAL_STATUSES.has(current.status)) {
+      // Ended meanwhile (`build cancel` removes the sandbox, so the running step fails first): the
+      // status already says why; a failure must not overwrite it.
+      emit(`===> ${current.status.toUpperCase()}: ${current.reason ?? current.status}`);
       return;
     }
     if (error instanceof TransientError && !finalAttempt) {

@@ -2,7 +2,8 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { exportImage, type ExportRegistry } from "../../adapters/oci/export.js";
 import { runImageLayer } from "../../adapters/oci/run-layer.js";
-import { PodmanBuildSandbox } from "../../adapters/podman/sandbox.js";
+import { containerOwner } from "../../adapters/podman/confinement.js";
+import { PodmanBuildSandbox, sandboxName } from "../../adapters/podman/sandbox.js";
 import { ensureStack } from "../../adapters/stack/index.js";
 import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
 import type { ImageExporter, LifecycleRunner } from "../../domain/pipeline/build-pipeline.js";
@@ -26,6 +27,8 @@ export async function localBuilder(
   registry: ExportRegistry,
   /** Called with each repository before pushing to it (Harbor: creates the project if missing). */
   beforePush: (repository: string) => Promise<void> = () => Promise.resolve(),
+  /** This process's BuilderRegistry id, labelled on its sandboxes. */
+  builder?: string,
 ): Promise<{ lifecycle: LifecycleRunner; exporter: ImageExporter }> {
   const stack = await ensureStack(
     { ...config, home: config.stackHome },
@@ -33,7 +36,11 @@ export async function localBuilder(
   );
   // The run image's base layer is written once per stack; doing it now spares the first build 9 s.
   await runImageLayer(stack);
-  const sandbox = PodmanBuildSandbox.create(config);
+  const sandbox = PodmanBuildSandbox.create({
+    repoRoot: config.repoRoot,
+    owner: containerOwner(config.home, "build"),
+    builder,
+  });
   const buildpacksDir = path.join(config.repoRoot, "buildpacks");
   const buildpacks = (await readdir(buildpacksDir, { withFileTypes: true }))
     .filter((d) => d.isDirectory())
@@ -57,7 +64,8 @@ export async function localBuilder(
           npmRegistry: config.npmRegistry,
           libDir: path.join(buildpacksDir, "lib"),
           debianMirror: config.debianMirror,
-          name: `slipway-build-${path.basename(input.workDir)}`,
+          name: sandboxName(input.buildId),
+          buildId: input.buildId,
           signal: input.signal,
           onLog: input.onLog,
         }),

@@ -23,6 +23,9 @@ import { EnvVarService } from "../../domain/envvars/envvar-service.js";
 import { loadCryptoBox } from "./crypto-key.js";
 import { BuildControl } from "../../domain/pipeline/build-control.js";
 import { BuildPipeline } from "../../domain/pipeline/build-pipeline.js";
+import { BuildRecovery } from "../../domain/pipeline/build-recovery.js";
+import { PodmanBuildSandboxes } from "../../adapters/podman/sandbox.js";
+import { RedisBuilderRegistry } from "../../adapters/store/redis-builders.js";
 import { TriggerService } from "../../domain/pipeline/triggers.js";
 import { Deployer } from "../../domain/releases/deployer.js";
 import { ReleaseService } from "../../domain/releases/release-service.js";
@@ -157,6 +160,11 @@ export async function startServer(
       logger: logger.child({ component: "jobs" }),
     });
     const reposDir = path.join(config.home, "repos");
+    // Build sandboxes run on this machine's podman in both profiles; found by this server's owner label.
+    const buildSandboxes = new PodmanBuildSandboxes({
+      repoRoot: config.repoRoot,
+      owner: containerOwner(config.home, "build"),
+    });
     const processLogs = new RedisProcessLogs(redis);
     // The cluster profile's client and adapters, shared by the API (webservice status) and the deployer.
     // Loaded only for the cluster profile: @kubernetes/client-node alone adds about 70 MiB to the
@@ -231,7 +239,7 @@ export async function startServer(
           store,
           tools,
           triggers,
-          builds: new BuildControl(store, queue),
+          builds: new BuildControl(store, queue, buildSandboxes),
           logs,
           refs,
           adminTokenHash: hashSecret(admin.value),
@@ -279,6 +287,10 @@ export async function startServer(
       );
     }
     let ready: Promise<void> = Promise.resolve();
+    // Registered before the workers' closer so that its heartbeat stops after they ended their builds.
+    const builders =
+      role === "all" || role === "builder" ? await RedisBuilderRegistry.start(redis) : undefined;
+    if (builders) closers.push(() => builders.close());
     const workers: Workers[] = [];
     closers.push(async () => {
       await Promise.all(workers.map((w) => w.close()));
@@ -400,7 +412,7 @@ export async function startServer(
         await jobRunner.start();
         closers.push(() => jobRunner.close());
       }
-      if (role === "all" || role === "builder") {
+      if (builders) {
         const fetcher = ProcessFetcher.create({
           entry: path.join(config.repoRoot, "dist/services/adapters/git/fetch-child.js"),
           maxTotalBytes: config.limits.sourceBytes,
@@ -409,9 +421,21 @@ export async function startServer(
           logger: logger.child({ component: "fetch" }),
         });
         ready = (async () => {
-          const builder = await localBuilder(config, logger, registry, (repository) =>
-            images.access.preparePush(repository),
+          const builder = await localBuilder(
+            config,
+            logger,
+            registry,
+            (repository) => images.access.preparePush(repository),
+            builders.id,
           );
+          const recovery = new BuildRecovery({
+            store,
+            logs,
+            builders,
+            sandboxes: buildSandboxes,
+            queue,
+            logger: logger.child({ component: "recovery" }),
+          });
           const pipeline = new BuildPipeline({
             store,
             logs,
@@ -426,6 +450,8 @@ export async function startServer(
             },
             lifecycle: builder.lifecycle,
             exporter: builder.exporter,
+            builders,
+            recovery,
             workRoot: path.join(config.home, "work"),
             logger: logger.child({ component: "builder" }),
             timeoutS: config.build.timeoutS,
@@ -439,7 +465,8 @@ export async function startServer(
               { perGroup: { build: config.build.perTool } },
             ),
           );
-          logger.info({}, "builder ready");
+          closers.push(startSweeping(recovery, logger));
+          logger.info({ builder: builders.id }, "builder ready");
         })();
         ready.catch((e) =>
           logger.error({ error: errorMessage(e) }, "the builder could not start; builds stay queued"),
@@ -451,6 +478,31 @@ export async function startServer(
     await close();
     throw error;
   }
+}
+
+/** How often a builder looks for builds whose builder died (a few Redis reads when there are none). */
+const SWEEP_MS = 10_000;
+
+/**
+ * Recovers what a dead builder left: the sandboxes at start (a killed server's leftovers), then the
+ * builds of every builder whose heartbeat expired, now and every SWEEP_MS (a killed builder's
+ * heartbeat outlives it by up to its expiry). Returns the closer.
+ */
+function startSweeping(recovery: BuildRecovery, logger: Logger): () => Promise<void> {
+  const sweep = (what: () => Promise<unknown>) =>
+    what().catch((e: unknown) => logger.warn({ error: errorMessage(e) }, "build recovery sweep failed"));
+  let running = sweep(async () => {
+    await recovery.sweepSandboxes();
+    await recovery.sweep();
+  });
+  const timer = setInterval(() => {
+    running = running.then(() => sweep(() => recovery.sweep()));
+  }, SWEEP_MS);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
 }
 
 function gitRouterAt(prefix: string, router: import("express").Router): import("express").RequestHandler {
