@@ -51,6 +51,7 @@ export async function startHttpApp(
         toolCache: await ToolCache.create(store),
         maxBodyBytes: 64 * 1024,
         limits,
+        sources: { ownHost: new URL(urls.publicUrl).host, allowHosts: [] },
       }),
       redeployWebhook({ tools, triggers, store, refs, limits }),
     ],
