@@ -26,7 +26,7 @@ const pushHook = z.object({
     git_http_url: z
       .string()
       .max(2048)
-      .regex(/^[^\s\x00-\x1f\x7f]*$/, "must not contain whitespace or control characters")
+      .refine((s) => !/[\s\p{Cc}]/u.test(s), "must not contain whitespace or control characters")
       .pipe(z.url({ protocol: /^https?$/ })),
     default_branch: z.string().refine(isValidBranchName, "not a valid git branch name").nullable().optional(),
     path_with_namespace: z.string().optional(),

@@ -221,7 +221,7 @@ export async function startServer(
             maxBodyBytes: config.limits.webhookBytes,
             limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
             sources: { ownHost: access.ownHost, allowHosts: config.sourceAllowHosts },
-            linkedSourceUrl: gitlab.linkedSourceUrl,
+            linkedSourceUrl: (tool) => gitlab.linkedSourceUrl(tool),
           }),
           redeployWebhook({
             tools,
