@@ -1,9 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHttpApp } from "../helpers/http-app.js";
-import { startRedis } from "../helpers/redis.js";
+import { describe, expect, it } from "vitest";
+import { httpAppWithTool } from "../helpers/http-app.js";
 
 /**
  * What a hostile tool owner can put in a GitLab push hook signed with their own tool's secret: a source
@@ -14,19 +13,7 @@ const pushHook = JSON.parse(
   readFileSync(path.join(import.meta.dirname, "../fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
 ) as { project: Record<string, unknown> } & Record<string, unknown>;
 
-let redis: Awaited<ReturnType<typeof startRedis>>;
-let app: Awaited<ReturnType<typeof startHttpApp>>;
-let tool: Awaited<ReturnType<typeof app.createTool>>;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  app = await startHttpApp(redis.url);
-  tool = await app.createTool("hostile");
-});
-afterAll(async () => {
-  await app?.close();
-  await redis?.stop();
-});
+const file = httpAppWithTool("hostile");
 
 /** A push of a commit never seen before, so that only the URL decides the answer. */
 function hookWith(gitHttpUrl: string) {
@@ -40,12 +27,12 @@ function hookWith(gitHttpUrl: string) {
 }
 
 async function send(body: string | Buffer, contentType = "application/json") {
-  const res = await fetch(`${app.url}/hooks/gitlab/${tool.name}`, {
+  const res = await fetch(`${file.app.url}/hooks/gitlab/${file.tool.name}`, {
     method: "POST",
     headers: {
       "content-type": contentType,
       "x-gitlab-event": "Push Hook",
-      "x-gitlab-token": tool.webhook_secret,
+      "x-gitlab-token": file.tool.webhook_secret,
     },
     body,
   });
@@ -53,7 +40,7 @@ async function send(body: string | Buffer, contentType = "application/json") {
 }
 
 async function builds() {
-  return (await app.store.listBuilds(tool.name, 100)).length;
+  return (await file.app.store.listBuilds(file.tool.name, 100)).length;
 }
 
 describe("a push hook's git_http_url", () => {
@@ -141,21 +128,21 @@ describe("tool names", () => {
     "com1",
     "lpt9",
   ])("refuses to create a tool named %s", async (name) => {
-    const res = await fetch(`${app.url}/api/v1/tools`, {
+    const res = await fetch(`${file.app.url}/api/v1/tools`, {
       method: "POST",
-      headers: { authorization: `Bearer ${app.adminToken}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${file.app.adminToken}`, "content-type": "application/json" },
       body: JSON.stringify({ name }),
     });
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { message: string } };
     expect(body.error.message).toContain(`the tool name "${name}" is reserved`);
-    expect(await app.store.getTool(name)).toBeUndefined();
+    expect(await file.app.store.getTool(name)).toBeUndefined();
   });
 
   it("still creates a tool whose name only contains a reserved word", async () => {
-    const res = await fetch(`${app.url}/api/v1/tools`, {
+    const res = await fetch(`${file.app.url}/api/v1/tools`, {
       method: "POST",
-      headers: { authorization: `Bearer ${app.adminToken}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${file.app.adminToken}`, "content-type": "application/json" },
       body: JSON.stringify({ name: "api-docs" }),
     });
     expect(res.status).toBe(201);
