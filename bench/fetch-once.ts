@@ -18,6 +18,8 @@ const limits = {
   maxTotalBytes: 512 * 1024 * 1024,
   maxFileBytes: 100 * 1024 * 1024,
   workDir: os.tmpdir(),
+  // The bench serves its repository itself, on loopback.
+  allowHosts: [new URL(url).host],
   logger,
 };
 const fetcher =

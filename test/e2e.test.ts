@@ -78,10 +78,19 @@ async function releaseSettled(tool: string, releaseId: string) {
   );
 }
 
+/** The GitLab stand-in's port, known before the server starts so that it can be allow-listed. */
+let forgePort: number;
+
 beforeAll(async () => {
+  forgePort = await freePort();
   ({ server, port, home, config } = await startLocalServer({
     name: "e2e",
-    env: { SLIPWAY_STACK_HOME: STACK_HOME, SLIPWAY_HEALTH_TIMEOUT_S: "20" },
+    env: {
+      SLIPWAY_STACK_HOME: STACK_HOME,
+      SLIPWAY_HEALTH_TIMEOUT_S: "20",
+      // The stand-in is on loopback, where only an allowed host may be fetched from.
+      SLIPWAY_SOURCE_ALLOW_HOSTS: `127.0.0.1:${forgePort}`,
+    },
   }));
 }, 1_200_000);
 
@@ -185,7 +194,6 @@ describe("push to deploy on the local profile", () => {
     app.post("/internal/git-hook", forge.hookHandler);
     app.use("/git", forge.router);
     app.use(errorHandler(memoryLogger()));
-    const forgePort = await freePort();
     const forgeServer = app.listen(forgePort, "127.0.0.1");
     try {
       const repo = await gitRepo(pythonApp("hello from gitlab"));

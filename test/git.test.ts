@@ -111,6 +111,8 @@ function fetcher(limits: { maxTotalBytes?: number; maxFileBytes?: number } = {},
     maxTotalBytes: limits.maxTotalBytes ?? 100 * 1024 * 1024,
     maxFileBytes: limits.maxFileBytes ?? 10 * 1024 * 1024,
     workDir: path.join(root, "gitdirs"),
+    // The test's git remote is on loopback, which only an allow-listed host may be.
+    allowHosts: [new URL(base).host],
     logger,
   });
 }

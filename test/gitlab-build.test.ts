@@ -40,7 +40,12 @@ beforeAll(async () => {
 
   ({ server, port } = await startLocalServer({
     home: path.join(home, "slipway"),
-    env: { SLIPWAY_LOG_LEVEL: "info", SLIPWAY_HEALTH_TIMEOUT_S: "30" },
+    // The GitLab double is on loopback, as an operator's GitLab on a private network would be.
+    env: {
+      SLIPWAY_LOG_LEVEL: "info",
+      SLIPWAY_HEALTH_TIMEOUT_S: "30",
+      SLIPWAY_SOURCE_ALLOW_HOSTS: new URL(gitlab.url).host,
+    },
     logger: serverLog.logger,
   }));
 }, 1_200_000);

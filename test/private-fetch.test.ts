@@ -47,6 +47,8 @@ const fetcher = ProcessFetcher.create({
   entry: path.resolve(import.meta.dirname, "../dist/services/adapters/git/fetch-child.js"),
   maxTotalBytes: 10 * 1024 * 1024,
   maxFileBytes: 1024 * 1024,
+  // The GitLab stand-in and "elsewhere" listen on loopback ports chosen later: allow the loopback host.
+  allowHosts: ["127.0.0.1"],
   logger,
 });
 

@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHttpApp } from "./helpers/http-app.js";
-import { startRedis } from "./helpers/redis.js";
+import { describe, expect, it } from "vitest";
+import { httpAppWithTool } from "./helpers/http-app.js";
 
 const fixtures = path.join(import.meta.dirname, "fixtures", "gitlab");
 const pushHook = JSON.parse(
@@ -12,31 +11,19 @@ const tagHook = JSON.parse(
   readFileSync(path.join(fixtures, "gitlab-tag-push-hook.docs.json"), "utf8"),
 ) as Record<string, unknown>;
 
-let redis: Awaited<ReturnType<typeof startRedis>>;
-let app: Awaited<ReturnType<typeof startHttpApp>>;
-let tool: Awaited<ReturnType<typeof app.createTool>>;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  app = await startHttpApp(redis.url);
-  tool = await app.createTool("diaspora");
-});
-afterAll(async () => {
-  await app?.close();
-  await redis?.stop();
-});
+const file = httpAppWithTool("diaspora");
 
 function send(
   body: string | object,
   headers: Record<string, string> = {},
-  url = `/hooks/gitlab/${tool.name}`,
+  url = `/hooks/gitlab/${file.tool.name}`,
 ) {
-  return fetch(`${app.url}${url}`, {
+  return fetch(`${file.app.url}${url}`, {
     method: "POST",
     headers: {
       "content-type": "application/json",
       "x-gitlab-event": "Push Hook",
-      "x-gitlab-token": tool.webhook_secret,
+      "x-gitlab-token": file.tool.webhook_secret,
       ...headers,
     },
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -51,11 +38,11 @@ describe("GitLab webhooks", () => {
     expect(body.status).toBe("queued");
     expect(body.commit).toBe(pushHook.checkout_sha);
     expect(body.reason).toContain("default branch");
-    const build = await app.store.getBuild(body.build_id);
+    const build = await file.app.store.getBuild(body.build_id);
     expect(build).toMatchObject({ status: "pending", commit: pushHook.checkout_sha, tool: "diaspora" });
     expect(build?.source_url).toBe("http://example.com/mike/diaspora.git");
-    await app.queued();
-    expect((await app.queue.counts("build")).waiting).toBeGreaterThanOrEqual(1);
+    await file.app.queued();
+    expect((await file.app.queue.counts("build")).waiting).toBeGreaterThanOrEqual(1);
   });
 
   it("finds the tool from the secret alone on POST /hooks/gitlab", async () => {
@@ -82,7 +69,7 @@ describe("GitLab webhooks", () => {
     const first = (await (await send({ ...pushHook, checkout_sha: sha, after: sha }, headers)).json()) as {
       build_id: string;
     };
-    const before = (await app.store.listBuilds("diaspora", 100)).length;
+    const before = (await file.app.store.listBuilds("diaspora", 100)).length;
     const again = await send({ ...pushHook, checkout_sha: sha, after: sha }, headers);
     expect(again.status).toBe(200);
     expect(await again.json()).toMatchObject({
@@ -90,7 +77,7 @@ describe("GitLab webhooks", () => {
       build_id: first.build_id,
       redelivery: true,
     });
-    expect((await app.store.listBuilds("diaspora", 100)).length).toBe(before);
+    expect((await file.app.store.listBuilds("diaspora", 100)).length).toBe(before);
   });
 
   it("keeps one build waiting per tool: a newer push supersedes the waiting one and says by which", async () => {
@@ -104,13 +91,13 @@ describe("GitLab webhooks", () => {
     ).json()) as {
       build_id: string;
     };
-    const older = await app.store.getBuild(a.build_id);
+    const older = await file.app.store.getBuild(a.build_id);
     expect(older).toMatchObject({ status: "superseded", reason: expect.stringContaining(b.build_id) });
-    expect(await app.store.getBuild(b.build_id)).toMatchObject({ status: "pending" });
-    const waiting = (await app.store.listBuilds("diaspora", 100)).filter((x) => x.status === "pending");
+    expect(await file.app.store.getBuild(b.build_id)).toMatchObject({ status: "pending" });
+    const waiting = (await file.app.store.listBuilds("diaspora", 100)).filter((x) => x.status === "pending");
     expect(waiting.map((x) => x.id)).toEqual([b.build_id]);
-    await app.queued();
-    expect((await app.queue.counts("build")).waiting).toBe(1);
+    await file.app.queued();
+    expect((await file.app.queue.counts("build")).waiting).toBe(1);
   });
 
   it("starts nothing for a branch deletion and says why", async () => {
@@ -146,10 +133,10 @@ describe("GitLab webhooks", () => {
     const wrong = await send(pushHook, { "x-gitlab-token": "nope" });
     expect(wrong.status).toBe(401);
     expect(await wrong.json()).toMatchObject({ error: { code: "unauthorized" } });
-    const otherTool = await app.createTool("other");
+    const otherTool = await file.app.createTool("other");
     const crossed = await send(pushHook, { "x-gitlab-token": otherTool.webhook_secret });
     expect(crossed.status).toBe(401);
-    const res = await fetch(`${app.url}/hooks/gitlab/${tool.name}`, { method: "POST", body: "{}" });
+    const res = await fetch(`${file.app.url}/hooks/gitlab/${file.tool.name}`, { method: "POST", body: "{}" });
     expect(res.status).toBe(401);
   });
 
@@ -169,18 +156,18 @@ describe("GitLab webhooks", () => {
 
   it("never writes the webhook secret to the log", async () => {
     await send(pushHook, { "x-gitlab-token": "nope" });
-    const logged = JSON.stringify(app.logger.entries);
-    expect(logged).not.toContain(tool.webhook_secret);
-    expect(logged).not.toContain(tool.token);
+    const logged = JSON.stringify(file.app.logger.entries);
+    expect(logged).not.toContain(file.tool.webhook_secret);
+    expect(logged).not.toContain(file.tool.token);
   });
 });
 
 describe("API", () => {
   const api = (route: string, init: RequestInit & { token?: string } = {}) =>
-    fetch(`${app.url}${route}`, {
+    fetch(`${file.app.url}${route}`, {
       ...init,
       headers: {
-        authorization: `Bearer ${init.token ?? app.adminToken}`,
+        authorization: `Bearer ${init.token ?? file.app.adminToken}`,
         "content-type": "application/json",
         ...(init.headers as Record<string, string> | undefined),
       },
@@ -206,8 +193,8 @@ describe("API", () => {
   });
 
   it("lets a tool token see its own tool only", async () => {
-    const a = await app.createTool("tool-a");
-    await app.createTool("tool-b");
+    const a = await file.app.createTool("tool-a");
+    await file.app.createTool("tool-b");
     const own = await api("/api/v1/tools/tool-a/builds", { token: a.token });
     expect(own.status).toBe(200);
     const other = await api("/api/v1/tools/tool-b/builds", { token: a.token });
@@ -236,14 +223,14 @@ describe("API", () => {
   });
 
   it("publishes the JSON schema of slipway.yaml without authentication", async () => {
-    const res = await fetch(`${app.url}/api/v1/schemas/slipway.json`);
+    const res = await fetch(`${file.app.url}/api/v1/schemas/slipway.json`);
     expect(res.status).toBe(200);
     const schema = (await res.json()) as { properties?: Record<string, unknown> };
     expect(Object.keys(schema.properties ?? {})).toEqual(expect.arrayContaining(["components", "deploy"]));
   });
 
   it("serves an OpenAPI document describing the routes", async () => {
-    const doc = (await (await fetch(`${app.url}/api/v1/openapi.json`)).json()) as {
+    const doc = (await (await fetch(`${file.app.url}/api/v1/openapi.json`)).json()) as {
       openapi: string;
       paths: object;
     };

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { isLoopback } from "./net.js";
+import { parseAllowHosts } from "./source-addresses.js";
 
 /**
  * The one place that reads `process.env`. Every problem is reported at once, and the result is frozen
@@ -60,6 +61,7 @@ const schema = z.object({
   SLIPWAY_REGISTRY_PULL_PASSWORD: z.string().min(1).optional(),
   SLIPWAY_REGISTRY_PULL_PASSWORD_FILE: z.string().min(1).optional(),
   SLIPWAY_JOB_START_TIMEOUT_S: z.coerce.number().int().min(1).default(300),
+  SLIPWAY_SOURCE_ALLOW_HOSTS: z.string().optional(),
 });
 
 /**
@@ -126,6 +128,11 @@ export interface Config {
   readonly debianMirror: string;
   /** The Python package index builds use (PIP_INDEX_URL); pip's default when unset. */
   readonly pipIndexUrl: string | undefined;
+  /**
+   * Hosts (`host` or `host:port`) source may be fetched from although they resolve to loopback or
+   * private addresses: an operator's GitLab on the private network. Everything else must be public.
+   */
+  readonly sourceAllowHosts: readonly string[];
   /** Where the repository's `infra/`, `buildpacks/` and `pipelines/` live. */
   readonly repoRoot: string;
   /** Where deployed tools run: local podman containers, or a Kubernetes cluster (docs/kubernetes.md). */
@@ -200,6 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     npmRegistry: e.SLIPWAY_NPM_REGISTRY.replace(/\/?$/, "/"),
     debianMirror: e.SLIPWAY_DEBIAN_MIRROR,
     pipIndexUrl: e.SLIPWAY_PIP_INDEX_URL,
+    sourceAllowHosts: parseAllowHosts(e.SLIPWAY_SOURCE_ALLOW_HOSTS),
     repoRoot,
     runtime: e.SLIPWAY_RUNTIME,
     kubernetes: {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** A new random secret: 32 bytes, base64url, prefixed so a leaked one is recognisable in a scan. */
 export function newSecret(prefix: string): string {
@@ -19,4 +19,12 @@ export function secretMatches(presented: string | undefined, storedHash: string)
   const a = Buffer.from(hashSecret(presented), "hex");
   const b = Buffer.from(storedHash, "hex");
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * A secret for one purpose, derived from a master secret (HMAC-SHA256): whoever holds it learns nothing
+ * of the master or of the secrets for other purposes, and no extra state needs storing.
+ */
+export function deriveSecret(master: string, purpose: string): string {
+  return createHmac("sha256", master).update(purpose, "utf8").digest("base64url");
 }

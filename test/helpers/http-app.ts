@@ -15,6 +15,8 @@ import { gitlabWebhooks } from "../../services/roles/webhooks/gitlab.js";
 import { ToolCache } from "../../services/roles/webhooks/tool-cache.js";
 import { redeployWebhook } from "../../services/roles/webhooks/redeploy.js";
 import { Redis } from "ioredis";
+import { afterAll, beforeAll } from "vitest";
+import { startRedis } from "./redis.js";
 import { RedisRateLimiter } from "../../services/adapters/ratelimit/redis-rate-limiter.js";
 
 /**
@@ -51,6 +53,7 @@ export async function startHttpApp(
         toolCache: await ToolCache.create(store),
         maxBodyBytes: 64 * 1024,
         limits,
+        sources: { ownHost: new URL(urls.publicUrl).host, allowHosts: [] },
       }),
       redeployWebhook({ tools, triggers, store, refs, limits }),
     ],
@@ -88,6 +91,33 @@ export async function startHttpApp(
       await queue.close();
       await store.close();
       await redis.quit();
+    },
+  };
+}
+
+/**
+ * One test file's HTTP surface: a Redis of its own, `startHttpApp` on it and one tool, started before
+ * the file's tests and stopped after them.
+ */
+export function httpAppWithTool(toolName: string) {
+  let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
+  let app: Awaited<ReturnType<typeof startHttpApp>> | undefined;
+  let tool: Awaited<ReturnType<NonNullable<typeof app>["createTool"]>> | undefined;
+  beforeAll(async () => {
+    redis = await startRedis();
+    app = await startHttpApp(redis.url);
+    tool = await app.createTool(toolName);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await redis?.stop();
+  });
+  return {
+    get app() {
+      return app!;
+    },
+    get tool() {
+      return tool!;
     },
   };
 }

@@ -17,6 +17,11 @@ export interface IsomorphicGitFetcherOptions {
   readonly maxFileBytes: number;
   /** Parent of the temporary git directories; never inside a build's `dest`. Default: the OS temp dir. */
   readonly workDir?: string;
+  /**
+   * Hosts that may be fetched from although they are on loopback or private addresses (an operator's
+   * GitLab, Slipway's own git remote); every other host must resolve to public addresses only.
+   */
+  readonly allowHosts: readonly string[];
   /** Depths tried, in order, when the ref has moved past the wanted commit. */
   readonly deepenSteps?: readonly number[];
   readonly logger: Logger;
@@ -93,7 +98,7 @@ export class IsomorphicGitFetcher implements SourceFetcher {
     await git.init({ fs, gitdir, bare: true });
     // fetch writes refs/remotes/origin/*, which needs a configured remote (NoRefspecError otherwise).
     await git.addRemote({ fs, gitdir, remote: "origin", url });
-    const http = abortableHttpClient(signal);
+    const http = abortableHttpClient(signal, this.options.allowHosts);
     // Called after a 401: give the credentials once; if they are refused, stop instead of retrying.
     const onAuth: AuthCallback = () => (auth ? { ...auth } : { cancel: true });
     const onAuthFailure: AuthCallback = () => ({ cancel: true });

@@ -23,8 +23,11 @@ export type { RefUpdate } from "./hook.js";
 export interface GitRemoteOptions {
   /** Bare repositories live at `<reposDir>/<tool>.git`; absolute path. */
   readonly reposDir: string;
-  /** Is `password` the tool's token? The username of HTTP Basic is ignored, as GitLab does for tokens. */
-  readonly authorize: (tool: string, password: string) => Promise<boolean>;
+  /**
+   * May `password` use `service` (`git-upload-pack`: fetch, `git-receive-pack`: push) on the tool's
+   * repository? The username of HTTP Basic is ignored, as GitLab does for tokens.
+   */
+  readonly authorize: (tool: string, password: string, service: GitService) => Promise<boolean>;
   /** A push changed refs; the answer text is shown to the pusher as `remote: …` lines. */
   readonly onPush: (tool: string, updates: RefUpdate[]) => Promise<string>;
   readonly logger: Logger;
@@ -56,7 +59,8 @@ export interface GitRemote {
 
 const ZERO_OID = /^0+$/;
 const MAX_HOOK_BODY = 1024 * 1024;
-const SERVICES = new Set(["git-upload-pack", "git-receive-pack"]);
+type GitService = "git-upload-pack" | "git-receive-pack";
+const SERVICES = new Set<string>(["git-upload-pack", "git-receive-pack"] satisfies GitService[]);
 
 /**
  * Slipway's own smart-HTTP git remote, `/git/<tool>.git`, served by git's `http-backend` CGI. A push
@@ -95,7 +99,7 @@ export function createGitRemote(options: GitRemoteOptions): GitRemote {
     const service = serviceOf(req, suffix);
 
     const password = basicPassword(req.headers.authorization);
-    if (password === undefined || !(await o.authorize(tool, password))) {
+    if (password === undefined || !(await o.authorize(tool, password, service))) {
       res.setHeader("WWW-Authenticate", 'Basic realm="slipway", charset="UTF-8"');
       throw new AuthError(`push and fetch to ${tool}.git need the tool's token as the HTTP password`);
     }
@@ -208,10 +212,14 @@ async function adoptDefaultBranch(repo: string, updates: readonly RefUpdate[]): 
   if (pick) await git(["--git-dir", repo, "symbolic-ref", "HEAD", pick.ref]);
 }
 
-function serviceOf(req: Request, suffix: string): string {
+function isService(s: string): s is GitService {
+  return SERVICES.has(s);
+}
+
+function serviceOf(req: Request, suffix: string): GitService {
   if (suffix === "/info/refs" && req.method === "GET") {
     const service = new URLSearchParams(req.url.split("?")[1] ?? "").get("service") ?? "";
-    if (!SERVICES.has(service)) {
+    if (!isService(service)) {
       throw new InputError(
         "only git's smart HTTP protocol is served (info/refs?service=git-upload-pack|git-receive-pack)",
       );
@@ -219,7 +227,7 @@ function serviceOf(req: Request, suffix: string): string {
     return service;
   }
   const service = suffix.slice(1);
-  if (req.method === "POST" && SERVICES.has(service)) return service;
+  if (req.method === "POST" && isService(service)) return service;
   throw new NotFoundError(`no git endpoint ${req.method} ${suffix}`);
 }
 

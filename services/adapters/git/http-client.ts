@@ -1,6 +1,15 @@
+import dns from "node:dns";
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
+import type { LookupFunction } from "node:net";
 import type { HttpClient } from "isomorphic-git";
+import { SlipwayError } from "../../platform/errors.js";
+import {
+  describeKind,
+  forbiddenAddressKind,
+  forbiddenLiteralHost,
+  isAllowedHost,
+} from "../../platform/source-addresses.js";
 
 const MAX_REDIRECTS = 10;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -11,7 +20,11 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * pack. Not on Node's global `fetch`: its first use loads undici and compiles its WebAssembly HTTP parser,
  * which alone adds about 13 MiB to the peak RSS of a fetch (see bench/fetch-once.ts).
  */
-export function abortableHttpClient(signal: AbortSignal | undefined): HttpClient {
+export function abortableHttpClient(
+  signal: AbortSignal | undefined,
+  /** Hosts that may be on loopback or private addresses (`SLIPWAY_SOURCE_ALLOW_HOSTS`); see `send`. */
+  allowHosts: readonly string[],
+): HttpClient {
   return {
     async request({ url, method = "GET", headers = {}, body }) {
       // Upload-pack requests are a few KiB of wants/haves; a Content-Length is what servers expect.
@@ -21,7 +34,7 @@ export function abortableHttpClient(signal: AbortSignal | undefined): HttpClient
       let current = url;
       let sent = headers;
       for (let hops = 0; ; hops++) {
-        const res = await send(current, method, sent, payload, signal);
+        const res = await send(current, method, sent, payload, signal, allowHosts);
         const location = res.headers.location;
         if (REDIRECTS.has(res.statusCode ?? 0) && location) {
           res.resume();
@@ -54,15 +67,24 @@ export function abortableHttpClient(signal: AbortSignal | undefined): HttpClient
   };
 }
 
+/**
+ * One request, to a public address only unless its host is allow-listed. The check is on the address
+ * actually connected to (the `lookup` hook runs for every new connection, after DNS), so a name that
+ * resolves to loopback, or re-resolves there after an earlier check (DNS rebinding), is refused too;
+ * IP literals skip DNS and are checked here. Every redirect hop comes through here again.
+ */
 function send(
   url: string,
   method: string,
   headers: Record<string, string>,
   payload: Buffer | undefined,
   signal: AbortSignal | undefined,
+  allowHosts: readonly string[],
 ): Promise<IncomingMessage> {
   const target = new URL(url);
   const transport = target.protocol === "https:" ? https : http;
+  const literal = forbiddenLiteralHost(target, allowHosts);
+  if (literal !== undefined) return Promise.reject(refused(target, target.hostname, literal));
   return new Promise((resolve, reject) => {
     const req = transport.request(
       target,
@@ -70,12 +92,39 @@ function send(
         method,
         headers: payload ? { ...headers, "content-length": String(payload.byteLength) } : headers,
         signal,
+        ...(isAllowedHost(target, allowHosts) ? {} : { lookup: publicOnlyLookup(target) }),
       },
       resolve,
     );
     req.once("error", reject);
     req.end(payload);
   });
+}
+
+/** dns.lookup, failing when any address the name resolves to is not a public one. */
+function publicOnlyLookup(target: URL): LookupFunction {
+  return (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, "", 0);
+      const bad = addresses.find((a) => forbiddenAddressKind(a.address) !== undefined);
+      if (bad) return callback(refused(target, bad.address, forbiddenAddressKind(bad.address)!), "", 0);
+      if (options.all)
+        return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
+      const first = addresses[0];
+      if (!first)
+        return callback(Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }), "", 0);
+      callback(null, first.address, first.family);
+    });
+  };
+}
+
+function refused(target: URL, address: string, kind: string): SlipwayError {
+  const at = address === target.hostname ? "" : ` (it resolves to ${address})`;
+  return new SlipwayError(
+    "source_rejected",
+    `${target.host}${at} is ${describeKind(kind)}: Slipway fetches source only from public addresses. Use the repository's public URL, or ask the operator to add ${target.host} to SLIPWAY_SOURCE_ALLOW_HOSTS`,
+    { details: { host: target.host, address, kind } },
+  );
 }
 
 function withoutCredentials(headers: Record<string, string>): Record<string, string> {

@@ -1,21 +1,27 @@
 import git from "./isomorphic-git.js";
-import http from "isomorphic-git/http/node";
 import { SlipwayError } from "../../platform/errors.js";
 import type { RefResolver } from "../../ports/refs.js";
+import { abortableHttpClient } from "./http-client.js";
 
-/** `git ls-remote` through isomorphic-git: one HTTP request, nothing cloned. */
+/**
+ * `git ls-remote` through isomorphic-git: one HTTP request, nothing cloned. On the fetcher's HTTP client,
+ * so the same address rules hold (public addresses only, outside `allowHosts`), redirects included.
+ */
 export class RemoteRefs implements RefResolver {
+  constructor(private readonly allowHosts: readonly string[]) {}
+
   async resolve(url: string, ref: string, auth?: { username: string; password: string }) {
     let refs: Awaited<ReturnType<typeof git.listServerRefs>>;
     try {
       refs = await git.listServerRefs({
-        http,
+        http: abortableHttpClient(undefined, this.allowHosts),
         url,
         peelTags: true,
         symrefs: true,
         ...(auth ? { onAuth: () => auth } : {}),
       });
     } catch (cause) {
+      if (cause instanceof SlipwayError) throw cause;
       throw new SlipwayError("source_fetch_failed", `cannot list the refs of ${redact(url)}`, { cause });
     }
     const wanted =

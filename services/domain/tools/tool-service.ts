@@ -1,7 +1,7 @@
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import { hashSecret, newSecret, secretMatches } from "../../platform/secrets.js";
 import type { StateStore } from "../../ports/store.js";
-import { validateToolName, type Tool } from "./tool.js";
+import { validateNewToolName, type Tool } from "./tool.js";
 
 /** What `tools create` shows once: the only time the secrets exist in plaintext. */
 export interface CreatedTool {
@@ -21,7 +21,7 @@ export class ToolService {
   ) {}
 
   async create(rawName: string): Promise<CreatedTool> {
-    const name = validateToolName(rawName);
+    const name = validateNewToolName(rawName);
     const token = newSecret("slp");
     const webhookSecret = newSecret("slw");
     const redeployToken = newSecret("slr");

@@ -44,3 +44,29 @@ export function validateToolName(name: string): string {
   }
   return name;
 }
+
+/**
+ * Names a new tool may not take: they would collide with Slipway's own hosts and routes once they are a
+ * host (`<tool>.<domain>`), a namespace or a path (`/git/<tool>.git`), or are device names Windows
+ * will not create a file or folder for (a clone of `con.git` fails there).
+ */
+const RESERVED = new Set([
+  // Slipway's own routes and the hosts an operator is likely to give it or its services.
+  ...["admin", "api", "auth", "docs", "git", "healthz", "hooks", "internal", "localhost", "login"],
+  ...["metrics", "proxy", "redis", "registry", "slipway", "status", "ui", "webhooks", "www"],
+  // Windows device names.
+  ...["con", "prn", "aux", "nul"],
+  ...Array.from({ length: 9 }, (_, i) => [`com${i + 1}`, `lpt${i + 1}`]).flat(),
+]);
+
+/** A name for a tool being created: valid, and not one of Slipway's own (existing tools keep theirs). */
+export function validateNewToolName(name: string): string {
+  validateToolName(name);
+  if (RESERVED.has(name)) {
+    throw new InputError(
+      `the tool name "${name}" is reserved: it would collide with Slipway's own hosts and routes or with a device name on Windows; choose another, e.g. "${name}-tool"`,
+      { details: { field: "name" } },
+    );
+  }
+  return name;
+}

@@ -60,6 +60,11 @@ export async function gitlabFeature(deps: GitlabFeatureDeps) {
       return { username: link.deploy_token_username, password: link.deploy_token };
     },
 
+    /** The linked project's clone URL as GitLab's API gave it: what a linked tool always builds from. */
+    async linkedSourceUrl(tool: string): Promise<string | undefined> {
+      return (await links.get(tool))?.http_url;
+    },
+
     /** Starts posting commit statuses; returns the closer. */
     async startNotifier(): Promise<() => Promise<void>> {
       const events = RedisStateEvents.create(deps.redisUrl);

@@ -45,7 +45,7 @@ import type { Config } from "../../platform/env.js";
 import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { RefResolver } from "../../ports/refs.js";
-import { hashSecret, secretMatches } from "../../platform/secrets.js";
+import { hashSecret } from "../../platform/secrets.js";
 import { apiRouter } from "../http/api.js";
 import { createApp } from "../http/app.js";
 import { gitPushHandler } from "../http/git-push.js";
@@ -56,6 +56,7 @@ import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
 import { fileSecret } from "./secrets-file.js";
+import { sourceAccess } from "./source-access.js";
 import { gitlabFeature } from "./gitlab-wiring.js";
 import { registryFeature } from "./registry-wiring.js";
 
@@ -70,9 +71,6 @@ export interface RunningServer {
   readonly ready: Promise<void>;
   close(): Promise<void>;
 }
-
-/** The builder's credential for fetching from Slipway's own git remote; never a tool's token. */
-const BUILDER_USER = "slipway-builder";
 
 /**
  * `slipway server`: the local stack (Redis, registry, podman stack images) and the roles. With
@@ -130,13 +128,14 @@ export async function startServer(
       store,
       logger,
     });
-    // Slipway's own git remote is read with the builder credential, never a tool's token; a tool's
-    // linked GitLab project with that tool's deploy token; other repositories with whatever
-    // credentials their request carries.
-    const builderAuth = async (url: string, auth?: { username: string; password: string }, tool?: string) =>
-      url.startsWith(`${config.publicUrl}/git/`)
-        ? { username: BUILDER_USER, password: builderSecret }
-        : (auth ?? (await gitlab.fetchAuth(tool, url)));
+    // A tool's own repository on Slipway's git remote is read with a builder credential for that tool
+    // alone; its linked GitLab project with its deploy token; other repositories with whatever
+    // credentials their request carries, from public addresses only (or the operator's allow-list).
+    const access = sourceAccess({
+      publicUrl: config.publicUrl,
+      builderSecret,
+      linkedAuth: (tool, url) => gitlab.fetchAuth(tool, url),
+    });
     const urls = {
       publicUrl: config.publicUrl,
       webUrl: (t: string) =>
@@ -195,8 +194,8 @@ export async function startServer(
         nodePath: process.execPath,
         logger: logger.child({ component: "git" }),
         hookUrl: `http://127.0.0.1:${config.port}/internal/git-hook`,
-        authorize: async (tool, password) =>
-          secretMatches(password, hashSecret(builderSecret)) || tools.checkToken(tool, password),
+        authorize: async (tool, password, service) =>
+          access.isBuilderFetch(tool, password, service) || tools.checkToken(tool, password),
         onPush: gitPushHandler({
           tools,
           triggers,
@@ -205,10 +204,13 @@ export async function startServer(
           logger,
         }),
       });
-      const remoteRefs = new RemoteRefs();
+      const outsideRefs = new RemoteRefs(config.sourceAllowHosts);
+      const ownRefs = new RemoteRefs([access.ownHost]);
       const refs: RefResolver = {
-        resolve: async (url, ref, auth, tool) =>
-          remoteRefs.resolve(url, ref, await builderAuth(url, auth, tool)),
+        resolve: async (url, ref, auth, tool) => {
+          const plan = await access.plan(url, auth, tool);
+          return (plan.own ? ownRefs : outsideRefs).resolve(url, ref, plan.auth);
+        },
       };
       const app = createApp({
         logger,
@@ -226,6 +228,8 @@ export async function startServer(
             toolCache: await ToolCache.create(store),
             maxBodyBytes: config.limits.webhookBytes,
             limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
+            sources: { ownHost: access.ownHost, allowHosts: config.sourceAllowHosts },
+            linkedSourceUrl: (tool) => gitlab.linkedSourceUrl(tool),
           }),
           redeployWebhook({
             tools,
@@ -413,13 +417,18 @@ export async function startServer(
         closers.push(() => jobRunner.close());
       }
       if (builders) {
-        const fetcher = ProcessFetcher.create({
-          entry: path.join(config.repoRoot, "dist/services/adapters/git/fetch-child.js"),
-          maxTotalBytes: config.limits.sourceBytes,
-          maxFileBytes: Math.min(config.limits.sourceBytes, 100 * 1024 * 1024),
-          workDir: path.join(config.home, "tmp"),
-          logger: logger.child({ component: "fetch" }),
-        });
+        const fetcherWith = (allowHosts: readonly string[]) =>
+          ProcessFetcher.create({
+            entry: path.join(config.repoRoot, "dist/services/adapters/git/fetch-child.js"),
+            maxTotalBytes: config.limits.sourceBytes,
+            maxFileBytes: Math.min(config.limits.sourceBytes, 100 * 1024 * 1024),
+            workDir: path.join(config.home, "tmp"),
+            allowHosts,
+            logger: logger.child({ component: "fetch" }),
+          });
+        // Slipway's own host only for a tool's own repository; everything else under the outside rules.
+        const ownFetcher = fetcherWith([access.ownHost]);
+        const outsideFetcher = fetcherWith(config.sourceAllowHosts);
         ready = (async () => {
           const builder = await localBuilder(
             config,
@@ -441,12 +450,14 @@ export async function startServer(
             logs,
             queue,
             fetcher: {
-              fetch: async (request, dest, signal) =>
-                fetcher.fetch(
-                  { ...request, auth: await builderAuth(request.url, request.auth, request.tool) },
+              fetch: async (request, dest, signal) => {
+                const plan = await access.plan(request.url, request.auth, request.tool);
+                return (plan.own ? ownFetcher : outsideFetcher).fetch(
+                  { ...request, auth: plan.auth },
                   dest,
                   signal,
-                ),
+                );
+              },
             },
             lifecycle: builder.lifecycle,
             exporter: builder.exporter,

@@ -1,5 +1,10 @@
 import express, { Router, type Request, type Response } from "express";
-import { GITLAB_EVENTS, parsePushHook } from "../../domain/gitlab/push-hook.js";
+import {
+  GITLAB_EVENTS,
+  outsideSourceUrl,
+  parsePushHook,
+  type SourceRules,
+} from "../../domain/gitlab/push-hook.js";
 import type { TriggerResult, TriggerService } from "../../domain/pipeline/triggers.js";
 import type { ToolService } from "../../domain/tools/tool-service.js";
 import type { Tool } from "../../domain/tools/tool.js";
@@ -18,6 +23,13 @@ export interface WebhookDeps {
   readonly maxBodyBytes: number;
   /** Absent: no rate limits (tests of other concerns). */
   readonly limits?: WebhookLimits | undefined;
+  /** What a payload's `git_http_url` may point at. */
+  readonly sources: SourceRules;
+  /**
+   * The repository URL of the tool's linked GitLab project, as GitLab's API gave it at link time:
+   * a linked tool builds from there whatever the payload says. Absent: no GitLab linking here.
+   */
+  readonly linkedSourceUrl?: ((tool: string) => Promise<string | undefined>) | undefined;
 }
 
 /**
@@ -45,14 +57,24 @@ export function gitlabWebhooks(deps: WebhookDeps): Router {
     if (!/^application\/json\b/i.test(type)) {
       throw new SlipwayError("unsupported_media_type", "GitLab webhooks must be sent as application/json");
     }
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1]?.toLowerCase();
+    if (charset !== undefined && charset !== "utf-8" && charset !== "utf8") {
+      // JSON is UTF-8 (RFC 8259); read as UTF-8, another encoding would become a different payload.
+      throw new SlipwayError(
+        "unsupported_media_type",
+        `GitLab webhooks must be UTF-8 JSON; this one says charset=${charset.slice(0, 40)}`,
+      );
+    }
     const body = parseJson(req.body as Buffer);
     const hook = parsePushHook(body);
+    const sourceUrl =
+      (await deps.linkedSourceUrl?.(tool.name)) ?? outsideSourceUrl(hook.project.git_http_url, deps.sources);
 
     const result = await deps.triggers.push({
       tool,
       ref: hook.ref,
       commit: hook.checkout_sha ?? (hook.after || null),
-      sourceUrl: hook.project.git_http_url,
+      sourceUrl,
       defaultBranch: hook.project.default_branch ?? undefined,
       trigger: {
         kind: hook.object_kind === "tag_push" ? "gitlab_tag" : "gitlab_push",
