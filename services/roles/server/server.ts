@@ -187,6 +187,8 @@ export async function startServer(
         nodePath: process.execPath,
         logger: logger.child({ component: "git" }),
         hookUrl: `http://127.0.0.1:${config.port}/internal/git-hook`,
+        maxPushBytes: config.limits.pushBytes,
+        maxRepoBytes: config.limits.repoBytes,
         authorize: async (tool, password) =>
           secretMatches(password, hashSecret(builderSecret)) || tools.checkToken(tool, password),
         onPush: gitPushHandler({
