@@ -3,13 +3,20 @@ import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { containerOwner } from "../../services/adapters/podman/confinement.js";
 import { PodmanJobsRuntime } from "../../services/adapters/podman/jobs-runtime.js";
 import { podman } from "../../services/adapters/podman/podman.js";
 import { PodmanRuntime } from "../../services/adapters/podman/runtime.js";
+import { RedisJobsStore } from "../../services/adapters/store/redis-jobs.js";
+import { JobService } from "../../services/domain/jobs/job-service.js";
+import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../services/domain/jobs/runner.js";
 import type { JobExit, JobProcess } from "../../services/domain/jobs/runtime.js";
+import type { Release } from "../../services/domain/releases/release.js";
+import { createLogger } from "../../services/platform/logger.js";
 import { run } from "../../services/platform/process.js";
+import { startRedis } from "../helpers/redis.js";
 
 // A release phase or a job that eats memory or processes, in real podman containers with small limits:
 // each is stopped at once with the limit it hit, where before it held on until its timeout (a job may
@@ -156,5 +163,75 @@ describe("jobs at their container's limits", () => {
   it("a fork bomb job: `started too many processes (limit 512)`", async () => {
     expect(await job("bomb", BOMB, 128)).toEqual({ exitCode: 137, exceeded: { kind: "pids", limit: 512 } });
     expect(await leftovers()).toEqual([]);
+  }, 120_000);
+});
+
+describe("a job run stopped at a limit", () => {
+  let redisServer: { url: string; stop: () => Promise<void> } | undefined;
+  let redis: Redis | undefined;
+  let runner: JobRunner | undefined;
+  const logger = createLogger({ level: "silent" });
+
+  afterAll(async () => {
+    await runner?.close();
+    redis?.disconnect();
+    await redisServer?.stop();
+  });
+
+  it("is `failed` with `ran out of memory (limit 64 MiB)` as its reason, in its log too", async () => {
+    redisServer = await startRedis();
+    redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
+    const store = RedisJobsStore.create(redis);
+    const live: Release = {
+      id: "r1",
+      tool: "hostile",
+      component: "web",
+      build_id: "b-r1",
+      commit: "0".repeat(40),
+      image,
+      image_digest: image.split("@")[1]!,
+      trigger: { kind: "api", ref: "refs/heads/main" },
+      status: "live",
+      created_at: new Date().toISOString(),
+    };
+    const jobs = new JobService({
+      jobs: store,
+      store: {
+        getRoute: () => Promise.resolve({ tool: "hostile", release_id: "r1", host: "127.0.0.1", port: 1 }),
+        getRelease: () => Promise.resolve(live),
+      },
+      imageOf: () => image,
+      logger,
+    });
+    runner = new JobRunner({
+      store,
+      runtime: new PodmanJobsRuntime({ repoRoot, registry, namePrefix: owner }),
+      envFor: () => Promise.resolve({}),
+      logger,
+      options: { ...DEFAULT_RUNNER_OPTIONS, tickMs: 500, memoryMb: 64, owner: "test" },
+    });
+    await runner.start();
+
+    const { run_id } = await jobs.run("hostile", {
+      name: "hog",
+      command: CHILD_HOG,
+      image: "python3.11",
+      schedule: undefined,
+      continuous: false,
+      retry: 0,
+      timeout: undefined,
+      mem: "64Mi",
+      extra: {},
+    });
+    const done = await jobs.waitForRun("hostile", "hog", run_id!, STILL_RUNNING_AFTER_MS);
+    expect(done?.final).toMatchObject({
+      status: "failed",
+      exit_code: 137,
+      reason: "ran out of memory (limit 64 MiB)",
+    });
+    expect(done?.runs[0]!.lines).toContain(
+      "slipway: the job ran out of memory (limit 64 MiB); it was stopped",
+    );
+    await jobs.delete("hostile", "hog");
   }, 120_000);
 });

@@ -87,9 +87,7 @@ export class PodmanJobsRuntime implements JobsRuntime {
     // A fork bomb or a memory hog is stopped at once. The job's command is the container's main process:
     // when the kernel kills that one for memory, the container (and its counters) go with it, so only
     // a poll that comes first sees it; a child killed for memory, or a refused fork, is always seen.
-    const limits = ContainerLimits.watch(repoRoot, id, { memoryMb: spec.memoryMb, pids: PIDS }, () => {
-      void podman(["kill", id], { repoRoot, allowFailure: true });
-    });
+    const limits = ContainerLimits.watch(repoRoot, id, { memoryMb: spec.memoryMb, pids: PIDS });
     const exited = (async (): Promise<JobExit> => {
       const waited = await podman(["wait", id], { repoRoot, allowFailure: true });
       await limits.check();

@@ -30,17 +30,18 @@ export class ContainerLimits {
     private readonly repoRoot: string,
     private readonly container: string,
     private readonly limits: { readonly memoryMb: number; readonly pids: number },
-    private readonly onExceeded: (hit: LimitExceeded) => void,
   ) {}
 
-  /** Starts polling; `onExceeded` is called once, with the first limit hit (kill the container there). */
+  /**
+   * Starts polling. At the first limit hit the container is killed: what runs in it ends at once (a
+   * `podman exec` returns, `podman wait` answers), and `exceeded` says why.
+   */
   static watch(
     repoRoot: string,
     container: string,
     limits: { readonly memoryMb: number; readonly pids: number },
-    onExceeded: (hit: LimitExceeded) => void,
   ): ContainerLimits {
-    const w = new ContainerLimits(repoRoot, container, limits, onExceeded);
+    const w = new ContainerLimits(repoRoot, container, limits);
     const tick = () => {
       void w.check().finally(() => {
         if (w.timer && !w.exceededLimit) w.timer = setTimeout(tick, POLL_MS);
@@ -74,7 +75,7 @@ export class ContainerLimits {
       if (value !== undefined && value > 0 && !this.exceededLimit) {
         this.exceededLimit = c.hit;
         this.stop();
-        this.onExceeded(c.hit);
+        void podman(["kill", this.container], { repoRoot: this.repoRoot, allowFailure: true });
       }
     }
     return this.exceededLimit;

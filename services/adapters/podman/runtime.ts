@@ -100,9 +100,7 @@ export class PodmanRuntime implements AppRuntime {
         `podman could not start ${spec.process}: ${started.stderr.trim().slice(-300)}`,
       );
     }
-    const limits = ContainerLimits.watch(repoRoot, name, { memoryMb: spec.memoryMb, pids: PIDS }, () => {
-      void podman(["kill", name], { repoRoot, allowFailure: true });
-    });
+    const limits = ContainerLimits.watch(repoRoot, name, { memoryMb: spec.memoryMb, pids: PIDS });
     const tail: string[] = [];
     let timedOut = false;
     const timer = setTimeout(() => {

@@ -55,9 +55,7 @@ export class PodmanBuildSandbox implements BuildSandbox {
     // --replace removes it within the same call, sparing every build a separate `podman rm`.
     args.push("--replace", "--entrypoint", "sleep", spec.image, "infinity");
     await podman(args, { repoRoot: this.repoRoot });
-    const limits = ContainerLimits.watch(this.repoRoot, spec.name, { memoryMb: spec.memoryMb, pids }, () => {
-      void podman(["kill", spec.name], { repoRoot: this.repoRoot, allowFailure: true });
-    });
+    const limits = ContainerLimits.watch(this.repoRoot, spec.name, { memoryMb: spec.memoryMb, pids });
     return new PodmanSandbox(this.repoRoot, spec.name, limits);
   }
 }
