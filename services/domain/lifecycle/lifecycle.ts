@@ -450,19 +450,15 @@ function stepRunner(sandbox: Sandbox, input: LifecycleInput) {
           signal: input.signal,
         });
         if (r.exceeded) {
-          const where = bp ? ` (buildpack ${bp.descriptor.id})` : "";
-          throw new PipelineError(
-            "build_failed",
-            `build ${describeLimit(r.exceeded)} in phase ${phase}${where}`,
-            {
-              details: {
-                phase,
-                buildpack: bp?.descriptor.id ?? null,
-                exit_code: r.exitCode,
-                limit: r.exceeded,
-              },
+          // The phase and buildpack are in the details: the build's reason names them (BuildPipeline).
+          throw new PipelineError("build_failed", `build ${describeLimit(r.exceeded)}`, {
+            details: {
+              phase,
+              buildpack: bp?.descriptor.id ?? null,
+              exit_code: r.exitCode,
+              limit: r.exceeded,
             },
-          );
+          });
         }
         if (input.signal?.aborted) throw input.signal.reason;
         return r.exitCode;

@@ -9,7 +9,8 @@ import type { BuildLogs } from "../../ports/logs.js";
 import type { Build } from "../builds/build.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
 import { ToolService } from "../tools/tool-service.js";
-import { BuildPipeline } from "./build-pipeline.js";
+import { PipelineError } from "../../platform/errors.js";
+import { BuildPipeline, type LifecycleRunner } from "./build-pipeline.js";
 import type { Enqueuer } from "./jobs-port.js";
 import { TriggerService } from "./triggers.js";
 
@@ -40,7 +41,7 @@ const logs = {
 /** The files each commit holds, keyed by commit id. */
 const commits = new Map<string, Record<string, string>>();
 
-function pipeline(): BuildPipeline {
+function pipeline(lifecycle?: LifecycleRunner): BuildPipeline {
   return new BuildPipeline({
     store,
     logs,
@@ -54,7 +55,7 @@ function pipeline(): BuildPipeline {
         return { commit: request.commit, commitTime: 1_700_000_000 };
       },
     },
-    lifecycle: {
+    lifecycle: lifecycle ?? {
       run: (input) =>
         Promise.resolve({
           group: [],
@@ -95,7 +96,7 @@ async function newTool() {
 }
 
 /** A push through the trigger service (as a webhook or git push), built at once if it was queued. */
-async function push(tool: string, ref: string, sha: string) {
+async function push(tool: string, ref: string, sha: string, lifecycle?: LifecycleRunner) {
   const triggers = new TriggerService(store, memoryLogger());
   const result = await triggers.push({
     tool: (await store.getTool(tool))!,
@@ -106,7 +107,10 @@ async function push(tool: string, ref: string, sha: string) {
     trigger: { kind: "git_push", ref },
   });
   if (result.status !== "queued") return { result, build: undefined };
-  await pipeline().run(result.build_id, { signal: new AbortController().signal, finalAttempt: true });
+  await pipeline(lifecycle).run(result.build_id, {
+    signal: new AbortController().signal,
+    finalAttempt: true,
+  });
   return { result, build: (await store.getBuild(result.build_id)) as Build };
 }
 
@@ -232,5 +236,34 @@ describe("slipway.yaml in the pipeline", () => {
     expect(build?.reason).toContain(
       "components.redis.build.repository: building another repository (https://example.org/redis.git) is not supported by Slipway yet",
     );
+  });
+});
+
+describe("a build stopped at its container's limit", () => {
+  it("has the limit as its reason, with phase and buildpack, not the buildpack's last words", async () => {
+    const tool = await newTool();
+    const sha = commit({ Procfile: "web: node server.js\n" });
+    const { build } = await push(tool, "refs/heads/main", sha, {
+      run: (input) => {
+        input.onLog("===> BUILDING");
+        input.onLog("hog: killed, again");
+        return Promise.reject(
+          new PipelineError("build_failed", "build ran out of memory (limit 2048 MiB)", {
+            details: {
+              phase: "build",
+              buildpack: "me/hog",
+              exit_code: 137,
+              limit: { kind: "memory", limitMb: 2048 },
+            },
+          }),
+        );
+      },
+    });
+    expect(build).toMatchObject({
+      status: "failure",
+      phase: "build",
+      buildpack: "me/hog",
+      reason: "build failed in me/hog: build ran out of memory (limit 2048 MiB)",
+    });
   });
 });
