@@ -1,6 +1,9 @@
+import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podman } from "../../services/adapters/podman/podman.js";
+import { git, gitRepo } from "../helpers/apps.js";
 import { type Builder, config, startBuilder } from "../helpers/buildpack-build.js";
+import { buildIdFrom, clientOf, startLocalServer, type LocalServer } from "../helpers/local-server.js";
 
 // A hostile (or broken) build that eats memory or processes: the real lifecycle in the podman sandbox
 // with small limits, so that the tests are quick and the machine is never at risk (the fork bomb runs
@@ -122,5 +125,53 @@ describe("a build at its container's limits fails at once, saying which limit", 
       expect(lines).toContain("modest: used 32 MiB");
     },
     TIMEOUT_MS,
+  );
+});
+
+describe("on a server, the build record tells the maintainer", () => {
+  let local: LocalServer | undefined;
+  const client = clientOf(() => local!.server);
+
+  afterAll(async () => {
+    await local?.server.close();
+    if (local) await rm(local.home, { recursive: true, force: true });
+  });
+
+  it(
+    "`git push` of a memory hog: `build list` shows `build ran out of memory (limit 256 MiB)`",
+    async () => {
+      local = await startLocalServer({
+        name: "build-limits",
+        env: { SLIPWAY_BUILD_MEMORY_MB: "256", SLIPWAY_BUILD_TIMEOUT_S: String(TIMEOUT_MS / 1000) },
+      });
+      const tool = await client.api<{ name: string; token: string; git_url: string }>("/api/v1/tools", {
+        method: "POST",
+        body: JSON.stringify({ name: "hog" }),
+      });
+      const repo = await gitRepo(
+        inlineBuildpack(
+          "hog",
+          `while true; do python3 -c 'a = []\nwhile True: a.append(bytearray(1 << 20))' || echo again; done`,
+        ),
+      );
+      try {
+        const pushed = await git(repo.dir, [
+          "push",
+          tool.git_url.replace("http://", `http://u:${tool.token}@`),
+          "main",
+        ]);
+        const build = await client.buildDone<{ status: string; reason: string }>(buildIdFrom(pushed));
+        expect(build).toMatchObject({
+          status: "failure",
+          reason: "build failed in me/hog: build ran out of memory (limit 256 MiB)",
+        });
+        const listed = await client.cli(["build", "list", "--tool", tool.name]);
+        expect(listed.code, listed.stderr).toBe(0);
+        expect(listed.stdout).toContain("build ran out of memory (limit 256 MiB)");
+      } finally {
+        await rm(repo.dir, { recursive: true, force: true });
+      }
+    },
+    TIMEOUT_MS + 120_000,
   );
 });
