@@ -10,6 +10,7 @@ import { parseAllowHosts } from "./source-addresses.js";
  */
 const port = z.coerce.number().int().min(1).max(65535);
 const positive = z.coerce.number().positive();
+const MIB = 1024 * 1024;
 
 const schema = z.object({
   SLIPWAY_PORT: port.default(8080),
@@ -39,6 +40,8 @@ const schema = z.object({
     .min(1024)
     .default(1024 * 1024),
   SLIPWAY_MAX_SOURCE_MB: z.coerce.number().int().min(1).default(512),
+  SLIPWAY_MAX_PUSH_MB: z.coerce.number().int().min(1).optional(),
+  SLIPWAY_MAX_REPO_MB: z.coerce.number().int().min(1).optional(),
   SLIPWAY_CA_BUNDLE: z.string().optional(),
   SLIPWAY_NPM_REGISTRY: z.url().default("https://registry.npmjs.org/"),
   SLIPWAY_DEBIAN_MIRROR: z.url().default("http://deb.debian.org/debian"),
@@ -119,7 +122,14 @@ export interface Config {
   };
   /** Images of a tool's newest N releases stay in the registry (rollback targets); older ones are deleted. */
   readonly keepReleases: number;
-  readonly limits: { readonly webhookBytes: number; readonly sourceBytes: number };
+  readonly limits: {
+    readonly webhookBytes: number;
+    readonly sourceBytes: number;
+    /** Largest pack one `git push` may send; default the source limit. */
+    readonly pushBytes: number;
+    /** Largest a tool's repository on Slipway's git remote may grow; default four times the source limit. */
+    readonly repoBytes: number;
+  };
   /** Webhook deliveries per minute (token buckets; 0 = unlimited) per tool and per client address. */
   readonly webhookRate: { readonly perTool: number; readonly perAddress: number };
   /** CA bundle copied into the stack images so builds trust the same roots as this machine. */
@@ -201,7 +211,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       cpus: e.SLIPWAY_RUN_CPUS,
     },
     keepReleases: e.SLIPWAY_KEEP_RELEASES,
-    limits: { webhookBytes: e.SLIPWAY_MAX_WEBHOOK_BYTES, sourceBytes: e.SLIPWAY_MAX_SOURCE_MB * 1024 * 1024 },
+    limits: {
+      webhookBytes: e.SLIPWAY_MAX_WEBHOOK_BYTES,
+      sourceBytes: e.SLIPWAY_MAX_SOURCE_MB * MIB,
+      pushBytes: (e.SLIPWAY_MAX_PUSH_MB ?? e.SLIPWAY_MAX_SOURCE_MB) * MIB,
+      repoBytes: (e.SLIPWAY_MAX_REPO_MB ?? 4 * e.SLIPWAY_MAX_SOURCE_MB) * MIB,
+    },
     webhookRate: { perTool: e.SLIPWAY_WEBHOOK_RATE_PER_TOOL, perAddress: e.SLIPWAY_WEBHOOK_RATE_PER_ADDRESS },
     caBundle: e.SLIPWAY_CA_BUNDLE ?? (existsSync(defaultCa) ? defaultCa : undefined),
     npmRegistry: e.SLIPWAY_NPM_REGISTRY.replace(/\/?$/, "/"),

@@ -1,3 +1,5 @@
+import type { LimitExceeded } from "./limits.js";
+
 export interface RunSpec {
   readonly tool: string;
   readonly process: string;
@@ -29,6 +31,8 @@ export interface RunOnceResult {
   readonly timedOut: boolean;
   /** Its last lines of output (stdout and stderr). */
   readonly tail: readonly string[];
+  /** It was stopped at its container's memory or process limit. */
+  readonly exceeded?: LimitExceeded | undefined;
 }
 
 export interface RunningApp {

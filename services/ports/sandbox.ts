@@ -1,3 +1,5 @@
+import type { LimitExceeded } from "./limits.js";
+
 export interface SandboxSpec {
   readonly name: string;
   readonly image: string;
@@ -9,6 +11,8 @@ export interface SandboxSpec {
   }[];
   readonly user: string;
   readonly memoryMb: number;
+  /** Processes (threads) the container may have at once; the adapter's default when absent. */
+  readonly pids?: number | undefined;
   readonly cpus: number;
   readonly env: Readonly<Record<string, string>>;
   /** The build it belongs to, labelled on the container so a sandbox a killed builder left is found. */
@@ -17,6 +21,11 @@ export interface SandboxSpec {
 
 export interface ExecResult {
   readonly exitCode: number;
+  /**
+   * The container hit its memory or process limit during (or before) this step; the sandbox was
+   * stopped then, so the step ended at once instead of at the build's timeout.
+   */
+  readonly exceeded?: LimitExceeded | undefined;
 }
 
 /** A running, isolated container that build steps are executed in, one after another. */

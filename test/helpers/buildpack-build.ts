@@ -23,6 +23,16 @@ export const config = loadConfig({ ...process.env, SLIPWAY_HOME: TEST_STACK_HOME
 export const FIXTURES = path.join(config.repoRoot, "test", "fixtures", "apps");
 const buildpacks = BUILDPACK_ORDER.map((b) => path.join(config.repoRoot, "buildpacks", b));
 
+export interface BuildOptions {
+  noCache?: boolean;
+  /** The build container's limits; 2048 MiB, 2 CPUs and the sandbox's pid limit by default. */
+  limits?: { memoryMb: number; cpus: number; pids?: number };
+  /** The build's timeout; 420 s by default. */
+  timeoutMs?: number;
+  /** Lines as they come, for tests that watch a build in progress. */
+  onLog?: (line: string) => void;
+}
+
 export interface Builder {
   readonly stack: Stack;
   readonly root: string;
@@ -30,9 +40,9 @@ export interface Builder {
   build(
     name: string,
     appDir: string,
-    options?: { noCache?: boolean },
+    options?: BuildOptions,
   ): Promise<{ result: LifecycleResult; lines: string[]; seconds: number }>;
-  buildError(name: string, appDir: string): Promise<PipelineError>;
+  buildError(name: string, appDir: string, options?: BuildOptions): Promise<PipelineError>;
   serve(
     name: string,
     result: LifecycleResult,
@@ -71,13 +81,14 @@ export async function startBuilder(prefix: string): Promise<Builder> {
       noCache: options.noCache ?? false,
       env: { SLIPWAY_DEBIAN_MIRROR: config.debianMirror },
       sourceDateEpoch: 1_700_000_000,
-      limits: { memoryMb: 2048, cpus: 2 },
+      limits: options.limits ?? { memoryMb: 2048, cpus: 2 },
       npmRegistry: config.npmRegistry,
       libDir: path.join(config.repoRoot, "buildpacks", "lib"),
       name: `slipway-test-${name}-${randomBytes(3).toString("hex")}`,
-      signal: AbortSignal.timeout(420_000),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 420_000),
       onLog: (line) => {
         lines.push(line);
+        options.onLog?.(line);
         // BPX_TRACE=1 prints each build line with its time since the build started.
         if (process.env.BPX_TRACE) console.log(`${name} +${Date.now() - started}ms ${line}`);
       },
@@ -100,9 +111,9 @@ export async function startBuilder(prefix: string): Promise<Builder> {
       return dir;
     },
     build,
-    async buildError(name, appDir) {
+    async buildError(name, appDir, options) {
       try {
-        await build(name, appDir);
+        await build(name, appDir, options);
       } catch (error) {
         if (error instanceof PipelineError) return error;
         throw error;

@@ -18,6 +18,8 @@ export const HOOK_ENV = {
   url: "SLIPWAY_HOOK_URL",
   secret: "SLIPWAY_HOOK_SECRET",
   tool: "SLIPWAY_TOOL",
+  /** The operator's cap on a repository's size in bytes, which the pre-receive hook enforces. */
+  maxRepoBytes: "SLIPWAY_MAX_REPO_BYTES",
 } as const;
 
 const OID = "[0-9a-f]{40}(?:[0-9a-f]{24})?";
@@ -54,21 +56,28 @@ export function hookSecretMatches(given: string | undefined, expected: string): 
 }
 
 /**
- * The post-receive hook: POSIX sh that execs this machine's node on a small script beside it. The script
- * reads its URL, secret and tool from the environment the CGI was given, so nothing secret is stored in
- * the repository, and prints the server's answer, which git shows the pusher as `remote: …`.
+ * The repository's hooks: POSIX sh that execs this machine's node on a small script beside it.
+ * pre-receive refuses a push that would grow the repository past the operator's cap; post-receive hands
+ * the changed refs to the server. The scripts read their URL, secret, tool and cap from the environment
+ * the CGI was given, so nothing secret is stored in the repository, and what they print git shows the
+ * pusher as `remote: …`.
  */
-export async function installPostReceiveHook(repoDir: string, nodePath: string): Promise<void> {
+export async function installHooks(repoDir: string, nodePath: string): Promise<void> {
   const hooks = path.join(repoDir, "hooks");
-  const script = path.join(hooks, "slipway-post-receive.mjs");
-  await atomicWrite(script, HOOK_SCRIPT, 0o644);
-  const sh = [
-    "#!/bin/sh",
-    "# Installed by Slipway; rewritten when the server starts using this repository.",
-    `exec ${shellQuote(nodePath)} ${shellQuote(script)}`,
-    "",
-  ].join("\n");
-  await atomicWrite(path.join(hooks, "post-receive"), sh, 0o755);
+  for (const [hook, content] of [
+    ["pre-receive", PRE_RECEIVE_SCRIPT],
+    ["post-receive", POST_RECEIVE_SCRIPT],
+  ] as const) {
+    const script = path.join(hooks, `slipway-${hook}.mjs`);
+    await atomicWrite(script, content, 0o644);
+    const sh = [
+      "#!/bin/sh",
+      "# Installed by Slipway; rewritten when the server starts using this repository.",
+      `exec ${shellQuote(nodePath)} ${shellQuote(script)}`,
+      "",
+    ].join("\n");
+    await atomicWrite(path.join(hooks, hook), sh, 0o755);
+  }
 }
 
 async function atomicWrite(file: string, content: string, mode: number): Promise<void> {
@@ -83,7 +92,7 @@ function shellQuote(s: string): string {
 
 // Plain JavaScript run by node on the server machine. Whatever happens it exits 0: the refs are already
 // updated when post-receive runs, so the most useful thing it can do is say what the user should do next.
-const HOOK_SCRIPT = `// Installed by Slipway: hands the refs this push changed to the Slipway server and prints its answer.
+const POST_RECEIVE_SCRIPT = `// Installed by Slipway: hands the refs this push changed to the Slipway server and prints its answer.
 const url = process.env.${HOOK_ENV.url};
 const secret = process.env.${HOOK_ENV.secret};
 const tool = process.env.${HOOK_ENV.tool};
@@ -114,5 +123,34 @@ try {
   }
 } catch (e) {
   console.log("slipway: the push was stored but Slipway could not be reached (" + e.message + "); " + later);
+}
+`;
+
+// Runs while the pushed objects sit in git's quarantine directory (inside objects/, so counted here):
+// a refusal (exit 1) makes git delete them, and nothing of the push is stored.
+const PRE_RECEIVE_SCRIPT = `// Installed by Slipway: refuses a push that would make the repository larger than the operator's cap.
+import { lstat, readdir } from "node:fs/promises";
+import path from "node:path";
+const max = Number(process.env.${HOOK_ENV.maxRepoBytes});
+for await (const _ of process.stdin);
+if (!Number.isFinite(max) || max <= 0) process.exit(0);
+async function size(dir) {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += await size(p);
+    else if (entry.isFile()) total += (await lstat(p).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+const total = await size(path.join(process.env.GIT_DIR ?? ".", "objects"));
+if (total > max) {
+  const mib = (n) => (n / 1048576).toFixed(1) + " MiB";
+  console.log(
+    "slipway: push refused: with it the repository would take " + mib(total) + ", over this server's limit of " +
+      mib(max) + " per tool (SLIPWAY_MAX_REPO_MB). Nothing was stored. Remove large files from the history " +
+      "(git filter-repo) or ask the operator to raise the limit.",
+  );
+  process.exit(1);
 }
 `;

@@ -13,7 +13,7 @@ import {
   HOOK_SECRET_HEADER,
   HOOK_TOOL_HEADER,
   hookSecretMatches,
-  installPostReceiveHook,
+  installHooks,
   parseHookPayload,
   type RefUpdate,
 } from "./hook.js";
@@ -46,8 +46,16 @@ export interface GitRemoteOptions {
   readonly httpBackend?: string;
   /** PATH for git and its hooks. Default `/usr/local/bin:/usr/bin:/bin`. */
   readonly path?: string;
-  /** Largest pack a push may send (git's `receive.maxInputSize`), in bytes; default unlimited. */
+  /**
+   * Largest pack a push may send (git's `receive.maxInputSize`), in bytes; default unlimited. Git
+   * refuses a bigger one while receiving it ("fatal: pack exceeds maximum allowed size") and keeps none of it.
+   */
   readonly maxPushBytes?: number;
+  /**
+   * Largest a repository's objects may grow, in bytes, checked by the pre-receive hook with the push
+   * still in quarantine; default unlimited.
+   */
+  readonly maxRepoBytes?: number;
 }
 
 export interface GitRemote {
@@ -126,6 +134,7 @@ export function createGitRemote(options: GitRemoteOptions): GitRemote {
       [HOOK_ENV.secret]: o.hookSecret,
       [HOOK_ENV.tool]: tool,
     };
+    if (o.maxRepoBytes !== undefined) env[HOOK_ENV.maxRepoBytes] = String(o.maxRepoBytes);
     // http-backend inflates gzip bodies itself and speaks protocol v2 when told the client asked for it.
     const encoding = req.headers["content-encoding"];
     if (encoding) env.HTTP_CONTENT_ENCODING = encoding;
@@ -188,7 +197,7 @@ async function prepareRepository(
   ];
   if (maxPushBytes !== undefined) config.push(["receive.maxInputSize", String(maxPushBytes)]);
   for (const [key, value] of config) await git(["config", "--file", path.join(repo, "config"), key, value]);
-  await installPostReceiveHook(repo, nodePath);
+  await installHooks(repo, nodePath);
 }
 
 /**

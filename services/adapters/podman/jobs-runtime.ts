@@ -9,6 +9,7 @@ import {
 } from "../../domain/jobs/runtime.js";
 import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
+import { ContainerLimits } from "./limits.js";
 import { batchLines } from "./line-batcher.js";
 import { podman, podmanEnv } from "./podman.js";
 import { pullImage } from "./pull.js";
@@ -17,6 +18,8 @@ const LABEL = "io.slipway";
 /** Lines are handed on in batches, so a chatty job costs one store write per batch, not per line. */
 const FLUSH_MS = 200;
 const FLUSH_LINES = 200;
+/** Processes a job's container may have at once. */
+const PIDS = 512;
 
 /** The same options as PodmanRuntime's: one registry, one name prefix per server. */
 export type PodmanJobsRuntimeOptions = PodmanRuntimeOptions;
@@ -53,7 +56,7 @@ export class PodmanJobsRuntime implements JobsRuntime {
           `${LABEL}.job=${spec.job}`,
           "--label",
           `${LABEL}.run=${spec.runId}`,
-          ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: 512 }),
+          ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: PIDS }),
           "--pull",
           "never",
           // The container's own log is only a buffer until it is read; bounded so a chatty job cannot fill the disk.
@@ -81,12 +84,19 @@ export class PodmanJobsRuntime implements JobsRuntime {
     }
     const id = started.stdout.trim();
     const followed = this.follow(id, onLines);
+    // A fork bomb or a memory hog is stopped at once. The job's command is the container's main process:
+    // when the kernel kills that one for memory, the container (and its counters) go with it, so only
+    // a poll that comes first sees it; a child killed for memory, or a refused fork, is always seen.
+    const limits = ContainerLimits.watch(repoRoot, id, { memoryMb: spec.memoryMb, pids: PIDS });
     const exited = (async (): Promise<JobExit> => {
       const waited = await podman(["wait", id], { repoRoot, allowFailure: true });
+      await limits.check();
+      limits.stop();
       await followed;
       const code = Number(waited.stdout.trim().split("\n").pop());
       await podman(["rm", "-f", "-t", "0", id], { repoRoot, allowFailure: true });
-      return { exitCode: Number.isInteger(code) && code >= 0 ? code : 255 };
+      const exitCode = Number.isInteger(code) && code >= 0 ? code : 255;
+      return limits.exceeded ? { exitCode, exceeded: limits.exceeded } : { exitCode };
     })();
     return {
       id,

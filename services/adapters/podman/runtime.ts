@@ -3,12 +3,15 @@ import { newId } from "../../platform/ids.js";
 import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
 import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
+import { ContainerLimits } from "./limits.js";
 import { podman } from "./podman.js";
 import { pullImage } from "./pull.js";
 
 const LABEL = "io.slipway";
 /** The CNB launcher our exporter puts in every image: applies the launch env, then runs a command. */
 const LAUNCHER = "/cnb/lifecycle/launcher";
+/** Processes a tool's container may have at once. */
+const PIDS = 512;
 
 export type { PodmanRuntimeOptions };
 
@@ -58,6 +61,11 @@ export class PodmanRuntime implements AppRuntime {
     };
   }
 
+  /**
+   * The container idles (`sleep infinity` under the init) and the command is a `podman exec` in it, as
+   * build steps are: its cgroup outlives the command, so an OOM kill of the command itself is still
+   * counted (ContainerLimits) when it has exited, and the container goes only afterwards.
+   */
   async runOnce(
     spec: Omit<RunSpec, "port" | "command">,
     command: string,
@@ -68,40 +76,53 @@ export class PodmanRuntime implements AppRuntime {
     await this.pull(spec.image);
     // Not labelled as a process of the tool's: `list()` must never route to (or stop) a one-shot run.
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${newId().slice(0, 8)}`;
+    const remove = () => podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
+    const started = await withEnvFile(spec.env, (envFile) =>
+      podman(
+        [
+          "run",
+          "--detach",
+          "--name",
+          name,
+          ...this.common(spec, envFile, false),
+          "--entrypoint",
+          "sleep",
+          spec.image,
+          "infinity",
+        ],
+        { repoRoot, allowFailure: true },
+      ),
+    );
+    if (started.code !== 0) {
+      await remove();
+      throw new SlipwayError(
+        "deploy_failed",
+        `podman could not start ${spec.process}: ${started.stderr.trim().slice(-300)}`,
+      );
+    }
+    const limits = ContainerLimits.watch(repoRoot, name, { memoryMb: spec.memoryMb, pids: PIDS });
     const tail: string[] = [];
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      void podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
+      void remove();
     }, timeoutS * 1000);
     try {
-      const res = await withEnvFile(spec.env, (envFile) =>
-        podman(
-          [
-            "run",
-            "--rm",
-            "--name",
-            name,
-            ...this.common(spec, envFile, false),
-            "--entrypoint",
-            LAUNCHER,
-            spec.image,
-            command,
-          ],
-          {
-            repoRoot,
-            allowFailure: true,
-            onLine: (line) => {
-              tail.push(line);
-              if (tail.length > 40) tail.shift();
-              onLine?.(line);
-            },
-          },
-        ),
-      );
-      return { code: timedOut ? undefined : res.code, timedOut, tail };
+      const res = await podman(["exec", name, LAUNCHER, command], {
+        repoRoot,
+        allowFailure: true,
+        onLine: (line) => {
+          tail.push(line);
+          if (tail.length > 40) tail.shift();
+          onLine?.(line);
+        },
+      });
+      const exceeded = timedOut ? undefined : await limits.check();
+      return { code: timedOut ? undefined : res.code, timedOut, tail, ...(exceeded ? { exceeded } : {}) };
     } finally {
       clearTimeout(timer);
+      limits.stop();
+      await remove();
     }
   }
 
@@ -146,7 +167,7 @@ export class PodmanRuntime implements AppRuntime {
             `${LABEL}.replica=${spec.replica ?? 0}`,
           ]
         : ["--label", `${LABEL}.once=${this.options.namePrefix}`]),
-      ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: 512 }),
+      ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: PIDS }),
       // Values (secrets among them) in a 0600 file, not in argv where `ps` shows them.
       "--env-file",
       envFile,

@@ -7,9 +7,10 @@ import type {
   SandboxSpec,
 } from "../../ports/sandbox.js";
 import { confinementArgs } from "./confinement.js";
+import { ContainerLimits } from "./limits.js";
 import { podman } from "./podman.js";
 
-/** Processes a build may run at once: enough for npm and node-gyp, too few for a fork bomb. */
+/** Processes a build may run at once by default: enough for npm and node-gyp, too few for a fork bomb. */
 const PIDS_LIMIT = 2048;
 
 const OWNER_LABEL = "io.slipway.owner";
@@ -34,7 +35,9 @@ export interface SandboxOwnership {
  * is a `podman exec` in it, so detect and build share one container start (about a second) instead of
  * one per buildpack. Untrusted buildpack code runs as the given non-root user with every capability
  * dropped, no privilege escalation, and memory, CPU and process limits. The network stays on because
- * builds fetch from npm and PyPI; no registry credentials are mounted or passed.
+ * builds fetch from npm and PyPI; no registry credentials are mounted or passed. A build that hits its
+ * memory or process limit (an OOM kill, a refused fork) has its container stopped at once: a fork bomb
+ * held back by the pid limit would otherwise keep forking, and the builder slot, until the timeout.
  */
 export class PodmanBuildSandbox implements BuildSandbox {
   private constructor(private readonly options: SandboxOwnership) {}
@@ -44,6 +47,7 @@ export class PodmanBuildSandbox implements BuildSandbox {
   }
 
   async start(spec: SandboxSpec): Promise<Sandbox> {
+    const pids = spec.pids ?? PIDS_LIMIT;
     const args = [
       "run",
       "--detach",
@@ -59,7 +63,7 @@ export class PodmanBuildSandbox implements BuildSandbox {
       "--user",
       spec.user,
       // The init also keeps `sleep` as PID 1 from making `rm -f -t 0` wait.
-      ...confinementArgs({ memoryMb: spec.memoryMb, pids: PIDS_LIMIT }),
+      ...confinementArgs({ memoryMb: spec.memoryMb, pids }),
       "--memory-swap",
       `${spec.memoryMb}m`,
       "--cpus",
@@ -80,7 +84,8 @@ export class PodmanBuildSandbox implements BuildSandbox {
     // --replace removes it within the same call, sparing every build a separate `podman rm`.
     args.push("--replace", "--entrypoint", "sleep", spec.image, "infinity");
     await podman(args, { repoRoot: this.options.repoRoot });
-    return new PodmanSandbox(this.options.repoRoot, spec.name);
+    const limits = ContainerLimits.watch(this.options.repoRoot, spec.name, { memoryMb: spec.memoryMb, pids });
+    return new PodmanSandbox(this.options.repoRoot, spec.name, limits);
   }
 }
 
@@ -134,6 +139,7 @@ class PodmanSandbox implements Sandbox {
   constructor(
     private readonly repoRoot: string,
     private readonly name: string,
+    private readonly limits: ContainerLimits,
   ) {}
 
   async exec(command: readonly string[], options: Parameters<Sandbox["exec"]>[1]): Promise<ExecResult> {
@@ -146,13 +152,15 @@ class PodmanSandbox implements Sandbox {
     options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       options.signal?.throwIfAborted();
+      if (this.limits.exceeded) return { exitCode: 137, exceeded: this.limits.exceeded };
       const r = await podman(args, {
         repoRoot: this.repoRoot,
         allowFailure: true,
         signal: options.signal,
         onLine: options.onOutput,
       });
-      return { exitCode: r.code };
+      // Read the counters once more: the step may have ended by the kill the last poll has not seen.
+      return { exitCode: r.code, exceeded: await this.limits.check() };
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
@@ -161,6 +169,7 @@ class PodmanSandbox implements Sandbox {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.limits.stop();
     await podman(["rm", "-f", "-t", "0", this.name], { repoRoot: this.repoRoot, allowFailure: true });
   }
 }

@@ -2,6 +2,7 @@ import { errorMessage } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
 import type { Logger } from "../../platform/logger.js";
 import type { JobsStore } from "../../ports/jobs-store.js";
+import { describeLimit } from "../../ports/limits.js";
 import { nextRun } from "./cron.js";
 import type { JobDefinition, JobRun, RunStatus, RunTrigger } from "./job.js";
 import type { EnvFor, JobProcess, JobsRuntime } from "./runtime.js";
@@ -318,8 +319,13 @@ export class JobRunner {
           void proc.kill();
         }, o.timeoutS * 1000);
       }
-      exitCode = (await proc.exited).exitCode;
-      if (timedOut) {
+      const exit = await proc.exited;
+      exitCode = exit.exitCode;
+      if (exit.exceeded) {
+        status = "failed";
+        reason = describeLimit(exit.exceeded);
+        append([`slipway: the job ${reason}; it was stopped`]);
+      } else if (timedOut) {
         status = "timeout";
         reason = `killed after the timeout of ${o.timeoutS} s`;
       } else if (o.isStopped()) {

@@ -1,3 +1,5 @@
+import type { LimitExceeded } from "../../ports/limits.js";
+
 /** One process of a job, as the runner asks the runtime for it. */
 export interface JobProcessSpec {
   readonly tool: string;
@@ -16,8 +18,10 @@ export interface JobProcessSpec {
 }
 
 export interface JobExit {
-  /** The process's exit code; 137 when it was killed (timeout, stop). */
+  /** The process's exit code; 137 when it was killed (timeout, stop, a limit). */
   readonly exitCode: number;
+  /** It was stopped at its container's memory or process limit. */
+  readonly exceeded?: LimitExceeded | undefined;
 }
 
 /**

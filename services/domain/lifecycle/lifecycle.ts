@@ -17,6 +17,7 @@ import path from "node:path";
 import { stringify } from "smol-toml";
 import { readFileConfined, readdirConfined, writeFileConfined } from "../../platform/confined-fs.js";
 import { InputError, PipelineError, SlipwayError, errorMessage } from "../../platform/errors.js";
+import { describeLimit } from "../../ports/limits.js";
 import type { BuildSandbox, Sandbox } from "../../ports/sandbox.js";
 import { type BuildpackDescriptor, escapeId, parseBuildpackToml } from "./buildpack.js";
 import { ENV_NAME, type EnvFile, applyEnvOps, envOpsFromFiles, layerPathOps } from "./env.js";
@@ -75,7 +76,8 @@ export interface LifecycleInput {
   readonly env: Readonly<Record<string, string>>;
   /** Commit time in seconds: buildpacks pass it to tools for reproducible output. */
   readonly sourceDateEpoch: number;
-  readonly limits: { readonly memoryMb: number; readonly cpus: number };
+  /** `pids`: processes at once; the sandbox's default when absent. */
+  readonly limits: { readonly memoryMb: number; readonly cpus: number; readonly pids?: number | undefined };
   /** npm registry the nodejs buildpack and npm use (`npm_config_registry`). */
   readonly npmRegistry?: string | undefined;
   /** Host directory of helpers shared by buildpacks, mounted at /cnb/lib (Debian package unpacking). */
@@ -133,6 +135,7 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
     image: input.stack.buildImage,
     user: `${input.stack.uid}:${input.stack.gid}`,
     memoryMb: input.limits.memoryMb,
+    pids: input.limits.pids,
     cpus: input.limits.cpus,
     env: {},
     mounts: [
@@ -462,10 +465,21 @@ function stepRunner(sandbox: Sandbox, input: LifecycleInput) {
           onOutput: (line) => onLine(line),
           signal: input.signal,
         });
+        if (r.exceeded) {
+          // The phase and buildpack are in the details: the build's reason names them (BuildPipeline).
+          throw new PipelineError("build_failed", `build ${describeLimit(r.exceeded)}`, {
+            details: {
+              phase,
+              buildpack: bp?.descriptor.id ?? null,
+              exit_code: r.exitCode,
+              limit: r.exceeded,
+            },
+          });
+        }
         if (input.signal?.aborted) throw input.signal.reason;
         return r.exitCode;
       } catch (error) {
-        if (!input.signal?.aborted) throw error;
+        if (!input.signal?.aborted || error instanceof PipelineError) throw error;
         const timedOut = input.signal.reason instanceof Error && input.signal.reason.name === "TimeoutError";
         const where = bp ? ` (buildpack ${bp.descriptor.id})` : "";
         throw new PipelineError(

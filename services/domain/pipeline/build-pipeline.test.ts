@@ -12,9 +12,10 @@ import type { BuildLogs } from "../../ports/logs.js";
 import type { Build, Trigger } from "../builds/build.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
 import { ToolService } from "../tools/tool-service.js";
-import { BuildPipeline } from "./build-pipeline.js";
 import { BuildControl } from "./build-control.js";
 import { BuildRecovery } from "./build-recovery.js";
+import { PipelineError } from "../../platform/errors.js";
+import { BuildPipeline, type LifecycleRunner } from "./build-pipeline.js";
 import type { Enqueuer } from "./jobs-port.js";
 import { TriggerService } from "./triggers.js";
 
@@ -114,10 +115,13 @@ async function trigger(tool: string, sha: string, kind: Trigger["kind"], ref = "
 }
 
 /** A push through the trigger service (as a webhook or git push), built at once if it was queued. */
-async function push(tool: string, ref: string, sha: string) {
+async function push(tool: string, ref: string, sha: string, lifecycle?: LifecycleRunner) {
   const result = await trigger(tool, sha, "git_push", ref);
   if (result.status !== "queued") return { result, build: undefined };
-  await pipeline().run(result.build_id, { signal: new AbortController().signal, finalAttempt: true });
+  await pipeline(lifecycle ? { lifecycle } : {}).run(result.build_id, {
+    signal: new AbortController().signal,
+    finalAttempt: true,
+  });
   return { result, build: (await store.getBuild(result.build_id)) as Build };
 }
 
@@ -366,6 +370,35 @@ describe("a build whose builder died", () => {
     expect((await store.getBuild(live))!).toMatchObject({
       status: "cancelled",
       reason: "cancelled by request",
+    });
+  });
+});
+
+describe("a build stopped at its container's limit", () => {
+  it("has the limit as its reason, with phase and buildpack, not the buildpack's last words", async () => {
+    const tool = await newTool();
+    const sha = commit({ Procfile: "web: node server.js\n" });
+    const { build } = await push(tool, "refs/heads/main", sha, {
+      run: (input) => {
+        input.onLog("===> BUILDING");
+        input.onLog("hog: killed, again");
+        return Promise.reject(
+          new PipelineError("build_failed", "build ran out of memory (limit 2048 MiB)", {
+            details: {
+              phase: "build",
+              buildpack: "me/hog",
+              exit_code: 137,
+              limit: { kind: "memory", limitMb: 2048 },
+            },
+          }),
+        );
+      },
+    });
+    expect(build).toMatchObject({
+      status: "failure",
+      phase: "build",
+      buildpack: "me/hog",
+      reason: "build failed in me/hog: build ran out of memory (limit 2048 MiB)",
     });
   });
 });

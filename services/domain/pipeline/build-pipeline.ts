@@ -324,7 +324,8 @@ export class BuildPipeline {
     const said = [...logTail]
       .reverse()
       .find((l) => l.trim() !== "" && !l.startsWith("===>") && !base.includes(l.trim()));
-    const message = buildpack && said ? `${base}: ${said.trim()}` : base;
+    // A limit hit is the whole story; the buildpack's last line then is whatever it was doing.
+    const message = buildpack && said && details.limit === undefined ? `${base}: ${said.trim()}` : base;
     emit(`===> FAILED in ${failedPhase}${buildpack ? ` (${buildpack})` : ""}: ${message}`);
     await store.updateBuild(build.id, {
       status: "failure",

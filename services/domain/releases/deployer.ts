@@ -4,6 +4,7 @@ import type { Logger } from "../../platform/logger.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { HealthProbe, ProbeResult } from "../../ports/probe.js";
 import type { EnvSource } from "../../ports/envvars.js";
+import { describeLimit } from "../../ports/limits.js";
 import type { AppRuntime, RunningApp } from "../../ports/runtime.js";
 import type { Route, StateStore } from "../../ports/store.js";
 import { cpus } from "../config/index.js";
@@ -254,9 +255,11 @@ export class Deployer {
     throw new PipelineError(
       "deploy_failed",
       `${
-        result.timedOut
-          ? `release phase did not finish within ${timeoutS} s`
-          : `release phase exited ${result.code}`
+        result.exceeded
+          ? `release phase ${describeLimit(result.exceeded)}`
+          : result.timedOut
+            ? `release phase did not finish within ${timeoutS} s`
+            : `release phase exited ${result.code}`
       }; the previous release keeps serving`,
       { details: { phase: "deploy", log_tail: result.tail.slice(-20) } },
     );

@@ -263,6 +263,26 @@ describe("Deployer with a components config", () => {
       log_tail: ["migrating…"],
     });
   });
+
+  it("a release phase stopped at its memory limit says so, not just exit 137", async () => {
+    const runtime = new FakeRuntime();
+    runtime.onceResult = {
+      code: 137,
+      timedOut: false,
+      tail: ["loading everything"],
+      exceeded: { kind: "memory", limitMb: 512 },
+    };
+    const r = await release("phase-oom", {
+      processes: ["web", "release"],
+      config: defaultConfigFromProcfile(["web", "release"]),
+    });
+    await deployer(runtime, okProbe).deploy(r.id, new AbortController().signal);
+    expect(runtime.started).toEqual([]);
+    expect(await store.getRelease(r.id)).toMatchObject({
+      status: "failed",
+      reason: "release phase ran out of memory (limit 512 MiB); the previous release keeps serving",
+    });
+  });
 });
 
 describe("rollback and image retention", () => {

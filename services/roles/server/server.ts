@@ -194,6 +194,8 @@ export async function startServer(
         nodePath: process.execPath,
         logger: logger.child({ component: "git" }),
         hookUrl: `http://127.0.0.1:${config.port}/internal/git-hook`,
+        maxPushBytes: config.limits.pushBytes,
+        maxRepoBytes: config.limits.repoBytes,
         authorize: async (tool, password, service) =>
           access.isBuilderFetch(tool, password, service) || tools.checkToken(tool, password),
         onPush: gitPushHandler({
