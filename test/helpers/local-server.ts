@@ -2,6 +2,7 @@ import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
+import { removeUnusedNetworks } from "../../services/adapters/podman/network.js";
 import { podman } from "../../services/adapters/podman/podman.js";
 import { loadConfig, type Config } from "../../services/platform/env.js";
 import { createLogger, type Logger } from "../../services/platform/logger.js";
@@ -156,7 +157,11 @@ export async function removeContainers(...labels: string[]): Promise<void> {
   if (ids.length) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
 }
 
-/** Removes one tool's containers (label io.slipway.tool=<tool>), for afterAll. */
-export function removeToolContainers(tool: string): Promise<void> {
-  return removeContainers(`io.slipway.tool=${tool}`);
+/**
+ * Removes one tool's containers (label io.slipway.tool=<tool>), for afterAll, then the tool's networks
+ * that no container uses any more (a network another test's server still uses is refused by podman).
+ */
+export async function removeToolContainers(tool: string): Promise<void> {
+  await removeContainers(`io.slipway.tool=${tool}`);
+  await removeUnusedNetworks(repoRoot, { "io.slipway.tool": tool });
 }

@@ -10,13 +10,21 @@ const PIDS_LIMIT = 2048;
  * is a `podman exec` in it, so detect and build share one container start (about a second) instead of
  * one per buildpack. Untrusted buildpack code runs as the given non-root user with every capability
  * dropped, no privilege escalation, and memory, CPU and process limits. The network stays on because
- * builds fetch from npm and PyPI; no registry credentials are mounted or passed.
+ * builds fetch from npm and PyPI; no registry credentials are mounted or passed. A tool's build runs on
+ * the tool's own network (ToolNetworks), where it cannot reach another tool's containers.
  */
 export class PodmanBuildSandbox implements BuildSandbox {
-  private constructor(private readonly repoRoot: string) {}
+  private constructor(
+    private readonly repoRoot: string,
+    private readonly network: string,
+  ) {}
 
-  static create(config: { readonly repoRoot: string }): PodmanBuildSandbox {
-    return new PodmanBuildSandbox(config.repoRoot);
+  /**
+   * `network`: the podman network the build runs on; the server always passes the tool's own. Podman's
+   * default network only for builds that belong to no tool (tests of the lifecycle alone).
+   */
+  static create(config: { readonly repoRoot: string }, network = "bridge"): PodmanBuildSandbox {
+    return new PodmanBuildSandbox(config.repoRoot, network);
   }
 
   async start(spec: SandboxSpec): Promise<Sandbox> {
@@ -36,7 +44,7 @@ export class PodmanBuildSandbox implements BuildSandbox {
       "--cpus",
       String(spec.cpus),
       "--network",
-      "bridge",
+      this.network,
       "--pull",
       "never",
     ];
