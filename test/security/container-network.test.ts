@@ -1,12 +1,9 @@
-import { rm } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { containerOwner } from "../../services/adapters/podman/confinement.js";
 import { podman } from "../../services/adapters/podman/podman.js";
-import type { Config } from "../../services/platform/env.js";
-import type { RunningServer } from "../../services/roles/server/server.js";
 import { git, gitRepo, pythonApp, pythonServer, viaProxy, waitFor } from "../helpers/apps.js";
-import { buildIdFrom, clientOf, removeToolContainers, startLocalServer } from "../helpers/local-server.js";
+import { buildIdFrom, clientOf, localServerForFile } from "../helpers/local-server.js";
 
 /**
  * A hostile tenant on the local profile tries to reach another tool's containers directly, at their
@@ -70,11 +67,11 @@ def get_requires_for_build_wheel(config_settings=None):
   };
 }
 
-let server: RunningServer;
-let port: number;
-let home: string;
-let config: Config;
-const client = clientOf(() => server);
+const local = localServerForFile({ name: "netsec", env: { SLIPWAY_HEALTH_TIMEOUT_S: "30" } }, [
+  ATTACKER,
+  VICTIM,
+]);
+const client = clientOf(() => local.server);
 const { api, cli } = client;
 
 interface Inspected {
@@ -83,7 +80,7 @@ interface Inspected {
 
 /** The tool's web container: its podman network(s), address and container port. */
 async function webContainer(tool: string) {
-  const owner = containerOwner(home, "web");
+  const owner = containerOwner(local.home, "web");
   const ids = await podman(
     ["ps", "-q", "--filter", `label=io.slipway.owner=${owner}`, "--filter", `label=io.slipway.tool=${tool}`],
     { repoRoot },
@@ -119,25 +116,11 @@ async function deploy(tool: string, files: Record<string, string>) {
   return { repo, url };
 }
 
-beforeAll(async () => {
-  ({ server, port, home, config } = await startLocalServer({
-    name: "netsec",
-    env: { SLIPWAY_HEALTH_TIMEOUT_S: "30" },
-  }));
-}, 1_200_000);
-
-afterAll(async () => {
-  await server?.close();
-  await removeToolContainers(ATTACKER);
-  await removeToolContainers(VICTIM);
-  if (home) await rm(home, { recursive: true, force: true });
-});
-
 describe("network isolation between tools (local profile)", () => {
   let attacker: Awaited<ReturnType<typeof deploy>>;
   let victim: Awaited<ReturnType<typeof webContainer>>;
   const probeVia = async (target: string, targetPort: number) => {
-    const r = await viaProxy(port, ATTACKER, `/probe/${target}/${targetPort}`);
+    const r = await viaProxy(local.port, ATTACKER, `/probe/${target}/${targetPort}`);
     expect(r.status, r.body).toBe(200);
     return r.body;
   };
@@ -147,11 +130,11 @@ describe("network isolation between tools (local profile)", () => {
     attacker = await deploy(ATTACKER, attackerApp());
     victim = await webContainer(VICTIM);
     const own = await webContainer(ATTACKER);
-    const net = containerOwner(home, "net");
+    const net = containerOwner(local.home, "net");
     expect(victim.networks).toEqual([`${net}-${VICTIM}`]);
     expect(own.networks).toEqual([`${net}-${ATTACKER}`]);
-    expect(await viaProxy(port, VICTIM)).toEqual({ status: 200, body: SECRET });
-    expect(await viaProxy(port, ATTACKER)).toEqual({ status: 200, body: "attacker" });
+    expect(await viaProxy(local.port, VICTIM)).toEqual({ status: 200, body: SECRET });
+    expect(await viaProxy(local.port, ATTACKER)).toEqual({ status: 200, body: "attacker" });
     // The network is labelled with this server's owner, so only this server (or its tests) removes it.
     const listed = await podman(["network", "ls", "--quiet", "--filter", `label=io.slipway.owner=${net}`], {
       repoRoot,
@@ -173,10 +156,10 @@ describe("network isolation between tools (local profile)", () => {
 
   it("a webservice cannot reach the host's loopback services through its gateway, nor forge raw packets", async () => {
     const own = await webContainer(ATTACKER);
-    for (const hostPort of [config.redisPort, config.registryPort, port]) {
+    for (const hostPort of [local.config.redisPort, local.config.registryPort, local.port]) {
       expect(await probeVia(own.gateway, hostPort), `gateway port ${hostPort}`).toMatch(/^blocked/);
     }
-    expect((await viaProxy(port, ATTACKER, "/raw")).body).toMatch(/^raw socket denied/);
+    expect((await viaProxy(local.port, ATTACKER, "/raw")).body).toMatch(/^raw socket denied/);
   }, 60_000);
 
   it("a job of the tool cannot connect to another tool's container either", async () => {
@@ -203,6 +186,6 @@ describe("network isolation between tools (local profile)", () => {
     expect(log).toMatch(/build-probe blocked/);
     expect(log).not.toMatch(/build-probe connected/);
     // The failed build left the live release alone.
-    expect(await viaProxy(port, ATTACKER)).toEqual({ status: 200, body: "attacker" });
+    expect(await viaProxy(local.port, ATTACKER)).toEqual({ status: 200, body: "attacker" });
   }, 600_000);
 });

@@ -544,33 +544,41 @@ describe("network policy", () => {
     readonly namespaceLabels?: Record<string, string>;
     readonly labels?: Record<string, string>;
   }
-  const matches = (selector: Json | undefined, labels: Record<string, string> = {}) =>
-    Object.entries((selector?.matchLabels as Record<string, string> | undefined) ?? {}).every(
-      ([k, v]) => labels[k] === v,
-    );
+  interface Selector {
+    readonly matchLabels?: Record<string, string>;
+  }
+  interface Policy {
+    readonly metadata: { readonly name: string; readonly namespace: string };
+    readonly spec: {
+      readonly podSelector: Selector;
+      readonly policyTypes: string[];
+      readonly ingress?: { readonly from?: { podSelector?: Selector; namespaceSelector?: Selector }[] }[];
+    };
+  }
+  const matches = (selector: Selector | undefined, labels: Record<string, string> = {}) =>
+    Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
   /**
    * Whether `policies` (all of one namespace) let `from` open a connection to a pod of that namespace:
    * the API's semantics for podSelector/namespaceSelector peers (no policy selecting the pod: allowed).
    */
-  function admits(policies: Json[], target: Peer, from: Peer): boolean {
+  function admits(policies: Policy[], target: Peer, from: Peer): boolean {
     const selecting = policies.filter(
       (p) => p.spec.policyTypes.includes("Ingress") && matches(p.spec.podSelector, target.labels),
     );
     if (selecting.length === 0) return true;
+    const nsLabels = { "kubernetes.io/metadata.name": from.namespace, ...from.namespaceLabels };
     return selecting.some((p) =>
-      ((p.spec.ingress ?? []) as Json[]).some((rule) =>
-        ((rule.from ?? []) as Json[]).some((peer) => {
-          const nsLabels = { "kubernetes.io/metadata.name": from.namespace, ...from.namespaceLabels };
-          if (peer.namespaceSelector) {
-            return matches(peer.namespaceSelector, nsLabels) && matches(peer.podSelector, from.labels);
-          }
-          return from.namespace === p.metadata.namespace && matches(peer.podSelector, from.labels);
-        }),
+      (p.spec.ingress ?? []).some((rule) =>
+        (rule.from ?? []).some((peer) =>
+          peer.namespaceSelector
+            ? matches(peer.namespaceSelector, nsLabels) && matches(peer.podSelector, from.labels)
+            : from.namespace === p.metadata.namespace && matches(peer.podSelector, from.labels),
+        ),
       ),
     );
   }
   const policiesOf = (objects: KubernetesObject[]) =>
-    objects.filter((o) => o.kind === "NetworkPolicy").map(json);
+    objects.filter((o) => o.kind === "NetworkPolicy") as unknown as Policy[];
   const webPod: Peer = { namespace: "tool-mytool", labels: { "slipway.dev/component": "web" } };
 
   it("admits connections to a tool's pods from its own pods and the ingress controller, not from other tools", () => {
