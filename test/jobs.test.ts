@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { containerOwner } from "../services/adapters/podman/confinement.js";
+import { ToolNetworks } from "../services/adapters/podman/network.js";
 import { PodmanJobsRuntime } from "../services/adapters/podman/jobs-runtime.js";
 import { podman } from "../services/adapters/podman/podman.js";
 import { RedisJobsStore } from "../services/adapters/store/redis-jobs.js";
@@ -63,6 +64,10 @@ describe("jobs on the local profile", () => {
   const releases = new Map<string, Release>([["rel1", release("rel1")]]);
   const live = "rel1";
   const owner = containerOwner(`/tmp/slipway-jobs-test-${suffix}`, "jobs");
+  const networks = new ToolNetworks({
+    repoRoot,
+    owner: containerOwner(`/tmp/slipway-jobs-test-${suffix}`, "net"),
+  });
 
   async function api<T>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
     const res = await fetch(`${base}${route}`, {
@@ -129,6 +134,7 @@ describe("jobs on the local profile", () => {
         repoRoot,
         registry: { host: "registry.invalid:5000", username: "u", password: "p" },
         namePrefix: owner,
+        networks,
       }),
       envFor: () => Promise.resolve({ GREETING: "hello from env" }),
       logger,
@@ -147,6 +153,7 @@ describe("jobs on the local profile", () => {
     redis?.disconnect();
     await redisServer?.stop();
     await podman(["rmi", "-f", image], { repoRoot, allowFailure: true });
+    await networks.removeUnused();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 

@@ -53,6 +53,7 @@ const PLURAL: Record<string, string> = {
   Namespace: "namespaces",
   ResourceQuota: "resourcequotas",
   LimitRange: "limitranges",
+  NetworkPolicy: "networkpolicies",
   Secret: "secrets",
   Service: "services",
   Deployment: "deployments",
@@ -62,6 +63,7 @@ const PLURAL: Record<string, string> = {
 const GROUP: Record<string, string> = {
   Deployment: "/apis/apps/v1",
   Ingress: "/apis/networking.k8s.io/v1",
+  NetworkPolicy: "/apis/networking.k8s.io/v1",
   CronJob: "/apis/batch/v1",
 };
 
@@ -108,6 +110,7 @@ describe("KubernetesApplier.apply", () => {
       "/api/v1/namespaces/tool-demo",
       "/api/v1/namespaces/tool-demo/resourcequotas/tool-quota",
       "/api/v1/namespaces/tool-demo/limitranges/tool-limits",
+      "/apis/networking.k8s.io/v1/namespaces/tool-demo/networkpolicies/tool-isolation",
       "/api/v1/namespaces/tool-demo/secrets/web-env",
       "/api/v1/namespaces/tool-demo/services/web",
       "/apis/apps/v1/namespaces/tool-demo/deployments/bot",
@@ -548,7 +551,8 @@ describe("KubernetesRuntime", () => {
       address: { host: "web.tool-rt.svc", port: 8000 },
     });
     const patched = kube.requests.filter((r) => r.method === "PATCH").map((r) => r.path);
-    expect(patched.slice(3)).toEqual([
+    expect(patched[3]).toBe("/apis/networking.k8s.io/v1/namespaces/tool-rt/networkpolicies/tool-isolation");
+    expect(patched.slice(4)).toEqual([
       "/api/v1/namespaces/tool-rt/secrets/web-env",
       "/api/v1/namespaces/tool-rt/services/web",
       "/apis/apps/v1/namespaces/tool-rt/deployments/web",

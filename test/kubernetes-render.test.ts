@@ -125,6 +125,7 @@ describe("GET /api/v1/tools/:tool/manifests", () => {
       "Namespace/tool-demo",
       "ResourceQuota/tool-quota",
       "LimitRange/tool-limits",
+      "NetworkPolicy/tool-isolation",
       "Service/web",
       "Deployment/bot",
       "Deployment/web",
@@ -240,7 +241,7 @@ describe("slipway render (CLI from dist/)", () => {
       (d) => d.toJS() as { kind: string; metadata: { name: string } },
     );
     expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toContain("CronJob/nightly");
-    expect(docs).toHaveLength(8);
+    expect(docs).toHaveLength(9);
   });
 
   it("prints only YAML with --yaml and the API's answer with --json, for one component", async () => {

@@ -23,6 +23,7 @@ describe("runtime profile config", () => {
         SLIPWAY_INGRESS_DOMAIN: "toolforge.example",
         SLIPWAY_INGRESS_CLASS: "traefik",
         SLIPWAY_INGRESS_TLS_SECRET: "wildcard-tls",
+        SLIPWAY_INGRESS_NAMESPACE: "traefik",
         SLIPWAY_JOB_START_TIMEOUT_S: "120",
       },
       "/repo",
@@ -33,8 +34,15 @@ describe("runtime profile config", () => {
       ingressDomain: "toolforge.example",
       ingressClass: "traefik",
       tlsSecretName: "wildcard-tls",
+      ingressNamespace: "traefik",
       jobStartTimeoutS: 120,
     });
+  });
+
+  it("rejects an ingress controller namespace that is no namespace name, naming the variable", () => {
+    expect(() => loadConfig({ SLIPWAY_INGRESS_NAMESPACE: "Ingress NGINX" }, "/repo")).toThrow(
+      /SLIPWAY_INGRESS_NAMESPACE/,
+    );
   });
 
   it("rejects an unknown runtime, naming the variable", () => {

@@ -54,6 +54,10 @@ const schema = z.object({
   SLIPWAY_INGRESS_DOMAIN: z.string().optional(),
   SLIPWAY_INGRESS_CLASS: z.string().default("nginx"),
   SLIPWAY_INGRESS_TLS_SECRET: z.string().optional(),
+  SLIPWAY_INGRESS_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "the ingress controller's namespace, e.g. ingress-nginx")
+    .optional(),
   SLIPWAY_ROLLOUT_TIMEOUT_S: z.coerce.number().int().min(10).default(660),
   SLIPWAY_REGISTRY_URL: z.url().optional(),
   SLIPWAY_REGISTRY_KIND: z.enum(["oci", "harbor"]).default("oci"),
@@ -154,6 +158,8 @@ export interface Config {
     readonly ingressDomain: string;
     readonly ingressClass: string;
     readonly tlsSecretName: string | undefined;
+    /** The ingress controller's namespace, whose pods tools' NetworkPolicies admit; undefined: ingress-nginx. */
+    readonly ingressNamespace: string | undefined;
     /** Longer than a Deployment's progressDeadlineSeconds (600), so Kubernetes' own verdict comes first. */
     readonly rolloutTimeoutS: number;
     /** A job run's pod that has not started its container by then (ImagePullBackOff) fails the run. */
@@ -230,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       ingressDomain: e.SLIPWAY_INGRESS_DOMAIN ?? e.SLIPWAY_WEB_DOMAIN,
       ingressClass: e.SLIPWAY_INGRESS_CLASS,
       tlsSecretName: e.SLIPWAY_INGRESS_TLS_SECRET,
+      ingressNamespace: e.SLIPWAY_INGRESS_NAMESPACE,
       rolloutTimeoutS: e.SLIPWAY_ROLLOUT_TIMEOUT_S,
       jobStartTimeoutS: e.SLIPWAY_JOB_START_TIMEOUT_S,
     },

@@ -33,6 +33,13 @@ const RESOURCES: readonly ResourceInfo[] = [
   { group: "batch", version: "v1", plural: "cronjobs", kind: "CronJob", namespaced: true },
   { group: "batch", version: "v1", plural: "jobs", kind: "Job", namespaced: true },
   { group: "networking.k8s.io", version: "v1", plural: "ingresses", kind: "Ingress", namespaced: true },
+  {
+    group: "networking.k8s.io",
+    version: "v1",
+    plural: "networkpolicies",
+    kind: "NetworkPolicy",
+    namespaced: true,
+  },
 ];
 
 export type KubeObject = {

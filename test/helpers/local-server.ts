@@ -1,7 +1,9 @@
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
+import { afterAll, beforeAll } from "vitest";
+import { removeUnusedNetworks } from "../../services/adapters/podman/network.js";
 import { podman } from "../../services/adapters/podman/podman.js";
 import { loadConfig, type Config } from "../../services/platform/env.js";
 import { createLogger, type Logger } from "../../services/platform/logger.js";
@@ -55,6 +57,23 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   const server = await startServer(config, options.logger ?? stderrLogger(config), options.role);
   if (options.ready ?? true) await server.ready;
   return { server, config, port, home };
+}
+
+/**
+ * One local server for a test file: started before its tests; afterwards closed, with `tools`'
+ * containers and networks and its home removed. The fields are set once `beforeAll` has run.
+ */
+export function localServerForFile(options: LocalServerOptions, tools: readonly string[]): LocalServer {
+  const local = {} as LocalServer;
+  beforeAll(async () => {
+    Object.assign(local, await startLocalServer(options));
+  }, 1_200_000);
+  afterAll(async () => {
+    await (local.server as RunningServer | undefined)?.close();
+    for (const tool of tools) await removeToolContainers(tool);
+    if (local.home) await rm(local.home, { recursive: true, force: true });
+  });
+  return local;
 }
 
 /** The logger `startLocalServer` gives a server by default; for a restart with the same config. */
@@ -156,7 +175,11 @@ export async function removeContainers(...labels: string[]): Promise<void> {
   if (ids.length) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
 }
 
-/** Removes one tool's containers (label io.slipway.tool=<tool>), for afterAll. */
-export function removeToolContainers(tool: string): Promise<void> {
-  return removeContainers(`io.slipway.tool=${tool}`);
+/**
+ * Removes one tool's containers (label io.slipway.tool=<tool>), for afterAll, then the tool's networks
+ * that no container uses any more (a network another test's server still uses is refused by podman).
+ */
+export async function removeToolContainers(tool: string): Promise<void> {
+  await removeContainers(`io.slipway.tool=${tool}`);
+  await removeUnusedNetworks(repoRoot, { "io.slipway.tool": tool });
 }

@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { containerOwner } from "../../services/adapters/podman/confinement.js";
 import { PodmanJobsRuntime } from "../../services/adapters/podman/jobs-runtime.js";
+import { ToolNetworks } from "../../services/adapters/podman/network.js";
 import { podman } from "../../services/adapters/podman/podman.js";
 import { PodmanRuntime } from "../../services/adapters/podman/runtime.js";
 import { RedisJobsStore } from "../../services/adapters/store/redis-jobs.js";
@@ -27,6 +28,10 @@ const repoRoot = path.resolve(import.meta.dirname, "../..");
 const suffix = randomBytes(3).toString("hex");
 const owner = containerOwner(`/tmp/slipway-container-limits-${suffix}`, "jobs");
 const registry = { host: "registry.invalid:5000", username: "u", password: "p" };
+const networks = new ToolNetworks({
+  repoRoot,
+  owner: containerOwner(`/tmp/slipway-container-limits-${suffix}`, "net"),
+});
 /** A job without a limit watcher would run on; this is long enough to see that it does. */
 const STILL_RUNNING_AFTER_MS = 60_000;
 
@@ -69,6 +74,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await podman(["rmi", "-f", `localhost/slipway-limits-test:${suffix}`], { repoRoot, allowFailure: true });
+  await networks.removeUnused();
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
@@ -84,7 +90,7 @@ async function leftovers(): Promise<string[]> {
 }
 
 describe("release phase at its container's limits", () => {
-  const runtime = new PodmanRuntime({ repoRoot, registry, namePrefix: owner });
+  const runtime = new PodmanRuntime({ repoRoot, registry, namePrefix: owner, networks });
   const releasePhase = (command: string, memoryMb: number) => {
     const lines: string[] = [];
     const result = runtime.runOnce(
@@ -124,7 +130,7 @@ describe("release phase at its container's limits", () => {
 });
 
 describe("jobs at their container's limits", () => {
-  const runtime = new PodmanJobsRuntime({ repoRoot, registry, namePrefix: owner });
+  const runtime = new PodmanJobsRuntime({ repoRoot, registry, namePrefix: owner, networks });
 
   async function job(name: string, command: string, memoryMb: number): Promise<JobExit | "still running"> {
     let proc: JobProcess | undefined;
@@ -205,7 +211,7 @@ describe("a job run stopped at a limit", () => {
     });
     runner = new JobRunner({
       store,
-      runtime: new PodmanJobsRuntime({ repoRoot, registry, namePrefix: owner }),
+      runtime: new PodmanJobsRuntime({ repoRoot, registry, namePrefix: owner, networks }),
       envFor: () => Promise.resolve({}),
       logger,
       options: { ...DEFAULT_RUNNER_OPTIONS, tickMs: 500, memoryMb: 64, owner: "test" },

@@ -39,6 +39,7 @@ export const APPLY_ORDER = [
   "Namespace",
   "ResourceQuota",
   "LimitRange",
+  "NetworkPolicy",
   "Secret",
   "Service",
   "Deployment",
@@ -50,7 +51,7 @@ export const APPLY_ORDER = [
 /**
  * Kinds pruned when a tool no longer renders them (a component was removed or renamed). Jobs are not:
  * a running one-off of an earlier release is left to finish and expires by its TTL. The namespace,
- * quota and limits are always rendered.
+ * quota, limits and network policy are always rendered.
  */
 export const PRUNED_KINDS = [
   { apiVersion: "v1", kind: "Secret" },

@@ -32,6 +32,8 @@ export interface KubernetesJobsRuntimeOptions {
   /** A pod that has not started its container after this long fails the run with its waiting reason. */
   readonly startTimeoutS: number;
   readonly quota?: Partial<ToolQuota> | undefined;
+  /** Whose pods may connect to a run's pod besides the tool's own (the namespace's NetworkPolicy). */
+  readonly ingressNamespace?: string | undefined;
   /** Between two reads of the run's pod; default 1 s. */
   readonly pollMs?: number | undefined;
 }
@@ -107,7 +109,7 @@ export class KubernetesJobsRuntime implements JobsRuntime {
     // crash between create and record; it is replaced.
     await this.applier.remove({ apiVersion: "batch/v1", kind: "Job", namespace, name });
     await this.applier.apply(spec.tool, [
-      ...renderNamespace(spec.tool, this.options.quota),
+      ...renderNamespace(spec.tool, this.options.quota, this.options),
       ...(secret ? [secret] : []),
       job,
     ]);

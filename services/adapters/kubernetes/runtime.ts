@@ -111,7 +111,7 @@ export class KubernetesRuntime implements AppRuntime {
         ? { ...base, kind: "continuous-webservice" }
         : { ...base, kind: "continuous-worker" };
     const objects = [
-      ...renderNamespace(spec.tool, this.options.quota),
+      ...renderNamespace(spec.tool, this.options.quota, this.options.render),
       ...(secret ? [secret] : []),
       ...renderWorkload(workload, this.options.render),
     ];
@@ -233,7 +233,7 @@ export class KubernetesRuntime implements AppRuntime {
     const name = oneOffJobName(workload);
     await this.applier.remove({ apiVersion: "batch/v1", kind: "Job", namespace, name });
     await this.applier.apply(spec.tool, [
-      ...renderNamespace(spec.tool, this.options.quota),
+      ...renderNamespace(spec.tool, this.options.quota, this.options.render),
       ...(secret ? [secret] : []),
       ...renderWorkload(workload, this.options.render),
     ]);

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { ToolNetworks } from "./network.js";
 /**
  * What every container Slipway starts shares, builds, webservices and jobs alike: the podman runtime
  * options and the hardening flags, kept in one place so that no kind of container drifts from the rest.
@@ -9,7 +10,7 @@ import { createHash } from "node:crypto";
  * directory, so that a server listing, stopping or cleaning up its containers never touches those of
  * another server (or test) on the machine.
  */
-export function containerOwner(home: string, kind: "web" | "jobs" | "build"): string {
+export function containerOwner(home: string, kind: "web" | "jobs" | "build" | "net"): string {
   return `slipway-${kind}-${createHash("sha256").update(home).digest("hex").slice(0, 8)}`;
 }
 
@@ -19,6 +20,8 @@ export interface PodmanRuntimeOptions {
   readonly registry: { readonly host: string; readonly username: string; readonly password: string };
   /** Prefix of container names and owner label, so test runs and servers on one machine do not see each other's containers. */
   readonly namePrefix: string;
+  /** Each tool's own network, which its containers are started on (never podman's shared default). */
+  readonly networks: ToolNetworks;
 }
 
 /**

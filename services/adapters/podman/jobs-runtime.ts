@@ -26,7 +26,7 @@ export type PodmanJobsRuntimeOptions = PodmanRuntimeOptions;
 
 /**
  * Job processes as podman containers: non-root (the image's user), every capability dropped, no
- * privilege escalation, memory, CPU and pid limits, no published ports. The container is started detached,
+ * privilege escalation, memory, CPU and pid limits, on the tool's own network, no published ports. The container is started detached,
  * its output followed with `podman logs -f`, its exit code read with `podman wait`, and it is removed
  * afterwards: the run's log in the store outlives it.
  */
@@ -34,8 +34,9 @@ export class PodmanJobsRuntime implements JobsRuntime {
   constructor(private readonly options: PodmanJobsRuntimeOptions) {}
 
   async start(spec: JobProcessSpec, onLines: (lines: string[]) => void): Promise<JobProcess> {
-    const { repoRoot, registry, namePrefix } = this.options;
+    const { repoRoot, registry, namePrefix, networks } = this.options;
     if (spec.image.startsWith(`${registry.host}/`)) await pullImage(spec.image, registry, repoRoot);
+    const network = await networks.ensure(spec.tool);
     const name = `${namePrefix}-job-${spec.tool}-${spec.job}-${spec.runId.slice(-8)}`;
     await podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
     // The env goes in a 0600 file, never as `--env NAME=value` arguments that `ps` shows.
@@ -56,6 +57,8 @@ export class PodmanJobsRuntime implements JobsRuntime {
           `${LABEL}.job=${spec.job}`,
           "--label",
           `${LABEL}.run=${spec.runId}`,
+          "--network",
+          network,
           ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: PIDS }),
           "--pull",
           "never",

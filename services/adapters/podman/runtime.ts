@@ -17,7 +17,8 @@ export type { PodmanRuntimeOptions };
 
 /**
  * Runs tool processes as podman containers on the local profile: non-root (the image's user), all
- * capabilities dropped, no privilege escalation, memory, CPU and pid limits, published on loopback only.
+ * capabilities dropped, no privilege escalation, memory, CPU and pid limits, on the tool's own network
+ * (see ToolNetworks), published on loopback only.
  * Each copy of a process (RunSpec.replica) is its own container, `<prefix>-<tool>-<process>-<release>-<n>`.
  */
 export class PodmanRuntime implements AppRuntime {
@@ -26,6 +27,7 @@ export class PodmanRuntime implements AppRuntime {
   async start(spec: RunSpec): Promise<RunningApp> {
     const { repoRoot } = this.options;
     await this.pull(spec.image);
+    const network = await this.options.networks.ensure(spec.tool);
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${spec.replica ?? 0}`;
     await podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
     const args = (envFile: string) => [
@@ -33,7 +35,7 @@ export class PodmanRuntime implements AppRuntime {
       "--detach",
       "--name",
       name,
-      ...this.common(spec, envFile),
+      ...this.common(spec, envFile, network),
       "--publish",
       `127.0.0.1::${spec.port}`,
       ...(spec.command ? ["--entrypoint", LAUNCHER, spec.image, spec.command] : [spec.image]),
@@ -74,6 +76,7 @@ export class PodmanRuntime implements AppRuntime {
   ): Promise<RunOnceResult> {
     const { repoRoot } = this.options;
     await this.pull(spec.image);
+    const network = await this.options.networks.ensure(spec.tool);
     // Not labelled as a process of the tool's: `list()` must never route to (or stop) a one-shot run.
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${newId().slice(0, 8)}`;
     const remove = () => podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
@@ -84,7 +87,7 @@ export class PodmanRuntime implements AppRuntime {
           "--detach",
           "--name",
           name,
-          ...this.common(spec, envFile, false),
+          ...this.common(spec, envFile, network, false),
           "--entrypoint",
           "sleep",
           spec.image,
@@ -150,8 +153,13 @@ export class PodmanRuntime implements AppRuntime {
     return pullImage(image, this.options.registry, this.options.repoRoot);
   }
 
-  /** Labels, confinement, limits and env shared by long-running and one-shot processes. */
-  private common(spec: Omit<RunSpec, "port" | "command">, envFile: string, labelled = true): string[] {
+  /** Labels, network, confinement, limits and env shared by long-running and one-shot processes. */
+  private common(
+    spec: Omit<RunSpec, "port" | "command">,
+    envFile: string,
+    network: string,
+    labelled = true,
+  ): string[] {
     return [
       ...(labelled
         ? [
@@ -167,6 +175,9 @@ export class PodmanRuntime implements AppRuntime {
             `${LABEL}.replica=${spec.replica ?? 0}`,
           ]
         : ["--label", `${LABEL}.once=${this.options.namePrefix}`]),
+      // The tool's own network: its other processes can reach it there, no other tool's can.
+      "--network",
+      network,
       ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: PIDS }),
       // Values (secrets among them) in a 0600 file, not in argv where `ps` shows them.
       "--env-file",

@@ -40,10 +40,18 @@ export interface SandboxOwnership {
  * held back by the pid limit would otherwise keep forking, and the builder slot, until the timeout.
  */
 export class PodmanBuildSandbox implements BuildSandbox {
-  private constructor(private readonly options: SandboxOwnership) {}
+  private constructor(
+    private readonly options: SandboxOwnership,
+    private readonly network: string,
+  ) {}
 
-  static create(options: SandboxOwnership): PodmanBuildSandbox {
-    return new PodmanBuildSandbox(options);
+  /**
+   * `network`: the podman network the build runs on; the server always passes the tool's own (a tool's
+   * build runs where it cannot reach another tool's containers, see ToolNetworks). Podman's default
+   * network only for builds that belong to no tool (tests of the lifecycle alone).
+   */
+  static create(options: SandboxOwnership, network = "bridge"): PodmanBuildSandbox {
+    return new PodmanBuildSandbox(options, network);
   }
 
   async start(spec: SandboxSpec): Promise<Sandbox> {
@@ -69,7 +77,7 @@ export class PodmanBuildSandbox implements BuildSandbox {
       "--cpus",
       String(spec.cpus),
       "--network",
-      "bridge",
+      this.network,
       "--pull",
       "never",
     ];

@@ -120,7 +120,15 @@ export interface RenderOptions {
   readonly ingressClassName: string;
   /** Secret (in each tool namespace, or a wildcard one the ingress controller defaults to) for TLS. */
   readonly tlsSecretName?: string | undefined;
+  /**
+   * The ingress controller's namespace: the only one whose pods may connect to a tool's pods, besides
+   * the tool's own (its NetworkPolicy); default `DEFAULT_INGRESS_NAMESPACE`.
+   */
+  readonly ingressNamespace?: string | undefined;
 }
+
+/** Where ingress-nginx's Helm chart and manifests install the controller. */
+export const DEFAULT_INGRESS_NAMESPACE = "ingress-nginx";
 
 export const DEFAULT_CPU = "100m";
 export const DEFAULT_MEMORY = "512Mi";
@@ -257,6 +265,17 @@ export function validateOptions(options: RenderOptions): void {
     throw new InputError(`invalid ingress class name "${options.ingressClassName}"`, {
       details: { field: "ingressClassName" },
     });
+  }
+  validateIngressNamespace(options.ingressNamespace);
+}
+
+/** A namespace name is a DNS label: at most 63 lowercase letters, digits and '-'. */
+export function validateIngressNamespace(namespace: string | undefined): void {
+  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
+    throw new InputError(
+      `invalid ingress controller namespace "${namespace.slice(0, 80)}": use the name of the namespace the ingress controller runs in, such as ingress-nginx`,
+      { details: { field: "ingressNamespace" } },
+    );
   }
 }
 

@@ -3,6 +3,7 @@ import { CronJob } from "kubernetes-models/batch/v1/CronJob";
 import { Job } from "kubernetes-models/batch/v1/Job";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { Ingress } from "kubernetes-models/networking.k8s.io/v1/Ingress";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { LimitRange } from "kubernetes-models/v1/LimitRange";
 import { Namespace } from "kubernetes-models/v1/Namespace";
 import { ResourceQuota } from "kubernetes-models/v1/ResourceQuota";
@@ -99,6 +100,8 @@ function validate(o: object & { kind: string }): void {
       return new Deployment(data).validate();
     case "Ingress":
       return new Ingress(data).validate();
+    case "NetworkPolicy":
+      return new NetworkPolicy(data).validate();
     case "CronJob":
       return new CronJob(data).validate();
     case "Job":
@@ -534,6 +537,90 @@ describe("namespace", () => {
   });
 });
 
+describe("network policy", () => {
+  /** A pod, as a NetworkPolicy sees it: its namespace's labels and its own. */
+  interface Peer {
+    readonly namespace: string;
+    readonly namespaceLabels?: Record<string, string>;
+    readonly labels?: Record<string, string>;
+  }
+  interface Selector {
+    readonly matchLabels?: Record<string, string>;
+  }
+  interface Policy {
+    readonly metadata: { readonly name: string; readonly namespace: string };
+    readonly spec: {
+      readonly podSelector: Selector;
+      readonly policyTypes: string[];
+      readonly ingress?: { readonly from?: { podSelector?: Selector; namespaceSelector?: Selector }[] }[];
+    };
+  }
+  const matches = (selector: Selector | undefined, labels: Record<string, string> = {}) =>
+    Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  /**
+   * Whether `policies` (all of one namespace) let `from` open a connection to a pod of that namespace:
+   * the API's semantics for podSelector/namespaceSelector peers (no policy selecting the pod: allowed).
+   */
+  function admits(policies: Policy[], target: Peer, from: Peer): boolean {
+    const selecting = policies.filter(
+      (p) => p.spec.policyTypes.includes("Ingress") && matches(p.spec.podSelector, target.labels),
+    );
+    if (selecting.length === 0) return true;
+    const nsLabels = { "kubernetes.io/metadata.name": from.namespace, ...from.namespaceLabels };
+    return selecting.some((p) =>
+      (p.spec.ingress ?? []).some((rule) =>
+        (rule.from ?? []).some((peer) =>
+          peer.namespaceSelector
+            ? matches(peer.namespaceSelector, nsLabels) && matches(peer.podSelector, from.labels)
+            : from.namespace === p.metadata.namespace && matches(peer.podSelector, from.labels),
+        ),
+      ),
+    );
+  }
+  const policiesOf = (objects: KubernetesObject[]) =>
+    objects.filter((o) => o.kind === "NetworkPolicy") as unknown as Policy[];
+  const webPod: Peer = { namespace: "tool-mytool", labels: { "slipway.dev/component": "web" } };
+
+  it("admits connections to a tool's pods from its own pods and the ingress controller, not from other tools", () => {
+    const policies = policiesOf(renderAll({ tool: "mytool", workloads: [web, worker] }, options));
+    expect(policies).toHaveLength(1);
+    expect(() => validate(policies[0] as KubernetesObject)).not.toThrow();
+    expect(policies[0]!.metadata).toMatchObject({ name: "tool-isolation", namespace: "tool-mytool" });
+    expect(
+      admits(policies, webPod, { namespace: "tool-mytool", labels: { "slipway.dev/component": "bot" } }),
+    ).toBe(true);
+    expect(admits(policies, webPod, { namespace: "ingress-nginx", labels: { app: "controller" } })).toBe(
+      true,
+    );
+    expect(
+      admits(policies, webPod, { namespace: "tool-other", labels: { "slipway.dev/component": "web" } }),
+    ).toBe(false);
+    // A tool cannot pass for the controller by labelling its pods, nor its namespace (tools do not own it).
+    expect(
+      admits(policies, webPod, {
+        namespace: "tool-other",
+        labels: { "app.kubernetes.io/name": "ingress-nginx" },
+      }),
+    ).toBe(false);
+    expect(admits(policies, webPod, { namespace: "default" })).toBe(false);
+  });
+
+  it("admits the ingress controller's namespace the operator names instead, and rejects an invalid name", () => {
+    const policies = policiesOf(
+      renderAll({ tool: "mytool", workloads: [web] }, { ...options, ingressNamespace: "traefik" }),
+    );
+    expect(admits(policies, webPod, { namespace: "traefik" })).toBe(true);
+    expect(admits(policies, webPod, { namespace: "ingress-nginx" })).toBe(false);
+    expect(policiesOf(renderNamespace("mytool", {}, { ingressNamespace: "traefik" }))).toEqual(policies);
+    expect(() => renderNamespace("mytool", {}, { ingressNamespace: "Ingress_NGINX" })).toThrow(
+      /invalid ingress controller namespace "Ingress_NGINX"/,
+    );
+    expect(() =>
+      renderAll({ tool: "mytool", workloads: [web] }, { ...options, ingressNamespace: "-x" }),
+    ).toThrow(InputError);
+  });
+});
+
 describe("env Secret", () => {
   it("holds the values base64-encoded under sorted keys, with a checksum independent of key order", () => {
     const secret = renderEnvSecret("mytool", "web", { Z_LAST: "z", DB_PASSWORD: "s3cret ü" });
@@ -590,6 +677,7 @@ describe("renderAll and YAML", () => {
       "Namespace/tool-mytool",
       "ResourceQuota/tool-quota",
       "LimitRange/tool-limits",
+      "NetworkPolicy/tool-isolation",
       "Service/web",
       "Deployment/bot",
       "Deployment/web",
@@ -716,6 +804,7 @@ describe("workloads from a release's components config", () => {
       "Namespace/tool-mytool",
       "ResourceQuota/tool-quota",
       "LimitRange/tool-limits",
+      "NetworkPolicy/tool-isolation",
       "Service/web",
       "Deployment/web",
       "Ingress/web",

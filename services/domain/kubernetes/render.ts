@@ -10,6 +10,10 @@ import type {
   V1LimitRange,
   V1LimitRangeItem,
   V1Namespace,
+  V1NetworkPolicy,
+  V1NetworkPolicyIngressRule,
+  V1NetworkPolicyPeer,
+  V1NetworkPolicySpec,
   V1ObjectMeta,
   V1ResourceQuota,
   V1Secret,
@@ -20,6 +24,7 @@ import { validateToolName } from "../tools/tool.js";
 import { expandSchedule } from "./cron.js";
 import {
   DEFAULT_CPU,
+  DEFAULT_INGRESS_NAMESPACE,
   DEFAULT_MEMORY,
   type OneOffWorkload,
   type RenderOptions,
@@ -30,6 +35,7 @@ import {
   resources,
   validateComponentName,
   validateEnvName,
+  validateIngressNamespace,
   validateOptions,
   validateWorkload,
   workloadPort,
@@ -68,10 +74,18 @@ export type WireLimitRange = Omit<V1LimitRange, "spec"> & {
   spec: { limits: (Omit<V1LimitRangeItem, "_default"> & { default?: Record<string, string> })[] };
 };
 
+/** The same for NetworkPolicyIngressRule's `from`, which client-node calls `_from` in memory. */
+export type WireNetworkPolicy = Omit<V1NetworkPolicy, "spec"> & {
+  spec: Omit<V1NetworkPolicySpec, "ingress"> & {
+    ingress?: (Omit<V1NetworkPolicyIngressRule, "_from"> & { from?: V1NetworkPolicyPeer[] })[];
+  };
+};
+
 export type KubernetesObject =
   | Rendered<V1Namespace>
   | Rendered<V1ResourceQuota>
   | Rendered<WireLimitRange>
+  | Rendered<WireNetworkPolicy>
   | Rendered<V1Secret>
   | Rendered<V1Service>
   | Rendered<V1Deployment>
@@ -136,12 +150,19 @@ function meta(
 }
 
 /**
- * The tool's namespace `tool-<tool>` with its ResourceQuota and LimitRange. The namespace enforces the
- * Pod Security Standard `restricted`, which every pod Slipway renders meets; NodePort and LoadBalancer
- * Services are not allowed (quota 0), so a tool is reachable only through the shared ingress.
+ * The tool's namespace `tool-<tool>` with its ResourceQuota, LimitRange and NetworkPolicy. The namespace
+ * enforces the Pod Security Standard `restricted`, which every pod Slipway renders meets; NodePort and
+ * LoadBalancer Services are not allowed (quota 0), and the NetworkPolicy admits connections only from
+ * the tool's own pods and the ingress controller's namespace, so a tool is reachable only through the
+ * shared ingress, never by another tool's pods at its pod or Service address.
  */
-export function renderNamespace(tool: string, quota: Partial<ToolQuota> = {}): KubernetesObject[] {
+export function renderNamespace(
+  tool: string,
+  quota: Partial<ToolQuota> = {},
+  network: Pick<RenderOptions, "ingressNamespace"> = {},
+): KubernetesObject[] {
   validateToolName(tool);
+  validateIngressNamespace(network.ingressNamespace);
   const q: ToolQuota = { ...DEFAULT_QUOTA, ...quota };
   const namespace = namespaceName(tool);
   const labels = toolLabels(tool);
@@ -206,7 +227,32 @@ export function renderNamespace(tool: string, quota: Partial<ToolQuota> = {}): K
       ],
     },
   };
-  return [ns, quotaObject, limitRange];
+  // Ingress only: egress stays open, because tools call APIs and databases outside the cluster, and a
+  // connection to another tool's pods is refused by that tool's own policy.
+  const isolation: Rendered<WireNetworkPolicy> = {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: meta("tool-isolation", namespace, labels),
+    spec: {
+      podSelector: {},
+      policyTypes: ["Ingress"],
+      ingress: [
+        {
+          from: [
+            { podSelector: {} },
+            {
+              namespaceSelector: {
+                matchLabels: {
+                  "kubernetes.io/metadata.name": network.ingressNamespace ?? DEFAULT_INGRESS_NAMESPACE,
+                },
+              },
+            },
+          ],
+        },
+      ],
+    },
+  };
+  return [ns, quotaObject, limitRange, isolation];
 }
 
 /** A stable digest of a component's env values, for `SecretEnv.checksum`. */
@@ -395,6 +441,7 @@ const KIND_ORDER = [
   "Namespace",
   "ResourceQuota",
   "LimitRange",
+  "NetworkPolicy",
   "Secret",
   "Service",
   "Deployment",
@@ -460,7 +507,7 @@ export function renderAll(manifest: ToolManifest, options: RenderOptions): Kuber
     }
   }
   const objects = [
-    ...renderNamespace(manifest.tool, manifest.quota),
+    ...renderNamespace(manifest.tool, manifest.quota, options),
     ...manifest.workloads.flatMap((w) => renderWorkload(w, options)),
   ];
   const seen = new Set<string>();

@@ -105,7 +105,7 @@ export class KubernetesDeployer {
         const secret = renderPullSecret(release.tool, pull);
         await this.deps.cluster.apply(
           release.tool,
-          [...renderNamespace(release.tool, options.quota), secret],
+          [...renderNamespace(release.tool, options.quota, options.render), secret],
           { prune: false },
         );
         // In the full set too: prune deletes every Slipway object of the tool that is not in it.

@@ -22,6 +22,7 @@ export function clusterRenderOptions(config: Config): RenderOptions {
   return {
     domain: config.kubernetes.ingressDomain,
     ingressClassName: config.kubernetes.ingressClass,
+    ingressNamespace: config.kubernetes.ingressNamespace,
     ...(config.kubernetes.tlsSecretName ? { tlsSecretName: config.kubernetes.tlsSecretName } : {}),
   };
 }
@@ -114,7 +115,11 @@ export function kubernetesJobsRuntime(
     cluster.kubeConfig,
     cluster.applier,
     deps.store,
-    { runner: deps.runner, startTimeoutS: config.kubernetes.jobStartTimeoutS },
+    {
+      runner: deps.runner,
+      startTimeoutS: config.kubernetes.jobStartTimeoutS,
+      ingressNamespace: config.kubernetes.ingressNamespace,
+    },
     cluster.logger.child({ component: "jobs" }),
   );
 }

@@ -3,6 +3,7 @@ import path from "node:path";
 import { exportImage, type ExportRegistry } from "../../adapters/oci/export.js";
 import { runImageLayer } from "../../adapters/oci/run-layer.js";
 import { containerOwner } from "../../adapters/podman/confinement.js";
+import { ToolNetworks } from "../../adapters/podman/network.js";
 import { PodmanBuildSandbox, sandboxName } from "../../adapters/podman/sandbox.js";
 import { ensureStack } from "../../adapters/stack/index.js";
 import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
@@ -36,11 +37,12 @@ export async function localBuilder(
   );
   // The run image's base layer is written once per stack; doing it now spares the first build 9 s.
   await runImageLayer(stack);
-  const sandbox = PodmanBuildSandbox.create({
+  const sandboxOwnership = {
     repoRoot: config.repoRoot,
     owner: containerOwner(config.home, "build"),
     builder,
-  });
+  };
+  const networks = new ToolNetworks({ repoRoot: config.repoRoot, owner: containerOwner(config.home, "net") });
   const buildpacksDir = path.join(config.repoRoot, "buildpacks");
   const buildpacks = (await readdir(buildpacksDir, { withFileTypes: true }))
     .filter((d) => d.isDirectory())
@@ -49,9 +51,10 @@ export async function localBuilder(
 
   return {
     lifecycle: {
-      run: (input) =>
+      run: async (input) =>
         runLifecycle({
-          sandbox,
+          // On the tool's network, like its webservice and jobs: a build cannot reach other tools' containers.
+          sandbox: PodmanBuildSandbox.create(sandboxOwnership, await networks.ensure(input.tool)),
           stack,
           buildpacks: order,
           appDir: input.appDir,

@@ -32,6 +32,7 @@ import { ReleaseService } from "../../domain/releases/release-service.js";
 import { ImageRetention } from "../../domain/releases/retention.js";
 import { releasesApiRouter } from "../http/api-releases.js";
 import { containerOwner } from "../../adapters/podman/confinement.js";
+import { ToolNetworks } from "../../adapters/podman/network.js";
 import { PodmanJobsRuntime } from "../../adapters/podman/jobs-runtime.js";
 import { RedisJobsStore } from "../../adapters/store/redis-jobs.js";
 import { JobService } from "../../domain/jobs/job-service.js";
@@ -170,6 +171,11 @@ export async function startServer(
     // server's memory, which the local profile would carry for nothing.
     const kubernetes = config.runtime === "kubernetes" ? await import("./kubernetes-wiring.js") : undefined;
     const cluster = kubernetes?.kubernetesProfile(config, { store, logger });
+    // Each tool's containers on a network of their own (one per server and tool): see ToolNetworks.
+    const networks = new ToolNetworks({
+      repoRoot: config.repoRoot,
+      owner: containerOwner(config.home, "net"),
+    });
     const podmanRuntime = () =>
       new PodmanRuntime({
         repoRoot: config.repoRoot,
@@ -179,6 +185,7 @@ export async function startServer(
           password: registryServer.password,
         },
         namePrefix: containerOwner(config.home, "web"),
+        networks,
       });
 
     let url = config.publicUrl;
@@ -405,6 +412,7 @@ export async function startServer(
               password: registryServer.password,
             },
             namePrefix: containerOwner(config.home, "jobs"),
+            networks,
           }),
           envFor: (tool) => envvars.envFor(tool),
           logger: logger.child({ component: "jobs" }),
