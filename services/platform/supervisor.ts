@@ -82,7 +82,7 @@ export class SupervisedProcess {
 
   private async launch(): Promise<void> {
     const { spec } = this;
-    if (await listening(spec.port)) {
+    if (!(await portFreed(spec.port, 5_000))) {
       throw new TransientError(
         `cannot start ${spec.name}: port ${spec.port} on 127.0.0.1 is taken by a process that is not ` +
           `this home's ${spec.name}; stop it, or choose another port`,
@@ -164,6 +164,19 @@ export class SupervisedProcess {
       this.schedule();
     }
   }
+}
+
+/**
+ * Whether the loopback port is free, or frees within the timeout: a process that just died (a stopped
+ * orphan, a crashed child) can show as a zombie while its other threads still hold the socket.
+ */
+async function portFreed(port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (await listening(port)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
 }
 
 /** Whether something accepts connections on the loopback port right now. */
