@@ -6,7 +6,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { memoryLogger } from "./logger.js";
-import { freePort, waitForPort } from "./net.js";
+import { freePort, isListening, waitForPort } from "./net.js";
 import { stopOrphan } from "./pid-file.js";
 import { SupervisedProcess, type SupervisedSpec } from "./supervisor.js";
 
@@ -115,7 +115,7 @@ describe("SupervisedProcess", () => {
     const first = p.pid!;
     // Someone else takes the port while the child is down: restarts fail, each after a longer delay.
     process.kill(first, "SIGKILL");
-    await until("the port to be free", async () => ((await listening(s.port)) ? undefined : true));
+    await until("the port to be free", async () => ((await isListening(s.port)) ? undefined : true));
     const squatter = net.createServer().listen(s.port, "127.0.0.1");
     // Each attempt first gives the port 5 s to free up.
     await until(
@@ -144,7 +144,7 @@ describe("SupervisedProcess", () => {
     await p.close();
     await sleep(600);
     expect(p.pid).toBeUndefined();
-    expect(await listening(s.port)).toBe(false);
+    expect(await isListening(s.port)).toBe(false);
     await expect(readFile(s.pidFile)).rejects.toThrow(/ENOENT/);
   });
 
@@ -192,14 +192,3 @@ describe("stopOrphan", () => {
     expect(alive(child.pid!)).toBe(true);
   });
 });
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: "127.0.0.1" });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { open } from "node:fs/promises";
-import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TransientError, errorMessage } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { isListening } from "./net.js";
 import { removePidFile, stopOrphan, writePidFile, type ChildIdentity } from "./pid-file.js";
 
 /** What {@link SupervisedProcess.start} runs and how it knows the child serves. */
@@ -172,21 +172,9 @@ export class SupervisedProcess {
  */
 async function portFreed(port: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (await listening(port)) {
+  while (await isListening(port)) {
     if (Date.now() > deadline) return false;
     await sleep(50);
   }
   return true;
-}
-
-/** Whether something accepts connections on the loopback port right now. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: "127.0.0.1" });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
