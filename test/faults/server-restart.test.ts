@@ -107,6 +107,12 @@ describe("kill -9 of the server", () => {
     expect(await cmdlineOf(otherRedis)).toBeDefined();
     expect(await cmdlineOf(otherRegistry)).toBeDefined();
     expect(await pidIn(path.join(mine.home, "redis", "redis.pid"))).not.toBe(otherRedis);
+    // A second `npm start` on a home in use is refused with the reason, and takes nothing from the first.
+    await expect(startServerProcess(other.home, other.ports)).rejects.toThrow(
+      new RegExp(`another Slipway server \\(pid ${otherServer.child.pid}\\) is running on ${other.home}`),
+    );
+    expect(await pidIn(path.join(other.home, "redis", "redis.pid"))).toBe(otherRedis);
+    expect(await pidIn(path.join(other.home, "registry", "registry.pid"))).toBe(otherRegistry);
     // The other server still serves from its own Redis.
     await api(otherServer, other.home, "/api/v1/tools", {
       method: "POST",

@@ -64,6 +64,8 @@ export async function startServerProcess(
     `slipway server on ${url}`,
     async () => {
       if (gone !== undefined) return "exited";
+      // This process's own line: another server on the same port would answer the health check too.
+      if (!text.includes('"msg":"slipway is listening"')) return undefined;
       const res = await fetch(`${url}/api/v1/healthz`, { signal: AbortSignal.timeout(2_000) });
       return res.ok ? "up" : undefined;
     },
