@@ -93,10 +93,12 @@ describe("SupervisedProcess", () => {
     expect((await readFile(s.pidFile, "utf8")).split("\n")[0]).toBe(String(first));
 
     process.kill(first, "SIGKILL");
-    const second = await until("a new child", () => (p.pid && p.pid !== first ? p.pid : undefined));
-    await waitForPort(s.port, 10_000);
+    // Counted once the new child serves.
+    await until("the restart", () => (p.restartCount === 1 ? true : undefined));
+    const second = p.pid!;
+    expect(second).not.toBe(first);
+    expect(await isListening(s.port)).toBe(true);
     expect((await readFile(s.pidFile, "utf8")).split("\n")[0]).toBe(String(second));
-    expect(p.restartCount).toBe(1);
     const msgs = logger.entries.map((e) => e.msg);
     expect(msgs).toContain("child process died; restarting it");
     expect(msgs).toContain("child process restarted");
