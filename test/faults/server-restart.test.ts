@@ -55,7 +55,8 @@ async function api<T>(s: ServerProcess, home: string, route: string, init: Reque
 }
 
 afterAll(async () => {
-  for (const s of running) await stopServerProcess(s);
+  // Whatever a stop does, what a test started is killed and removed after it.
+  await Promise.allSettled(running.map((s) => stopServerProcess(s)));
   for (const h of homes) {
     await killLeftovers(h.home, [h.ports.redis, h.ports.registry]);
     await rm(h.home, { recursive: true, force: true });
