@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { buildCli } from "./roles/cli/cli.js";
 import { ApiError } from "./roles/cli/client.js";
-import type { Role } from "./roles/server/server.js";
+import type { Role, RunningServer } from "./roles/server/server.js";
 import { ConfigError, loadConfig } from "./platform/env.js";
 import { createLogger } from "./platform/logger.js";
 import { SlipwayError, errorMessage } from "./platform/errors.js";
@@ -14,19 +14,29 @@ async function main(): Promise<void> {
     // Loaded only for `slipway server`: the server graph (BullMQ, Kubernetes client, …) takes seconds
     // to load, and every other command is a thin API call that should start at once.
     const { startServer } = await import("./roles/server/server.js");
-    const server = await startServer(config, logger, role as Role);
-    if (server.adminTokenCreated) {
-      process.stdout.write(`\nAdmin token (kept in ${config.home}/admin-token):\n  ${server.adminToken}\n\n`);
-    }
-    const stop = () => {
-      logger.info({}, "shutting down");
-      server.close().then(
+    // Handlers go in before the start: a SIGTERM while Redis and the registry are starting must stop
+    // them too, not kill the server under them and leave them running.
+    const running: { server?: RunningServer } = {};
+    let stopping = false;
+    const shutdown = (s: RunningServer) =>
+      s.close().then(
         () => process.exit(0),
         () => process.exit(1),
       );
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({}, "shutting down");
+      if (running.server) void shutdown(running.server);
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
+    const server = await startServer(config, logger, role as Role);
+    running.server = server;
+    if (server.adminTokenCreated) {
+      process.stdout.write(`\nAdmin token (kept in ${config.home}/admin-token):\n  ${server.adminToken}\n\n`);
+    }
+    if (stopping) void shutdown(server);
   });
   await program.parseAsync(process.argv);
 }

@@ -20,19 +20,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether something accepts connections on the port right now. */
+export function isListening(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 /** Resolves once something accepts connections on the port. */
 export async function waitForPort(port: number, timeoutMs: number, host = "127.0.0.1"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ port, host });
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (ok) return;
+    if (await isListening(port, host)) return;
     if (Date.now() > deadline)
       throw new TransientError(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await sleep(50);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -7,8 +7,11 @@ import bcrypt from "bcryptjs";
 import { stringify } from "yaml";
 import { z } from "zod";
 import type { Config } from "../../platform/env.js";
+import { createLogger, type Logger } from "../../platform/logger.js";
 import { freePort } from "../../platform/net.js";
 import { TransientError } from "../../platform/errors.js";
+import { stopOrphan } from "../../platform/pid-file.js";
+import { SupervisedProcess } from "../../platform/supervisor.js";
 
 /** Options for {@link RegistryServer.start}. */
 export interface RegistryServerOptions {
@@ -24,6 +27,8 @@ export interface RegistryServerOptions {
    * retention deleted. Only here, because the registry must not take pushes while it runs.
    */
   readonly garbageCollect?: boolean;
+  /** Where the supervisor logs deaths and restarts; silent when absent. */
+  readonly logger?: Logger;
 }
 
 const credentialsSchema = z.object({
@@ -36,7 +41,9 @@ type Credentials = z.infer<typeof credentialsSchema>;
 /**
  * A `docker-registry` (distribution v2) child process on loopback with htpasswd auth: the image store
  * of the local profile. Its one user's credentials are generated once and kept in `dir`, so a restart
- * of Slipway keeps both the images and the password the deployed releases were pulled with.
+ * of Slipway keeps both the images and the password the deployed releases were pulled with. Supervised:
+ * restarted on the same port when it dies; a copy left by a killed server on the same directory is
+ * stopped before it starts (pid file `<dir>/registry.pid`).
  */
 export class RegistryServer {
   private constructor(
@@ -46,15 +53,16 @@ export class RegistryServer {
     readonly host: string,
     readonly username: string,
     readonly password: string,
-    private readonly child: ChildProcess,
+    private readonly process: SupervisedProcess,
   ) {}
 
   /** The local profile's registry: `<home>/registry`, on the configured port. */
-  static fromConfig(config: Pick<Config, "home" | "registryPort">): Promise<RegistryServer> {
+  static fromConfig(config: Pick<Config, "home" | "registryPort">, logger: Logger): Promise<RegistryServer> {
     return RegistryServer.start({
       dir: path.join(config.home, "registry"),
       port: config.registryPort,
       garbageCollect: true,
+      logger,
     });
   }
 
@@ -71,45 +79,37 @@ export class RegistryServer {
     await writeFile(configPath, registryConfig(dir, port, htpasswd, creds.secret), { mode: 0o600 });
 
     const logPath = path.join(dir, "registry.log");
-    if (options.garbageCollect) {
-      await garbageCollect(options.binary ?? "/usr/bin/docker-registry", configPath, logPath);
-    }
-    const log = await open(logPath, "a", 0o600);
-    let child: ChildProcess;
-    try {
-      child = spawn(options.binary ?? "/usr/bin/docker-registry", ["serve", configPath], {
-        stdio: ["ignore", log.fd, log.fd],
-      });
-    } finally {
-      // The child holds its own copy of the descriptor.
-      await log.close();
-    }
-    const failed = new Promise<never>((_, reject) => {
-      child.once("error", (e) =>
-        reject(new TransientError(`cannot start docker-registry: ${e.message}`, { cause: e })),
-      );
-      child.once("exit", (code) =>
-        reject(new TransientError(`docker-registry exited with ${code}; see ${logPath}`)),
-      );
-    });
-    failed.catch(() => undefined);
+    const binary = options.binary ?? "/usr/bin/docker-registry";
+    const logger = options.logger ?? createLogger({ level: "silent" });
+    const identity = { name: "docker-registry", command: binary, marker: configPath };
+    const pidFile = path.join(dir, "registry.pid");
+    // Before garbage collection: it must not run while an orphaned registry still takes pushes.
+    await stopOrphan(pidFile, identity, logger.child({ child: identity.name }));
+    if (options.garbageCollect) await garbageCollect(binary, configPath, logPath);
     const host = `127.0.0.1:${port}`;
-    const server = new RegistryServer(`http://${host}`, host, creds.username, creds.password, child);
-    try {
-      await Promise.race([waitForAuthChallenge(server.url, options.startTimeoutMs ?? 15_000), failed]);
-    } catch (e) {
-      await server.close();
-      throw e;
-    }
-    return server;
+    const url = `http://${host}`;
+    const supervised = await SupervisedProcess.start(
+      {
+        ...identity,
+        args: ["serve", configPath],
+        pidFile,
+        port,
+        logPath,
+        logHint: logPath,
+        ready: () => waitForAuthChallenge(url, options.startTimeoutMs ?? 15_000),
+      },
+      logger,
+    );
+    return new RegistryServer(url, host, creds.username, creds.password, supervised);
   }
 
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.child.once("exit", () => resolve()));
-    this.child.kill("SIGTERM");
-    await Promise.race([exited, sleep(10_000)]);
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+  /** The running docker-registry's pid (undefined while it is being restarted). */
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
+  close(): Promise<void> {
+    return this.process.close();
   }
 }
 

@@ -29,7 +29,7 @@ export async function registryFeature(
 ): Promise<{ endpoint: RegistryEndpoint; access: ToolRegistryAccess; close: () => Promise<void> }> {
   const external = config.registry;
   if (!external) {
-    const server = await RegistryServer.fromConfig(config);
+    const server = await RegistryServer.fromConfig(config, deps.logger);
     const shared = { registry: server.host, username: server.username, password: server.password };
     return { endpoint: server, access: new SharedRegistryAccess(shared), close: () => server.close() };
   }

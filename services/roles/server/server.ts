@@ -94,7 +94,7 @@ export async function startServer(
 
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
-      const redis = await RedisServer.start(path.join(config.home, "redis"), config.redisPort);
+      const redis = await RedisServer.start(path.join(config.home, "redis"), config.redisPort, logger);
       closers.push(() => redis.close());
       redisUrl = redis.url;
     }
