@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
+    logger.info({ role }, "slipway started");
   });
   await program.parseAsync(process.argv);
 }
