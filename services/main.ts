@@ -6,6 +6,9 @@ import { ConfigError, loadConfig } from "./platform/env.js";
 import { createLogger } from "./platform/logger.js";
 import { SlipwayError, errorMessage } from "./platform/errors.js";
 
+/** SIGTERM stops the server within this, whatever it waits for (a supervisor kills after about 10 s). */
+const SHUTDOWN_MS = 8000;
+
 /** Entry point: parse the environment once, run the command, turn errors into messages and exit codes. */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -20,6 +23,12 @@ async function main(): Promise<void> {
     }
     const stop = () => {
       logger.info({}, "shutting down");
+      // Every step of close is bounded (Redis calls time out, workers are cut off while Redis is down);
+      // this is the backstop that keeps SIGTERM a stop even if one of them is not.
+      setTimeout(() => {
+        logger.error({ afterMs: SHUTDOWN_MS }, "shutdown did not finish in time; exiting anyway");
+        process.exit(1);
+      }, SHUTDOWN_MS).unref();
       server.close().then(
         () => process.exit(0),
         () => process.exit(1),
