@@ -106,7 +106,7 @@ describe("Redis killed during a webhook burst", () => {
 
     await waitFor(
       "deliveries accepted before the kill",
-      async () => (count((a) => a.status === 202) >= 30 ? true : undefined),
+      () => Promise.resolve(count((a) => a.status === 202) >= 30 ? true : undefined),
       60_000,
       20,
     );
@@ -116,7 +116,7 @@ describe("Redis killed during a webhook burst", () => {
     // The burst goes on against a server without Redis.
     await waitFor(
       "deliveries answered during the outage",
-      async () => (answers.length >= atKill + 40 ? true : undefined),
+      () => Promise.resolve(answers.length >= atKill + 40 ? true : undefined),
       120_000,
       20,
     );
@@ -124,7 +124,7 @@ describe("Redis killed during a webhook burst", () => {
     phase = "back";
     await waitFor(
       "deliveries accepted after Redis is back",
-      async () => (count((a) => a.afterRestart && a.status === 202) >= 30 ? true : undefined),
+      () => Promise.resolve(count((a) => a.afterRestart && a.status === 202) >= 30 ? true : undefined),
       120_000,
       50,
     );
@@ -218,7 +218,7 @@ describe("SIGTERM while Redis is down", () => {
     child.stdout!.on("data", (d: Buffer) => (log += d.toString("utf8")));
     await waitFor(
       "the server to start",
-      async () => (log.includes("slipway started") ? true : undefined),
+      () => Promise.resolve(log.includes("slipway started") ? true : undefined),
       120_000,
       100,
     );

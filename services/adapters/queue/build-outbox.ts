@@ -73,14 +73,13 @@ export class BuildOutbox {
       return;
     }
     this.running = this.drain()
-      .catch((error: unknown) =>
+      .catch((error: unknown) => {
         // While Redis is down this repeats every poll; RedisHealth has said so once already.
-        (isConnectionError(error) ? this.logger.debug : this.logger.warn).call(
-          this.logger,
-          { error: errorMessage(error) },
-          "builds not moved to the queue yet; will retry",
-        ),
-      )
+        const fields = { error: errorMessage(error) };
+        const what = "builds not moved to the queue yet; will retry";
+        if (isConnectionError(error)) this.logger.debug(fields, what);
+        else this.logger.warn(fields, what);
+      })
       .finally(() => {
         this.running = undefined;
         if (this.again) {
