@@ -6,6 +6,9 @@ import { ConfigError, loadConfig } from "./platform/env.js";
 import { createLogger } from "./platform/logger.js";
 import { SlipwayError, errorMessage } from "./platform/errors.js";
 
+/** SIGTERM stops the server within this, whatever it waits for (a supervisor kills after about 10 s). */
+const SHUTDOWN_MS = 8000;
+
 /** Entry point: parse the environment once, run the command, turn errors into messages and exit codes. */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -18,11 +21,19 @@ async function main(): Promise<void> {
     // them too, not kill the server under them and leave them running.
     const running: { server?: RunningServer } = {};
     let stopping = false;
-    const shutdown = (s: RunningServer) =>
-      s.close().then(
+    const shutdown = (s: RunningServer) => {
+      // Every step of close is bounded (Redis calls time out, workers are cut off while Redis is down);
+      // this is the backstop that keeps SIGTERM a stop even if one of them is not. Armed only once the
+      // server is up: a start still in progress finishes first, so it leaves no child behind.
+      setTimeout(() => {
+        logger.error({ afterMs: SHUTDOWN_MS }, "shutdown did not finish in time; exiting anyway");
+        process.exit(1);
+      }, SHUTDOWN_MS).unref();
+      return s.close().then(
         () => process.exit(0),
         () => process.exit(1),
       );
+    };
     const stop = () => {
       if (stopping) return;
       stopping = true;
@@ -37,6 +48,7 @@ async function main(): Promise<void> {
       process.stdout.write(`\nAdmin token (kept in ${config.home}/admin-token):\n  ${server.adminToken}\n\n`);
     }
     if (stopping) void shutdown(server);
+    else logger.info({ role }, "slipway started");
   });
   await program.parseAsync(process.argv);
 }

@@ -22,6 +22,7 @@ export type ErrorCode =
   | "cancelled"
   | "stack_unavailable"
   | "rate_limited"
+  | "unavailable"
   | "internal";
 
 export class SlipwayError extends Error {
@@ -86,8 +87,22 @@ export class RateLimitedError extends SlipwayError {
 
 /** Something outside Slipway (registry, podman, Redis) failed; a retry may succeed. */
 export class TransientError extends SlipwayError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super("internal", message, options);
+  constructor(message: string, options?: { cause?: unknown }, code: ErrorCode = "internal") {
+    super(code, message, options);
+  }
+}
+
+/**
+ * Slipway cannot serve the request right now because a service it depends on (Redis) is down; nothing
+ * was done, and the same request sent again after `retryAfterS` will be handled.
+ */
+export class UnavailableError extends TransientError {
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options, "unavailable");
   }
 }
 

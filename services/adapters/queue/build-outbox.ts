@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Build } from "../../domain/builds/build.js";
 import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
+import { closeConnection, commandConnection, isConnectionError } from "../redis/connection.js";
 import { buildOutboxKeys } from "../store/redis-store.js";
 import type { JobQueue } from "./bullmq.js";
 
@@ -50,8 +51,8 @@ export class BuildOutbox {
     queuePrefix = "slipway",
   ): Promise<BuildOutbox> {
     const outbox = new BuildOutbox(
-      new Redis(redisUrl, { maxRetriesPerRequest: 3, enableAutoPipelining: true }),
-      new Redis(redisUrl, { maxRetriesPerRequest: 3 }),
+      commandConnection(redisUrl, { enableAutoPipelining: true }),
+      commandConnection(redisUrl),
       queue,
       buildOutboxKeys(queuePrefix),
       logger,
@@ -72,9 +73,13 @@ export class BuildOutbox {
       return;
     }
     this.running = this.drain()
-      .catch((error: unknown) =>
-        this.logger.warn({ error: errorMessage(error) }, "builds not moved to the queue yet; will retry"),
-      )
+      .catch((error: unknown) => {
+        // While Redis is down this repeats every poll; RedisHealth has said so once already.
+        const fields = { error: errorMessage(error) };
+        const what = "builds not moved to the queue yet; will retry";
+        if (isConnectionError(error)) this.logger.debug(fields, what);
+        else this.logger.warn(fields, what);
+      })
       .finally(() => {
         this.running = undefined;
         if (this.again) {
@@ -99,7 +104,7 @@ export class BuildOutbox {
     clearInterval(this.timer);
     await this.running;
     await this.redis.eval(RELEASE, 1, this.lockKey(), this.owner).catch(() => undefined);
-    await Promise.all([this.subscriber.quit(), this.redis.quit()]);
+    await Promise.all([closeConnection(this.subscriber), closeConnection(this.redis)]);
   }
 
   private async drain(): Promise<void> {

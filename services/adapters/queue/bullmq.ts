@@ -1,5 +1,11 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from "bullmq";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import {
+  closeConnection,
+  commandConnection,
+  isConnectionError,
+  workerConnection,
+} from "../redis/connection.js";
 import type { Logger } from "../../platform/logger.js";
 import { SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
 import { JOBS, QUEUE_OF, fairGroupOf, type JobName, type JobPayload } from "../../domain/pipeline/jobs.js";
@@ -20,6 +26,8 @@ const ATTEMPTS = 3;
  * frees the slot promotes it at once; this only bounds the wait after a crash of that process.
  */
 const PARK_MS = 30_000;
+/** How long shutdown waits for workers to stop on their own while Redis is up. */
+const WORKER_CLOSE_MS = 5000;
 
 export interface WorkerOptions {
   /** Running jobs per fairness group (per tool for builds); default 1. */
@@ -38,8 +46,14 @@ export class JobQueue {
   ) {}
 
   static create(redisUrl: string, prefix = "slipway"): JobQueue {
-    const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-    const make = (name: JobName) => new Queue(QUEUE_OF[name], { connection, prefix });
+    // Not a worker connection: enqueueing answers a request, so it fails fast like the store does.
+    const connection = commandConnection(redisUrl);
+    const make = (name: JobName) => {
+      const queue = new Queue(QUEUE_OF[name], { connection, prefix });
+      // Its callers get the errors; without a listener BullMQ prints each reconnect attempt's error.
+      queue.on("error", () => undefined);
+      return queue;
+    };
     const fair = (name: JobName) => new FairSlots(connection, `${prefix}:${QUEUE_OF[name]}`);
     return new JobQueue(connection, { build: make("build"), deploy: make("deploy") }, prefix, {
       build: fair("build"),
@@ -125,7 +139,7 @@ export class JobQueue {
     for (const name of Object.keys(handlers) as JobName[]) {
       const handler = handlers[name] as ((p: unknown, c: JobContext) => Promise<void>) | undefined;
       if (!handler) throw new Error(`no handler for job "${name}"`);
-      const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+      const connection = workerConnection(redisUrl);
       connections.push(connection);
       const fair = new FairSlots(connection, `${this.prefix}:${QUEUE_OF[name]}`, options.leaseMs);
       const cap = options.perGroup?.[name] ?? 1;
@@ -173,7 +187,12 @@ export class JobQueue {
       worker.on("failed", (job, error) =>
         logger.warn({ job: name, jobId: job?.id, error: errorMessage(error) }, "job failed"),
       );
-      worker.on("error", (error) => logger.error({ job: name, error: errorMessage(error) }, "worker error"));
+      // Redis being down is logged once by RedisHealth; a worker repeats it at every reconnect attempt.
+      worker.on("error", (error) =>
+        isConnectionError(error)
+          ? logger.debug({ job: name, error: errorMessage(error) }, "worker waits for Redis")
+          : logger.error({ job: name, error: errorMessage(error) }, "worker error"),
+      );
       workers.push(worker);
     }
     return {
@@ -184,16 +203,25 @@ export class JobQueue {
       },
       close: async () => {
         for (const c of controllers.values()) c.abort();
-        await Promise.all(workers.map((w) => w.close()));
+        // A worker's close waits for its blocking fetch, which waits for Redis forever: with Redis down
+        // (or a close that takes too long) the workers are cut off instead. Their jobs were aborted above;
+        // a job cut off mid-way is stalled in Redis and runs again on the next start.
+        const redisUp = connections.every((c) => c.status === "ready");
+        const closed = Promise.all(workers.map((w) => w.close()));
+        if (!(await within(closed, redisUp ? WORKER_CLOSE_MS : 0))) {
+          // BullMQ's disconnect waits for a connection that may never come up: not awaited for long.
+          await within(Promise.all(workers.map((w) => w.disconnect())), 1000);
+          logger.warn({ redisUp }, "workers cut off without waiting for Redis");
+        }
         // Workers do not close connections they were given.
-        await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
+        await Promise.all(connections.map(closeConnection));
       },
     };
   }
 
   async close(): Promise<void> {
     await Promise.all(Object.values(this.queues).map((q) => q.close()));
-    await this.connection.quit();
+    await closeConnection(this.connection);
   }
 }
 
@@ -201,4 +229,19 @@ export interface Workers {
   /** Aborts a job running in this process; false when it does not run here. */
   abort(jobId: string): boolean;
   close(): Promise<void>;
+}
+
+/** True when `work` settled within `ms`; its failure is not the caller's concern here. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = work.then(
+    () => true,
+    () => true,
+  );
+  const late = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

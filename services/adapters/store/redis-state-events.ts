@@ -1,4 +1,5 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
+import { closeConnection, commandConnection } from "../redis/connection.js";
 import type { StateEvent, StateEvents } from "../../ports/state-events.js";
 
 /** Redis pub/sub channel the store publishes build and release status changes on. */
@@ -18,7 +19,7 @@ export class RedisStateEvents implements StateEvents {
   private constructor(private readonly subscriber: Redis) {}
 
   static create(url: string): RedisStateEvents {
-    return new RedisStateEvents(new Redis(url, { maxRetriesPerRequest: 3 }));
+    return new RedisStateEvents(commandConnection(url));
   }
 
   async watch(onEvent: (event: StateEvent) => void): Promise<void> {
@@ -36,6 +37,6 @@ export class RedisStateEvents implements StateEvents {
   }
 
   async close(): Promise<void> {
-    await this.subscriber.quit();
+    await closeConnection(this.subscriber);
   }
 }

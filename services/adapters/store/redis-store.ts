@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Build } from "../../domain/builds/build.js";
 import type { Release } from "../../domain/releases/release.js";
 import type { Tool } from "../../domain/tools/tool.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import type { PushIntake, PushOutcome, Route, SecretKind, StateStore } from "../../ports/store.js";
+import { closeConnection, commandConnection, duplicateConnection } from "../redis/connection.js";
 import { publishStateEvent, STATE_EVENTS_CHANNEL } from "./redis-state-events.js";
 
 const P = "slipway:";
@@ -47,7 +48,7 @@ export class RedisStore implements StateStore {
     private readonly outbox: ReturnType<typeof buildOutboxKeys>,
   ) {
     this.tx = Array.from({ length: TX_CONNECTIONS }, () => ({
-      conn: redis.duplicate(),
+      conn: duplicateConnection(redis),
       queue: Promise.resolve(),
     }));
   }
@@ -57,7 +58,7 @@ export class RedisStore implements StateStore {
     // Auto-pipelining sends the commands of concurrent requests in one write: a burst of webhooks costs
     // a few socket writes, not one per command.
     return new RedisStore(
-      new Redis(url, { maxRetriesPerRequest: 3, enableAutoPipelining: true }),
+      commandConnection(url, { enableAutoPipelining: true }),
       buildOutboxKeys(options.queuePrefix),
     );
   }
@@ -114,7 +115,7 @@ export class RedisStore implements StateStore {
   async watchTools(onChange: (tool: string) => void): Promise<void> {
     this.toolWatchers.add(onChange);
     if (this.toolWatchers.size > 1) return;
-    this.subscriber ??= this.redis.duplicate();
+    this.subscriber ??= duplicateConnection(this.redis);
     this.subscriber.on("message", (channel: string, tool: string) => {
       if (channel === TOOLS_CHANNEL) for (const w of this.toolWatchers) w(tool);
     });
@@ -285,7 +286,7 @@ export class RedisStore implements StateStore {
   }
 
   async watchRoutes(onChange: (tool: string) => void): Promise<void> {
-    this.subscriber ??= this.redis.duplicate();
+    this.subscriber ??= duplicateConnection(this.redis);
     this.subscriber.on("message", (channel: string, tool: string) => {
       if (channel === ROUTES_CHANNEL) onChange(tool);
     });
@@ -293,7 +294,8 @@ export class RedisStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.redis.quit(), ...this.tx.map((t) => t.conn.quit()), this.subscriber?.quit()]);
+    const all = [this.redis, ...this.tx.map((t) => t.conn), ...(this.subscriber ? [this.subscriber] : [])];
+    await Promise.all(all.map(closeConnection));
   }
 
   /** EVALSHA keeps the script text off the wire; a Redis that lost its script cache gets it once more. */

@@ -2,6 +2,7 @@ import express, { type Express } from "express";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../platform/logger.js";
 import { NotFoundError } from "../../platform/errors.js";
+import type { Readiness } from "../../ports/readiness.js";
 import { errorHandler } from "./errors.js";
 import type { FrontProxy } from "./proxy.js";
 
@@ -10,12 +11,15 @@ import type { FrontProxy } from "./proxy.js";
  * 1. the front proxy claims `Host: <tool>.localhost` before anything parses the request;
  * 2. git and webhook routers read raw bodies, so they come before any JSON parser;
  * 3. the API parses JSON itself; 4. one error mapper answers for all of them.
+ * While `readiness` says Redis is down, everything after the front proxy is answered 503 with
+ * Retry-After before any work starts (running tools' traffic still flows while their routes are known).
  */
 export function createApp(deps: {
   readonly logger: Logger;
   readonly proxy?: FrontProxy | undefined;
   readonly rawRouters: readonly express.RequestHandler[];
   readonly api: express.RequestHandler;
+  readonly readiness?: Readiness | undefined;
 }): Express {
   const app = express();
   app.disable("x-powered-by");
@@ -44,12 +48,14 @@ export function createApp(deps: {
     });
     next();
   });
+  const readiness = deps.readiness;
+  if (readiness) app.use((_req, _res, next) => next(readiness.check()));
   for (const r of deps.rawRouters) app.use(r);
   app.use(deps.api);
   app.use((_req, _res) => {
     throw new NotFoundError("no such endpoint; the API is under /api/v1 (see /api/v1/openapi.json)");
   });
-  app.use(errorHandler(deps.logger));
+  app.use(errorHandler(deps.logger, deps.readiness));
   return app;
 }
 

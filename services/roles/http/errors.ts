@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler } from "express";
-import { RateLimitedError, SlipwayError, type ErrorCode } from "../../platform/errors.js";
+import { RateLimitedError, SlipwayError, UnavailableError, type ErrorCode } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
+import type { Readiness } from "../../ports/readiness.js";
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
@@ -21,22 +22,29 @@ const STATUS: Record<ErrorCode, number> = {
   cancelled: 409,
   stack_unavailable: 503,
   rate_limited: 429,
+  unavailable: 503,
   internal: 500,
 };
 
 /**
  * The one place domain errors become HTTP answers: `{"error": {"code", "message"}}`. Body-parser's
- * own errors (too large, bad JSON) are bad input, never a 5xx.
+ * own errors (too large, bad JSON) are bad input, never a 5xx. A failure that `readiness` explains (Redis
+ * down) is a 503 with Retry-After, not a 500: the caller did nothing wrong and should simply retry.
  */
-export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (error: unknown, _req, res, next) => {
+export function errorHandler(logger: Logger, readiness?: Readiness): ErrorRequestHandler {
+  return (raw: unknown, _req, res, next) => {
     if (res.headersSent) {
-      next(error);
+      next(raw);
       return;
     }
+    const error = raw instanceof SlipwayError ? raw : (readiness?.explain(raw) ?? raw);
     const { status, code, message } = classify(error);
-    if (error instanceof RateLimitedError) res.set("Retry-After", String(error.retryAfterS));
-    if (status >= 500) logger.error({ err: error, code }, "request failed");
+    if (error instanceof RateLimitedError || error instanceof UnavailableError) {
+      res.set("Retry-After", String(error.retryAfterS));
+    }
+    // An outage is logged once by whatever watches the dependency, not once per request it fails.
+    if (status >= 500 && !(error instanceof UnavailableError))
+      logger.error({ err: error, code }, "request failed");
     res.status(status).json({ error: { code, message } });
   };
 }

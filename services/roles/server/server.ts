@@ -1,7 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import type { Server } from "node:http";
 import path from "node:path";
-import { Redis } from "ioredis";
 import { ProcessFetcher } from "../../adapters/git/fetch-process.js";
 import { createGitRemote, readDefaultBranch } from "../../adapters/git/http-backend.js";
 import { RemoteRefs } from "../../adapters/git/remote-refs.js";
@@ -15,6 +14,8 @@ import { webserviceRouter } from "../http/api-webservice.js";
 import { BuildOutbox } from "../../adapters/queue/build-outbox.js";
 import { JobQueue, type Workers } from "../../adapters/queue/bullmq.js";
 import { RedisServer } from "../../adapters/redis/server.js";
+import { closeConnection, commandConnection } from "../../adapters/redis/connection.js";
+import { RedisHealth } from "../../adapters/redis/health.js";
 import { RegistryClient } from "../../adapters/registry/client.js";
 import { RedisBuildLogs } from "../../adapters/store/build-logs.js";
 import { RedisStore } from "../../adapters/store/redis-store.js";
@@ -98,11 +99,14 @@ export async function startServer(
       closers.push(() => redis.close());
       redisUrl = redis.url;
     }
+    // Every request checks it first: while Redis is down the HTTP layer answers 503 at once.
+    const health = RedisHealth.start(redisUrl, logger.child({ component: "redis" }));
+    closers.push(() => health.close());
     const store = RedisStore.create(redisUrl);
     closers.push(() => store.close());
     // Auto-pipelining: commands issued in the same tick share one socket write (busy webhook bursts).
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3, enableAutoPipelining: true });
-    closers.push(async () => void (await redis.quit()));
+    const redis = commandConnection(redisUrl, { enableAutoPipelining: true });
+    closers.push(() => closeConnection(redis));
     const images = await registryFeature(config, { redis, logger });
     closers.push(() => images.close());
     const registryServer = images.endpoint;
@@ -224,6 +228,7 @@ export async function startServer(
       const app = createApp({
         logger,
         proxy,
+        readiness: health,
         rawRouters: [
           (req, res, next) =>
             req.method === "POST" && req.path === "/internal/git-hook"
