@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import express, { type NextFunction, type Request, type Response } from "express";
+import { waitFor } from "./apps.js";
 import { gitHttpBackend } from "./git-http.js";
 
 /**
@@ -183,6 +184,23 @@ export class GitlabDouble {
 
   requestsTo(method: string, pathPattern: RegExp): RecordedRequest[] {
     return this.requests.filter((r) => r.method === method && pathPattern.test(r.path));
+  }
+
+  /** The states Slipway posted for a commit, in the order the double received them. */
+  postedStates(projectId: number, sha: string): string[] {
+    return this.requestsTo("POST", new RegExp(`/projects/${projectId}/statuses/${sha}$`)).map(
+      (r) => r.body.state as string,
+    );
+  }
+
+  /** Waits until the commit has a status in `state`. */
+  settled(projectId: number, sha: string, state: string, timeoutMs = 30_000): Promise<DoubleStatus> {
+    return waitFor(
+      `status ${state} on ${sha.slice(0, 8)}`,
+      () => Promise.resolve(this.statuses(projectId, sha).find((s) => s.status === state)),
+      timeoutMs,
+      100,
+    );
   }
 
   async close(): Promise<void> {
