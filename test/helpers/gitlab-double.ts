@@ -24,6 +24,24 @@ export const PUSH_HOOK = JSON.parse(
   readFileSync(path.join(import.meta.dirname, "../fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
 ) as Record<string, unknown>;
 
+/** A push event of the default branch of a double's project, as GitLab would send it for `commit`. */
+export function pushEvent(project: { id: number; path: string; gitUrl: string }, commit: string): string {
+  return JSON.stringify({
+    ...PUSH_HOOK,
+    ref: "refs/heads/main",
+    before: "0".repeat(40),
+    after: commit,
+    checkout_sha: commit,
+    project: {
+      ...(PUSH_HOOK.project as object),
+      id: project.id,
+      git_http_url: project.gitUrl,
+      default_branch: "main",
+      path_with_namespace: project.path,
+    },
+  });
+}
+
 export type Role = "guest" | "reporter" | "developer" | "maintainer";
 const LEVEL: Record<Role, number> = { guest: 10, reporter: 20, developer: 30, maintainer: 40 };
 
