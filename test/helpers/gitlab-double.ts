@@ -104,8 +104,14 @@ interface Project {
   statuses: DoubleStatus[];
 }
 
-/** What the next N requests do instead of being answered. */
-export type Fault = { readonly kind: "status"; readonly status: number } | { readonly kind: "drop" };
+/**
+ * What the next N requests do instead of being answered: a status code, the connection closed, or held
+ * open unanswered (a GitLab that hangs) until the client gives up or the double closes.
+ */
+export type Fault =
+  | { readonly kind: "status"; readonly status: number }
+  | { readonly kind: "drop" }
+  | { readonly kind: "hang" };
 
 const HOOK_EVENTS = [
   "push_events",
@@ -143,6 +149,8 @@ const TRANSITIONS: Record<string, { from: readonly string[]; to: string }> = {
 
 export class GitlabDouble {
   readonly requests: RecordedRequest[] = [];
+  /** Requests met with a fault (`failNext`) rather than answered; they are not in `requests`. */
+  faulted = 0;
   private readonly projects = new Map<number, Project>();
   private readonly tokens = new Map<string, DoubleToken>();
   private faults: { fault: Fault; remaining: number } | undefined;
@@ -255,11 +263,13 @@ export class GitlabDouble {
     }
     if (this.faults !== undefined && this.faults.remaining > 0) {
       this.faults.remaining -= 1;
+      this.faulted += 1;
       const { fault } = this.faults;
       if (fault.kind === "drop") {
         req.socket.destroy();
         return;
       }
+      if (fault.kind === "hang") return;
       res.status(fault.status).json({ message: `${fault.status} Simulated failure` });
       return;
     }
