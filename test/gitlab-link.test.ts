@@ -7,7 +7,7 @@ import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import type { Release } from "../services/domain/releases/release.js";
 import type { RunningServer } from "../services/roles/server/server.js";
-import { GitlabDouble, PUSH_HOOK } from "./helpers/gitlab-double.js";
+import { GitlabDouble, gitlabPushBuild, PUSH_HOOK } from "./helpers/gitlab-double.js";
 import { capturedLogger, clientOf, startLocalServer } from "./helpers/local-server.js";
 import { startRedis } from "./helpers/redis.js";
 
@@ -198,20 +198,13 @@ describe("commit statuses of a linked tool's builds", () => {
   const sha = () => (++n).toString(16).padStart(2, "0").repeat(20);
 
   async function newBuild(commit: string, toolName = tool.name, over: Partial<Build> = {}): Promise<Build> {
-    const build: Build = {
+    const build = gitlabPushBuild({
       id: `b${commit.slice(0, 8)}${Math.random().toString(36).slice(2, 6)}`,
       tool: toolName,
-      component: "web",
       commit,
-      ref: "refs/heads/main",
       source_url: `${gitlab.url}/${PROJECT_PATH}.git`,
-      trigger: { kind: "gitlab_push", ref: "refs/heads/main" },
-      status: "pending",
-      phase: "queued",
-      reason: "push to the default branch",
-      created_at: new Date().toISOString(),
       ...over,
-    };
+    });
     await store.createBuild(build);
     return build;
   }

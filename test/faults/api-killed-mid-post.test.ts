@@ -4,11 +4,10 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisStore } from "../../services/adapters/store/redis-store.js";
-import type { Build } from "../../services/domain/builds/build.js";
 import { freePort } from "../../services/platform/net.js";
 import type { RunningServer } from "../../services/roles/server/server.js";
 import { waitFor } from "../helpers/apps.js";
-import { GitlabDouble } from "../helpers/gitlab-double.js";
+import { GitlabDouble, gitlabPushBuild } from "../helpers/gitlab-double.js";
 import { startLocalServer } from "../helpers/local-server.js";
 import { startRedis } from "../helpers/redis.js";
 import { startRegistry } from "../helpers/registry.js";
@@ -105,19 +104,12 @@ describe("the API process killed while it posts a commit status", () => {
     // GitLab holds the next posts unanswered; the build's first state reaches the API process's post.
     gitlab.failNext(100, { kind: "hang" });
     const commit = "ab".repeat(20);
-    const build: Build = {
+    const build = gitlabPushBuild({
       id: "bkilledmidpost",
       tool: TOOL,
-      component: "web",
       commit,
-      ref: "refs/heads/main",
       source_url: `${gitlab.url}/${PROJECT_PATH}.git`,
-      trigger: { kind: "gitlab_push", ref: "refs/heads/main" },
-      status: "pending",
-      phase: "queued",
-      reason: "push to the default branch",
-      created_at: new Date().toISOString(),
-    };
+    });
     await store.createBuild(build);
     await waitFor("the post to GitLab", () => Promise.resolve(gitlab.faulted > 0 || undefined), 30_000, 50);
     child.kill("SIGKILL");

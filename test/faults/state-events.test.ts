@@ -11,7 +11,7 @@ import { CryptoBox } from "../../services/platform/crypto-box.js";
 import type { CommitStatusReporter } from "../../services/ports/forge.js";
 import type { StateEvents } from "../../services/ports/state-events.js";
 import { waitFor } from "../helpers/apps.js";
-import { GitlabDouble } from "../helpers/gitlab-double.js";
+import { GitlabDouble, gitlabPushBuild } from "../helpers/gitlab-double.js";
 import { capturedLogger } from "../helpers/local-server.js";
 import { startRedis } from "../helpers/redis.js";
 
@@ -117,19 +117,12 @@ async function startNotifier(options: { claimIdleMs?: number; reporter?: () => C
 let n = 0;
 async function newBuild(): Promise<Build> {
   const commit = randomBytes(20).toString("hex");
-  const build: Build = {
+  const build = gitlabPushBuild({
     id: `b${++n}${randomBytes(3).toString("hex")}`,
     tool: TOOL,
-    component: "web",
     commit,
-    ref: "refs/heads/main",
     source_url: `${gitlab.url}/${PROJECT_PATH}.git`,
-    trigger: { kind: "gitlab_push", ref: "refs/heads/main" },
-    status: "pending",
-    phase: "queued",
-    reason: "push to the default branch",
-    created_at: new Date().toISOString(),
-  };
+  });
   await store.createBuild(build);
   return build;
 }

@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import express, { type NextFunction, type Request, type Response } from "express";
+import type { Build } from "../../services/domain/builds/build.js";
 import { waitFor } from "./apps.js";
 import { gitHttpBackend } from "./git-http.js";
 
@@ -23,6 +24,25 @@ import { gitHttpBackend } from "./git-http.js";
 export const PUSH_HOOK = JSON.parse(
   readFileSync(path.join(import.meta.dirname, "../fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
 ) as Record<string, unknown>;
+
+/**
+ * The record of a build a GitLab push to `main` of the double's project queued, still pending: what the
+ * store holds before the builder takes it, for tests that drive statuses through the store.
+ */
+export function gitlabPushBuild(
+  fields: { id: string; tool: string; commit: string; source_url: string } & Partial<Build>,
+): Build {
+  return {
+    component: "web",
+    ref: "refs/heads/main",
+    trigger: { kind: "gitlab_push", ref: "refs/heads/main" },
+    status: "pending",
+    phase: "queued",
+    reason: "push to the default branch",
+    created_at: new Date().toISOString(),
+    ...fields,
+  };
+}
 
 /** A push event of the default branch of a double's project, as GitLab would send it for `commit`. */
 export function pushEvent(project: { id: number; path: string; gitUrl: string }, commit: string): string {
