@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, viaProxy, waitFor } from "./helpers/apps.js";
-import { GitlabDouble, PUSH_HOOK } from "./helpers/gitlab-double.js";
+import { GitlabDouble, pushEvent } from "./helpers/gitlab-double.js";
 import { capturedLogger, clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
 
 /**
@@ -87,20 +87,7 @@ describe("a GitLab push to a linked tool with a private repository", () => {
         "x-gitlab-event": "Push Hook",
         "x-gitlab-token": hook.token!,
       },
-      body: JSON.stringify({
-        ...PUSH_HOOK,
-        ref: "refs/heads/main",
-        before: "0".repeat(40),
-        after: commit,
-        checkout_sha: commit,
-        project: {
-          ...(PUSH_HOOK.project as object),
-          id: PROJECT_ID,
-          git_http_url: gitUrl,
-          default_branch: "main",
-          path_with_namespace: PROJECT_PATH,
-        },
-      }),
+      body: pushEvent({ id: PROJECT_ID, path: PROJECT_PATH, gitUrl }, commit),
     });
     expect(res.status).toBe(202);
     const { build_id: buildId } = (await res.json()) as { build_id: string };

@@ -7,8 +7,7 @@ import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import type { Release } from "../services/domain/releases/release.js";
 import type { RunningServer } from "../services/roles/server/server.js";
-import { waitFor } from "./helpers/apps.js";
-import { GitlabDouble, PUSH_HOOK } from "./helpers/gitlab-double.js";
+import { GitlabDouble, gitlabPushBuild, PUSH_HOOK } from "./helpers/gitlab-double.js";
 import { capturedLogger, clientOf, startLocalServer } from "./helpers/local-server.js";
 import { startRedis } from "./helpers/redis.js";
 
@@ -199,20 +198,13 @@ describe("commit statuses of a linked tool's builds", () => {
   const sha = () => (++n).toString(16).padStart(2, "0").repeat(20);
 
   async function newBuild(commit: string, toolName = tool.name, over: Partial<Build> = {}): Promise<Build> {
-    const build: Build = {
+    const build = gitlabPushBuild({
       id: `b${commit.slice(0, 8)}${Math.random().toString(36).slice(2, 6)}`,
       tool: toolName,
-      component: "web",
       commit,
-      ref: "refs/heads/main",
       source_url: `${gitlab.url}/${PROJECT_PATH}.git`,
-      trigger: { kind: "gitlab_push", ref: "refs/heads/main" },
-      status: "pending",
-      phase: "queued",
-      reason: "push to the default branch",
-      created_at: new Date().toISOString(),
       ...over,
-    };
+    });
     await store.createBuild(build);
     return build;
   }
@@ -234,19 +226,8 @@ describe("commit statuses of a linked tool's builds", () => {
     return r;
   }
 
-  /** The states posted for a commit, in the order GitLab received them. */
-  const posted = (commit: string) =>
-    gitlab
-      .requestsTo("POST", new RegExp(`/projects/${PROJECT_ID}/statuses/${commit}$`))
-      .map((r) => r.body.state as string);
-
-  const settled = (commit: string, state: string) =>
-    waitFor(
-      `status ${state} on ${commit.slice(0, 8)}`,
-      () => Promise.resolve(gitlab.statuses(PROJECT_ID, commit).find((s) => s.status === state)),
-      30_000,
-      100,
-    );
+  const posted = (commit: string) => gitlab.postedStates(PROJECT_ID, commit);
+  const settled = (commit: string, state: string) => gitlab.settled(PROJECT_ID, commit, state);
 
   it("posts pending, running, then success when the release is live, linking the build log", async () => {
     const commit = sha();

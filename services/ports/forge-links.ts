@@ -50,14 +50,21 @@ export function linkView(link: GitlabLinkRecord) {
   };
 }
 
+/** The commit-status steps of a build, in the only order they may be posted. */
+export const STATUS_STEPS = ["pending", "running", "final"] as const;
+export type StatusStep = (typeof STATUS_STEPS)[number];
+
 export interface ForgeLinkStore {
   get(tool: string): Promise<GitlabLinkRecord | undefined>;
   put(link: GitlabLinkRecord): Promise<void>;
   delete(tool: string): Promise<void>;
   /**
-   * Claims the right to post one commit-status step (`pending`, `running`, `final`) of a build. Returns
-   * true once per build and step across all processes, so a state is posted once and a late `pending`
-   * (a retried build) never follows `running`.
+   * Claims the right to post one commit-status step (`pending`, `running`, `final`) of a build for the
+   * event `token` names. Steps only move forward: true once per build and step across all processes,
+   * false for a step at or before one already claimed, so a state is posted once and a late `pending`
+   * (a retried build, or an event another process handled late) never follows `running`. The same
+   * token claiming the same step again gets true: an event delivered again after its handler died
+   * mid-post is posted, not lost.
    */
-  claimStatus(buildId: string, step: "pending" | "running" | "final"): Promise<boolean>;
+  claimStatus(buildId: string, step: StatusStep, token: string): Promise<boolean>;
 }

@@ -3,6 +3,8 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import express, { type NextFunction, type Request, type Response } from "express";
+import type { Build } from "../../services/domain/builds/build.js";
+import { waitFor } from "./apps.js";
 import { gitHttpBackend } from "./git-http.js";
 
 /**
@@ -22,6 +24,43 @@ import { gitHttpBackend } from "./git-http.js";
 export const PUSH_HOOK = JSON.parse(
   readFileSync(path.join(import.meta.dirname, "../fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
 ) as Record<string, unknown>;
+
+/**
+ * The record of a build a GitLab push to `main` of the double's project queued, still pending: what the
+ * store holds before the builder takes it, for tests that drive statuses through the store.
+ */
+export function gitlabPushBuild(
+  fields: { id: string; tool: string; commit: string; source_url: string } & Partial<Build>,
+): Build {
+  return {
+    component: "web",
+    ref: "refs/heads/main",
+    trigger: { kind: "gitlab_push", ref: "refs/heads/main" },
+    status: "pending",
+    phase: "queued",
+    reason: "push to the default branch",
+    created_at: new Date().toISOString(),
+    ...fields,
+  };
+}
+
+/** A push event of the default branch of a double's project, as GitLab would send it for `commit`. */
+export function pushEvent(project: { id: number; path: string; gitUrl: string }, commit: string): string {
+  return JSON.stringify({
+    ...PUSH_HOOK,
+    ref: "refs/heads/main",
+    before: "0".repeat(40),
+    after: commit,
+    checkout_sha: commit,
+    project: {
+      ...(PUSH_HOOK.project as object),
+      id: project.id,
+      git_http_url: project.gitUrl,
+      default_branch: "main",
+      path_with_namespace: project.path,
+    },
+  });
+}
 
 export type Role = "guest" | "reporter" | "developer" | "maintainer";
 const LEVEL: Record<Role, number> = { guest: 10, reporter: 20, developer: 30, maintainer: 40 };
@@ -85,8 +124,14 @@ interface Project {
   statuses: DoubleStatus[];
 }
 
-/** What the next N requests do instead of being answered. */
-export type Fault = { readonly kind: "status"; readonly status: number } | { readonly kind: "drop" };
+/**
+ * What the next N requests do instead of being answered: a status code, the connection closed, or held
+ * open unanswered (a GitLab that hangs) until the client gives up or the double closes.
+ */
+export type Fault =
+  | { readonly kind: "status"; readonly status: number }
+  | { readonly kind: "drop" }
+  | { readonly kind: "hang" };
 
 const HOOK_EVENTS = [
   "push_events",
@@ -124,6 +169,8 @@ const TRANSITIONS: Record<string, { from: readonly string[]; to: string }> = {
 
 export class GitlabDouble {
   readonly requests: RecordedRequest[] = [];
+  /** Requests met with a fault (`failNext`) rather than answered; they are not in `requests`. */
+  faulted = 0;
   private readonly projects = new Map<number, Project>();
   private readonly tokens = new Map<string, DoubleToken>();
   private faults: { fault: Fault; remaining: number } | undefined;
@@ -185,6 +232,23 @@ export class GitlabDouble {
     return this.requests.filter((r) => r.method === method && pathPattern.test(r.path));
   }
 
+  /** The states Slipway posted for a commit, in the order the double received them. */
+  postedStates(projectId: number, sha: string): string[] {
+    return this.requestsTo("POST", new RegExp(`/projects/${projectId}/statuses/${sha}$`)).map(
+      (r) => r.body.state as string,
+    );
+  }
+
+  /** Waits until the commit has a status in `state`. */
+  settled(projectId: number, sha: string, state: string, timeoutMs = 30_000): Promise<DoubleStatus> {
+    return waitFor(
+      `status ${state} on ${sha.slice(0, 8)}`,
+      () => Promise.resolve(this.statuses(projectId, sha).find((s) => s.status === state)),
+      timeoutMs,
+      100,
+    );
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -219,11 +283,13 @@ export class GitlabDouble {
     }
     if (this.faults !== undefined && this.faults.remaining > 0) {
       this.faults.remaining -= 1;
+      this.faulted += 1;
       const { fault } = this.faults;
       if (fault.kind === "drop") {
         req.socket.destroy();
         return;
       }
+      if (fault.kind === "hang") return;
       res.status(fault.status).json({ message: `${fault.status} Simulated failure` });
       return;
     }

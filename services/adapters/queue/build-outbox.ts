@@ -4,6 +4,7 @@ import type { Build } from "../../domain/builds/build.js";
 import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { closeConnection, commandConnection, isConnectionError } from "../redis/connection.js";
+import { releaseLease, takeLease } from "../redis/lease.js";
 import { buildOutboxKeys } from "../store/redis-store.js";
 import type { JobQueue } from "./bullmq.js";
 
@@ -103,15 +104,14 @@ export class BuildOutbox {
     this.closed = true;
     clearInterval(this.timer);
     await this.running;
-    await this.redis.eval(RELEASE, 1, this.lockKey(), this.owner).catch(() => undefined);
+    await releaseLease(this.redis, this.lockKey(), this.owner).catch(() => undefined);
     await Promise.all([closeConnection(this.subscriber), closeConnection(this.redis)]);
   }
 
   private async drain(): Promise<void> {
     while (!this.closed) {
-      const held = await this.redis.eval(LOCK, 1, this.lockKey(), this.owner, LOCK_MS);
       // Another process moves them; it is woken by the same messages.
-      if (held !== 1) return;
+      if (!(await takeLease(this.redis, this.lockKey(), this.owner, LOCK_MS))) return;
       const entries = await this.redis.lrange(this.keys.list, 0, BATCH - 1);
       if (entries.length === 0) return;
       await this.move(entries);
@@ -170,19 +170,7 @@ export class BuildOutbox {
   }
 }
 
-const LOCK = `
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] or not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0`;
-
 const TRIM = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('LTRIM', KEYS[2], ARGV[2], -1)
 return 1`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;

@@ -1,6 +1,11 @@
 import type { Redis } from "ioredis";
 import type { CryptoBox } from "../../platform/crypto-box.js";
-import type { ForgeLinkStore, GitlabLinkRecord } from "../../ports/forge-links.js";
+import {
+  STATUS_STEPS,
+  type ForgeLinkStore,
+  type GitlabLinkRecord,
+  type StatusStep,
+} from "../../ports/forge-links.js";
 
 const P = "slipway:";
 /** Long enough for any build to end; the claims only need to outlive the build they belong to. */
@@ -48,8 +53,35 @@ export class RedisForgeLinks implements ForgeLinkStore {
     await this.redis.del(`${P}forge-link:${tool}`);
   }
 
-  async claimStatus(buildId: string, step: "pending" | "running" | "final"): Promise<boolean> {
-    const ok = await this.redis.set(`${P}forge-status:${buildId}:${step}`, "1", "EX", CLAIM_TTL_S, "NX");
-    return ok !== null;
+  async claimStatus(buildId: string, step: StatusStep, token: string): Promise<boolean> {
+    const claimed = await this.redis.eval(
+      CLAIM,
+      1,
+      `${P}forge-status:${buildId}`,
+      STATUS_STEPS.indexOf(step),
+      token,
+      CLAIM_TTL_S,
+    );
+    return claimed === 1;
   }
 }
+
+/**
+ * KEYS: the build's claim (`<step index>:<token>`). ARGV: step index, token, TTL. A later step than the
+ * one held takes it over; the same step with the same token is the same claim again; anything else is
+ * refused.
+ */
+const CLAIM = `
+local held = redis.call('GET', KEYS[1])
+local step = tonumber(ARGV[1])
+if held then
+  local sep = string.find(held, ':', 1, true)
+  local held_step = tonumber(string.sub(held, 1, sep - 1))
+  if held_step > step then return 0 end
+  if held_step == step then
+    if string.sub(held, sep + 1) == ARGV[2] then return 1 end
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'EX', ARGV[3])
+return 1`;

@@ -4,9 +4,10 @@ import type { Build } from "../../domain/builds/build.js";
 import type { Release } from "../../domain/releases/release.js";
 import type { Tool } from "../../domain/tools/tool.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
+import type { StateEvent } from "../../ports/state-events.js";
 import type { PushIntake, PushOutcome, Route, SecretKind, StateStore } from "../../ports/store.js";
 import { closeConnection, commandConnection, duplicateConnection } from "../redis/connection.js";
-import { publishStateEvent, STATE_EVENTS_CHANNEL } from "./redis-state-events.js";
+import { appendStateEvent, STATE_EVENTS_MAXLEN, STATE_EVENTS_STREAM } from "./redis-state-events.js";
 
 const P = "slipway:";
 const DELIVERY_TTL_S = 24 * 3600;
@@ -138,14 +139,8 @@ export class RedisStore implements StateStore {
       `${P}newest:${build.tool}:${build.component}`,
       this.outbox.list,
       this.outbox.unmoved,
+      STATE_EVENTS_STREAM,
     ];
-    const event = {
-      kind: "build",
-      id: build.id,
-      tool: build.tool,
-      status: build.status,
-      reason: build.reason,
-    };
     const superseded = JSON.stringify({
       status: "superseded",
       reason: intake.supersededReason,
@@ -163,8 +158,8 @@ export class RedisStore implements StateStore {
       intake.duplicateAnswer,
       // Appended to the waiting build's JSON: only the fields that change (see INTAKE).
       `,${superseded.slice(1, -1)}}`,
-      STATE_EVENTS_CHANNEL,
-      JSON.stringify(event),
+      STATE_EVENTS_MAXLEN,
+      JSON.stringify(buildEvent(build)),
       intake.supersededReason,
       this.outbox.channel,
     ])) as [string, string];
@@ -174,7 +169,10 @@ export class RedisStore implements StateStore {
   }
 
   async startBuild(id: string, patch: Partial<Build>): Promise<Build | undefined> {
-    return this.patchBuildIf(id, patch, (b) => b.status === "pending");
+    return this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`, {
+      guard: (b: Build) => b.status === "pending",
+      event: patch.status === undefined ? undefined : buildEvent,
+    });
   }
 
   async takeOverBuild(
@@ -182,35 +180,18 @@ export class RedisStore implements StateStore {
     builder: string | undefined,
     patch: Partial<Build>,
   ): Promise<Build | undefined> {
-    return this.patchBuildIf(id, patch, (b) => b.status === "running" && b.builder === builder);
-  }
-
-  private async patchBuildIf(
-    id: string,
-    patch: Partial<Build>,
-    guard: (current: Build) => boolean,
-  ): Promise<Build | undefined> {
-    const next = await this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`, guard);
-    if (next && patch.status !== undefined) {
-      const { tool, status, reason } = next;
-      await publishStateEvent(this.redis, { kind: "build", id, tool, status, reason });
-    }
-    return next;
+    return this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`, {
+      guard: (b: Build) => b.status === "running" && b.builder === builder,
+      event: patch.status === undefined ? undefined : buildEvent,
+    });
   }
 
   async createBuild(build: Build): Promise<void> {
-    await this.redis
+    const multi = this.redis
       .multi()
       .set(`${P}build:${build.id}`, JSON.stringify(build))
-      .zadd(`${P}tool:${build.tool}:builds`, Date.parse(build.created_at), build.id)
-      .exec();
-    await publishStateEvent(this.redis, {
-      kind: "build",
-      id: build.id,
-      tool: build.tool,
-      status: build.status,
-      reason: build.reason,
-    });
+      .zadd(`${P}tool:${build.tool}:builds`, Date.parse(build.created_at), build.id);
+    await appendStateEvent(multi, buildEvent(build)).exec();
   }
 
   async getBuild(id: string): Promise<Build | undefined> {
@@ -218,12 +199,9 @@ export class RedisStore implements StateStore {
   }
 
   async updateBuild(id: string, patch: Partial<Build>): Promise<Build> {
-    const next = await this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`);
-    if (patch.status !== undefined) {
-      const { tool, status, reason } = next;
-      await publishStateEvent(this.redis, { kind: "build", id, tool, status, reason });
-    }
-    return next;
+    return this.patch<Build>(`${P}build:${id}`, patch, `build ${id}`, {
+      event: patch.status === undefined ? undefined : buildEvent,
+    });
   }
 
   async listBuilds(tool: string, limit: number): Promise<Build[]> {
@@ -258,12 +236,9 @@ export class RedisStore implements StateStore {
   }
 
   async updateRelease(id: string, patch: Partial<Release>): Promise<Release> {
-    const next = await this.patch<Release>(`${P}release:${id}`, patch, `release ${id}`);
-    if (patch.status !== undefined) {
-      const { tool, build_id, status, reason } = next;
-      await publishStateEvent(this.redis, { kind: "release", id, tool, build_id, status, reason });
-    }
-    return next;
+    return this.patch<Release>(`${P}release:${id}`, patch, `release ${id}`, {
+      event: patch.status === undefined ? undefined : releaseEvent,
+    });
   }
 
   async listReleases(tool: string, limit: number): Promise<Release[]> {
@@ -310,20 +285,27 @@ export class RedisStore implements StateStore {
 
   /**
    * Read-modify-write under WATCH so concurrent updates (a cancel during a build) are not lost. With
-   * `guard`, the write happens only if the current record passes it; otherwise undefined.
+   * `guard`, the write happens only if the current record passes it; otherwise undefined. With `event`,
+   * the state event of the new record is appended in the same MULTI: a status is never written without
+   * its event, nor an event recorded for a write that did not happen.
    */
-  private patch<T extends object>(key: string, patch: Partial<T>, what: string): Promise<T>;
   private patch<T extends object>(
     key: string,
     patch: Partial<T>,
     what: string,
-    guard: (current: T) => boolean,
+    options?: { event?: ((next: T) => StateEvent) | undefined },
+  ): Promise<T>;
+  private patch<T extends object>(
+    key: string,
+    patch: Partial<T>,
+    what: string,
+    options: { guard: (current: T) => boolean; event?: ((next: T) => StateEvent) | undefined },
   ): Promise<T | undefined>;
   private patch<T extends object>(
     key: string,
     patch: Partial<T>,
     what: string,
-    guard?: (current: T) => boolean,
+    { guard, event }: { guard?: (current: T) => boolean; event?: ((next: T) => StateEvent) | undefined } = {},
   ): Promise<T | undefined> {
     const slot = this.tx[hashOf(key) % this.tx.length]!;
     const tx = slot.conn;
@@ -340,7 +322,8 @@ export class RedisStore implements StateStore {
           return undefined;
         }
         const next = { ...current, ...patch };
-        const done = await tx.multi().set(key, JSON.stringify(next)).exec();
+        const multi = tx.multi().set(key, JSON.stringify(next));
+        const done = await (event ? appendStateEvent(multi, event(next)) : multi).exec();
         if (done !== null) return next;
       }
       throw new ConflictError(`${what} is being changed concurrently; try again`);
@@ -357,6 +340,14 @@ export class RedisStore implements StateStore {
   }
 }
 
+function buildEvent({ id, tool, status, reason }: Build): StateEvent {
+  return { kind: "build", id, tool, status, reason };
+}
+
+function releaseEvent({ id, tool, build_id, status, reason }: Release): StateEvent {
+  return { kind: "release", id, tool, build_id, status, reason };
+}
+
 const SECRET_FIELDS = {
   token: "token_hash",
   webhook: "webhook_secret_hash",
@@ -365,9 +356,10 @@ const SECRET_FIELDS = {
 
 /**
  * One push, atomically (see StateStore.intakePush). KEYS: delivery, commit claim, build, the tool's
- * build index, the component's newest build, outbox list, outbox unmoved set. ARGV: key prefix, has
- * delivery, delivery TTL, force, build id, build JSON, created ms, queued answer, duplicate answer,
- * superseded fields, state channel, new build's state event, superseded reason, outbox channel.
+ * build index, the component's newest build, outbox list, outbox unmoved set, state event stream. ARGV:
+ * key prefix, has delivery, delivery TTL, force, build id, build JSON, created ms, queued answer,
+ * duplicate answer, superseded fields, state stream's MAXLEN, new build's state event, superseded
+ * reason, outbox channel.
  *
  * The waiting build it supersedes is found through `newest` and read by a key built here, not passed
  * in KEYS: fine on the one Redis Slipway uses, not on a cluster. Its record is patched by appending
@@ -395,7 +387,7 @@ redis.call('SET', KEYS[3], ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[7], id)
 redis.call('RPUSH', KEYS[6], id)
 redis.call('SADD', KEYS[7], id)
-redis.call('PUBLISH', ARGV[11], ARGV[12])
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[11], '*', 'event', ARGV[12])
 local older = redis.call('GET', KEYS[5])
 redis.call('SET', KEYS[5], id)
 local superseded = ''
@@ -408,8 +400,8 @@ if older and older ~= id then
       redis.call('SET', okey, string.sub(raw, 1, -2) .. ARGV[10])
       local ckey = P .. 'commit:' .. b.tool .. ':' .. b.component .. ':' .. b.commit
       if redis.call('GET', ckey) == older then redis.call('DEL', ckey) end
-      redis.call('PUBLISH', ARGV[11], cjson.encode({kind = 'build', id = older, tool = b.tool,
-        status = 'superseded', reason = ARGV[13]}))
+      redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[11], '*', 'event', cjson.encode({kind = 'build',
+        id = older, tool = b.tool, status = 'superseded', reason = ARGV[13]}))
       -- Already taken by a mover: it may be in the job queue, so the mover takes it off again.
       if redis.call('SREM', KEYS[7], older) == 0 then redis.call('RPUSH', KEYS[6], 'x:' .. older) end
       superseded = older

@@ -2,8 +2,8 @@ import type { Build } from "../builds/build.js";
 import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { commitStatusName, type CommitState, type CommitStatusReporter } from "../../ports/forge.js";
-import type { ForgeLinkStore, GitlabLinkRecord } from "../../ports/forge-links.js";
-import type { StateEvent, StateEvents } from "../../ports/state-events.js";
+import type { ForgeLinkStore, GitlabLinkRecord, StatusStep } from "../../ports/forge-links.js";
+import type { EventDelivery, StateEvent, StateEvents } from "../../ports/state-events.js";
 import { isLinkedRepository } from "./repository.js";
 
 export interface StatusNotifierDeps {
@@ -20,20 +20,23 @@ export interface StatusNotifierDeps {
 interface Step {
   readonly buildId: string;
   readonly state: CommitState;
-  readonly claim: "pending" | "running" | "final";
+  readonly claim: StatusStep;
   readonly description: string;
 }
 
 /**
  * Mirrors build and release states onto GitLab commit statuses for tools linked to a GitLab project. It
- * observes the store's state events rather than being called by the pipeline, so a forge that is slow or
- * down can delay a status, never a build.
+ * consumes the store's durable state events rather than being called by the pipeline, so a forge that is
+ * slow or down can delay a status, never a build, and a change made while no notifier ran is posted when
+ * one starts.
  *
  * Mapping: build queued → `pending`; build started → `running`; release live → `success`; build failed or
  * release failed → `failed`; build cancelled or superseded → `canceled`. A build that finished building
  * stays `running` until its release is live. Each step is claimed once per build across processes
- * (`ForgeLinkStore.claimStatus`), so a repeated state, a second notifier or a retried build (pending again
- * after running) posts nothing, and only the first final state counts.
+ * (`ForgeLinkStore.claimStatus`, steps only forward), so a repeated state, a second notifier or a retried
+ * build (pending again after running) posts nothing, and only the first final state counts. The claim
+ * carries the event's id: an event delivered again because its handler died mid-post is posted again
+ * (GitLab takes a repeated state as a no-op) rather than lost.
  */
 export class StatusNotifier {
   /** Per build, the chain of its reports: states are posted in the order they happened. */
@@ -42,27 +45,31 @@ export class StatusNotifier {
   constructor(private readonly deps: StatusNotifierDeps) {}
 
   async start(): Promise<void> {
-    await this.deps.events.watch((event) => this.enqueue(event));
+    await this.deps.events.consume((event, delivery) => this.enqueue(event, delivery));
   }
 
-  enqueue(event: StateEvent): void {
+  /**
+   * Resolves when the event is handled: posted, not for GitLab, or given up on by the reporter. Rejects
+   * when it could not be looked at (Redis unreachable), so that the event is delivered again.
+   */
+  enqueue(event: StateEvent, delivery: EventDelivery): Promise<void> {
     const buildId = event.kind === "build" ? event.id : event.build_id;
     const previous = this.chains.get(buildId) ?? Promise.resolve();
-    const next = previous
-      .then(() => this.handle(event))
-      .catch((error: unknown) => {
-        this.deps.logger.warn(
-          { tool: event.tool, build_id: buildId, error: errorMessage(error) },
-          "commit status not posted",
-        );
-      });
-    this.chains.set(buildId, next);
-    void next.finally(() => {
-      if (this.chains.get(buildId) === next) this.chains.delete(buildId);
+    const done = previous.then(() => this.handle(event, delivery.id));
+    const settled = done.catch((error: unknown) => {
+      this.deps.logger.warn(
+        { tool: event.tool, build_id: buildId, attempt: delivery.attempt, error: errorMessage(error) },
+        "commit status not posted",
+      );
     });
+    this.chains.set(buildId, settled);
+    void settled.finally(() => {
+      if (this.chains.get(buildId) === settled) this.chains.delete(buildId);
+    });
+    return done;
   }
 
-  private async handle(event: StateEvent): Promise<void> {
+  private async handle(event: StateEvent, eventId: string): Promise<void> {
     const step = stepFor(event);
     if (step === undefined) return;
     // The one lookup every event of an unlinked tool costs.
@@ -73,7 +80,7 @@ export class StatusNotifier {
     // A push to Slipway's own git remote (or another repository) is not a commit GitLab knows.
     const fromGitlab = build.trigger.kind === "gitlab_push" || build.trigger.kind === "gitlab_tag";
     if (!fromGitlab && !isLinkedRepository(link, build.source_url)) return;
-    if (!(await this.deps.links.claimStatus(build.id, step.claim))) return;
+    if (!(await this.deps.links.claimStatus(build.id, step.claim, eventId))) return;
     const log = this.deps.logger.child({
       tool: event.tool,
       build_id: build.id,

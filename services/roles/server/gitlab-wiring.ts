@@ -67,7 +67,12 @@ export async function gitlabFeature(deps: GitlabFeatureDeps) {
 
     /** Starts posting commit statuses; returns the closer. */
     async startNotifier(): Promise<() => Promise<void>> {
-      const events = RedisStateEvents.create(deps.redisUrl);
+      // From the first event the stream holds: what happened while no API process ran is posted now.
+      const events = RedisStateEvents.create(deps.redisUrl, {
+        group: "gitlab-statuses",
+        from: "all",
+        logger,
+      });
       const notifier = new StatusNotifier({
         events,
         links,
@@ -83,7 +88,8 @@ export async function gitlabFeature(deps: GitlabFeatureDeps) {
         logger,
       });
       await notifier.start();
-      // Reports still retrying at shutdown are dropped: a status is never worth delaying a stop.
+      // Reports still retrying at shutdown are not waited for: their events stay unacknowledged and
+      // another API process (or this one, restarted) posts them after the claim idle time.
       return () => events.close();
     },
   };
