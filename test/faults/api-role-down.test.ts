@@ -61,6 +61,8 @@ beforeAll(async () => {
     SLIPWAY_REGISTRY_PASSWORD: registry.password,
     SLIPWAY_PORT: String(await freePort()),
     SLIPWAY_HEALTH_TIMEOUT_S: "30",
+    // The GitLab double serves the repository on loopback, which source fetches refuse unless allowed.
+    SLIPWAY_SOURCE_ALLOW_HOSTS: new URL(gitlab.url).host,
   };
   const home = path.join(tmp, "slipway");
   roleOptions = (role) => ({ home, env, role, ready: role === "builder" });
