@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -104,6 +105,10 @@ describe("release phase at its container's limits", () => {
   };
 
   it("a release process that is itself killed for memory: `ran out of memory (limit 64 MiB)`", async () => {
+    // conmon drops an empty `oom` file in podman's working directory on an OOM kill; before podman ran
+    // from a directory of its own, that was the directory Slipway was started in (the user's checkout).
+    const stray = path.join(process.cwd(), "oom");
+    await rm(stray, { force: true });
     const { result, lines } = releasePhase(HOG, 64);
     expect(await result).toMatchObject({
       code: 137,
@@ -112,6 +117,7 @@ describe("release phase at its container's limits", () => {
     });
     expect(lines).toContain("hog: allocating");
     expect(await leftovers()).toEqual([]);
+    expect(existsSync(stray)).toBe(false);
   }, 120_000);
 
   it("a release phase whose children keep being killed for memory is stopped at once", async () => {

@@ -11,7 +11,7 @@ import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
 import { ContainerLimits } from "./limits.js";
 import { batchLines } from "./line-batcher.js";
-import { podman, podmanEnv } from "./podman.js";
+import { podman, podmanEnv, podmanWorkDir } from "./podman.js";
 import { pullImage } from "./pull.js";
 
 const LABEL = "io.slipway";
@@ -134,6 +134,7 @@ export class PodmanJobsRuntime implements JobsRuntime {
     return new Promise((resolve) => {
       const child = spawn("podman", ["logs", "-f", id], {
         env: podmanEnv(this.options.repoRoot),
+        cwd: podmanWorkDir(),
         stdio: ["ignore", "pipe", "pipe"],
       });
       const end = batchLines(child, onLines, { flushMs: FLUSH_MS, flushLines: FLUSH_LINES });

@@ -1,3 +1,4 @@
+import { mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { run, type RunResult } from "../../platform/process.js";
@@ -22,6 +23,7 @@ export interface PodmanOptions {
 export function podman(args: readonly string[], opts: PodmanOptions): Promise<RunResult> {
   return run("podman", args, {
     env: podmanEnv(opts.repoRoot),
+    cwd: podmanWorkDir(),
     allowFailure: opts.allowFailure,
     input: opts.input,
     signal: opts.signal,
@@ -37,4 +39,18 @@ export function podmanEnv(repoRoot: string): NodeJS.ProcessEnv {
     LANG: "C.UTF-8",
     CONTAINERS_CONF: path.join(repoRoot, "infra", "containers.conf"),
   };
+}
+
+let workDir: string | undefined;
+
+/**
+ * The working directory podman runs in. conmon writes an empty `oom` file into it when an exec session is
+ * killed for memory; left to inherit, that is whatever directory Slipway was started in (a checkout).
+ */
+export function podmanWorkDir(): string {
+  if (!workDir) {
+    workDir = path.join(os.tmpdir(), `slipway-podman-${process.getuid?.() ?? 0}`);
+    mkdirSync(workDir, { recursive: true, mode: 0o700 });
+  }
+  return workDir;
 }

@@ -4,7 +4,7 @@ import type { Logger } from "../../platform/logger.js";
 import type { ProcessLogs } from "../../ports/process-logs.js";
 import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
 import { batchLines } from "./line-batcher.js";
-import { podmanEnv } from "./podman.js";
+import { podmanEnv, podmanWorkDir } from "./podman.js";
 
 /** Lines go to the store in batches: a busy webservice costs one write per batch, never one per request. */
 const FLUSH_MS = 500;
@@ -76,6 +76,7 @@ export class LogFollowingRuntime implements AppRuntime {
     const args = ["logs", "-f", ...(since ? ["--since", since] : []), app.id];
     const child = spawn("podman", args, {
       env: podmanEnv(this.deps.repoRoot),
+      cwd: podmanWorkDir(),
       stdio: ["ignore", "pipe", "pipe"],
       signal: controller.signal,
     });
