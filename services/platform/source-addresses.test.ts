@@ -21,13 +21,29 @@ describe("source addresses", () => {
       ["::ffff:7f00:1", "IPv4-mapped"],
       ["::ffff:10.0.0.1", "IPv4-mapped"],
       ["224.0.0.1", "multicast"],
+      ["64:ff9b::7f00:1", "NAT64 (loopback 127.0.0.1)"],
+      ["64:ff9b::10.1.2.3", "NAT64 (private 10.1.2.3)"],
+      ["64:ff9b:1::a9fe:a9fe", "NAT64 (link-local 169.254.169.254)"],
+      ["2002:c0a8:0101::1", "6to4 (private 192.168.1.1)"],
+      ["2002:7f00:1::", "6to4 (loopback 127.0.0.1)"],
+      ["2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"],
     ] as const) {
       expect(forbiddenAddressKind(ip), ip).toBe(kind);
     }
   });
 
   it("lets public addresses through", () => {
-    for (const ip of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:4860:4860::8888", "1.1.1.1"]) {
+    for (const ip of [
+      "8.8.8.8",
+      "172.32.0.1",
+      "100.128.0.1",
+      "2001:4860:4860::8888",
+      "1.1.1.1",
+      // NAT64 and 6to4 addresses of public IPv4 hosts (DNS64's answer for a GitLab on IPv4).
+      "64:ff9b::8.8.8.8",
+      "64:ff9b::808:808",
+      "2002:808:808::1",
+    ]) {
       expect(forbiddenAddressKind(ip), ip).toBeUndefined();
     }
   });

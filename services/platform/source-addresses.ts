@@ -22,6 +22,8 @@ const RANGES: readonly (readonly [kind: string, family: "ipv4" | "ipv6", prefix:
   ["loopback", "ipv6", "::1", 128],
   // An IPv4 address written as IPv6 (`[::ffff:127.0.0.1]`) reaches the IPv4 host: none is fetched from.
   ["IPv4-mapped", "ipv6", "::ffff:0:0", 96],
+  // Teredo tunnels to an address hidden (XOR-ed) in the rest; nothing current needs it, so none is fetched.
+  ["Teredo", "ipv6", "2001::", 32],
   ["unique-local (private)", "ipv6", "fc00::", 7],
   ["link-local", "ipv6", "fe80::", 10],
   ["multicast", "ipv6", "ff00::", 8],
@@ -33,12 +35,56 @@ const lists = RANGES.map(([kind, family, prefix, bits]) => {
   return { kind, family, list };
 });
 
+/**
+ * IPv6 prefixes that carry an IPv4 address the packet is delivered to: NAT64 (`64:ff9b::/96` and the
+ * local-use `64:ff9b:1::/48`, the last 32 bits) and 6to4 (`2002::/16`, bits 16–48). Such an address is
+ * judged by the IPv4 address inside, so `[64:ff9b::7f00:1]` is loopback while DNS64 answers for a public
+ * GitLab still work.
+ */
+const EMBEDDING: readonly (readonly [name: string, list: net.BlockList, firstByte: number])[] = [
+  ["NAT64", subnet("64:ff9b::", 96), 12],
+  ["NAT64", subnet("64:ff9b:1::", 48), 12],
+  ["6to4", subnet("2002::", 16), 2],
+];
+
+function subnet(prefix: string, bits: number): net.BlockList {
+  const list = new net.BlockList();
+  list.addSubnet(prefix, bits, "ipv6");
+  return list;
+}
+
 /** Why an IP address is not fetched from ("loopback", "private", …), or undefined for a public one. */
 export function forbiddenAddressKind(address: string): string | undefined {
   const ip = address.replace(/^\[|\]$/g, "");
   const family = net.isIPv4(ip) ? "ipv4" : net.isIPv6(ip) ? "ipv6" : undefined;
   if (family === undefined) return undefined;
-  return lists.find((l) => l.family === family && l.list.check(ip, family))?.kind;
+  const kind = lists.find((l) => l.family === family && l.list.check(ip, family))?.kind;
+  if (kind !== undefined || family === "ipv4") return kind;
+  for (const [name, list, firstByte] of EMBEDDING) {
+    if (!list.check(ip, "ipv6")) continue;
+    const inner = ipv6Bytes(ip)
+      .slice(firstByte, firstByte + 4)
+      .join(".");
+    const innerKind = forbiddenAddressKind(inner);
+    return innerKind === undefined ? undefined : `${name} (${innerKind} ${inner})`;
+  }
+  return undefined;
+}
+
+/** The 16 bytes of a valid IPv6 address, `::` and a trailing dotted quad expanded. */
+function ipv6Bytes(ip: string): number[] {
+  let text = ip.split("%")[0]!;
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = "", tail] = text.split("::");
+  const groups = (part: string) => (part === "" ? [] : part.split(":"));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right];
+  return all.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
 }
 
 /**
