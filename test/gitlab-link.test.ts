@@ -62,7 +62,11 @@ beforeAll(async () => {
   gitlab.addToken(MAINTAINER, { role: "maintainer" });
   ({ server } = await startLocalServer({
     home,
-    env: { REDIS_URL: redis.url, SLIPWAY_LOG_LEVEL: "debug" },
+    env: {
+      REDIS_URL: redis.url,
+      SLIPWAY_LOG_LEVEL: "debug",
+      SLIPWAY_SOURCE_ALLOW_HOSTS: new URL(gitlab.url).host,
+    },
     logger: serverLog.logger,
     role: "api",
     ready: false,

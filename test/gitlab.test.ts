@@ -1,3 +1,5 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { GitlabForgeLink } from "../services/adapters/gitlab/forge-link.js";
@@ -40,9 +42,21 @@ const retry = () => ({
 });
 
 const link = (token = MAINTAINER) =>
-  GitlabForgeLink.create({ host: gitlab.url, token, logger, retry: retry() });
+  GitlabForgeLink.create({
+    host: gitlab.url,
+    token,
+    allowHosts: [new URL(gitlab.url).host],
+    logger,
+    retry: retry(),
+  });
 const reporter = (token = DEVELOPER) =>
-  GitlabStatusReporter.create({ host: gitlab.url, token, logger, retry: retry() });
+  GitlabStatusReporter.create({
+    host: gitlab.url,
+    token,
+    allowHosts: [new URL(gitlab.url).host],
+    logger,
+    retry: retry(),
+  });
 const status = (over: Partial<CommitStatus> = {}): CommitStatus => ({
   projectId: PROJECT_ID,
   sha: SHA,
@@ -331,6 +345,7 @@ describe("commit statuses", () => {
     const unreachable = GitlabStatusReporter.create({
       host: closedUrl,
       token: DEVELOPER,
+      allowHosts: [new URL(closedUrl).host],
       logger,
       retry: retry(),
     });
@@ -342,10 +357,73 @@ describe("commit statuses", () => {
 
   it("refuses plain http to a non-loopback host, which would send the token in clear", () => {
     expect(() =>
-      GitlabStatusReporter.create({ host: "http://gitlab.example.org", token: DEVELOPER, logger }),
+      GitlabStatusReporter.create({
+        host: "http://gitlab.example.org",
+        token: DEVELOPER,
+        allowHosts: [],
+        logger,
+      }),
     ).toThrow(/must use https/);
   });
 });
+
+describe("a GitLab URL from a tool owner", () => {
+  it("on a loopback address is refused before any request, unless the operator allows the host", async () => {
+    const notAllowed = GitlabForgeLink.create({
+      host: gitlab.url,
+      token: MAINTAINER,
+      allowHosts: [],
+      logger,
+    });
+    const error = await notAllowed.describeProject(PROJECT_PATH).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toBe(
+      `GitLab at ${new URL(gitlab.url).host} is a loopback address: Slipway calls GitLab only on public addresses. Use the instance's public URL, or ask the operator to add ${new URL(gitlab.url).host} to SLIPWAY_SOURCE_ALLOW_HOSTS`,
+    );
+    // A name is judged by what it resolves to.
+    const byName = GitlabStatusReporter.create({
+      host: gitlab.url.replace("127.0.0.1", "localhost"),
+      token: DEVELOPER,
+      allowHosts: [],
+      logger,
+    });
+    expect(await byName.report(status())).toMatchObject({ ok: false, code: "rejected", attempts: 1 });
+    expect(gitlab.requests).toHaveLength(0);
+  });
+
+  it("cannot redirect Slipway to a loopback service", async () => {
+    // An allowed host stands in for a public GitLab that answers with a redirect to a local port.
+    const target = http.createServer((_req, res) => res.end("{}"));
+    const bouncer = http.createServer((req, res) => {
+      res.writeHead(302, {
+        location: `http://localhost:${(target.address() as AddressInfo).port}${req.url}`,
+      });
+      res.end();
+    });
+    const hits: string[] = [];
+    target.on("request", (req: http.IncomingMessage) => hits.push(req.url ?? ""));
+    await Promise.all([listen(target), listen(bouncer)]);
+    try {
+      const bounced = `http://127.0.0.1:${(bouncer.address() as AddressInfo).port}`;
+      const forge = GitlabForgeLink.create({
+        host: bounced,
+        token: MAINTAINER,
+        allowHosts: [new URL(bounced).host],
+        logger,
+      });
+      const error = await forge.describeProject(PROJECT_PATH).catch((e: unknown) => e);
+      expect((error as Error).message).toMatch(/^GitLab at localhost:\d+ is a loopback address/);
+      expect(hits).toEqual([]);
+    } finally {
+      target.close();
+      bouncer.close();
+    }
+  });
+});
+
+function listen(server: http.Server): Promise<void> {
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+}
 
 describe("logs", () => {
   // Runs last (vitest runs a file's tests in order): every test above logged through the real logger at

@@ -110,6 +110,7 @@ beforeAll(async () => {
     redisUrl: redis.url,
     redis: raw,
     store,
+    allowHosts: [new URL(base).host],
     logger,
   });
   await feature.links.put({

@@ -52,6 +52,8 @@ beforeAll(async () => {
     SLIPWAY_REGISTRY_PASSWORD: registry.password,
     SLIPWAY_PORT: String(await freePort()),
     SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
+    // The GitLab double is on loopback, which only an operator's allow-list lets Slipway call.
+    SLIPWAY_SOURCE_ALLOW_HOSTS: new URL(gitlab.url).host,
   };
 });
 

@@ -73,6 +73,7 @@ const gitlabReporter = (link: { gitlab_url: string; access_token: string }): Com
   GitlabStatusReporter.create({
     host: link.gitlab_url,
     token: link.access_token,
+    allowHosts: [new URL(link.gitlab_url).host],
     logger: log.logger,
     retry: { attempts: 3, baseDelayMs: 10, maxDelayMs: 20 },
   });

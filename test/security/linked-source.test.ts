@@ -15,13 +15,19 @@ const PROJECT_PATH = "tools/linked-site";
 
 let gitlab: GitlabDouble;
 let server: RunningServer;
-const { api } = clientOf(() => server);
+const { api, request } = clientOf(() => server);
 
 beforeAll(async () => {
   gitlab = await GitlabDouble.start();
   gitlab.addProject({ id: PROJECT_ID, path: PROJECT_PATH, defaultBranch: "main" });
   gitlab.addToken(MAINTAINER, { role: "maintainer" });
-  ({ server } = await startLocalServer({ name: "linked-source", role: "api", ready: false }));
+  ({ server } = await startLocalServer({
+    name: "linked-source",
+    role: "api",
+    ready: false,
+    // The GitLab double is on loopback, which only an operator's allow-list lets Slipway call.
+    env: { SLIPWAY_SOURCE_ALLOW_HOSTS: new URL(gitlab.url).host },
+  }));
 });
 
 afterAll(async () => {
@@ -67,5 +73,24 @@ describe("a linked tool's push hook", () => {
     // The tool's source is what this build, `build start` and the redeploy hook fetch.
     const shown = await api<{ source: { url: string } | null }>(`/api/v1/tools/${tool.name}`);
     expect(shown.source?.url).toBe(`${gitlab.url}/${PROJECT_PATH}.git`);
+  });
+
+  it("cannot be linked to a GitLab on a loopback address the operator did not allow", async () => {
+    const tool = await api<{ name: string; token: string }>("/api/v1/tools", {
+      method: "POST",
+      body: JSON.stringify({ name: "linked-loopback" }),
+    });
+    // The allowed double's port under another name: `localhost` is not on the allow-list.
+    const local = gitlab.url.replace("127.0.0.1", "localhost");
+    const before = gitlab.requests.length;
+    const res = await request<{ error: { code: string; message: string } }>(
+      `/api/v1/tools/${tool.name}/gitlab`,
+      { method: "POST", body: JSON.stringify({ url: local, project: PROJECT_PATH, token: MAINTAINER }) },
+      tool.token,
+    );
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toContain(`GitLab at ${new URL(local).host} is a loopback address`);
+    expect(res.body.error.message).toContain("SLIPWAY_SOURCE_ALLOW_HOSTS");
+    expect(gitlab.requests.length).toBe(before);
   });
 });

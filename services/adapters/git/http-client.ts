@@ -1,15 +1,8 @@
-import dns from "node:dns";
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
-import type { LookupFunction } from "node:net";
 import type { HttpClient } from "isomorphic-git";
-import { SlipwayError } from "../../platform/errors.js";
-import {
-  describeKind,
-  forbiddenAddressKind,
-  forbiddenLiteralHost,
-  isAllowedHost,
-} from "../../platform/source-addresses.js";
+import { describeKind, forbiddenLiteralHost, isAllowedHost } from "../../platform/source-addresses.js";
+import { publicOnlyLookup, refusal, type RefusalMessage } from "../net/public-only.js";
 
 const MAX_REDIRECTS = 10;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -84,7 +77,8 @@ function send(
   const target = new URL(url);
   const transport = target.protocol === "https:" ? https : http;
   const literal = forbiddenLiteralHost(target, allowHosts);
-  if (literal !== undefined) return Promise.reject(refused(target, target.hostname, literal));
+  if (literal !== undefined)
+    return Promise.reject(refusal(target.host, target.hostname, literal, sourceRefusal));
   return new Promise((resolve, reject) => {
     const req = transport.request(
       target,
@@ -92,7 +86,9 @@ function send(
         method,
         headers: payload ? { ...headers, "content-length": String(payload.byteLength) } : headers,
         signal,
-        ...(isAllowedHost(target, allowHosts) ? {} : { lookup: publicOnlyLookup(target) }),
+        ...(isAllowedHost(target, allowHosts)
+          ? {}
+          : { lookup: publicOnlyLookup(target.host, sourceRefusal) }),
       },
       resolve,
     );
@@ -101,31 +97,11 @@ function send(
   });
 }
 
-/** dns.lookup, failing when any address the name resolves to is not a public one. */
-function publicOnlyLookup(target: URL): LookupFunction {
-  return (hostname, options, callback) => {
-    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
-      if (error) return callback(error, "", 0);
-      const bad = addresses.find((a) => forbiddenAddressKind(a.address) !== undefined);
-      if (bad) return callback(refused(target, bad.address, forbiddenAddressKind(bad.address)!), "", 0);
-      if (options.all)
-        return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, addresses);
-      const first = addresses[0];
-      if (!first)
-        return callback(Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }), "", 0);
-      callback(null, first.address, first.family);
-    });
-  };
-}
-
-function refused(target: URL, address: string, kind: string): SlipwayError {
-  const at = address === target.hostname ? "" : ` (it resolves to ${address})`;
-  return new SlipwayError(
-    "source_rejected",
-    `${target.host}${at} is ${describeKind(kind)}: Slipway fetches source only from public addresses. Use the repository's public URL, or ask the operator to add ${target.host} to SLIPWAY_SOURCE_ALLOW_HOSTS`,
-    { details: { host: target.host, address, kind } },
-  );
-}
+/** The message for a source host on an address that is not public. */
+const sourceRefusal: RefusalMessage = (host, address, kind) => {
+  const at = address === new URL(`http://${host}`).hostname ? "" : ` (it resolves to ${address})`;
+  return `${host}${at} is ${describeKind(kind)}: Slipway fetches source only from public addresses. Use the repository's public URL, or ask the operator to add ${host} to SLIPWAY_SOURCE_ALLOW_HOSTS`;
+};
 
 function withoutCredentials(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(

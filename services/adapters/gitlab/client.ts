@@ -1,5 +1,7 @@
+import type { Agent as HttpAgent } from "node:http";
 import { Gitlab } from "@gitbeaker/rest";
 import { InputError } from "../../platform/errors.js";
+import { publicOnlyDispatcher, serviceRefusal } from "../net/public-only.js";
 
 /** How to reach one GitLab instance as one tool's linked credential. */
 export interface GitlabConnection {
@@ -12,6 +14,12 @@ export interface GitlabConnection {
    * doubles) unless the operator allows it explicitly.
    */
   readonly allowHttp?: boolean | undefined;
+  /**
+   * Hosts that may be on loopback or private addresses (`SLIPWAY_SOURCE_ALLOW_HOSTS`). The URL is a tool
+   * owner's, so without this check a link could aim Slipway's requests at Redis or any other local
+   * service (SSRF); every connection, redirects included, goes to a public address otherwise.
+   */
+  readonly allowHosts: readonly string[];
   /** Per-request timeout; gitbeaker's own default is 300 s, far longer than a build should wait. */
   readonly timeoutMs?: number | undefined;
 }
@@ -59,6 +67,12 @@ export function gitlabApi(connection: GitlabConnection): { api: GitlabApi; host:
   if (connection.token.trim() === "") {
     throw new InputError("a GitLab access token is required (scope: api)", { details: { field: "token" } });
   }
-  const api = new Gitlab({ host, token: connection.token, queryTimeout: connection.timeoutMs ?? 10_000 });
+  const api = new Gitlab({
+    host,
+    token: connection.token,
+    queryTimeout: connection.timeoutMs ?? 10_000,
+    // gitbeaker hands `agent` to fetch as its undici `dispatcher`; its type says http.Agent, which it is not.
+    agent: publicOnlyDispatcher(connection.allowHosts, serviceRefusal("GitLab")) as unknown as HttpAgent,
+  });
   return { api, host };
 }

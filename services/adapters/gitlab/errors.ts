@@ -1,5 +1,5 @@
 import { GitbeakerRequestError, GitbeakerRetryError, GitbeakerTimeoutError } from "@gitbeaker/rest";
-import { InputError, TransientError, type SlipwayError } from "../../platform/errors.js";
+import { InputError, SlipwayError, TransientError } from "../../platform/errors.js";
 import type { CommitState, ReportFailureCode } from "../../ports/forge.js";
 
 /**
@@ -13,6 +13,8 @@ export type GitlabFailure =
       readonly status: number;
       readonly detail: string;
     }
+  /** The instance's address is not a public one and not allow-listed: no request was sent. */
+  | { readonly kind: "address"; readonly status: undefined; readonly detail: string }
   | { readonly kind: "transition"; readonly status: 400; readonly detail: string; readonly from: string }
   | { readonly kind: "transient"; readonly status: number | undefined; readonly detail: string };
 
@@ -36,6 +38,8 @@ export function classifyGitlabError(error: unknown): GitlabFailure {
   if (error instanceof GitbeakerRetryError)
     return { kind: "transient", status: undefined, detail: error.message };
   // fetch() rejects with TypeError("fetch failed") and the socket error as cause: refused, reset, DNS.
+  if (error instanceof Error && error.cause instanceof SlipwayError && error.cause.code === "source_rejected")
+    return { kind: "address", status: undefined, detail: error.cause.message };
   const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : "";
   const message = error instanceof Error ? error.message : String(error);
   return { kind: "transient", status: undefined, detail: `${message}${cause}`.slice(0, 300) };
@@ -65,6 +69,8 @@ export function describeFailure(failure: GitlabFailure, ctx: CallContext, attemp
       return `${where} refused to let the token ${ctx.action} on project ${ctx.project} (403${failure.detail === "" ? "" : `: ${failure.detail}`}): the token needs the "api" scope and at least the ${ctx.role} role on the project.`;
     case "not_found":
       return `${where} found nothing at project ${ctx.project} trying to ${ctx.action} (404: ${failure.detail}): check the project id or path (group/project), and that the token's user is a member of the project.`;
+    case "address":
+      return failure.detail;
     case "transition":
       return `${where} kept the commit status at "${failure.from}" (${failure.detail}).`;
     case "rejected":
@@ -88,6 +94,8 @@ export function toSlipwayError(failure: GitlabFailure, ctx: CallContext, attempt
     case "transition":
     case "rejected":
       return new InputError(message, { cause, details: { gitlab_status: failure.status } });
+    case "address":
+      return new InputError(message, { details: { field: "url" } });
     case "transient":
       return new TransientError(message, { cause });
   }
@@ -102,6 +110,7 @@ export function reportCode(failure: GitlabFailure): ReportFailureCode {
     case "rejected":
       return failure.kind;
     case "transition":
+    case "address":
       return "rejected";
     case "transient":
       return "unavailable";

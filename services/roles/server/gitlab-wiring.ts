@@ -20,6 +20,8 @@ export interface GitlabFeatureDeps {
   readonly redis: Redis;
   readonly store: StateStore;
   readonly logger: Logger;
+  /** Hosts GitLab may be on although not public (`SLIPWAY_SOURCE_ALLOW_HOSTS`). */
+  readonly allowHosts: readonly string[];
   /** Tests shorten GitLab retries; production uses the reporter's defaults (5 tries, ≤ 30 s). */
   readonly retry?: Partial<RetryPolicy> | undefined;
 }
@@ -37,7 +39,7 @@ export async function gitlabFeature(deps: GitlabFeatureDeps) {
     store: deps.store,
     links,
     forgeFor: ({ host, token }) => ({
-      forge: GitlabForgeLink.create({ host, token, logger, retry: deps.retry }),
+      forge: GitlabForgeLink.create({ host, token, allowHosts: deps.allowHosts, logger, retry: deps.retry }),
       host: parseGitlabHost(host),
     }),
     publicUrl: deps.publicUrl,
@@ -81,6 +83,7 @@ export async function gitlabFeature(deps: GitlabFeatureDeps) {
           GitlabStatusReporter.create({
             host: link.gitlab_url,
             token: link.access_token,
+            allowHosts: deps.allowHosts,
             logger,
             retry: deps.retry,
           }),

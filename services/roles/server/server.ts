@@ -131,6 +131,7 @@ export async function startServer(
       redisUrl,
       redis,
       store,
+      allowHosts: config.sourceAllowHosts,
       logger,
     });
     // A tool's own repository on Slipway's git remote is read with a builder credential for that tool
