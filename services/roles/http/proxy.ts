@@ -1,6 +1,12 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Logger } from "../../platform/logger.js";
-import { hasNoWebservice, upstreamsOf, type Route, type StateStore, type Upstream } from "../../ports/store.js";
+import {
+  hasNoWebservice,
+  upstreamsOf,
+  type Route,
+  type StateStore,
+  type Upstream,
+} from "../../ports/store.js";
 
 /**
  * The front proxy of the local profile: `Host: <tool>.localhost` reaches the tool's live webservice.
