@@ -39,15 +39,21 @@ export interface Route {
   /** The first (or only) upstream; kept beside `upstreams` for readers that want one address. */
   readonly host: string;
   readonly port: number;
-  /** Every replica of the release, in replica order; absent in routes set before replicas existed. */
+  /**
+   * Every replica of the release, in replica order; absent in routes set before replicas existed (and
+   * on a cluster). Empty: the live release has no webservice (a Procfile without `web`).
+   */
   readonly upstreams?: readonly Upstream[] | undefined;
 }
 
-/** The processes a route spreads requests over. */
+/** The processes a route spreads requests over; none when the live release has no webservice. */
 export function upstreamsOf(route: Route): readonly Upstream[] {
-  return route.upstreams && route.upstreams.length > 0
-    ? route.upstreams
-    : [{ host: route.host, port: route.port }];
+  return route.upstreams ?? [{ host: route.host, port: route.port }];
+}
+
+/** Whether the live release behind a route serves nothing (its Procfile defines no `web`). */
+export function hasNoWebservice(route: Route): boolean {
+  return route.upstreams !== undefined && route.upstreams.length === 0;
 }
 
 /** Durable state: tools, builds, releases and routes. One Redis in both profiles. */

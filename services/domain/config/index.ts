@@ -11,7 +11,13 @@ export {
   type ConfigDeployPolicy,
   type ConfigProblem,
 } from "./parse.js";
-export { defaultConfigFromProcfile, WEB_PORT } from "./procfile-default.js";
+export {
+  defaultConfigFromProcfile,
+  describeProcfileRoles,
+  procfileRoles,
+  WEB_PORT,
+  type ProcfileRole,
+} from "./procfile-default.js";
 export {
   COMPONENT_TYPES,
   componentsConfigSchema,

@@ -29,6 +29,13 @@ export const DEFAULT_RUNNER_OPTIONS: Omit<JobRunnerOptions, "owner"> = {
   stableS: 60,
 };
 
+/**
+ * A continuous job whose process exits 0 this many times in a row, each time before it was up
+ * `stableS`, is a one-off command declared as continuous (`custom: echo -n` in a Procfile): it is
+ * stopped instead of being restarted forever, each restart a new container.
+ */
+export const ONE_SHOT_EXITS = 5;
+
 /** The delay before the n-th restart in a row (n from 0): 1, 2, 4 … seconds, capped. */
 export function backoffSeconds(failuresInARow: number, maxS: number): number {
   return Math.min(maxS, 2 ** Math.min(failuresInARow, 30));
@@ -64,6 +71,11 @@ export class JobRunner {
   private readonly supervisors = new Map<string, Supervisor>();
   private readonly oneShots = new Map<string, OneShot>();
   private readonly nextAt = new Map<string, { cron: string; at: Date }>();
+  /**
+   * Continuous jobs stopped as one-off commands, with the revision stopped: a new revision (a release,
+   * `jobs restart`) tries again. Kept in memory, so a restarted deployer also tries again once.
+   */
+  private readonly oneShotRevision = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private closed = false;
@@ -140,10 +152,14 @@ export class JobRunner {
       }
     }
     for (const k of this.nextAt.keys()) if (defs.get(k)?.type !== "scheduled") this.nextAt.delete(k);
+    for (const [k, revision] of this.oneShotRevision) {
+      if (defs.get(k)?.revision !== revision) this.oneShotRevision.delete(k);
+    }
 
     const now = this.now();
     for (const [k, def] of defs) {
       if (def.type === "continuous") {
+        if (this.oneShotRevision.get(k) === def.revision) continue;
         const mine = await store.claim(`continuous:${k}`, this.deps.options.owner, this.leaseMs());
         if (mine && !this.supervisors.has(k)) this.supervise(def);
       } else if (def.type === "scheduled" && def.cron) {
@@ -384,6 +400,7 @@ export class JobRunner {
     const { store, options } = this.deps;
     let restarts = 0;
     let failuresInARow = 0;
+    let quickCleanExits = 0;
     await store.updateStatus(def.tool, def.name, { restarts: 0, message: null });
     while (!sup.stopped) {
       const runId = newId();
@@ -398,6 +415,19 @@ export class JobRunner {
       });
       sup.process = undefined;
       if (sup.stopped) break;
+      const quick = result.upMs < options.stableS * 1000;
+      quickCleanExits = quick && result.status === "succeeded" ? quickCleanExits + 1 : 0;
+      if (quickCleanExits >= ONE_SHOT_EXITS) {
+        this.oneShotRevision.set(key(def), def.revision);
+        const message = oneShotMessage(def, options.stableS);
+        await store.updateStatus(def.tool, def.name, { state: "stopped", restarts, message });
+        await store.appendLog(def.tool, def.name, runId, [`slipway: ${message}`]).catch(() => undefined);
+        this.deps.logger.warn(
+          { tool: def.tool, job: def.name, exits: quickCleanExits },
+          "continuous job stopped: it looks like a one-off command",
+        );
+        return;
+      }
       failuresInARow = result.upMs >= options.stableS * 1000 ? 0 : failuresInARow;
       const delay = backoffSeconds(failuresInARow, options.maxBackoffS);
       failuresInARow++;
@@ -431,4 +461,13 @@ export class JobRunner {
   private now(): Date {
     return this.deps.now ? this.deps.now() : new Date();
   }
+}
+
+/** Why a continuous job was stopped as a one-off command, and how to declare it as one (by where it was defined). */
+function oneShotMessage(def: JobDefinition, stableS: number): string {
+  const how =
+    def.source === "config"
+      ? `declare it as one-off: in the Procfile give it a type other than web, worker, *worker or clock, or in slipway.yaml set component_type: one-off, then \`slipway jobs run ${def.name}\` runs it once`
+      : `define it without --continuous (\`slipway jobs delete ${def.name}\`, then \`slipway jobs run ${def.name} --command ...\`) to run it once`;
+  return `stopped: it looks like a one-off command (it exited 0 ${ONE_SHOT_EXITS} times in a row, each within ${stableS} s); ${how}; \`slipway jobs restart ${def.name}\` starts it again`;
 }

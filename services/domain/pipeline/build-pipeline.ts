@@ -10,7 +10,7 @@ import type { StateStore } from "../../ports/store.js";
 import { TERMINAL_STATUSES, type Build, type Phase } from "../builds/build.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
 import type { Release } from "../releases/release.js";
-import { defaultConfigFromProcfile, type ComponentsConfig } from "../config/index.js";
+import { defaultConfigFromProcfile, describeProcfileRoles, type ComponentsConfig } from "../config/index.js";
 import { readAppConfig, samePolicy, toolPolicy, type AppConfig } from "./app-config.js";
 import { decide } from "./deploy-policy.js";
 import type { Enqueuer } from "./jobs-port.js";
@@ -379,8 +379,14 @@ export class BuildPipeline {
     result: LifecycleResult,
     emit: (line: string) => void,
   ): ComponentsConfig | undefined {
+    const types = result.processes.map((p) => p.type);
     try {
-      return defaultConfigFromProcfile(result.processes.map((p) => p.type));
+      const config = defaultConfigFromProcfile(types);
+      // Only a Procfile's types are worth describing: without one the buildpacks' `web` is all there is.
+      if (result.processes.some((p) => p.buildpackId === "slipway/procfile")) {
+        for (const line of describeProcfileRoles(types)) emit(line);
+      }
+      return config;
     } catch (error) {
       emit(`warning: ${errorMessage(error)}; only the web process runs`);
       return undefined;

@@ -37,6 +37,7 @@ export interface WebSettings {
   readonly healthScript: string | undefined;
   /** Undefined: the image's default process (the Procfile's `web`). */
   readonly command: string | undefined;
+  /** 0: the release has no webservice (a Procfile without `web`); its processes are all jobs. */
   readonly replicas: number;
 }
 
@@ -89,6 +90,7 @@ export class Deployer {
       for (const line of workerReplicaNotes(release)) await say(line);
       // Migrations and the like run once per build; a rollback runs the old image as it was, without them.
       if (!rollback && release.processes?.includes("release")) await this.releasePhase(release, web, say);
+      if (web.replicas === 0) await say(`===> NO WEBSERVICE: ${NO_WEBSERVICE}; its processes run as jobs`);
       if (web.replicas > 1) await say(`===> STARTING ${web.replicas} replicas of the web process`);
       for (let i = 0; i < web.replicas; i++) apps.push(await this.startWeb(release, web, i));
       const many = web.replicas > 1;
@@ -108,7 +110,12 @@ export class Deployer {
           { details: { phase: "deploy", log_tail: output } },
         );
       }
-      lastProbe = many ? `${results[0]!.detail} (each of ${web.replicas} replicas)` : results[0]!.detail;
+      lastProbe =
+        web.replicas === 0
+          ? `no webservice (${NO_WEBSERVICE})`
+          : many
+            ? `${results[0]!.detail} (each of ${web.replicas} replicas)`
+            : results[0]!.detail;
       const previous = await store.getRoute(release.tool);
       const live =
         previous && previous.release_id !== release.id
@@ -183,6 +190,7 @@ export class Deployer {
       const log = this.deps.logger.child({ tool, releaseId: release.id });
       try {
         const web = webSettings(release, this.deps.options.memoryMb, this.deps.options.cpus);
+        if (web.replicas === 0) continue;
         const up = running.filter(
           (r) => r.tool === tool && r.process === "web" && r.releaseId === release.id,
         );
@@ -358,13 +366,15 @@ export function webSettings(release: Release, defaultMemoryMb: number, defaultCp
   const web = release.config ? webComponent(release.config) : undefined;
   if (!web) {
     return {
+      // A config without a webservice comes from a Procfile without `web` (config files must have one).
+      // Without a config at all (releases made before configs), the image's default process serves.
       port: WEB_PORT,
       memoryMb: defaultMemoryMb,
       cpus: defaultCpus,
       healthPath: undefined,
       healthScript: undefined,
       command: undefined,
-      replicas: 1,
+      replicas: release.config ? 0 : 1,
     };
   }
   return {
@@ -379,9 +389,16 @@ export function webSettings(release: Release, defaultMemoryMb: number, defaultCp
   };
 }
 
-/** The route to a release's replicas, in replica order. */
+/** Why a release serves nothing; the proxy and `webservice status` say it too. */
+export const NO_WEBSERVICE = "its Procfile defines no web process";
+
+/**
+ * The route to a release's replicas, in replica order. A release without a webservice gets a route all
+ * the same, with no upstreams: it is the live release (jobs, rollback and status follow the route), and
+ * the proxy answers why nothing is served.
+ */
 function routeTo(release: Release, apps: readonly RunningApp[]): Route {
-  const first = apps[0]!.address;
+  const first = apps[0]?.address ?? { host: "", port: 0 };
   return {
     tool: release.tool,
     release_id: release.id,

@@ -2,8 +2,8 @@ import { ConflictError, InputError, NotFoundError } from "../../platform/errors.
 import type { LogLine } from "../../ports/logs.js";
 import type { ProcessLogs, WebserviceMarks } from "../../ports/process-logs.js";
 import type { AppRuntime } from "../../ports/runtime.js";
-import type { StateStore } from "../../ports/store.js";
-import { webSettings } from "./deployer.js";
+import { hasNoWebservice, type StateStore } from "../../ports/store.js";
+import { NO_WEBSERVICE, webSettings } from "./deployer.js";
 import type { Release } from "./release.js";
 
 /** Makes a new release of `base` (default: the live one) and queues its deploy; null when there is none. */
@@ -33,6 +33,8 @@ export interface WebserviceStatus {
   readonly stopped_at: string | null;
   /** Releases whose output is kept, newest first. */
   readonly logged_releases: readonly string[];
+  /** Why the state is what it is, when that is not obvious (a live release without a webservice). */
+  readonly note: string | null;
 }
 
 export interface Replicas {
@@ -81,15 +83,16 @@ export class WebserviceService {
             .sort((a, b) => (a.replica ?? 0) - (b.replica ?? 0))
         : [];
     const ready = counted ? counted.ready : up.length;
+    const none = route !== undefined && hasNoWebservice(route);
     return {
       tool,
-      state: route ? (ready > 0 ? "running" : "missing") : stopped ? "stopped" : "none",
+      state: none ? "none" : route ? (ready > 0 ? "running" : "missing") : stopped ? "stopped" : "none",
       release_id: releaseId ?? null,
       commit: release?.commit ?? null,
       image_digest: release?.image_digest ?? null,
-      address: route ? `${route.host}:${route.port}` : null,
+      address: route && !none ? `${route.host}:${route.port}` : null,
       replicas_wanted: counted ? counted.desired : route && release ? webSettings(release, 0).replicas : null,
-      replicas_ready: route ? ready : null,
+      replicas_ready: route && !none ? ready : null,
       replicas: up.map((a, i) => ({
         replica: a.replica ?? i,
         address: `${a.address.host}:${a.address.port}`,
@@ -97,6 +100,9 @@ export class WebserviceService {
       started_at: route ? (release?.finished_at ?? null) : null,
       stopped_at: route ? null : (stopped?.at ?? null),
       logged_releases: logged,
+      note: none
+        ? `the live release has no webservice: ${NO_WEBSERVICE}; its processes run as jobs (\`slipway jobs list\`)`
+        : null,
     };
   }
 

@@ -167,13 +167,14 @@ export function registerJobsCommands(
                 [
                   j.name,
                   j.type,
-                  j.status.state,
+                  idle(j) ? NOT_RUNNING : j.status.state,
                   j.schedule_expanded ?? "-",
                   j.status.last_exit_code ?? "-",
                   j.status.restarts,
                   j.source,
                 ].join("\t"),
               ),
+              ...listFooter(list),
             ].join("\n")
           : "no jobs",
       );
@@ -283,6 +284,26 @@ export function registerJobsCommands(
       if (o.json) print(true, r, () => "");
       else process.stdout.write(r.yaml);
     });
+}
+
+/** A job that exists but has never run (a Procfile's one-off types, until `jobs run NAME`). */
+const NOT_RUNNING = "defined, not running";
+
+/** Scheduled jobs wait for their time; any other job in state `defined` has never been started. */
+function idle(j: JobRow): boolean {
+  return j.status.state === "defined" && j.type !== "scheduled";
+}
+
+/** Under `jobs list`: which jobs are defined but not running, and why stopped ones stopped. */
+function listFooter(list: readonly JobRow[]): string[] {
+  const idleNames = list.filter(idle).map((j) => j.name);
+  const stopped = list.filter((j) => j.status.state === "stopped" && j.status.message);
+  return [
+    ...(idleNames.length
+      ? ["", `${NOT_RUNNING}: ${idleNames.join(", ")} (\`slipway jobs run NAME\` runs one once)`]
+      : []),
+    ...(stopped.length ? ["", ...stopped.map((j) => `${j.name} ${j.status.message}`)] : []),
+  ];
 }
 
 function runHeader(run: RunRow): string {

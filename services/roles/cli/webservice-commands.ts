@@ -15,6 +15,7 @@ interface WebserviceStatus {
   started_at: string | null;
   stopped_at: string | null;
   logged_releases: string[];
+  note?: string | null;
 }
 
 /** `slipway webservice status|logs|restart|stop|start`: thin calls to /api/v1/tools/:tool/webservice. */
@@ -115,5 +116,6 @@ function statusText(s: WebserviceStatus): string {
   if (s.started_at) lines.push(`  live     since ${s.started_at}`);
   if (s.stopped_at) lines.push(`  stopped  at ${s.stopped_at}; \`slipway webservice start\` starts it again`);
   if (s.logged_releases.length) lines.push(`  output kept for releases ${s.logged_releases.join(", ")}`);
+  if (s.note) lines.push(`  note     ${s.note}`);
   return lines.join("\n");
 }

@@ -71,4 +71,11 @@ describe("FrontProxy over several replicas", () => {
     const get = await serve({ tool: "lb", release_id: "r0", host: only.host, port: only.port });
     expect(await get()).toEqual({ status: 200, body: "solo" });
   });
+
+  it("answers 503 saying why when the live release has no webservice", async () => {
+    const get = await serve({ tool: "lb", release_id: "r2", host: "", port: 0, upstreams: [] });
+    const answer = await get();
+    expect(answer.status).toBe(503);
+    expect(answer.body).toContain("lb has no webservice (its Procfile defines no web process)");
+  });
 });

@@ -1,6 +1,12 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Logger } from "../../platform/logger.js";
-import { upstreamsOf, type Route, type StateStore, type Upstream } from "../../ports/store.js";
+import {
+  hasNoWebservice,
+  upstreamsOf,
+  type Route,
+  type StateStore,
+  type Upstream,
+} from "../../ports/store.js";
 
 /**
  * The front proxy of the local profile: `Host: <tool>.localhost` reaches the tool's live webservice.
@@ -52,6 +58,14 @@ export class FrontProxy {
           res,
           503,
           `tool "${tool}" has no running webservice (stopped, or never deployed); push to deploy one or run \`slipway webservice start\``,
+        );
+        return;
+      }
+      if (hasNoWebservice(route)) {
+        reply(
+          res,
+          503,
+          `${tool} has no webservice (its Procfile defines no web process); add a \`web:\` line to the Procfile to serve HTTP, its other processes run as jobs (\`slipway jobs list\`)`,
         );
         return;
       }
