@@ -267,6 +267,23 @@ describe("one sample app per buildpack, pushed and served on the local profile",
   );
 
   it(
+    "vite-svelte: Vite 8 builds the Svelte page with devDependencies and `web: npm start` serves it",
+    async () => {
+      const { tool } = await deployFixture("vite-svelte");
+      const page = await get(tool.name);
+      expect(page.status).toBe(200);
+      expect(page.body).toContain('<div id="app"></div>');
+      // The built bundle (a hashed name Vite chose), with the component compiled in.
+      const script = /src="(\/assets\/index-[\w-]+\.js)"/.exec(page.body);
+      expect(script, page.body).not.toBeNull();
+      const js = await get(tool.name, script![1]);
+      expect(js.status).toBe(200);
+      expect(js.body).toContain("Hello from Svelte on Toolforge");
+    },
+    LONG,
+  );
+
+  it(
     "apt-jq: the app runs jq installed from its Aptfile",
     async () => {
       const { tool } = await deployFixture("apt-jq");

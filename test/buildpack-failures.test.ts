@@ -47,10 +47,10 @@ describe("a failed build names the buildpack, the phase, the exit code and the l
       const futureError = await b.buildError("node-engines", future);
       expectBuildFailure(futureError, "slipway/nodejs");
       expect(futureError.message).toContain(
-        'exited with code 1: no Node.js release matches package.json engines.node ">=999"',
+        'exited with code 1: error: no Node.js release matches package.json engines.node ">=999"; change it',
       );
       expect(tail(futureError)).toMatch(
-        /no Node\.js release matches package\.json engines\.node ">=999" \(newest available: \d+\.\d+\.\d+,/,
+        /no Node\.js release matches package\.json engines\.node ">=999"; .* \(newest available: \d+\.\d+\.\d+,/,
       );
     },
     LONG,

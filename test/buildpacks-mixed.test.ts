@@ -51,10 +51,11 @@ describe("mixed Node.js + Python app", () => {
       ]);
       expect(cold.lines).toContain("Running npm run build");
       expect(cold.lines.some((l) => l.startsWith("Pruning devDependencies"))).toBe(true);
-      // Node.js and the production node_modules from nodejs; the venv from python. npm and the full
-      // node_modules the build used are build and cache layers, not in the image.
+      // Node.js, npm and the production node_modules from nodejs; the venv from python. The full
+      // node_modules the build used is a cache layer, not in the image.
       expect(cold.result.layers.map((l) => `${l.buildpackId}:${l.name}`)).toEqual([
         "slipway/nodejs:node",
+        "slipway/nodejs:npm",
         "slipway/nodejs:node_modules",
         "slipway/python:venv",
       ]);
@@ -123,7 +124,7 @@ describe("nodejs build script with devDependencies", () => {
       expect(cold.result.processes).toEqual([
         expect.objectContaining({ type: "web", command: ["bash", "-c"], args: ["node server.js"] }),
       ]);
-      expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "node_modules"]);
+      expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "npm", "node_modules"]);
       const coldIds = await layerIds("devbuild-cold", cold.result);
 
       // A code-only change: no npm ci, the build script runs again with the cached devDependencies.

@@ -113,14 +113,14 @@ describe("CNB lifecycle in podman", () => {
     expect(cold.lines.some((l) => l.startsWith("Installing dependencies with npm ci"))).toBe(true);
     expect(cold.result.group.map((g) => g.id)).toEqual(["slipway/nodejs"]);
     const web = cold.result.processes.find((p) => p.type === "web");
-    // The start script runs through bash, without npm: npm is a build-only layer.
+    // The start script runs through bash, without npm (npm is in the image for Procfiles and jobs).
     expect(web).toMatchObject({
       command: ["bash", "-c"],
       args: ["node server.js"],
       default: true,
       buildpackId: "slipway/nodejs",
     });
-    expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "node_modules"]);
+    expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "npm", "node_modules"]);
 
     // A code-only change: same lockfile, so the install is skipped.
     await writeFile(path.join(dir, "server.js"), server("hi"));

