@@ -239,20 +239,20 @@ export class BuildPipeline {
         processes: result.processes.map((p) => p.type),
       });
       await pending;
+      // Not ended yet: the deployer gives the build its outcome (releases/outcome.ts).
       await store.updateBuild(buildId, {
-        status: "success",
+        status: "deploying",
         phase: "deploy",
         reason: `built; deploying as release ${release.id}`,
         image: exported.image,
         image_digest: exported.digest,
         release_id: release.id,
         config,
-        finished_at: new Date().toISOString(),
       });
       await this.deps.queue.enqueue("deploy", { build_id: buildId, release_id: release.id }, release.id);
       log.info(
         { digest: exported.digest, releaseId: release.id, phaseMs: clock.timings() },
-        "build succeeded",
+        "build done; deploying",
       );
     } catch (error) {
       const reason = controller.signal.reason as unknown;
