@@ -13,6 +13,8 @@ import { buildIdFrom, clientOf, removeToolContainers, startLocalServer } from ".
  */
 const TOOL = "outcome-app";
 const HEALTH_S = 10;
+/** A build of a small Python app on the shared 2-core machine, plus its deploy. */
+const LONG = 900_000;
 
 let server: RunningServer;
 let port: number;
@@ -80,69 +82,81 @@ afterAll(async () => {
 describe("the outcome of a push", () => {
   const portMessage = `nothing listened on port 8000 within ${HEALTH_S} s: the web process must listen on $PORT (8000) on 0.0.0.0`;
 
-  it("a first release that never listens on $PORT fails the build in phase deploy, and says so everywhere", async () => {
-    repo = await gitRepo({ "app.py": WRONG_PORT_PY, Procfile: "web: python3 app.py\n" });
-    const pushed = git(repo.dir, ["push", pushUrl, "main"]);
-    const id = buildIdFrom(await pushed);
+  it(
+    "a first release that never listens on $PORT fails the build in phase deploy, and says so everywhere",
+    async () => {
+      repo = await gitRepo({ "app.py": WRONG_PORT_PY, Procfile: "web: python3 app.py\n" });
+      const pushed = git(repo.dir, ["push", pushUrl, "main"]);
+      const id = buildIdFrom(await pushed);
 
-    // While it deploys the build is `deploying`, and a deploy cannot be cancelled halfway.
-    const deploying = await waitFor(
-      "build deploying",
-      async () => {
-        const b = await api<BuildView>(`/api/v1/builds/${id}`);
-        return b.status === "deploying" || b.status === "failure" || b.status === "success" ? b : undefined;
-      },
-      600_000,
-      200,
-    );
-    expect(deploying.status, JSON.stringify(deploying)).toBe("deploying");
-    const cancel = await request<{ error: { message: string } }>(`/api/v1/builds/${id}/cancel`, {
-      method: "POST",
-    });
-    expect(cancel.status).toBe(409);
-    expect(JSON.stringify(cancel.body)).toContain(`build ${id} is deploying release`);
+      // While it deploys the build is `deploying`, and a deploy cannot be cancelled halfway.
+      const deploying = await waitFor(
+        "build deploying",
+        async () => {
+          const b = await api<BuildView>(`/api/v1/builds/${id}`);
+          return b.status === "deploying" || b.status === "failure" || b.status === "success" ? b : undefined;
+        },
+        600_000,
+        200,
+      );
+      expect(deploying.status, JSON.stringify(deploying)).toBe("deploying");
+      const cancel = await request<{ error: { message: string } }>(`/api/v1/builds/${id}/cancel`, {
+        method: "POST",
+      });
+      expect(cancel.status).toBe(409);
+      expect(JSON.stringify(cancel.body)).toContain(`build ${id} is deploying release`);
 
-    const followed = await cli(["build", "logs", id, "-f"]);
-    expect(followed.code, followed.stdout).toBe(1);
-    const reason = `${portMessage}; nothing was serving before`;
-    expect(followed.stdout).toContain(`===> DEPLOY FAILED: ${reason}`);
-    expect(followed.stdout).not.toContain("previous release keeps serving");
+      const followed = await cli(["build", "logs", id, "-f"]);
+      expect(followed.code, followed.stdout).toBe(1);
+      const reason = `${portMessage}; nothing was serving before`;
+      expect(followed.stdout).toContain(`===> DEPLOY FAILED: ${reason}`);
+      expect(followed.stdout).not.toContain("previous release keeps serving");
 
-    const build = await buildDone<BuildView>(id);
-    expect(build).toMatchObject({ status: "failure", phase: "deploy", reason: `deploy failed: ${reason}` });
-    const lines = await logLines(id);
-    expect(lines.at(-1)).toBe(`===> DEPLOY FAILED: ${reason}`);
-    // What the process printed is in the build log, before the verdict.
-    expect(lines).toContain("  | starting; PORT is 8000 but this app listens on 8080");
-    expect(lines).toContain("  | listening on 0.0.0.0:8080");
-    expect(build.log_tail).toContain("listening on 0.0.0.0:8080");
+      const build = await buildDone<BuildView>(id);
+      expect(build).toMatchObject({ status: "failure", phase: "deploy", reason: `deploy failed: ${reason}` });
+      const lines = await logLines(id);
+      expect(lines.at(-1)).toBe(`===> DEPLOY FAILED: ${reason}`);
+      // What the process printed is in the build log, before the verdict.
+      expect(lines).toContain("  | starting; PORT is 8000 but this app listens on 8080");
+      expect(lines).toContain("  | listening on 0.0.0.0:8080");
+      expect(build.log_tail).toContain("listening on 0.0.0.0:8080");
 
-    const listed = await cli(["build", "list"]);
-    expect(listed.stdout).toMatch(new RegExp(`${id}\\s+failure\\s`));
-    const shown = await cli(["build", "show", id]);
-    expect(shown.stdout).toContain(`build ${id}: failure (phase deploy)`);
-    expect(shown.stdout).toContain("listening on 0.0.0.0:8080");
-  });
+      const listed = await cli(["build", "list"]);
+      expect(listed.stdout).toMatch(new RegExp(`${id}\\s+failure\\s`));
+      const shown = await cli(["build", "show", id]);
+      expect(shown.stdout).toContain(`build ${id}: failure (phase deploy)`);
+      expect(shown.stdout).toContain("listening on 0.0.0.0:8080");
+    },
+    LONG,
+  );
 
-  it("a release that goes live ends the build as success, and `build logs -f` exits 0", async () => {
-    await repo.commit({ "app.py": RIGHT_PY }, "listen on $PORT");
-    const { id, code, stdout } = await pushAndFollow();
-    expect(code, stdout).toBe(0);
-    const build = await buildDone<BuildView>(id);
-    expect(build.status, JSON.stringify(build)).toBe("success");
-    expect(build.reason).toBe(`live as release ${build.release_id}`);
-    expect((await logLines(id)).at(-1)).toBe(`===> LIVE: release ${build.release_id} serves ${TOOL}`);
-    expect(await viaProxy(port, TOOL)).toEqual({ status: 200, body: "right" });
-  });
+  it(
+    "a release that goes live ends the build as success, and `build logs -f` exits 0",
+    async () => {
+      await repo.commit({ "app.py": RIGHT_PY }, "listen on $PORT");
+      const { id, code, stdout } = await pushAndFollow();
+      expect(code, stdout).toBe(0);
+      const build = await buildDone<BuildView>(id);
+      expect(build.status, JSON.stringify(build)).toBe("success");
+      expect(build.reason).toBe(`live as release ${build.release_id}`);
+      expect((await logLines(id)).at(-1)).toBe(`===> LIVE: release ${build.release_id} serves ${TOOL}`);
+      expect(await viaProxy(port, TOOL)).toEqual({ status: 200, body: "right" });
+    },
+    LONG,
+  );
 
-  it("a later release that fails says the previous release keeps serving, and it does", async () => {
-    await repo.commit({ "app.py": WRONG_PORT_PY }, "back to 8080");
-    const { id, code, stdout } = await pushAndFollow();
-    expect(code, stdout).toBe(1);
-    const reason = `${portMessage}; the previous release keeps serving`;
-    expect(stdout).toContain(`===> DEPLOY FAILED: ${reason}`);
-    expect((await buildDone<BuildView>(id)).status).toBe("failure");
-    expect((await logLines(id)).at(-1)).toBe(`===> DEPLOY FAILED: ${reason}`);
-    expect(await viaProxy(port, TOOL)).toEqual({ status: 200, body: "right" });
-  });
+  it(
+    "a later release that fails says the previous release keeps serving, and it does",
+    async () => {
+      await repo.commit({ "app.py": WRONG_PORT_PY }, "back to 8080");
+      const { id, code, stdout } = await pushAndFollow();
+      expect(code, stdout).toBe(1);
+      const reason = `${portMessage}; the previous release keeps serving`;
+      expect(stdout).toContain(`===> DEPLOY FAILED: ${reason}`);
+      expect((await buildDone<BuildView>(id)).status).toBe("failure");
+      expect((await logLines(id)).at(-1)).toBe(`===> DEPLOY FAILED: ${reason}`);
+      expect(await viaProxy(port, TOOL)).toEqual({ status: 200, body: "right" });
+    },
+    LONG,
+  );
 });

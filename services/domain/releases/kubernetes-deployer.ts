@@ -151,7 +151,12 @@ export class KubernetesDeployer {
         .onLive?.(release)
         .catch((e) => log.warn({ error: errorMessage(e) }, "jobs of the release could not be updated"));
     } catch (error) {
-      const message = `${errorMessage(error)}; ${fallback}`;
+      // A stuck rollout's report already says what serves (the adapter knows the strategy); its pods'
+      // lines follow the first.
+      const [head = "", ...rest] = errorMessage(error).split("\n");
+      const message = [/keep serving|were stopped/.test(head) ? head : `${head}; ${fallback}`, ...rest].join(
+        "\n",
+      );
       const tail =
         error instanceof SlipwayError && Array.isArray(error.details?.log_tail) ? error.details.log_tail : [];
       await outcome.failed(message, tail as string[]);
