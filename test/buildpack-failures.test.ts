@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { failureCause } from "../services/domain/lifecycle/failure-cause.js";
 import type { PipelineError } from "../services/platform/errors.js";
 import { type Builder, startBuilder } from "./helpers/buildpack-build.js";
 
@@ -24,10 +25,9 @@ function expectBuildFailure(error: PipelineError, buildpack: string): void {
   expect(error.code).toBe("build_failed");
   expect(error.details).toMatchObject({ phase: "build", buildpack, exit_code: 1 });
   const lines = error.details?.log_tail as string[];
-  // The one-line reason ends with the line that says why: the first `error:` line, else the last one.
-  const why = lines.find((l) => /^error:/i.test(l.trim())) ?? lines.filter((l) => l.trim()).at(-1)!;
+  // The one-line reason ends with the line that says why (failure-cause.ts, unit-tested on its own).
   expect(error.message).toBe(
-    `build failed in phase build: buildpack ${buildpack} exited with code 1: ${why.trim()}`,
+    `build failed in phase build: buildpack ${buildpack} exited with code 1: ${failureCause(lines)}`,
   );
   expect(lines.length).toBeGreaterThan(0);
   expect(lines.length).toBeLessThanOrEqual(30);
@@ -52,6 +52,50 @@ describe("a failed build names the buildpack, the phase, the exit code and the l
       expect(tail(futureError)).toMatch(
         /no Node\.js release matches package\.json engines\.node ">=999"; .* \(newest available: \d+\.\d+\.\d+,/,
       );
+    },
+    LONG,
+  );
+
+  it(
+    "nodejs: a failing npm run build names the exception, not a stack frame",
+    async () => {
+      const dir = await b.fixture(
+        "",
+        {
+          "package.json": JSON.stringify({
+            name: "shop",
+            version: "1.0.0",
+            scripts: { build: "node build.js", start: "node build.js" },
+          }),
+          "build.js": 'const config = require("./config.json");\nconsole.log(config);\n',
+        },
+        "node-build-error",
+      );
+      const error = await b.buildError("node-build-error", dir);
+      expectBuildFailure(error, "slipway/nodejs");
+      expect(error.message).toContain("exited with code 1: Error: Cannot find module './config.json'");
+      expect(tail(error)).toMatch(/^\s+at /m);
+    },
+    LONG,
+  );
+
+  it(
+    "python: pip with an unreachable index names the connection failure, not 'No matching distribution'",
+    async () => {
+      const dir = await b.fixture(
+        "",
+        {
+          "requirements.txt": "--index-url https://pypi.invalid/simple\nflask==3.0.0\n",
+          "app.py": "print(1)\n",
+        },
+        "py-no-index",
+      );
+      const error = await b.buildError("py-no-index", dir);
+      expectBuildFailure(error, "slipway/python");
+      expect(error.message).toMatch(
+        /exited with code 1: .*(Could not resolve host|Failed to establish a new connection|name resolution|Name or service not known)/,
+      );
+      expect(error.message).not.toContain("No matching distribution");
     },
     LONG,
   );
@@ -102,9 +146,8 @@ describe("a failed build names the buildpack, the phase, the exit code and the l
       );
       const error = await b.buildError("go-broken", dir);
       expectBuildFailure(error, "slipway/go");
-      expect(error.message).toContain(
-        "exited with code 1: error: go build of example.com/broken failed (above)",
-      );
+      // The compiler's message, not the buildpack's "go build … failed (above)" pointing at it.
+      expect(error.message).toMatch(/exited with code 1: (\.\/)?main\.go:4:2: undefined: undefinedThing$/);
       const text = tail(error);
       expect(text).toMatch(/main\.go:4:2: undefined: undefinedThing/);
       expect(text).toContain("Fix the errors and push again.");

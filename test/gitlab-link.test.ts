@@ -239,7 +239,7 @@ describe("commit statuses of a linked tool's builds", () => {
     await settled(commit, "pending");
     await store.updateBuild(build.id, { status: "running", started_at: new Date().toISOString() });
     await settled(commit, "running");
-    await store.updateBuild(build.id, { status: "success", reason: "built; deploying" });
+    await store.updateBuild(build.id, { status: "deploying", reason: "built; deploying" });
     const r = await release(build);
     await store.updateRelease(r.id, { status: "live" });
     const done = await settled(commit, "success");
@@ -288,7 +288,7 @@ describe("commit statuses of a linked tool's builds", () => {
     const commit = sha();
     const build = await newBuild(commit);
     await store.updateBuild(build.id, { status: "running" });
-    await store.updateBuild(build.id, { status: "success" });
+    await store.updateBuild(build.id, { status: "deploying" });
     const r = await release(build);
     await store.updateRelease(r.id, { status: "failed", reason: "web process exited before it answered" });
     const failed = await settled(commit, "failed");

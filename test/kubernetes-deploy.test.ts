@@ -62,7 +62,7 @@ async function newRelease(extra: Partial<Release> = {}): Promise<Release> {
     ref: "refs/heads/main",
     source_url: "http://example/git/kd",
     trigger: { kind: "git_push", ref: "refs/heads/main" },
-    status: "success",
+    status: "deploying",
     created_at: now,
   };
   await store.createBuild(build);
@@ -256,7 +256,9 @@ describe("KubernetesDeployer", () => {
     expect(await store.getRelease(live!)).toMatchObject({ status: "live" });
     // The failed release's scheduled job was never applied.
     expect(kube.get("CronJob", NS, "nightly")).toBeUndefined();
-    expect((await store.getBuild(release.build_id))?.reason).toContain("built, but the deploy failed");
+    const build = await store.getBuild(release.build_id);
+    expect(build).toMatchObject({ status: "failure", phase: "deploy" });
+    expect(build?.reason).toContain("deploy failed: Deployment");
     expect(await logText(release)).toContain("===> DEPLOY FAILED");
   });
 

@@ -159,7 +159,11 @@ describe("releases, release phase and rollback on the local profile", () => {
   it("a failing release phase blocks the rollout, shows its output, and the old release keeps serving", async () => {
     await repo.commit(version("v2", 200, 3), "v2 with a failing migration");
     const build = await buildDone(buildIdFrom(await pushMain()));
-    expect(build.status).toBe("success");
+    expect(build).toMatchObject({
+      status: "failure",
+      phase: "deploy",
+      reason: "deploy failed: release phase exited 3; the previous release keeps serving",
+    });
     const r = await releaseSettled(build.release_id!);
     expect(r.status).toBe("failed");
     expect(r.reason).toBe("release phase exited 3; the previous release keeps serving");
@@ -176,7 +180,7 @@ describe("releases, release phase and rollback on the local profile", () => {
   it("a failing health_check_http keeps the old release serving; slipway releases shows the probe's result", async () => {
     await repo.commit(version("v3", 500), "v3 with a broken health endpoint");
     const build = await buildDone(buildIdFrom(await pushMain()));
-    expect(build.status).toBe("success");
+    expect(build).toMatchObject({ status: "failure", phase: "deploy" });
     const r = await releaseSettled(build.release_id!);
     v3 = r;
     expect(r.status).toBe("failed");

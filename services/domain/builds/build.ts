@@ -13,7 +13,13 @@ export interface Trigger {
   readonly actor?: string | undefined;
 }
 
-export type BuildStatus = "pending" | "running" | "success" | "failure" | "cancelled" | "superseded";
+/**
+ * pending → running → deploying → success | failure | superseded. A build ends with its push: `success`
+ * means its release is live, a failed rollout is a `failure` in phase `deploy`. Cancelled and superseded
+ * can also end a build before it deploys.
+ */
+export type BuildStatus =
+  "pending" | "running" | "deploying" | "success" | "failure" | "cancelled" | "superseded";
 
 export const TERMINAL_STATUSES: ReadonlySet<BuildStatus> = new Set([
   "success",

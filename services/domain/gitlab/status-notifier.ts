@@ -32,7 +32,7 @@ interface Step {
  *
  * Mapping: build queued → `pending`; build started → `running`; release live → `success`; build failed or
  * release failed → `failed`; build cancelled or superseded → `canceled`. A build that finished building
- * stays `running` until its release is live. Each step is claimed once per build across processes
+ * (`deploying`) stays `running` until its release is live or failed. Each step is claimed once per build across processes
  * (`ForgeLinkStore.claimStatus`, steps only forward), so a repeated state, a second notifier or a retried
  * build (pending again after running) posts nothing, and only the first final state counts. The claim
  * carries the event's id: an event delivered again because its handler died mid-post is posted again
@@ -113,14 +113,22 @@ function stepFor(event: StateEvent): Step | undefined {
         return { buildId, state: "pending", claim: "pending", description: "Slipway: build queued" };
       case "running":
         return { buildId, state: "running", claim: "running", description: "Slipway: building" };
+      case "deploying":
+        // Still running on the forge (claimed once, so a build already reported running posts nothing).
+        return { buildId, state: "running", claim: "running", description: "Slipway: deploying" };
       case "failure":
         return { buildId, state: "failed", claim: "final", description: event.reason ?? "build failed" };
       case "cancelled":
       case "superseded":
         return { buildId, state: "canceled", claim: "final", description: event.reason ?? event.status };
       case "success":
-        // Built, not yet serving: the status stays running until the release is live.
-        return undefined;
+        // The release is live; its own event says so too, and only the first final state is posted.
+        return {
+          buildId,
+          state: "success",
+          claim: "final",
+          description: `Slipway: ${event.reason ?? "live"}`,
+        };
     }
   }
   switch (event.status) {

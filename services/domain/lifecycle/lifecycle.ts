@@ -13,6 +13,7 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
+import { failureCause } from "./failure-cause.js";
 import path from "node:path";
 import { stringify } from "smol-toml";
 import { readFileConfined, readdirConfined, writeFileConfined } from "../../platform/confined-fs.js";
@@ -548,14 +549,10 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/**
- * The log line that says why a buildpack failed, for the one-line reason (build record, GitLab status):
- * its first `error:` line, else its last line.
- */
+/** The log line that says why a buildpack failed (see failure-cause.ts), for the one-line reason. */
 function failureLine(tail: readonly string[]): string {
-  const lines = tail.map((l) => l.trim()).filter((l) => l !== "");
-  const line = lines.find((l) => /^error:/i.test(l)) ?? lines.at(-1);
-  return line ? `: ${line.length > 300 ? `${line.slice(0, 300)}…` : line}` : "";
+  const line = failureCause(tail);
+  return line ? `: ${line}` : "";
 }
 
 function detectFailed(tried: readonly { id: string; result: string; output: string[] }[]): SlipwayError {

@@ -23,6 +23,12 @@ export class BuildControl {
     if (TERMINAL_STATUSES.has(build.status)) {
       throw new ConflictError(`build ${id} already ended (${build.status})`);
     }
+    if (build.status === "deploying") {
+      // Stopping a rollout halfway would leave neither release clearly serving; it ends by itself.
+      throw new ConflictError(
+        `build ${id} is deploying release ${build.release_id ?? "?"} and cannot be cancelled; wait for its outcome (build logs ${id} -f), then roll back if needed`,
+      );
+    }
     await this.queue.removeWaiting("build", id);
     const updated = await this.store.updateBuild(id, {
       status: "cancelled",

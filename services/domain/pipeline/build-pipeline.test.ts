@@ -167,7 +167,7 @@ describe("slipway.yaml in the pipeline", () => {
 
     const tag = await push(tool, "refs/tags/v1.0", sha);
     expect(tag.result).toMatchObject({ status: "queued", reason: 'tag v1.0 matches deploy.tags "v*"' });
-    expect(tag.build?.status).toBe("success");
+    expect(tag.build?.status).toBe("deploying");
     const other = await push(tool, "refs/tags/nightly", sha);
     expect(other.result).toEqual({
       status: "ignored",
@@ -187,7 +187,7 @@ describe("slipway.yaml in the pipeline", () => {
       status: "queued",
       reason: 'branch release/2.0 matches deploy.branches "release/*"',
     });
-    expect(rel.build?.status).toBe("success");
+    expect(rel.build?.status).toBe("deploying");
     const release = (await store.getRelease(rel.build!.release_id!))!;
     expect(Object.keys(release.config!.components)).toEqual(["web"]);
     expect(release.config!.deploy.branches).toEqual(["release/*"]);
@@ -206,7 +206,7 @@ describe("slipway.yaml in the pipeline", () => {
     });
     expect((await store.getTool(tool))!.deploy).toEqual({ branches: [], tags: [] });
     const next = commit({ Procfile: "web: node server.js\n", "x.txt": "2" });
-    expect((await push(tool, "refs/heads/main", next)).build?.status).toBe("success");
+    expect((await push(tool, "refs/heads/main", next)).build?.status).toBe("deploying");
   });
 
   it("an invalid slipway.yaml fails the build in phase config, naming file, line and field of every problem", async () => {
@@ -280,7 +280,7 @@ describe("a build whose builder died", () => {
     const { id } = await orphan("build", "dead-builder-1");
     await run(id);
     const build = (await store.getBuild(id))!;
-    expect(build.status).toBe("success");
+    expect(build.status).toBe("deploying");
     expect(build.restarts).toBe(1);
     expect(build.builder).toBe(builders.id);
     expect(removed).toContainEqual([id, "dead-builder-1"]);

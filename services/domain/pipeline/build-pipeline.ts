@@ -8,6 +8,7 @@ import type { BuildLogs } from "../../ports/logs.js";
 import type { SourceFetcher } from "../../ports/source.js";
 import type { StateStore } from "../../ports/store.js";
 import { TERMINAL_STATUSES, type Build, type Phase } from "../builds/build.js";
+import { failureCause } from "../lifecycle/failure-cause.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
 import type { Release } from "../releases/release.js";
 import { defaultConfigFromProcfile, describeProcfileRoles, type ComponentsConfig } from "../config/index.js";
@@ -239,20 +240,20 @@ export class BuildPipeline {
         processes: result.processes.map((p) => p.type),
       });
       await pending;
+      // Not ended yet: the deployer gives the build its outcome (releases/outcome.ts).
       await store.updateBuild(buildId, {
-        status: "success",
+        status: "deploying",
         phase: "deploy",
         reason: `built; deploying as release ${release.id}`,
         image: exported.image,
         image_digest: exported.digest,
         release_id: release.id,
         config,
-        finished_at: new Date().toISOString(),
       });
       await this.deps.queue.enqueue("deploy", { build_id: buildId, release_id: release.id }, release.id);
       log.info(
         { digest: exported.digest, releaseId: release.id, phaseMs: clock.timings() },
-        "build succeeded",
+        "build done; deploying",
       );
     } catch (error) {
       const reason = controller.signal.reason as unknown;
@@ -320,12 +321,12 @@ export class BuildPipeline {
     const buildpack = typeof details.buildpack === "string" ? details.buildpack : undefined;
     const logTail = Array.isArray(details.log_tail) ? (details.log_tail as string[]) : [...tail];
     const base = error instanceof SlipwayError ? error.message : `internal error: ${errorMessage(error)}`;
-    // The buildpack's own last words usually say what to fix ("Procfile line 3: …"); put them up front.
-    const said = [...logTail]
-      .reverse()
-      .find((l) => l.trim() !== "" && !l.startsWith("===>") && !base.includes(l.trim()));
+    // The failing command's own words usually say what to fix ("Procfile line 3: …"); put them up front,
+    // unless the lifecycle's reason already carries them.
+    const cause = failureCause(logTail.filter((l) => !l.startsWith("===>")));
+    const said = cause !== undefined && !base.includes(cause.replace(/…$/, "")) ? cause : undefined;
     // A limit hit is the whole story; the buildpack's last line then is whatever it was doing.
-    const message = buildpack && said && details.limit === undefined ? `${base}: ${said.trim()}` : base;
+    const message = buildpack && said && details.limit === undefined ? `${base}: ${said}` : base;
     emit(`===> FAILED in ${failedPhase}${buildpack ? ` (${buildpack})` : ""}: ${message}`);
     await store.updateBuild(build.id, {
       status: "failure",

@@ -119,7 +119,8 @@ export class BuildRecovery {
   async sweepSandboxes(): Promise<void> {
     for (const found of await this.deps.sandboxes.list()) {
       const build = await this.deps.store.getBuild(found.buildId);
-      const ended = !build || TERMINAL_STATUSES.has(build.status);
+      // A deploying build is done with its sandbox: only its release runs now.
+      const ended = !build || TERMINAL_STATUSES.has(build.status) || build.status === "deploying";
       // Without a builder label (started before builders were recorded) only an ended build's is known stale.
       const stale =
         ended ||

@@ -25,6 +25,7 @@ function setup(releases: Release[], route: Route | undefined, env: Record<string
       return Promise.resolve(next);
     },
     updateBuild: () => Promise.resolve({}),
+    getBuild: () => Promise.resolve(undefined),
     getRoute: () => Promise.resolve(current),
     setRoute: (r: Route) => Promise.resolve(void (current = r)),
   } as unknown as StateStore;

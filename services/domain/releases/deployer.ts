@@ -9,6 +9,7 @@ import type { AppRuntime, RunningApp } from "../../ports/runtime.js";
 import type { Route, StateStore } from "../../ports/store.js";
 import { cpus } from "../config/index.js";
 import { memoryMb, webComponent } from "../pipeline/app-config.js";
+import { DeployOutcome, healthCheckFailure } from "./outcome.js";
 import type { Release } from "./release.js";
 
 /** The port every webservice listens on inside its container, given to it as PORT (as Toolforge does). */
@@ -75,7 +76,9 @@ export class Deployer {
     if (!release) throw new SlipwayError("not_found", `release ${releaseId} does not exist`);
     if (release.status !== "deploying") return;
     const log = this.deps.logger.child({ tool: release.tool, releaseId, buildId: release.build_id });
-    const say = (line: string) => logs.append(release.build_id, line).catch(() => undefined);
+    const outcome = new DeployOutcome({ store, logs }, release);
+    const say = outcome.say;
+    const fallback = await outcome.fallback();
 
     const rollback = release.trigger.kind === "rollback";
     await say(
@@ -102,11 +105,14 @@ export class Deployer {
         const who = many ? `web process (replica ${firstFailed} of ${web.replicas})` : "web process";
         throw new PipelineError(
           "deploy_failed",
-          `${
-            failed.exited
-              ? `${who} exited before it answered on port ${web.port}`
-              : `${who} did not pass its health check within ${this.deps.options.healthTimeoutS} s (last probe: ${failed.detail})`
-          }; the previous release keeps serving`,
+          failed.exited
+            ? `${who} exited before it answered on port ${web.port}`
+            : healthCheckFailure({
+                who,
+                port: web.port,
+                timeoutS: this.deps.options.healthTimeoutS,
+                probeDetail: failed.detail,
+              }),
           { details: { phase: "deploy", log_tail: output } },
         );
       }
@@ -124,12 +130,7 @@ export class Deployer {
       if (live && live.created_at > release.created_at) {
         // Made after this one (an env var change during this rollout) and already live: the newer wins.
         for (const app of apps) await runtime.stop(app.id).catch(() => undefined);
-        await store.updateRelease(release.id, {
-          status: "superseded",
-          reason: `release ${live.id}, made after this one, went live first`,
-          finished_at: new Date().toISOString(),
-        });
-        await say(`===> SUPERSEDED: release ${live.id}, made after this one, is already live`);
+        await outcome.superseded(live);
         return;
       }
       await store.setRoute(routeTo(release, apps));
@@ -141,7 +142,7 @@ export class Deployer {
       if (previous && previous.release_id !== release.id) {
         await store.updateRelease(previous.release_id, { status: "superseded" }).catch(() => undefined);
       }
-      await say(`===> LIVE: release ${release.id} serves ${release.tool}`);
+      await outcome.live();
       log.info({ addresses: apps.map((a) => a.address) }, "release live");
       // Requests already forwarded to the old processes finish before they stop.
       await sleep(this.deps.options.drainMs);
@@ -154,22 +155,10 @@ export class Deployer {
         .catch((e) => log.warn({ error: errorMessage(e) }, "jobs of the release could not be updated"));
     } catch (error) {
       for (const app of apps) await runtime.stop(app.id).catch(() => undefined);
-      const message = errorMessage(error);
+      const message = `${errorMessage(error)}; ${fallback}`;
       const tail =
         error instanceof SlipwayError && Array.isArray(error.details?.log_tail) ? error.details.log_tail : [];
-      await store.updateRelease(release.id, {
-        status: "failed",
-        reason: message,
-        last_probe: lastProbe,
-        log_tail: tail as string[],
-        finished_at: new Date().toISOString(),
-      });
-      // A rollback or env var restart has no build of its own; the build it reuses keeps its story.
-      if (!rollback && release.trigger.kind !== "envvars" && release.trigger.kind !== "restart") {
-        await store.updateBuild(release.build_id, { reason: `built, but the deploy failed: ${message}` });
-      }
-      await say(`===> DEPLOY FAILED: ${message}`);
-      for (const line of tail as string[]) await say(`  | ${line}`);
+      await outcome.failed(message, tail as string[], { last_probe: lastProbe });
       log.warn({ error: message }, "deploy failed");
     }
   }
@@ -268,7 +257,7 @@ export class Deployer {
           : result.timedOut
             ? `release phase did not finish within ${timeoutS} s`
             : `release phase exited ${result.code}`
-      }; the previous release keeps serving`,
+      }`,
       { details: { phase: "deploy", log_tail: result.tail.slice(-20) } },
     );
   }

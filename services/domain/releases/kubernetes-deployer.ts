@@ -20,6 +20,7 @@ import type { PullCredentials } from "../../ports/registry-access.js";
 import type { AppRuntime } from "../../ports/runtime.js";
 import type { StateStore } from "../../ports/store.js";
 import { WEB_PORT, imageByDigest, webSettings, type AfterLive } from "./deployer.js";
+import { DeployOutcome } from "./outcome.js";
 import type { Release } from "./release.js";
 
 /**
@@ -86,7 +87,9 @@ export class KubernetesDeployer {
     if (!release) throw new SlipwayError("not_found", `release ${releaseId} does not exist`);
     if (release.status !== "deploying") return;
     const log = this.deps.logger.child({ tool: release.tool, releaseId, buildId: release.build_id });
-    const say = (line: string) => logs.append(release.build_id, line).catch(() => undefined);
+    const outcome = new DeployOutcome({ store, logs }, release);
+    const say = outcome.say;
+    const fallback = await outcome.fallback();
     const rollback = release.trigger.kind === "rollback";
     const namespace = namespaceName(release.tool);
     await say(
@@ -96,7 +99,7 @@ export class KubernetesDeployer {
     );
     try {
       // Applying an older release over a newer live one would roll the tool backwards.
-      if (await this.newerLive(release, say)) return;
+      if (await this.newerLive(release, outcome)) return;
       const vars = await this.envOf(release.tool);
       const { objects, web } = this.render(release, vars, say);
       const pull = await this.deps.pullCredentials?.(release.tool);
@@ -139,7 +142,7 @@ export class KubernetesDeployer {
       if (previous && previous.release_id !== release.id) {
         await store.updateRelease(previous.release_id, { status: "superseded" }).catch(() => undefined);
       }
-      await say(`===> LIVE: release ${release.id} serves ${release.tool}`);
+      await outcome.live();
       log.info({ deployments }, "release live on Kubernetes");
       await this.deps.retention
         ?.afterLive(release)
@@ -148,35 +151,25 @@ export class KubernetesDeployer {
         .onLive?.(release)
         .catch((e) => log.warn({ error: errorMessage(e) }, "jobs of the release could not be updated"));
     } catch (error) {
-      const message = errorMessage(error);
+      // A stuck rollout's report already says what serves (the adapter knows the strategy); its pods'
+      // lines follow the first.
+      const [head = "", ...rest] = errorMessage(error).split("\n");
+      const message = [/keep serving|were stopped/.test(head) ? head : `${head}; ${fallback}`, ...rest].join(
+        "\n",
+      );
       const tail =
         error instanceof SlipwayError && Array.isArray(error.details?.log_tail) ? error.details.log_tail : [];
-      await store.updateRelease(release.id, {
-        status: "failed",
-        reason: message,
-        log_tail: tail as string[],
-        finished_at: new Date().toISOString(),
-      });
-      if (!rollback && release.trigger.kind !== "envvars") {
-        await store.updateBuild(release.build_id, { reason: `built, but the deploy failed: ${message}` });
-      }
-      await say(`===> DEPLOY FAILED: ${message}`);
-      for (const line of tail as string[]) await say(`  | ${line}`);
+      await outcome.failed(message, tail as string[]);
       log.warn({ error: message }, "deploy failed");
     }
   }
 
-  private async newerLive(release: Release, say: (line: string) => Promise<void>): Promise<boolean> {
+  private async newerLive(release: Release, outcome: DeployOutcome): Promise<boolean> {
     const route = await this.deps.store.getRoute(release.tool);
     if (!route || route.release_id === release.id) return false;
     const live = await this.deps.store.getRelease(route.release_id);
     if (!live || live.created_at <= release.created_at) return false;
-    await this.deps.store.updateRelease(release.id, {
-      status: "superseded",
-      reason: `release ${live.id}, made after this one, went live first`,
-      finished_at: new Date().toISOString(),
-    });
-    await say(`===> SUPERSEDED: release ${live.id}, made after this one, is already live`);
+    await outcome.superseded(live);
     return true;
   }
 
@@ -259,7 +252,7 @@ export class KubernetesDeployer {
         result.timedOut
           ? `release phase Job did not finish within ${timeoutS} s`
           : `release phase Job failed${result.code === undefined ? "" : ` (exit ${result.code})`}`
-      }; nothing was applied, the previous release keeps serving`,
+      }; nothing was applied`,
       { details: { phase: "deploy", log_tail: result.tail.slice(-20) } },
     );
   }

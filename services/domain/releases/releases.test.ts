@@ -259,7 +259,7 @@ describe("Deployer with a components config", () => {
     expect(runtime.started).toEqual([]);
     expect(await store.getRelease(r.id)).toMatchObject({
       status: "failed",
-      reason: "release phase did not finish within 7 s; the previous release keeps serving",
+      reason: "release phase did not finish within 7 s; nothing was serving before",
       log_tail: ["migrating…"],
     });
   });
@@ -280,7 +280,7 @@ describe("Deployer with a components config", () => {
     expect(runtime.started).toEqual([]);
     expect(await store.getRelease(r.id)).toMatchObject({
       status: "failed",
-      reason: "release phase ran out of memory (limit 512 MiB); the previous release keeps serving",
+      reason: "release phase ran out of memory (limit 512 MiB); nothing was serving before",
     });
   });
 });

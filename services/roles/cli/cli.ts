@@ -150,7 +150,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     });
   build
     .command("logs <id>")
-    .option("-f, --follow", "follow the log until the build ends")
+    .option("-f, --follow", "follow the log through the deploy; exits 1 unless the release went live")
     .action(async (id: string, o: { follow?: boolean }) => {
       const c = await client();
       const route = `/api/v1/builds/${encodeURIComponent(id)}/logs`;
@@ -165,6 +165,9 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
         return;
       }
       for await (const chunk of res.body) process.stdout.write(chunk as Uint8Array);
+      // The stream ends with the push's outcome (live, or why not); scripts read it from the exit code.
+      const ended = await c.request<BuildRow>("GET", `/api/v1/builds/${encodeURIComponent(id)}`);
+      if (ended.status !== "success") process.exitCode = 1;
     });
   build
     .command("cancel <id>")

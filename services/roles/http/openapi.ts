@@ -393,7 +393,9 @@ export function openApiDocument(publicUrl: string) {
           required: ["id", "status", "commit", "image", "image_digest"],
           properties: {
             id: { type: "string" },
-            status: { enum: ["pending", "running", "success", "failure", "cancelled", "superseded"] },
+            status: {
+              enum: ["pending", "running", "deploying", "success", "failure", "cancelled", "superseded"],
+            },
             reason: { type: ["string", "null"] },
             phase: { type: ["string", "null"] },
             buildpack: { type: ["string", "null"] },
