@@ -1,6 +1,6 @@
 """A small static file server for slipway/static (standard library only; runs on the run image's python3).
 
-Usage: serve.py [ROOT]   (listens on 0.0.0.0:$PORT, default 8080)
+Usage: serve.py [--push-state] [ROOT]   (listens on 0.0.0.0:$PORT, default 8080)
 
 - GET and HEAD only (405 otherwise); no directory listings: a directory serves its index.html or 404.
 - `/dir` redirects to `/dir/` when dir has an index.html.
@@ -9,7 +9,9 @@ Usage: serve.py [ROOT]   (listens on 0.0.0.0:$PORT, default 8080)
 - MIME types from a fixed table (the system's mime.types may be missing), UTF-8 for text.
 - HTML gets `Cache-Control: no-cache`; other files `public, max-age=3600`, or a year and immutable
   when the name carries a content hash (`app.3f9a1c2b.js`). ETag/Last-Modified with 304 replies.
-- 404 serves ROOT/404.html if there is one, else a short built-in page.
+- 404 serves ROOT/404.html if there is one, else a short built-in page. With --push-state
+  (BP_WEB_SERVER_ENABLE_PUSH_STATE), a miss serves ROOT/index.html instead, for single-page apps that
+  route in the browser.
 """
 import email.utils
 import http.server
@@ -61,6 +63,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"
     root = "."
+    push_state = False
 
     def do_GET(self):
         self.serve(body=True)
@@ -114,6 +117,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if file is None and self.push_state and os.path.isfile(os.path.join(self.root, "index.html")):
+            file = os.path.join(self.root, "index.html")
         if file is None:
             self.not_found(body)
             return
@@ -169,7 +174,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    Handler.root = os.path.realpath(sys.argv[1] if len(sys.argv) > 1 else ".")
+    args = sys.argv[1:]
+    if args[:1] == ["--push-state"]:
+        Handler.push_state = True
+        args = args[1:]
+    Handler.root = os.path.realpath(args[0] if args else ".")
     port = int(os.environ.get("PORT") or 8080)
     server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
     server.daemon_threads = True

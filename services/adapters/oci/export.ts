@@ -84,7 +84,7 @@ const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+
 
 /**
  * Turns a finished build into an OCI image in the registry, as the CNB exporter does: the run image's
- * rootfs, one layer per launch layer, `/cnb`, then the app at `/workspace`. Every layer is written
+ * rootfs, one layer per launch layer, `/cnb`, then the app at `/workspace` (with `/app` linking to it). Every layer is written
  * deterministically, so the same inputs give the same manifest digest; blobs the repository already
  * has are not sent again, and the run image layer is mounted from `baseRepository`.
  */
@@ -133,6 +133,8 @@ export async function exportImage(registry: ExportRegistry, request: ExportReque
       writeLayer(result.appDir, APP_DIR, path.join(work, "app.tar.gz"), {
         ...owner,
         epoch: request.sourceDateEpoch,
+        // Heroku and Dokku apps (and their release phases) assume the app lives at /app.
+        rootLinks: [{ name: "app", target: APP_DIR }],
       }),
       ...result.layers.map((l, i) =>
         stable(l.hostDir, l.imagePath, `launch-${i}.tar.gz`, { ...owner, epoch: NORMALIZED_EPOCH }),

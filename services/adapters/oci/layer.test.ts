@@ -110,6 +110,18 @@ describe("writeLayer", () => {
     expect(blob.diffId).toBe(sha(gunzipSync(gz)));
   });
 
+  it("writes root links (the app layer's /app) first, as root-owned symlinks", async () => {
+    const src = path.join(dir, "src");
+    await mkdir(src);
+    await writeFile(path.join(src, "Procfile"), "web: x\n");
+    const blob = await writeLayer(src, "/workspace", path.join(dir, "app.tgz"), {
+      rootLinks: [{ name: "app", target: "/workspace" }],
+    });
+    const list = await entries(blob.path);
+    expect(list.map((e) => e.header.name)).toEqual(["app", "workspace/", "workspace/Procfile"]);
+    expect(list[0]?.header).toMatchObject({ type: "symlink", linkname: "/workspace", uid: 0, gid: 0 });
+  });
+
   it("gives identical bytes for the same tree after touching, chowning and re-timing files on disk", async () => {
     const src = path.join(dir, "src");
     await makeTree(src);

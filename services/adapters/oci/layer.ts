@@ -32,6 +32,11 @@ export interface LayerOptions {
   /** Owner of every entry; the CNB user for buildpack and app layers, 0 for stack files. */
   readonly uid?: number;
   readonly gid?: number;
+  /**
+   * Symlinks written at the image root before the tree, owned by root (the app layer's `/app` →
+   * `/workspace`). Names are top-level entries that sort before the tree's own root directory.
+   */
+  readonly rootLinks?: readonly { readonly name: string; readonly target: string }[];
 }
 
 /**
@@ -72,6 +77,17 @@ function layerEntries(hostDir: string, imagePath: string, options: LayerOptions)
   const owner = { uid: options.uid ?? 1000, gid: options.gid ?? 1000 };
   return async (pack: Pack) => {
     const mtime = new Date((options.epoch ?? NORMALIZED_EPOCH) * 1000);
+    for (const link of options.rootLinks ?? []) {
+      await addEntry(pack, {
+        name: link.name,
+        type: "symlink",
+        linkname: link.target,
+        mode: 0o777,
+        mtime,
+        uid: 0,
+        gid: 0,
+      });
+    }
     const parents = root.split("/").filter(Boolean);
     for (let i = 1; i < parents.length; i++) {
       await addEntry(pack, {

@@ -10,6 +10,19 @@ export interface BuildpackDescriptor {
   readonly homepage: string | undefined;
   /** When set, user env from `<platform>/env` is not exported to the buildpack's detect and build. */
   readonly clearEnv: boolean;
+  /**
+   * Build-time variables the buildpack reads (`[[metadata.configurations]]`, the Paketo convention):
+   * the platform warns about a `BP_*` variable no buildpack of the group declares.
+   */
+  readonly configurations: readonly BuildpackConfiguration[];
+}
+
+/** One `[[metadata.configurations]]` entry of a `buildpack.toml`. */
+export interface BuildpackConfiguration {
+  readonly name: string;
+  readonly default: string | undefined;
+  readonly description: string | undefined;
+  readonly build: boolean;
 }
 
 /** Buildpack APIs this platform implements the detect/build contracts of. */
@@ -45,7 +58,26 @@ export function parseBuildpackToml(text: string, source: string): BuildpackDescr
     name: typeof bp?.name === "string" ? bp.name : undefined,
     homepage: typeof bp?.homepage === "string" ? bp.homepage : undefined,
     clearEnv: bp?.["clear-env"] === true,
+    configurations: parseConfigurations(asTable(doc.metadata)?.configurations, source),
   };
+}
+
+function parseConfigurations(value: unknown, source: string): BuildpackConfiguration[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || asTables(value).length !== value.length)
+    throw new InputError(`${source}: [[metadata.configurations]] must be an array of tables`);
+  return asTables(value).map((c, i) => {
+    if (typeof c.name !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(c.name))
+      throw new InputError(
+        `${source}: [[metadata.configurations]] entry ${i + 1} needs a name that is an environment variable name`,
+      );
+    return {
+      name: c.name,
+      default: typeof c.default === "string" ? c.default : undefined,
+      description: typeof c.description === "string" ? c.description : undefined,
+      build: c.build === true,
+    };
+  });
 }
 
 /** `/` is not allowed in a directory name, so layer directories use `_` (spec §Buildpack Layers). */

@@ -21,6 +21,7 @@ import { InputError, PipelineError, SlipwayError, errorMessage } from "../../pla
 import { describeLimit } from "../../ports/limits.js";
 import type { BuildSandbox, Sandbox } from "../../ports/sandbox.js";
 import { type BuildpackDescriptor, escapeId, parseBuildpackToml } from "./buildpack.js";
+import { unusedBuildVariableWarnings } from "./configurations.js";
 import { ENV_NAME, type EnvFile, applyEnvOps, envOpsFromFiles, layerPathOps } from "./env.js";
 import {
   type LaunchEnvLayer,
@@ -48,6 +49,8 @@ import type { GroupEntry, LaunchLayer, LifecycleResult, Stack } from "./types.js
 
 /** Where things live inside the build container, and in the app image. */
 export const APP_DIR = "/workspace";
+/** The app's path on Heroku and Dokku: the same directory, so apps and scripts that assume it work. */
+export const HEROKU_APP_DIR = "/app";
 export const LAYERS_DIR = "/layers";
 const PLATFORM_DIR = "/platform";
 const BUILDPACKS_DIR = "/cnb/buildpacks";
@@ -141,6 +144,7 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
     env: {},
     mounts: [
       { host: input.appDir, container: APP_DIR, readOnly: false },
+      { host: input.appDir, container: HEROKU_APP_DIR, readOnly: false },
       { host: dirs.layers, container: LAYERS_DIR, readOnly: false },
       { host: dirs.platform, container: PLATFORM_DIR, readOnly: true },
       ...[...buildpacks.values()].map((b) => ({ host: b.hostDir, container: b.dir, readOnly: true })),
@@ -174,6 +178,11 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
     if (!group) throw detectFailed(tried);
     const groupBps = group.buildpacks.map((g) => buildpacks.get(g.id)!);
     for (const bp of groupBps) input.onLog(`${bp.descriptor.id} ${bp.descriptor.version}`);
+    for (const line of unusedBuildVariableWarnings(
+      input.env,
+      groupBps.map((bp) => bp.descriptor),
+    ))
+      input.onLog(line);
 
     input.onLog("===> RESTORING");
     if (input.noCache) input.onLog("Skipping the cache (no-cache build)");
