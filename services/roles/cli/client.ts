@@ -1,6 +1,11 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Config } from "../../platform/env.js";
+import { connectProblem } from "../../platform/net.js";
+import { liveServerOf } from "../../platform/pid-file.js";
+
+/** How long the CLI waits for the server's port to answer before it says so. */
+const CONNECT_CHECK_MS = 3000;
 
 export class ApiError extends Error {
   constructor(
@@ -14,9 +19,12 @@ export class ApiError extends Error {
 
 /** The CLI's view of the API: JSON in, JSON out, errors as ApiError with the server's code and message. */
 export class ApiClient {
+  private reachable: Promise<void> | undefined;
+
   private constructor(
     readonly baseUrl: string,
     private readonly token: string | undefined,
+    private readonly where: Pick<Config, "home"> & { urlFrom: Config["cli"]["urlFrom"] },
   ) {}
 
   /** The token comes from SLIPWAY_TOKEN; on the server's own machine the admin token file will do. */
@@ -26,7 +34,7 @@ export class ApiClient {
       token =
         (await readFile(path.join(config.home, "admin-token"), "utf8").catch(() => "")).trim() || undefined;
     }
-    return new ApiClient(config.cli.url, token);
+    return new ApiClient(config.cli.url, token, { home: config.home, urlFrom: config.cli.urlFrom });
   }
 
   async request<T>(method: string, route: string, body?: unknown): Promise<T> {
@@ -41,6 +49,8 @@ export class ApiClient {
   }
 
   async raw(method: string, route: string, body?: unknown): Promise<Response> {
+    this.reachable ??= this.checkReachable();
+    await this.reachable;
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -57,5 +67,30 @@ export class ApiClient {
         `cannot reach the Slipway server at ${this.baseUrl} (set SLIPWAY_URL): ${String((cause as Error).cause ?? cause)}`,
       );
     }
+  }
+
+  /**
+   * A plain TCP connect with a short timeout before the first request: fetch would wait for the
+   * kernel's connect timeout (over two minutes) on an address that drops packets.
+   */
+  private async checkReachable(): Promise<void> {
+    const url = new URL(this.baseUrl);
+    const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
+    const problem = await connectProblem(url.hostname.replace(/^\[|\]$/g, ""), port, CONNECT_CHECK_MS);
+    if (problem === undefined) return;
+    const home = this.where.home;
+    const server =
+      (await liveServerOf(path.join(home, "redis", "redis.pid"))) ??
+      (await liveServerOf(path.join(home, "registry", "registry.pid")));
+    throw new ApiError(
+      0,
+      "unreachable",
+      [
+        `set SLIPWAY_URL (or SLIPWAY_HOST and SLIPWAY_PORT) to where \`slipway server\` listens: nothing answers at ${this.baseUrl} (from ${this.where.urlFrom}): ${problem}`,
+        server === undefined
+          ? `  no Slipway server runs from ${home}; start one with \`npm start\` in the checkout (or \`slipway server\`)`
+          : `  a Slipway server runs from ${home} (pid ${server}); use the SLIPWAY_HOST and SLIPWAY_PORT it was started with`,
+      ].join("\n"),
+    );
   }
 }
