@@ -109,7 +109,9 @@ describe("which server the CLI talks to", () => {
 
 describe("version and help", () => {
   it("--version prints package.json's version", async () => {
-    const pkg = JSON.parse(await readFile(path.join(repoRoot, "package.json"), "utf8")) as { version: string };
+    const pkg = JSON.parse(await readFile(path.join(repoRoot, "package.json"), "utf8")) as {
+      version: string;
+    };
     const r = await slipway(["--version"]);
     expect(r.stdout.trim()).toBe(pkg.version);
   });

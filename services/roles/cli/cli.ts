@@ -95,7 +95,9 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
       }
       // The summary's other parts have routes of their own; one that fails shows as unknown.
       const [web, jobs] = await Promise.all([
-        c.request<{ state: string; address: string | null }>("GET", `${base}/webservice`).catch(() => undefined),
+        c
+          .request<{ state: string; address: string | null }>("GET", `${base}/webservice`)
+          .catch(() => undefined),
         c.request<unknown[]>("GET", `${base}/jobs`).catch(() => undefined),
       ]);
       out(false, t, () => toolSummary(t, web, jobs));
