@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -79,7 +79,9 @@ describe("which server the CLI talks to", () => {
     expect(r.code).toBe(1);
     const [first, second] = r.stderr.split("\n");
     expect(first).toMatch(/^slipway: set SLIPWAY_URL \(or SLIPWAY_HOST and SLIPWAY_PORT\)/);
-    expect(first).toContain(`nothing answers at http://127.0.0.1:${closed} (from SLIPWAY_HOST/SLIPWAY_PORT)`);
+    expect(first).toContain(
+      `no Slipway server answers at http://127.0.0.1:${closed} (from SLIPWAY_HOST/SLIPWAY_PORT)`,
+    );
     expect(first).toContain("connection refused");
     expect(second).toContain(`a Slipway server runs from ${home} (pid ${process.pid})`);
   });
@@ -94,17 +96,33 @@ describe("which server the CLI talks to", () => {
     expect(r.stderr).toContain(`no Slipway server runs from ${empty}; start one with \`npm start\``);
   });
 
-  it("gives up after about 3 s on an address that drops connections, instead of the kernel's 2 minutes", async () => {
-    const silent = await silentListener();
+  it("gives up after about 3 s on a port whose program never answers, instead of waiting minutes", async () => {
+    // Accepts connections and never says a word, like a hung process or a stray listener.
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => void sockets.push(socket));
+    const p = await listen(silent);
     try {
-      const r = await slipway(["tools", "list"], { SLIPWAY_URL: `http://127.0.0.1:${silent.port}` });
+      const r = await slipway(["tools", "list"], { SLIPWAY_URL: `http://127.0.0.1:${p}` });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^slipway: set SLIPWAY_URL/);
       expect(r.stderr).toContain("no answer within 3 s");
     } finally {
+      for (const s of sockets) s.destroy();
       silent.close();
     }
   }, 60_000);
+
+  it("says so when what answers on the port is not Slipway", async () => {
+    const other = http.createServer((_req, res) => res.writeHead(404).end("not here"));
+    const p = await listen(other);
+    try {
+      const r = await slipway(["build", "list"], { SLIPWAY_PORT: String(p) });
+      expect(r.stderr).toMatch(/^slipway: set SLIPWAY_URL/);
+      expect(r.stderr).toContain("what answers there is not Slipway (HTTP 404 to /api/v1/healthz)");
+    } finally {
+      other.close();
+    }
+  });
 });
 
 describe("version and help", () => {
@@ -198,31 +216,7 @@ async function closedPort(): Promise<number> {
   return p;
 }
 
-/**
- * A port whose listen queue is full and never accepted from: Linux drops further SYNs, as a firewall
- * or a host that is gone does. Node always accepts, so a tiny python3 listener holds the queue.
- */
-async function silentListener(): Promise<{ port: number; close: () => void }> {
-  const child: ChildProcess = spawn(
-    "python3",
-    [
-      "-c",
-      "import socket,time\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)",
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const p = await new Promise<number>((resolve, reject) => {
-    child.stdout?.once("data", (c: Buffer) => resolve(Number(c.toString().trim())));
-    child.once("error", reject);
-  });
-  // Fill the queue (backlog 0 holds one) so that the next connect is the one that waits.
-  const fillers = [0, 1, 2].map(() => net.connect({ host: "127.0.0.1", port: p }).on("error", () => {}));
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  return {
-    port: p,
-    close: () => {
-      for (const f of fillers) f.destroy();
-      child.kill();
-    },
-  };
+async function listen(srv: net.Server): Promise<number> {
+  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
+  return (srv.address() as net.AddressInfo).port;
 }

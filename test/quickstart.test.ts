@@ -84,7 +84,8 @@ it("the quick start works from a fresh clone, with `slipway` on PATH, from anoth
     "npm start",
     async () => {
       if (serverChild?.exitCode !== null) throw new Error(`npm start exited:\n${serverOutput.slice(-3000)}`);
-      if (!serverOutput.includes('"msg":"slipway is listening"')) return undefined;
+      // After the admin token is printed: `slipway started` is logged once the server is up.
+      if (!serverOutput.includes('"msg":"slipway started"')) return undefined;
       return (await fetch(`http://127.0.0.1:${port}/api/v1/healthz`)).ok || undefined;
     },
     900_000,

@@ -42,27 +42,3 @@ export async function waitForPort(port: number, timeoutMs: number, host = "127.0
     await sleep(50);
   }
 }
-
-/**
- * Whether a TCP connection to host:port opens within `timeoutMs`: the problem as text ("connection
- * refused", "no answer within 3 s"), or undefined when it opened. An address that drops packets would
- * otherwise keep a client waiting for the kernel's SYN retries, over two minutes.
- */
-export function connectProblem(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(`no answer within ${timeoutMs / 1000} s`);
-    }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(undefined);
-    });
-    socket.once("error", (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve(error.code === "ECONNREFUSED" ? "connection refused" : (error.code ?? error.message));
-    });
-  });
-}

@@ -1,10 +1,9 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Config } from "../../platform/env.js";
-import { connectProblem } from "../../platform/net.js";
 import { liveServerOf } from "../../platform/pid-file.js";
 
-/** How long the CLI waits for the server's port to answer before it says so. */
+/** How long the CLI waits for the server's health check to answer before it says so. */
 const CONNECT_CHECK_MS = 3000;
 
 export class ApiError extends Error {
@@ -70,13 +69,11 @@ export class ApiClient {
   }
 
   /**
-   * A plain TCP connect with a short timeout before the first request: fetch would wait for the
-   * kernel's connect timeout (over two minutes) on an address that drops packets.
+   * The health check, bounded, before the first request: fetch alone waits for the kernel's connect
+   * timeout on an address that drops packets, and for minutes on a port whose program never answers.
    */
   private async checkReachable(): Promise<void> {
-    const url = new URL(this.baseUrl);
-    const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
-    const problem = await connectProblem(url.hostname.replace(/^\[|\]$/g, ""), port, CONNECT_CHECK_MS);
+    const problem = await healthProblem(this.baseUrl);
     if (problem === undefined) return;
     const home = this.where.home;
     const server =
@@ -86,11 +83,26 @@ export class ApiClient {
       0,
       "unreachable",
       [
-        `set SLIPWAY_URL (or SLIPWAY_HOST and SLIPWAY_PORT) to where \`slipway server\` listens: nothing answers at ${this.baseUrl} (from ${this.where.urlFrom}): ${problem}`,
+        `set SLIPWAY_URL (or SLIPWAY_HOST and SLIPWAY_PORT) to where \`slipway server\` listens: no Slipway server answers at ${this.baseUrl} (from ${this.where.urlFrom}): ${problem}`,
         server === undefined
           ? `  no Slipway server runs from ${home}; start one with \`npm start\` in the checkout (or \`slipway server\`)`
           : `  a Slipway server runs from ${home} (pid ${server}); use the SLIPWAY_HOST and SLIPWAY_PORT it was started with`,
       ].join("\n"),
     );
+  }
+}
+
+/** Why the server at `baseUrl` is not there to talk to, or undefined when it is (503: Slipway, not ready). */
+async function healthProblem(baseUrl: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${baseUrl}/api/v1/healthz`, { signal: AbortSignal.timeout(CONNECT_CHECK_MS) });
+    await res.body?.cancel();
+    if (res.ok || res.status === 503) return undefined;
+    return `what answers there is not Slipway (HTTP ${res.status} to /api/v1/healthz)`;
+  } catch (error) {
+    if ((error as Error).name === "TimeoutError") return `no answer within ${CONNECT_CHECK_MS / 1000} s`;
+    const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
+    if (cause?.code === "ECONNREFUSED") return "connection refused";
+    return String(cause ?? error);
   }
 }
