@@ -284,7 +284,10 @@ function toolSummary(
   ].join("\n");
 }
 
-/** The version in the checkout's package.json, which `slipway --version` prints. */
+/**
+ * The version in the checkout's package.json, which `slipway --version` prints. A missing or broken
+ * package.json must not break every other command, so it reads as "unknown".
+ */
 function packageVersion(repoRoot: string): string {
   try {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version?: string };
