@@ -118,7 +118,9 @@ describe("which server the CLI talks to", () => {
     try {
       const r = await slipway(["build", "list"], { SLIPWAY_PORT: String(p) });
       expect(r.stderr).toMatch(/^slipway: set SLIPWAY_URL/);
-      expect(r.stderr).toContain("what answers there is not Slipway (HTTP 404 to /api/v1/healthz)");
+      expect(r.stderr).toContain(
+        `http://127.0.0.1:${p} answered GET /api/v1/tools with HTTP 404, not as Slipway does`,
+      );
     } finally {
       other.close();
     }

@@ -39,10 +39,21 @@ export class ApiClient {
   async request<T>(method: string, route: string, body?: unknown): Promise<T> {
     const res = await this.raw(method, route, body);
     const text = await res.text();
-    const data = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!res.ok) {
-      const err = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ApiError(res.status, err?.code ?? "http_error", err?.message ?? `HTTP ${res.status}`);
+    let data: unknown;
+    try {
+      data = text ? (JSON.parse(text) as unknown) : undefined;
+    } catch {
+      data = undefined;
+    }
+    const err = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
+    if (!res.ok && err?.message) throw new ApiError(res.status, err.code ?? "http_error", err.message);
+    if (!res.ok || (text && data === undefined)) {
+      // Every answer of Slipway's API is JSON, errors included: this is some other program.
+      throw new ApiError(
+        res.status,
+        "not_slipway",
+        `set SLIPWAY_URL (or SLIPWAY_HOST and SLIPWAY_PORT) to where \`slipway server\` listens: ${this.baseUrl} answered ${method} ${route} with HTTP ${res.status}, not as Slipway does`,
+      );
     }
     return data as T;
   }
@@ -92,13 +103,13 @@ export class ApiClient {
   }
 }
 
-/** Why the server at `baseUrl` is not there to talk to, or undefined when it is (503: Slipway, not ready). */
+/** Why nothing answers HTTP at `baseUrl` (refused, or silent for 3 s), or undefined when something does. */
 async function healthProblem(baseUrl: string): Promise<string | undefined> {
   try {
     const res = await fetch(`${baseUrl}/api/v1/healthz`, { signal: AbortSignal.timeout(CONNECT_CHECK_MS) });
+    // Any answer will do: whether it is Slipway's shows in the answer to the command's own request.
     await res.body?.cancel();
-    if (res.ok || res.status === 503) return undefined;
-    return `what answers there is not Slipway (HTTP ${res.status} to /api/v1/healthz)`;
+    return undefined;
   } catch (error) {
     if ((error as Error).name === "TimeoutError") return `no answer within ${CONNECT_CHECK_MS / 1000} s`;
     const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
