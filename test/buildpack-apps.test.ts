@@ -54,7 +54,7 @@ async function api<T>(route: string, init: RequestInit = {}): Promise<T> {
   return body;
 }
 
-/** The real CLI, as `npx slipway` runs it (dist/ is built by `npm run build`). */
+/** The real CLI, as `slipway` runs it (dist/ is built by `npm run build`). */
 function cli(args: string[]) {
   return run(process.execPath, [path.join(repoRoot, "dist/services/main.js"), ...args], {
     env: { ...process.env, SLIPWAY_URL: server.url, SLIPWAY_TOKEN: server.adminToken },

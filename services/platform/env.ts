@@ -15,7 +15,7 @@ const MIB = 1024 * 1024;
 const schema = z.object({
   SLIPWAY_PORT: port.default(8080),
   SLIPWAY_HOST: z.string().default("127.0.0.1"),
-  SLIPWAY_HOME: z.string().default("./.slipway"),
+  SLIPWAY_HOME: z.string().optional(),
   SLIPWAY_STACK_HOME: z.string().optional(),
   SLIPWAY_PUBLIC_URL: z.url().optional(),
   SLIPWAY_LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
@@ -46,7 +46,7 @@ const schema = z.object({
   SLIPWAY_NPM_REGISTRY: z.url().default("https://registry.npmjs.org/"),
   SLIPWAY_DEBIAN_MIRROR: z.url().default("http://deb.debian.org/debian"),
   SLIPWAY_PIP_INDEX_URL: z.url().optional(),
-  SLIPWAY_URL: z.url().default("http://127.0.0.1:8080"),
+  SLIPWAY_URL: z.url().optional(),
   SLIPWAY_TOKEN: z.string().optional(),
   SLIPWAY_TOOL: z.string().optional(),
   SLIPWAY_RUNTIME: z.enum(["podman", "kubernetes"]).default("podman"),
@@ -168,7 +168,10 @@ export interface Config {
   /** An outside registry images go to; undefined: the embedded docker-registry on loopback. */
   readonly registry: ExternalRegistryConfig | undefined;
   readonly cli: {
+    /** SLIPWAY_URL, else the server this environment's SLIPWAY_HOST and SLIPWAY_PORT describe. */
     readonly url: string;
+    /** Which variables chose `url`, for the message when nothing answers there. */
+    readonly urlFrom: "SLIPWAY_URL" | "SLIPWAY_HOST/SLIPWAY_PORT";
     readonly token: string | undefined;
     readonly tool: string | undefined;
   };
@@ -188,17 +191,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
   if (problems.length > 0) {
     throw new ConfigError(`invalid environment:\n${problems.map((p) => `  ${p}`).join("\n")}`);
   }
-  const home = path.resolve(e.SLIPWAY_HOME);
+  // Beside the checkout, not the working directory: `slipway` on PATH (npm link) run from a tool's own
+  // repository must find the same home, and its admin token, as `npm start` in the checkout.
+  const home = path.resolve(e.SLIPWAY_HOME ?? path.join(repoRoot, ".slipway"));
+  const localUrl = `http://${hostForUrl(e.SLIPWAY_HOST)}:${e.SLIPWAY_PORT}`;
   const defaultCa = "/etc/ssl/certs/ca-certificates.crt";
   return deepFreeze({
     port: e.SLIPWAY_PORT,
     host: e.SLIPWAY_HOST,
     home,
     stackHome: e.SLIPWAY_STACK_HOME ? path.resolve(e.SLIPWAY_STACK_HOME) : home,
-    publicUrl: (e.SLIPWAY_PUBLIC_URL ?? `http://${hostForUrl(e.SLIPWAY_HOST)}:${e.SLIPWAY_PORT}`).replace(
-      /\/$/,
-      "",
-    ),
+    publicUrl: (e.SLIPWAY_PUBLIC_URL ?? localUrl).replace(/\/$/, ""),
     logLevel: e.SLIPWAY_LOG_LEVEL,
     redisUrl: e.REDIS_URL,
     registryPort: e.SLIPWAY_REGISTRY_PORT,
@@ -241,7 +244,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       jobStartTimeoutS: e.SLIPWAY_JOB_START_TIMEOUT_S,
     },
     registry,
-    cli: { url: e.SLIPWAY_URL.replace(/\/$/, ""), token: e.SLIPWAY_TOKEN, tool: e.SLIPWAY_TOOL },
+    cli: {
+      url: (e.SLIPWAY_URL ?? localUrl).replace(/\/$/, ""),
+      urlFrom: e.SLIPWAY_URL ? "SLIPWAY_URL" : "SLIPWAY_HOST/SLIPWAY_PORT",
+      token: e.SLIPWAY_TOKEN,
+      tool: e.SLIPWAY_TOOL,
+    },
   });
 }
 
@@ -322,7 +330,8 @@ function externalRegistry(e: z.infer<typeof schema>, problems: string[]): Extern
 }
 
 function hostForUrl(host: string): string {
-  return host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }
 
 /** `services/platform/env.ts` compiles to `dist/services/platform/env.js`; both sit three levels down. */

@@ -131,3 +131,13 @@ async function gone(pid: number, starttime: string, timeoutMs: number): Promise<
     await sleep(50);
   }
 }
+
+/**
+ * The pid of the server that wrote a pid file, when that server still runs; undefined otherwise. Lets
+ * the CLI say whether a Slipway server runs on a home when nothing answers at the address it was given.
+ */
+export async function liveServerOf(file: string): Promise<number | undefined> {
+  const recorded = await readPidFile(file).catch(() => undefined);
+  if (recorded?.server === undefined) return undefined;
+  return (await processInfo(recorded.server)) ? recorded.server : undefined;
+}

@@ -150,7 +150,7 @@ export function clientOf(server: () => RunningServer) {
       500,
     );
   }
-  /** The real CLI, as `npx slipway` runs it. */
+  /** The real CLI, as `slipway` runs it. */
   function cli(args: string[], options: CliOptions = {}) {
     const s = server();
     return run(process.execPath, [path.join(repoRoot, "dist/services/main.js"), ...args], {

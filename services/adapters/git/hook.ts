@@ -96,7 +96,7 @@ const POST_RECEIVE_SCRIPT = `// Installed by Slipway: hands the refs this push c
 const url = process.env.${HOOK_ENV.url};
 const secret = process.env.${HOOK_ENV.secret};
 const tool = process.env.${HOOK_ENV.tool};
-const later = "start a build with: npx slipway build start " + (tool ?? "");
+const later = "start a build with: slipway build start --tool " + (tool ?? "");
 let input = "";
 process.stdin.setEncoding("utf8");
 for await (const chunk of process.stdin) input += chunk;

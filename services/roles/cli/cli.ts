@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { Command, Option } from "commander";
 import type { Config } from "../../platform/env.js";
 import { ApiClient, ApiError } from "./client.js";
@@ -25,10 +27,11 @@ interface BuildRow {
   finished_at: string | null;
 }
 
-/** `npx slipway …`: every command is a thin call to the API; `--json` prints the API's answer as is. */
+/** `slipway …`: every command is a thin call to the API; `--json` prints the API's answer as is. */
 export function buildCli(config: Config, startServer: (role: string) => Promise<void>): Command {
   const program = new Command("slipway")
     .description("Push-to-deploy for community tools")
+    .version(packageVersion(config.repoRoot), "-V, --version", "print Slipway's version")
     .showHelpAfterError();
   const client = () => ApiClient.fromConfig(config);
 
@@ -68,6 +71,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     });
   tools
     .command("list")
+    .description("the tools this token can see, with their web addresses")
     .addOption(json())
     .action(async (o: { json?: boolean }) => {
       const list = await (
@@ -79,12 +83,24 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     });
   tools
     .command("show <name>")
+    .description("a tool at a glance: live release, webservice, jobs, addresses, GitLab link")
     .addOption(json())
     .action(async (name: string, o: { json?: boolean }) => {
-      const t = await (
-        await client()
-      ).request<Record<string, unknown>>("GET", `/api/v1/tools/${encodeURIComponent(name)}`);
-      out(!!o.json, t, () => JSON.stringify(t, null, 2));
+      const c = await client();
+      const base = `/api/v1/tools/${encodeURIComponent(name)}`;
+      const t = await c.request<ToolDetail>("GET", base);
+      if (o.json) {
+        out(true, t, () => "");
+        return;
+      }
+      // The summary's other parts have routes of their own; one that fails shows as unknown.
+      const [web, jobs] = await Promise.all([
+        c
+          .request<{ state: string; address: string | null }>("GET", `${base}/webservice`)
+          .catch(() => undefined),
+        c.request<unknown[]>("GET", `${base}/jobs`).catch(() => undefined),
+      ]);
+      out(false, t, () => toolSummary(t, web, jobs));
     });
 
   const build = program.command("build").description("start, follow and inspect builds");
@@ -106,12 +122,13 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
       );
       out(!!o.json, r, () =>
         r.build_id
-          ? `${r.status}: build ${r.build_id} — ${r.reason}\nfollow it with: npx slipway build logs ${r.build_id} -f`
+          ? `${r.status}: build ${r.build_id} — ${r.reason}\nfollow it with: slipway build logs ${r.build_id} -f`
           : `${r.status}: ${r.reason}`,
       );
     });
   build
     .command("list")
+    .description("the tool's builds, newest first")
     .addOption(toolOpt())
     .addOption(json())
     .action(async (o: { tool?: string; json?: boolean }) => {
@@ -131,6 +148,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     });
   build
     .command("show <id>")
+    .description("one build: status, phase, commit, image, and the last log lines of a failure")
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
       const b = await (await client()).request<BuildRow>("GET", `/api/v1/builds/${encodeURIComponent(id)}`);
@@ -150,6 +168,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     });
   build
     .command("logs <id>")
+    .description("a build's log; -f follows it through the deploy to the outcome")
     .option("-f, --follow", "follow the log through the deploy; exits 1 unless the release went live")
     .action(async (id: string, o: { follow?: boolean }) => {
       const c = await client();
@@ -171,6 +190,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     });
   build
     .command("cancel <id>")
+    .description("stop a waiting or running build")
     .addOption(json())
     .action(async (id: string, o: { json?: boolean }) => {
       const b = await (
@@ -198,6 +218,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
   const deployment = program.command("deployment").description("releases of a tool");
   deployment
     .command("list")
+    .description("the tool's releases, newest first; the live one is marked")
     .addOption(toolOpt())
     .addOption(json())
     .action(async (o: { tool?: string; json?: boolean }) => {
@@ -219,6 +240,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     });
   deployment
     .command("show <id>")
+    .description("one release as JSON: commit, image, trigger, config, status")
     .addOption(toolOpt())
     .addOption(json())
     .action(async (id: string, o: { tool?: string; json?: boolean }) => {
@@ -231,6 +253,51 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
       out(!!o.json, r, () => JSON.stringify(r, null, 2));
     });
   return program;
+}
+
+interface ToolDetail {
+  name: string;
+  git_url: string;
+  webhook_url: string;
+  web_url: string;
+  source: { url: string; ref: string } | null;
+  latest_build: { id: string; status: string; commit: string } | null;
+  live_release: { id: string; commit: string; created_at: string } | null;
+  gitlab?: { gitlab_url: string; project_path: string; web_url: string } | null;
+}
+
+/** `tools show` as text: what a maintainer checks first, the full record stays behind `--json`. */
+function toolSummary(
+  t: ToolDetail,
+  web: { state: string; address: string | null } | undefined,
+  jobs: unknown[] | undefined,
+): string {
+  const live = t.live_release;
+  const build = t.latest_build;
+  return [
+    `tool ${t.name}`,
+    `  live release  ${live ? `${live.id} (commit ${live.commit.slice(0, 12)}, since ${live.created_at})` : "none yet"}`,
+    `  webservice    ${web ? web.state : "unknown"}`,
+    `  jobs          ${jobs ? jobs.length : "unknown"}`,
+    `  last build    ${build ? `${build.id} ${build.status} (commit ${build.commit.slice(0, 12)})` : "none yet"}`,
+    `  web           ${t.web_url}`,
+    `  git remote    ${t.git_url}`,
+    `  webhook       ${t.webhook_url}`,
+    `  GitLab        ${t.gitlab ? `${t.gitlab.project_path} (${t.gitlab.web_url})` : "not linked"}`,
+  ].join("\n");
+}
+
+/**
+ * The version in the checkout's package.json, which `slipway --version` prints. A missing or broken
+ * package.json must not break every other command, so it reads as "unknown".
+ */
+function packageVersion(repoRoot: string): string {
+  try {
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version?: string };
+    return pkg.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 export { ApiError };

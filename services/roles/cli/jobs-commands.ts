@@ -154,6 +154,7 @@ export function registerJobsCommands(
 
   jobs
     .command("list")
+    .description("the tool's jobs: type, schedule, state")
     .addOption(toolOption())
     .addOption(jsonOption())
     .action(async (o: { tool?: string; json?: boolean }) => {
@@ -182,6 +183,7 @@ export function registerJobsCommands(
 
   jobs
     .command("show <name>")
+    .description("one job: state, restarts, last exit code, next run, recent runs")
     .addOption(toolOption())
     .addOption(jsonOption())
     .action(async (name: string, o: { tool?: string; json?: boolean }) => {

@@ -42,7 +42,7 @@ export function gitPushHandler(deps: {
 function describe(ref: string, result: TriggerResult): string {
   switch (result.status) {
     case "queued":
-      return `slipway: build ${result.build_id} queued for ${ref} (${result.reason})\nslipway: follow it with: npx slipway build logs ${result.build_id} -f`;
+      return `slipway: build ${result.build_id} queued for ${ref} (${result.reason})\nslipway: follow it with: slipway build logs ${result.build_id} -f`;
     case "duplicate":
       return `slipway: ${result.reason}`;
     case "ignored":
