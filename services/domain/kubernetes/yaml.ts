@@ -44,7 +44,7 @@ export function toApplyableYaml(objects: readonly object[]): string {
   let out = "";
   let notes: string[] = [];
   for (const o of objects) {
-    const why = leftOut(o as Reviewed);
+    const why = leftOut(o);
     if (why) {
       notes.push(why);
       continue;
