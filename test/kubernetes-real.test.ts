@@ -5,11 +5,15 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
+import { KubernetesJobsRuntime } from "../services/adapters/kubernetes/jobs-runtime.js";
 import { KubernetesRuntime } from "../services/adapters/kubernetes/runtime.js";
+import { RedisJobsStore } from "../services/adapters/store/redis-jobs.js";
 import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
+import { JobService } from "../services/domain/jobs/job-service.js";
+import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
 import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
@@ -18,6 +22,7 @@ import { run } from "../services/platform/process.js";
 import { renderRouter } from "../services/roles/http/api-render.js";
 import { errorHandler } from "../services/roles/http/errors.js";
 import { kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
+import { startJobsApi, type JobsApi } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
 // The cluster profile against a real kube-apiserver v1.24 with its controller-manager and scheduler
@@ -238,5 +243,82 @@ describe.skipIf(assets.skip !== undefined)("Kubernetes profile on a real API ser
         expect(out.stdout).toMatch(/# Job migrate-r\d+: left out/);
       }
     }, 120_000);
+  });
+
+  describe("jobs run --wait", () => {
+    let runner: JobRunner;
+    let jobsApi: JobsApi;
+    beforeAll(async () => {
+      const logger = memoryLogger();
+      const jobsStore = RedisJobsStore.create(client);
+      const jobs = new JobService({
+        jobs: jobsStore,
+        store,
+        imageOf: (release) => `${REGISTRY}@${release.image_digest}`,
+        logger,
+      });
+      const kc = cluster.kubeConfig("slipway");
+      const runtime = new KubernetesJobsRuntime(
+        kc,
+        new KubernetesApplier(kc, logger),
+        store,
+        { runner: "slipway-jobs-real", startTimeoutS: 30, pollMs: 200, ...OPTIONS },
+        logger,
+      );
+      runner = new JobRunner({
+        store: jobsStore,
+        runtime,
+        envFor: () => Promise.resolve({ ...ENV }),
+        logger,
+        options: { ...DEFAULT_RUNNER_OPTIONS, tickMs: 100, memoryMb: 256, owner: "real" },
+      });
+      await runner.start();
+      jobsApi = await startJobsApi(jobs, TOOL, logger);
+      if (!(await store.getRoute(TOOL))) {
+        await deployer().deploy((await newRelease()).id, new AbortController().signal);
+      }
+    });
+    afterAll(async () => {
+      await runner?.close();
+      await jobsApi?.close();
+    });
+
+    const jobsRun = async (name: string) =>
+      run(
+        process.execPath,
+        [
+          path.join(repoRoot, "dist/services/main.js"),
+          "jobs",
+          "run",
+          name,
+          "--command",
+          `./${name}`,
+          "--tool",
+          TOOL,
+          "--wait",
+        ],
+        {
+          env: { ...process.env, SLIPWAY_URL: new URL(jobsApi.base).origin, SLIPWAY_TOKEN: "sla_unused" },
+          allowFailure: true,
+        },
+      );
+
+    it("prints the Job pod's output, read through pods/log, and its exit code", async () => {
+      cluster.script(NS, "report-", { logs: ["report line 1", "report line 2"], exitCode: 3 });
+      const out = await jobsRun("report");
+      expect(out.stdout).toBe("report line 1\nreport line 2\n--- job report failed with exit code 3\n");
+      expect(out.code).toBe(3);
+    }, 90_000);
+
+    it("says the output is incomplete when the pod's log cannot be read, instead of a clean success", async () => {
+      cluster.script(NS, "lost-", { logStatus: 500, exitCode: 0 });
+      const out = await jobsRun("lost");
+      expect(out.code, out.stderr).toBe(0);
+      const lines = out.stdout.trimEnd().split("\n");
+      expect(lines[0]).toMatch(/^slipway: output incomplete: could not read the pod's log: .*500/);
+      expect(lines.at(-1)).toMatch(
+        /^--- job lost succeeded with exit code 0 \(output incomplete: could not read the pod's log: /,
+      );
+    }, 90_000);
   });
 });

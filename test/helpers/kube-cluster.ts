@@ -240,7 +240,14 @@ export async function startKubeCluster(): Promise<KubeCluster> {
             headers: {
               authorization: `Bearer ${tokens.admin}`,
               accept: "application/json",
-              ...(payload ? { "content-type": contentType ?? "application/json" } : {}),
+              // Node sends a DELETE's body without chunking: without a length the server would read
+              // it as the next request on the kept-alive connection.
+              ...(payload
+                ? {
+                    "content-type": contentType ?? "application/json",
+                    "content-length": String(Buffer.byteLength(payload)),
+                  }
+                : {}),
             },
           },
           (res) => {
@@ -312,8 +319,8 @@ export async function startKubeCluster(): Promise<KubeCluster> {
         res.end(lines.map((l) => `${stamp ? `${t} ` : ""}${l}\n`).join(""));
       },
     );
-    await new Promise<void>((r) => logServer!.listen(kubeletPort, "127.0.0.1", r));
-    kubelet = await startStandInKubelet(api, kubeletPort, scriptOf);
+    await new Promise<void>((r) => logServer!.listen(kubeletPort!, "127.0.0.1", r));
+    kubelet = await startStandInKubelet(api, kubeletPort!, scriptOf);
     const kubectl = path.join(bin, "kubectl");
     return {
       url,

@@ -144,7 +144,7 @@ export function registerJobsCommands(
               ...(r.lines ?? []),
             ]),
             answer.final
-              ? `--- job ${job.name} ${answer.status}${answer.exit_code === null ? "" : ` with exit code ${answer.exit_code}`}`
+              ? `--- job ${job.name} ${answer.status}${answer.exit_code === null ? "" : ` with exit code ${answer.exit_code}`}${finalNote(answer)}`
               : `--- job ${job.name} still running after ${limitS} s`,
           ].join("\n"),
         );
@@ -283,6 +283,12 @@ export function registerJobsCommands(
       if (o.json) print(true, r, () => "");
       else process.stdout.write(r.yaml);
     });
+}
+
+/** The last run's reason after a final status that does not already say it (`succeeded`: output incomplete). */
+function finalNote(answer: { status: string; runs: readonly { reason?: string | null }[] }): string {
+  const reason = answer.runs.at(-1)?.reason;
+  return reason && answer.status !== "failed" ? ` (${reason})` : "";
 }
 
 function runHeader(run: RunRow): string {
