@@ -319,7 +319,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
         res.end(lines.map((l) => `${stamp ? `${t} ` : ""}${l}\n`).join(""));
       },
     );
-    await new Promise<void>((r) => logServer!.listen(kubeletPort!, "127.0.0.1", r));
+    await new Promise<void>((r) => logServer!.listen(kubeletPort, "127.0.0.1", r));
     kubelet = await startStandInKubelet(api, kubeletPort!, scriptOf);
     const kubectl = path.join(bin, "kubectl");
     return {
