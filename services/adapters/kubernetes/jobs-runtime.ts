@@ -195,8 +195,8 @@ export class KubernetesJobsRuntime implements JobsRuntime {
       if (pod) seenPod = true;
       if (pod && (status?.state?.running || terminated)) this.follow(run, pod, log);
       if (terminated) {
-        await this.drain(run);
-        return { exitCode: terminated.exitCode };
+        const unread = await this.drain(run);
+        return { exitCode: terminated.exitCode, ...(unread ? { outputIncomplete: unread } : {}) };
       }
       if (pod && (pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded")) {
         // Ended without the container reporting an exit (evicted, node lost): as good as killed.
@@ -267,12 +267,15 @@ export class KubernetesJobsRuntime implements JobsRuntime {
     };
   }
 
-  /** Stops the follow and reads what it has not handed on yet (the read overlaps; the cursor skips). */
-  private async drain(run: Run): Promise<void> {
+  /**
+   * Stops the follow and reads what it has not handed on yet (the read overlaps; the cursor skips).
+   * Returns why that read failed (`could not read the pod's log: …`), for a run whose container ran.
+   */
+  private async drain(run: Run): Promise<string | undefined> {
     const podName = run.follow?.pod ?? (await this.podOf(run).catch(() => undefined))?.metadata?.name;
     run.follow?.stop();
     run.follow = undefined;
-    if (!podName) return;
+    if (!podName) return undefined;
     // client-node's readNamespacedPodLog has no `sinceTime`; `Log` without follow is the same GET.
     let text = "";
     const sink = new Writable({
@@ -292,16 +295,21 @@ export class KubernetesJobsRuntime implements JobsRuntime {
         ...(run.cursor.sinceTime ? { sinceTime: run.cursor.sinceTime } : {}),
       });
       // A read that stalls must not keep the run from ending; what it missed is lost, not the run.
-      await Promise.race([finished, sleep(DRAIN_TIMEOUT_MS)]);
-    } catch {
-      // A container that never started, or a pod already gone, has no more output to read.
-      return;
+      const ended = await Promise.race([finished.then(() => true), sleep(DRAIN_TIMEOUT_MS, false)]);
+      if (!ended) return `could not read the pod's log: no answer within ${DRAIN_TIMEOUT_MS / 1000} s`;
+    } catch (error) {
+      // A container that never started, or a pod already gone, has no more output to read; for one
+      // that ran (the caller decides) the output is lost, and the run must say so (pods/log needs the
+      // node's kubelet, which may be unreachable from the API server).
+      const ref = { kind: "Pod", namespace: run.namespace, name: podName };
+      return `could not read the pod's log: ${kubeError("read the log of", ref, error).message}`;
     }
     run.cursor.newRead();
     const lines = text.split("\n");
     if (lines[lines.length - 1] === "") lines.pop();
     const fresh = run.cursor.take(lines);
     if (fresh.length > 0) run.onLines(fresh);
+    return undefined;
   }
 
   /** The Warning events of the run's Job and pod, oldest first: why a pod could not be made or start. */

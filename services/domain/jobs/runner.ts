@@ -353,6 +353,11 @@ export class JobRunner {
         status = "failed";
         reason = `exited with code ${exitCode}`;
       }
+      if (exit.outputIncomplete) {
+        const note = `output incomplete: ${exit.outputIncomplete}`;
+        append([`slipway: ${note}`]);
+        reason = reason ? `${reason}; ${note}` : note;
+      }
     } catch (error) {
       status = "failed";
       reason = `could not start: ${errorMessage(error)}`;

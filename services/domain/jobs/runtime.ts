@@ -22,6 +22,11 @@ export interface JobExit {
   readonly exitCode: number;
   /** It was stopped at its container's memory or process limit. */
   readonly exceeded?: LimitExceeded | undefined;
+  /**
+   * Why some of its output could not be read (`could not read the pod's log: …`): the run's log lacks
+   * it, and the run says so instead of looking complete.
+   */
+  readonly outputIncomplete?: string | undefined;
 }
 
 /**

@@ -55,4 +55,4 @@ export {
   runnerSelector,
 } from "./job-run.js";
 export { REDACTED, redactSecrets } from "./redact.js";
-export { toYaml } from "./yaml.js";
+export { toApplyableYaml, toYaml } from "./yaml.js";

@@ -144,7 +144,7 @@ export function registerJobsCommands(
               ...(r.lines ?? []),
             ]),
             answer.final
-              ? `--- job ${job.name} ${answer.status}${answer.exit_code === null ? "" : ` with exit code ${answer.exit_code}`}`
+              ? `--- job ${job.name} ${answer.status}${answer.exit_code === null ? "" : ` with exit code ${answer.exit_code}`}${finalNote(answer)}`
               : `--- job ${job.name} still running after ${limitS} s`,
           ].join("\n"),
         );
@@ -306,6 +306,12 @@ function listFooter(list: readonly JobRow[]): string[] {
       : []),
     ...(stopped.length ? ["", ...stopped.map((j) => `${j.name} ${j.status.message}`)] : []),
   ];
+}
+
+/** The last run's reason after a final status that does not already say it (`succeeded`: output incomplete). */
+function finalNote(answer: { status: string; runs: readonly { reason?: string | null }[] }): string {
+  const reason = answer.runs.at(-1)?.reason;
+  return reason && answer.status !== "failed" ? ` (${reason})` : "";
 }
 
 function runHeader(run: RunRow): string {

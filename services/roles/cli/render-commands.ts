@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import { toYaml } from "../../domain/kubernetes/yaml.js";
+import { toApplyableYaml } from "../../domain/kubernetes/yaml.js";
 import type { ApiClient } from "./client.js";
 
 interface ManifestsView {
@@ -20,7 +20,8 @@ interface ManifestsView {
  * `slipway render <tool> [--component X] [--json|--yaml]`: the Kubernetes objects of the tool's live
  * (else newest) release, from GET /api/v1/tools/:tool/manifests. Default output is the YAML with a
  * comment header saying which release it is; `--yaml` is the YAML alone (for `kubectl diff -f -`);
- * `--json` is the API's answer. Secret values arrive as `***`.
+ * `--json` is the API's answer. Secret values arrive as `***`, so the YAML leaves Secrets out (and
+ * one-off Jobs, which would run if applied), each as a comment line: it diffs and applies as it is.
  */
 export function registerRenderCommands(program: Command, client: () => Promise<ApiClient>): void {
   program
@@ -39,7 +40,7 @@ export function registerRenderCommands(program: Command, client: () => Promise<A
         return;
       }
       if (o.yaml) {
-        process.stdout.write(toYaml(view.objects));
+        process.stdout.write(toApplyableYaml(view.objects));
         return;
       }
       const header = [
@@ -51,6 +52,6 @@ export function registerRenderCommands(program: Command, client: () => Promise<A
         ...view.skipped.map((s) => `# skipped ${s.component}: ${s.reason}`),
         `# served at <tool>.${view.options.domain}, ingress class ${view.options.ingress_class_name}`,
       ];
-      process.stdout.write(header.join("\n") + "\n" + toYaml(view.objects));
+      process.stdout.write(header.join("\n") + "\n" + toApplyableYaml(view.objects));
     });
 }
