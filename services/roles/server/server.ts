@@ -57,6 +57,7 @@ import { ToolCache } from "../webhooks/tool-cache.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
+import { StackWaitNotes } from "../../domain/pipeline/stack-wait.js";
 import { fileSecret } from "./secrets-file.js";
 import { sourceAccess } from "./source-access.js";
 import { gitlabFeature } from "./gitlab-wiring.js";
@@ -198,7 +199,12 @@ export async function startServer(
       const proxy =
         config.runtime === "kubernetes"
           ? undefined
-          : await FrontProxy.create(store, config.webDomain, logger.child({ component: "proxy" }));
+          : await FrontProxy.create(
+              store,
+              config.webDomain,
+              logger.child({ component: "proxy" }),
+              config.publicUrl,
+            );
       if (proxy) closers.push(() => Promise.resolve(proxy.close()));
       const git = createGitRemote({
         reposDir,
@@ -444,6 +450,7 @@ export async function startServer(
         // Slipway's own host only for a tool's own repository; everything else under the outside rules.
         const ownFetcher = fetcherWith([access.ownHost]);
         const outsideFetcher = fetcherWith(config.sourceAllowHosts);
+        const stackWait = new StackWaitNotes(store, logs, logger.child({ component: "stack" }));
         ready = (async () => {
           const builder = await localBuilder(
             config,
@@ -451,6 +458,7 @@ export async function startServer(
             registry,
             (repository) => images.access.preparePush(repository),
             builders.id,
+            (step) => stackWait.step(step),
           );
           const recovery = new BuildRecovery({
             store,
