@@ -165,7 +165,9 @@ export function noReleaseMessage(tool: string, build: Build | undefined, gitUrl:
   if (!build) return `${tool} has no release yet: no build yet: push to ${gitUrl}`;
   const phase =
     build.status === "pending" || build.status === "running" ? ` (phase ${build.phase ?? "queued"})` : "";
-  const why = build.reason && build.status !== "success" ? `: ${build.reason}` : "";
+  // A pending build's reason says why it was started; a failed one's says what to fix.
+  const why =
+    build.reason && (build.status === "failure" || build.status === "cancelled") ? `: ${build.reason}` : "";
   return `${tool} has no release yet: build ${build.id} is ${build.status}${phase}${why}`;
 }
 

@@ -41,6 +41,8 @@ import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../domain/jobs/runner.js";
 import { imageByDigest } from "../../domain/releases/deployer.js";
 import { newId } from "../../platform/ids.js";
 import { jobsRouter } from "../http/api-jobs.js";
+import { toolDeletionRouter } from "../http/api-tools-delete.js";
+import { toolDeletion } from "./tool-deletion-wiring.js";
 import { registryRouter } from "../http/api-registry.js";
 import { ToolService } from "../../domain/tools/tool-service.js";
 import type { Config } from "../../platform/env.js";
@@ -275,6 +277,16 @@ export async function startServer(
               releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases }),
             }),
             jobsRouter({ tools, jobs }),
+            toolDeletionRouter({
+              deletion: toolDeletion(config, {
+                redis,
+                store,
+                builds: new BuildControl(store, queue, buildSandboxes),
+                reposDir,
+                registryHost: images.endpoint.host,
+                logger,
+              }),
+            }),
             registryRouter({
               tools,
               access: images.access,
