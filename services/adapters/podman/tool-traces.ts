@@ -25,7 +25,22 @@ export class PodmanToolContainers implements ToolTraces {
     },
   ) {}
 
+  /**
+   * Looked up afresh on each of a few rounds: a job supervisor may start a run again (or remove its own
+   * container) while this removes them, until its next tick finds the job's definition gone.
+   */
   async remove(tool: string, builds: readonly Build[]): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      const ids = await this.find(tool, builds);
+      if (ids.length === 0) return;
+      await podman(["rm", "-f", "-t", "5", ...ids], { repoRoot: this.options.repoRoot, allowFailure: true });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const left = await this.find(tool, builds);
+    if (left.length > 0) throw new Error(`podman could not remove containers ${left.join(", ")}`);
+  }
+
+  private async find(tool: string, builds: readonly Build[]): Promise<string[]> {
     const ids: string[] = [];
     for (const owner of this.options.toolOwners) {
       ids.push(...(await this.ps([`label=io.slipway.owner=${owner}`, `label=io.slipway.tool=${tool}`])));
@@ -35,11 +50,7 @@ export class PodmanToolContainers implements ToolTraces {
       const rows = await this.rows([`label=io.slipway.owner=${this.options.buildOwner}`]);
       ids.push(...rows.filter((r) => buildIds.has(r.Labels?.["io.slipway.build"] ?? "")).map((r) => r.Id));
     }
-    if (ids.length === 0) return;
-    await podman(["rm", "-f", "-t", "5", ...ids], { repoRoot: this.options.repoRoot, allowFailure: true });
-    const left = (await this.rows([])).filter((r) => ids.includes(r.Id));
-    if (left.length > 0)
-      throw new Error(`podman could not remove containers ${left.map((r) => r.Id).join(", ")}`);
+    return ids;
   }
 
   private async ps(filters: readonly string[]): Promise<string[]> {
