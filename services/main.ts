@@ -13,7 +13,8 @@ const SHUTDOWN_MS = 8000;
 async function main(): Promise<void> {
   const config = loadConfig();
   const program = buildCli(config, async (role) => {
-    const logger = createLogger({ level: config.logLevel });
+    // A terminal gets readable lines (a first start shows its stack steps); a pipe or file gets JSON.
+    const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
     // Loaded only for `slipway server`: the server graph (BullMQ, Kubernetes client, …) takes seconds
     // to load, and every other command is a thin API call that should start at once.
     const { startServer } = await import("./roles/server/server.js");

@@ -1,4 +1,5 @@
 import { pino, type Logger as PinoLogger } from "pino";
+import { prettyStream } from "./pretty-log.js";
 
 /** The logging port: a fixed message, variables in fields. */
 export interface Logger {
@@ -35,10 +36,17 @@ const REDACT_PATHS = [
   "req.query.token",
 ];
 
-export function createLogger(options: { level: string; destination?: NodeJS.WritableStream }): Logger {
+export function createLogger(options: {
+  level: string;
+  destination?: NodeJS.WritableStream;
+  /** One readable line per entry instead of JSON: for a person at a terminal, not for log collectors. */
+  pretty?: boolean;
+}): Logger {
+  const destination = options.destination ?? process.stdout;
+  // Redaction happens before the formatter sees a line, so the readable form is as safe as the JSON.
   const base: PinoLogger = pino(
     { level: options.level, redact: { paths: REDACT_PATHS, censor: "[redacted]" }, base: undefined },
-    options.destination ?? process.stdout,
+    options.pretty ? prettyStream(destination) : destination,
   );
   return wrap(base);
 }

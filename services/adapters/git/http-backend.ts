@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
@@ -90,7 +91,8 @@ export function createGitRemote(options: GitRemoteOptions): GitRemote {
   // a newer hook script takes effect without a migration. Serialised per tool: two first pushes race.
   const prepare = (tool: string): Promise<void> => {
     let p = prepared.get(tool);
-    if (!p) {
+    // A repository removed since (`tools delete`, then a new tool of that name) is prepared afresh.
+    if (!p || !existsSync(repoPath(o.reposDir, tool))) {
       p = prepareRepository(repoPath(o.reposDir, tool), o.nodePath, o.maxPushBytes);
       prepared.set(tool, p);
       p.catch(() => prepared.delete(tool));

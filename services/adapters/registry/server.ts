@@ -121,7 +121,9 @@ function registryConfig(dir: string, port: number, htpasswd: string, secret: str
       filesystem: { rootdirectory: path.join(dir, "data") },
       // Lets the operator (and garbage collection of superseded builds) remove manifests.
       delete: { enabled: true },
-      cache: { blobdescriptor: "inmemory" },
+      // No blob-descriptor cache: it outlives a deleted repository (`tools delete`) and would answer
+      // "present" for a layer the next push to a repository of that name no longer has. Loopback
+      // file-system lookups cost less than a push refused for an unknown blob.
     },
     http: { addr: `127.0.0.1:${port}`, secret },
     auth: { htpasswd: { realm: "slipway-registry", path: htpasswd } },

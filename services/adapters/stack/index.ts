@@ -7,3 +7,4 @@ export {
   type StackConfig,
 } from "./stack.js";
 export { CNB_USER } from "./rootfs.js";
+export { STACK_STEPS, describeStep, type StackStep } from "./progress.js";

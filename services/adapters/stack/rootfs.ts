@@ -13,6 +13,8 @@ export interface RootfsSpec {
   readonly caBundle: string | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly onLine?: ((line: string) => void) | undefined;
+  /** Called when debootstrap is done and the tree is being made Slipway's. */
+  readonly onPrepare?: (() => void) | undefined;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function buildRootfs(spec: RootfsSpec): Promise<void> {
       onLine: spec.onLine ? (line) => spec.onLine?.(line) : undefined,
     },
   );
+  spec.onPrepare?.();
   if (spec.caBundle) {
     await copyFile(spec.caBundle, path.join(spec.dir, "etc/ssl/certs/ca-certificates.crt"));
   }

@@ -8,6 +8,7 @@ import { SlipwayError, errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { run } from "../../platform/process.js";
 import { podman, podmanEnv } from "../podman/podman.js";
+import { StackProgress, describeStep, type StackImage, type StackStep } from "./progress.js";
 import { CNB_USER, buildRootfs, treeSize } from "./rootfs.js";
 
 /** Bump when the way images are made changes, so every machine rebuilds them. */
@@ -51,16 +52,28 @@ const inProcess = new Map<string, Promise<Stack>>();
  * `<home>/stack/run-<id>/rootfs`, that the exporter layers app images on. Concurrent callers, in this
  * process or others, wait for one build instead of starting their own.
  */
-export async function ensureStack(config: StackConfig, logger: Logger): Promise<Stack> {
+export async function ensureStack(
+  config: StackConfig,
+  logger: Logger,
+  /** Told each step of a build of the stack (only when this process builds it). */
+  onProgress: (step: StackStep) => void = () => undefined,
+): Promise<Stack> {
   const id = await stackId(config);
   const pending = inProcess.get(id);
   if (pending) return pending;
-  const promise = ensure(config, logger.child({ stack: id }), id).finally(() => inProcess.delete(id));
+  const promise = ensure(config, logger.child({ stack: id }), id, onProgress).finally(() =>
+    inProcess.delete(id),
+  );
   inProcess.set(id, promise);
   return promise;
 }
 
-async function ensure(config: StackConfig, logger: Logger, id: string): Promise<Stack> {
+async function ensure(
+  config: StackConfig,
+  logger: Logger,
+  id: string,
+  onProgress: (step: StackStep) => void,
+): Promise<Stack> {
   const stackDir = path.join(config.home, "stack");
   const stack: Stack = {
     id,
@@ -77,9 +90,14 @@ async function ensure(config: StackConfig, logger: Logger, id: string): Promise<
     if (await isComplete(config, stack)) return stack;
     logger.info({ mirror: config.debianMirror }, "building the stack images (first run on this machine)");
     const started = Date.now();
+    const tracker = (image: StackImage) =>
+      new StackProgress(image, (step) => {
+        logger.info({ ...step, detail: describeStep(SUITE, step) }, "stack progress");
+        onProgress(step);
+      });
     await Promise.all([
-      buildBuildImage(config, logger, stack, stackDir),
-      buildRunRootfs(config, logger, stack),
+      buildBuildImage(config, logger, stack, stackDir, tracker("build")),
+      buildRunRootfs(config, logger, stack, tracker("run")),
     ]);
     logger.info({ seconds: (Date.now() - started) / 1000 }, "stack ready");
     return stack;
@@ -106,6 +124,7 @@ async function buildBuildImage(
   logger: Logger,
   stack: Stack,
   stackDir: string,
+  progress: StackProgress,
 ): Promise<void> {
   const dir = path.join(stackDir, `build-${stack.id}`, "rootfs");
   const started = Date.now();
@@ -116,10 +135,12 @@ async function buildBuildImage(
     mirror: config.debianMirror,
     suite: SUITE,
     caBundle: config.caBundle,
-    onLine: progress(logger, "build"),
+    onLine: (line) => progress.line(line),
+    onPrepare: () => progress.enter("preparing the image"),
   });
   const bytes = await treeSize(dir);
   logger.info({ image: "build", seconds: (Date.now() - started) / 1000, bytes }, "debootstrap finished");
+  progress.enter("saving the image");
   const importStarted = Date.now();
   // Streamed through a pipe: the tree is hundreds of megabytes and should not sit in memory.
   await run(
@@ -141,7 +162,12 @@ async function buildBuildImage(
   await rm(path.dirname(dir), { recursive: true, force: true });
 }
 
-async function buildRunRootfs(config: StackConfig, logger: Logger, stack: Stack): Promise<void> {
+async function buildRunRootfs(
+  config: StackConfig,
+  logger: Logger,
+  stack: Stack,
+  progress: StackProgress,
+): Promise<void> {
   const finalDir = path.dirname(stack.runRootfs);
   const tmpDir = `${finalDir}.tmp`;
   const started = Date.now();
@@ -152,21 +178,15 @@ async function buildRunRootfs(config: StackConfig, logger: Logger, stack: Stack)
     mirror: config.debianMirror,
     suite: SUITE,
     caBundle: config.caBundle,
-    onLine: progress(logger, "run"),
+    onLine: (line) => progress.line(line),
+    onPrepare: () => progress.enter("preparing the image"),
   });
   const bytes = await treeSize(path.join(tmpDir, "rootfs"));
   logger.info({ image: "run", seconds: (Date.now() - started) / 1000, bytes }, "debootstrap finished");
+  progress.enter("saving the image");
   await rm(finalDir, { recursive: true, force: true });
   await rename(tmpDir, finalDir);
   await writeFile(path.join(finalDir, "complete"), `${new Date().toISOString()}\n`);
-}
-
-/** debootstrap prints a line per package; the phase lines ("Installing core packages...") are enough. */
-function progress(logger: Logger, image: string): (line: string) => void {
-  return (line) => {
-    if (!line.startsWith("I: ") || /^I: \w+ [A-Za-z0-9.+:_-]+\.\.\.$/.test(line)) return;
-    logger.info({ image, step: line.slice(3) }, "debootstrap");
-  };
 }
 
 /**

@@ -103,6 +103,30 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
       out(false, t, () => toolSummary(t, web, jobs));
     });
 
+  tools
+    .command("delete <name>")
+    .description(
+      "delete a tool and everything of it: containers, network, images, git repository, env vars, tokens, jobs, logs, releases, builds (admin token)",
+    )
+    .option("--force", "cancel the tool's queued or running builds instead of refusing")
+    .addOption(json())
+    .action(async (name: string, o: { force?: boolean; json?: boolean }) => {
+      const query = o.force ? "?force=true" : "";
+      const d = await (
+        await client()
+      ).request<{ name: string; removed: string[]; cancelled_builds: string[] }>(
+        "DELETE",
+        `/api/v1/tools/${encodeURIComponent(name)}${query}`,
+      );
+      out(!!o.json, d, () =>
+        [
+          `${d.name}: deleted`,
+          ...(d.cancelled_builds.length ? [`cancelled builds: ${d.cancelled_builds.join(", ")}`] : []),
+          `removed: ${d.removed.join("; ")}`,
+        ].join("\n"),
+      );
+    });
+
   const build = program.command("build").description("start, follow and inspect builds");
   build
     .command("start")

@@ -36,6 +36,20 @@ export function openApiDocument(publicUrl: string) {
           parameters: [toolParam],
           responses: { "200": ok("Tool"), "404": error },
         },
+        delete: {
+          summary:
+            "Delete a tool (admin token) and everything of it: containers, network, images, git repository, env vars, tokens, jobs, logs, releases, routes, builds. Refused (409) while a build is queued or running, unless force=true, which cancels them first",
+          parameters: [
+            toolParam,
+            { name: "force", in: "query", required: false, schema: { type: "boolean" } },
+          ],
+          responses: {
+            "200": { description: "{name, removed: string[], cancelled_builds: string[]}" },
+            "403": error,
+            "404": error,
+            "409": error,
+          },
+        },
       },
       "/api/v1/tools/{tool}/gitlab": {
         get: {

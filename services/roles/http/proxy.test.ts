@@ -79,3 +79,61 @@ describe("FrontProxy over several replicas", () => {
     expect(answer.body).toContain("lb has no webservice (its Procfile defines no web process)");
   });
 });
+
+describe("FrontProxy for a tool with no running webservice", () => {
+  async function answer(store: Partial<StateStore>, tool: string) {
+    const proxy = await FrontProxy.create(
+      {
+        getRoute: () => Promise.resolve(undefined),
+        watchRoutes: () => Promise.resolve(),
+        listReleases: () => Promise.resolve([]),
+        listBuilds: () => Promise.resolve([]),
+        ...store,
+      } as unknown as StateStore,
+      "localhost",
+      memoryLogger(),
+      "http://slipway.example:8080/",
+    );
+    const server = http.createServer((req, res) => void proxy.handle(tool, req, res));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    closers.push(async () => {
+      proxy.close();
+      await new Promise((r) => server.close(() => r(undefined)));
+    });
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    return {
+      status: res.status,
+      message: ((await res.json()) as { error: { message: string } }).error.message,
+    };
+  }
+  const exists = { getTool: (name: string) => Promise.resolve({ name }) } as unknown as Partial<StateStore>;
+
+  it("says which build a never-released tool waits on, and in what state", async () => {
+    const pending = { id: "b-42", status: "pending", phase: "queued" };
+    const got = await answer({ ...exists, listBuilds: () => Promise.resolve([pending]) } as never, "web");
+    expect(got).toEqual({
+      status: 503,
+      message: "web has no release yet: build b-42 is pending (phase queued)",
+    });
+  });
+
+  it("says where to push when a tool has no build at all", async () => {
+    const got = await answer(exists, "web");
+    expect(got).toEqual({
+      status: 503,
+      message: "web has no release yet: no build yet: push to http://slipway.example:8080/git/web.git",
+    });
+  });
+
+  it("says a released tool is stopped, and an unknown tool is not there (404)", async () => {
+    const released = await answer(
+      { ...exists, listReleases: () => Promise.resolve([{ id: "r1" }]) } as never,
+      "web",
+    );
+    expect(released.status).toBe(503);
+    expect(released.message).toContain('tool "web" has no running webservice (stopped)');
+    const unknown = await answer({ getTool: () => Promise.resolve(undefined) }, "nope");
+    expect(unknown.status).toBe(404);
+    expect(unknown.message).toMatch(/^no tool named "nope"/);
+  });
+});

@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Logger } from "../../platform/logger.js";
+import type { Build } from "../../domain/builds/build.js";
 import {
   hasNoWebservice,
   upstreamsOf,
@@ -26,10 +27,17 @@ export class FrontProxy {
     private readonly store: StateStore,
     private readonly domain: string,
     private readonly logger: Logger,
+    private readonly publicUrl: string,
   ) {}
 
-  static async create(store: StateStore, domain: string, logger: Logger): Promise<FrontProxy> {
-    const proxy = new FrontProxy(store, domain, logger);
+  static async create(
+    store: StateStore,
+    domain: string,
+    logger: Logger,
+    /** Slipway's own address, for the git remote a tool with no build is told to push to. */
+    publicUrl = "http://localhost",
+  ): Promise<FrontProxy> {
+    const proxy = new FrontProxy(store, domain, logger, publicUrl);
     await store.watchRoutes((tool) => proxy.cache.delete(tool));
     return proxy;
   }
@@ -54,11 +62,7 @@ export class FrontProxy {
     for (let attempt = 0; attempt < 3; attempt++) {
       const route = await this.route(tool, attempt > 0);
       if (!route) {
-        reply(
-          res,
-          503,
-          `tool "${tool}" has no running webservice (stopped, or never deployed); push to deploy one or run \`slipway webservice start\``,
-        );
+        await this.replyWithoutRoute(tool, res);
         return;
       }
       if (hasNoWebservice(route)) {
@@ -78,6 +82,32 @@ export class FrontProxy {
       await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
     }
     reply(res, 502, `tool "${tool}"'s webservice is not answering`);
+  }
+
+  /**
+   * Says why there is nothing to forward to: no such tool (404), no release yet and what its newest
+   * build is doing (on a first start the build may wait minutes for the stack images), or stopped.
+   */
+  private async replyWithoutRoute(tool: string, res: ServerResponse): Promise<void> {
+    if (!(await this.store.getTool(tool))) {
+      reply(
+        res,
+        404,
+        `no tool named "${tool}"; check the address, or create it with \`slipway tools create ${tool}\``,
+      );
+      return;
+    }
+    const [release] = await this.store.listReleases(tool, 1);
+    if (release) {
+      reply(
+        res,
+        503,
+        `tool "${tool}" has no running webservice (stopped); push to deploy again or run \`slipway webservice start\``,
+      );
+      return;
+    }
+    const [build] = await this.store.listBuilds(tool, 1);
+    reply(res, 503, noReleaseMessage(tool, build, `${this.publicUrl.replace(/\/+$/, "")}/git/${tool}.git`));
   }
 
   private async route(tool: string, fresh: boolean): Promise<Route | undefined> {
@@ -144,9 +174,22 @@ export class FrontProxy {
   }
 }
 
+/** The 503 text for a tool that was never released: its newest build's state, or how to make one. */
+export function noReleaseMessage(tool: string, build: Build | undefined, gitUrl: string): string {
+  if (!build) return `${tool} has no release yet: no build yet: push to ${gitUrl}`;
+  const phase =
+    build.status === "pending" || build.status === "running" ? ` (phase ${build.phase ?? "queued"})` : "";
+  // A pending build's reason says why it was started; a failed one's says what to fix.
+  const why =
+    build.reason && (build.status === "failure" || build.status === "cancelled") ? `: ${build.reason}` : "";
+  return `${tool} has no release yet: build ${build.id} is ${build.status}${phase}${why}`;
+}
+
 function reply(res: ServerResponse, status: number, message: string): void {
   res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify({ error: { code: status === 503 ? "not_found" : "internal", message } }));
+  res.end(
+    JSON.stringify({ error: { code: status === 503 || status === 404 ? "not_found" : "internal", message } }),
+  );
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {

@@ -5,7 +5,7 @@ import { runImageLayer } from "../../adapters/oci/run-layer.js";
 import { containerOwner } from "../../adapters/podman/confinement.js";
 import { ToolNetworks } from "../../adapters/podman/network.js";
 import { PodmanBuildSandbox, sandboxName } from "../../adapters/podman/sandbox.js";
-import { ensureStack } from "../../adapters/stack/index.js";
+import { ensureStack, type StackStep } from "../../adapters/stack/index.js";
 import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
 import type { ImageExporter, LifecycleRunner } from "../../domain/pipeline/build-pipeline.js";
 import type { Config } from "../../platform/env.js";
@@ -30,10 +30,13 @@ export async function localBuilder(
   beforePush: (repository: string) => Promise<void> = () => Promise.resolve(),
   /** This process's BuilderRegistry id, labelled on its sandboxes. */
   builder?: string,
+  /** Told each step while the stack images are built (first start on a machine only). */
+  onStackStep?: (step: StackStep) => void,
 ): Promise<{ lifecycle: LifecycleRunner; exporter: ImageExporter }> {
   const stack = await ensureStack(
     { ...config, home: config.stackHome },
     logger.child({ component: "stack" }),
+    onStackStep,
   );
   // The run image's base layer is written once per stack; doing it now spares the first build 9 s.
   await runImageLayer(stack);

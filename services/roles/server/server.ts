@@ -41,6 +41,8 @@ import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../domain/jobs/runner.js";
 import { imageByDigest } from "../../domain/releases/deployer.js";
 import { newId } from "../../platform/ids.js";
 import { jobsRouter } from "../http/api-jobs.js";
+import { toolDeletionRouter } from "../http/api-tools-delete.js";
+import { toolDeletion } from "./tool-deletion-wiring.js";
 import { registryRouter } from "../http/api-registry.js";
 import { ToolService } from "../../domain/tools/tool-service.js";
 import type { Config } from "../../platform/env.js";
@@ -57,6 +59,7 @@ import { ToolCache } from "../webhooks/tool-cache.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
 import { localBuilder } from "./local-builder.js";
+import { StackWaitNotes } from "../../domain/pipeline/stack-wait.js";
 import { fileSecret } from "./secrets-file.js";
 import { sourceAccess } from "./source-access.js";
 import { gitlabFeature } from "./gitlab-wiring.js";
@@ -199,7 +202,12 @@ export async function startServer(
       const proxy =
         config.runtime === "kubernetes"
           ? undefined
-          : await FrontProxy.create(store, config.webDomain, logger.child({ component: "proxy" }));
+          : await FrontProxy.create(
+              store,
+              config.webDomain,
+              logger.child({ component: "proxy" }),
+              config.publicUrl,
+            );
       if (proxy) closers.push(() => Promise.resolve(proxy.close()));
       const git = createGitRemote({
         reposDir,
@@ -270,6 +278,16 @@ export async function startServer(
               releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases }),
             }),
             jobsRouter({ tools, jobs }),
+            toolDeletionRouter({
+              deletion: toolDeletion(config, {
+                redis,
+                store,
+                builds: new BuildControl(store, queue, buildSandboxes),
+                reposDir,
+                registryHost: images.endpoint.host,
+                logger,
+              }),
+            }),
             registryRouter({
               tools,
               access: images.access,
@@ -445,6 +463,7 @@ export async function startServer(
         // Slipway's own host only for a tool's own repository; everything else under the outside rules.
         const ownFetcher = fetcherWith([access.ownHost]);
         const outsideFetcher = fetcherWith(config.sourceAllowHosts);
+        const stackWait = new StackWaitNotes(store, logs, logger.child({ component: "stack" }));
         ready = (async () => {
           const builder = await localBuilder(
             config,
@@ -452,6 +471,7 @@ export async function startServer(
             registry,
             (repository) => images.access.preparePush(repository),
             builders.id,
+            (step) => stackWait.step(step),
           );
           const recovery = new BuildRecovery({
             store,

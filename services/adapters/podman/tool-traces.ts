@@ -1,0 +1,102 @@
+import type { Build } from "../../domain/builds/build.js";
+import type { ToolTraces } from "../../domain/tools/tool-deletion.js";
+import { podman } from "./podman.js";
+
+interface PsRow {
+  readonly Id: string;
+  readonly Labels?: Record<string, string> | null;
+}
+
+/**
+ * A tool's containers on this server: its webservice replicas and job runs (labelled with the tool
+ * and this server's owner prefixes) and its build sandboxes (labelled with the build). Other servers'
+ * containers on the machine, even for a tool of the same name, carry other owners and stay.
+ */
+export class PodmanToolContainers implements ToolTraces {
+  readonly what = "containers";
+
+  constructor(
+    private readonly options: {
+      readonly repoRoot: string;
+      /** Owner labels of the web and jobs containers (`containerOwner(home, "web" | "jobs")`). */
+      readonly toolOwners: readonly string[];
+      /** Owner label of the build sandboxes. */
+      readonly buildOwner: string;
+    },
+  ) {}
+
+  /**
+   * Looked up afresh on each of a few rounds: a job supervisor may start a run again (or remove its own
+   * container) while this removes them, until its next tick finds the job's definition gone.
+   */
+  async remove(tool: string, builds: readonly Build[]): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      const ids = await this.find(tool, builds);
+      if (ids.length === 0) return;
+      await podman(["rm", "-f", "-t", "5", ...ids], { repoRoot: this.options.repoRoot, allowFailure: true });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const left = await this.find(tool, builds);
+    if (left.length > 0) throw new Error(`podman could not remove containers ${left.join(", ")}`);
+  }
+
+  private async find(tool: string, builds: readonly Build[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const owner of this.options.toolOwners) {
+      ids.push(...(await this.ps([`label=io.slipway.owner=${owner}`, `label=io.slipway.tool=${tool}`])));
+    }
+    const buildIds = new Set(builds.map((b) => b.id));
+    if (buildIds.size > 0) {
+      const rows = await this.rows([`label=io.slipway.owner=${this.options.buildOwner}`]);
+      ids.push(...rows.filter((r) => buildIds.has(r.Labels?.["io.slipway.build"] ?? "")).map((r) => r.Id));
+    }
+    return ids;
+  }
+
+  private async ps(filters: readonly string[]): Promise<string[]> {
+    return (await this.rows(filters)).map((r) => r.Id);
+  }
+
+  private async rows(filters: readonly string[]): Promise<PsRow[]> {
+    const res = await podman(["ps", "-a", "--format", "json", ...filters.flatMap((f) => ["--filter", f])], {
+      repoRoot: this.options.repoRoot,
+    });
+    return JSON.parse(res.stdout || "[]") as PsRow[];
+  }
+}
+
+/** The tool's own podman network (`<owner>-<tool>`). */
+export class PodmanToolNetwork implements ToolTraces {
+  readonly what = "network";
+
+  constructor(
+    private readonly options: { readonly repoRoot: string; readonly name: (tool: string) => string },
+  ) {}
+
+  async remove(tool: string): Promise<void> {
+    const name = this.options.name(tool);
+    const exists = await podman(["network", "exists", name], {
+      repoRoot: this.options.repoRoot,
+      allowFailure: true,
+    });
+    if (exists.code !== 0) return;
+    await podman(["network", "rm", "-f", name], { repoRoot: this.options.repoRoot });
+  }
+}
+
+/** The tool's images in podman's local store, pulled from `<registry>/tool-<tool>/…` to run them. */
+export class PodmanToolImages implements ToolTraces {
+  readonly what = "local images";
+
+  constructor(private readonly options: { readonly repoRoot: string; readonly registryHost: string }) {}
+
+  async remove(tool: string): Promise<void> {
+    const res = await podman(
+      ["images", "-q", "--filter", `reference=${this.options.registryHost}/tool-${tool}/*`],
+      { repoRoot: this.options.repoRoot },
+    );
+    const ids = [...new Set(res.stdout.split("\n").filter(Boolean))];
+    if (ids.length === 0) return;
+    await podman(["rmi", "-f", ...ids], { repoRoot: this.options.repoRoot });
+  }
+}
