@@ -240,7 +240,8 @@ describe("jobs on the local profile", () => {
         );
         return r.body.status.restarts >= 2 ? r.body : undefined;
       },
-      30_000,
+      // Three container starts and the backoff between them; minutes apart on a loaded machine.
+      90_000,
     );
     expect(shown.status.last_exit_code).toBe(1);
     const logs = await api<{ runs: { lines: string[]; exit_code: number }[] }>("GET", "/crashy/logs");
