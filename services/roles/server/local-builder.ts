@@ -74,7 +74,7 @@ export async function localBuilder(
           workDir: input.workDir,
           cacheDir: path.join(config.home, "cache", input.tool, input.component),
           noCache: input.noCache,
-          env: config.pipIndexUrl ? { PIP_INDEX_URL: config.pipIndexUrl } : {},
+          env: pipEnv(config.pipIndexUrl),
           sourceDateEpoch: input.sourceDateEpoch,
           limits: { memoryMb: config.build.memoryMb, cpus: config.build.cpus },
           npmRegistry: config.npmRegistry,
@@ -108,4 +108,13 @@ export async function localBuilder(
       },
     },
   };
+}
+
+/** pip ignores a plain-http index unless its host is trusted; an operator who names one means it. */
+function pipEnv(indexUrl: string | undefined): Record<string, string> {
+  if (!indexUrl) return {};
+  const url = new URL(indexUrl);
+  return url.protocol === "http:"
+    ? { PIP_INDEX_URL: indexUrl, PIP_TRUSTED_HOST: url.host }
+    : { PIP_INDEX_URL: indexUrl };
 }
