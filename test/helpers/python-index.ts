@@ -25,7 +25,11 @@ export async function startPythonIndex(
   const files = new Map<string, Buffer>();
   for (const f of await readdir(wheels)) files.set(f, await readFile(path.join(wheels, f)));
   // PEP 503: project names are normalized; a wheel's name part is the project name.
-  const project = (f: string) => f.split("-")[0]!.toLowerCase().replace(/[-_.]+/g, "-");
+  const project = (f: string) =>
+    f
+      .split("-")[0]!
+      .toLowerCase()
+      .replace(/[-_.]+/g, "-");
   const server = http.createServer((req, res) => {
     const url = req.url ?? "/";
     const m = /^\/simple\/([^/]+)\/?$/.exec(url);
@@ -33,9 +37,13 @@ export async function startPythonIndex(
       const name = m[1]!.toLowerCase().replace(/[-_.]+/g, "-");
       const links = [...files]
         .filter(([f]) => project(f) === name)
-        .map(([f, b]) => `<a href="/files/${f}#sha256=${createHash("sha256").update(b).digest("hex")}">${f}</a>`);
+        .map(
+          ([f, b]) => `<a href="/files/${f}#sha256=${createHash("sha256").update(b).digest("hex")}">${f}</a>`,
+        );
       if (links.length === 0) return void res.writeHead(404).end();
-      return void res.writeHead(200, { "content-type": "text/html" }).end(`<html><body>${links.join("\n")}</body></html>`);
+      return void res
+        .writeHead(200, { "content-type": "text/html" })
+        .end(`<html><body>${links.join("\n")}</body></html>`);
     }
     const file = /^\/files\/([^/]+)$/.exec(url)?.[1];
     const body = file ? files.get(file) : undefined;

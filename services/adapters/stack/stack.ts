@@ -50,7 +50,10 @@ export const RUN_PACKAGES = ["ca-certificates", "python3", "python-is-python3"] 
 export type StackConfig = Pick<Config, "home" | "debianMirror" | "caBundle" | "repoRoot">;
 
 /** The content hash naming a stack: same inputs, same images. */
-export async function stackId(config: Pick<Config, "caBundle">, suite: Suite = DEFAULT_SUITE): Promise<string> {
+export async function stackId(
+  config: Pick<Config, "caBundle">,
+  suite: Suite = DEFAULT_SUITE,
+): Promise<string> {
   const h = createHash("sha256");
   h.update(JSON.stringify({ v: STACK_VERSION, suite, build: BUILD_PACKAGES, run: RUN_PACKAGES }));
   if (config.caBundle) h.update(await readFile(config.caBundle));
