@@ -12,6 +12,9 @@ Usage:
   debs.py newest  --cache DIR [--suite S]... REGEX                  packages matching, newest first
   debs.py has     --cache DIR [--suite S]... PKG                    exit 0 if PKG is in the index
 
+Without --suite, the suite is the build image's own Debian release (VERSION_CODENAME in
+/etc/os-release): the packages must fit the run image, which is made from the same release.
+
 The parsed index is kept as JSON in the cache dir (`index-<suite>.json`) and refreshed after
 --max-age seconds (default a day) or when a download returns 404 (a point release moved the pool).
 `--base` names packages the run image already has: they and their dependencies are not installed,
@@ -42,6 +45,19 @@ KEEP = ("Package", "Version", "Depends", "Pre-Depends", "Provides", "Filename", 
 
 class Failure(Exception):
     pass
+
+
+def stack_suite(os_release="/etc/os-release"):
+    """The Debian release of the image this runs in (the stack's suite); bookworm when unknown."""
+    try:
+        with open(os_release, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key == "VERSION_CODENAME" and value.strip('"'):
+                    return value.strip('"')
+    except OSError:
+        pass
+    return "bookworm"
 
 
 def log(message):
@@ -318,7 +334,7 @@ def main():
     parser.add_argument("packages", nargs="*")
     args = parser.parse_intermixed_args()
     args.mirror = args.mirror.rstrip("/")
-    args.suite = args.suite or ["bookworm"]
+    args.suite = args.suite or [stack_suite()]
     args.base = [b for item in args.base for b in item.split()]
     args.skip = [b for item in args.skip for b in item.split()]
     try:

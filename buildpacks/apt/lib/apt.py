@@ -88,7 +88,7 @@ def wanted():
                 if text.startswith(":repo:"):
                     raise Failure(
                         f"{APTFILE} line {n}: custom repositories (:repo:) are not supported; packages come from "
-                        "the platform's Debian bookworm mirror only"
+                        "the platform's Debian mirror only"
                     )
                 if re.match(r"^[a-z]+://", text) or text.endswith(".deb"):
                     raise Failure(f"{APTFILE} line {n}: .deb files and URLs are not supported; name a Debian package")
@@ -141,7 +141,8 @@ def check(cache, mirror):
     sys.path.insert(0, "/cnb/lib")
     import debs  # noqa: E402  (mounted at /cnb/lib by the platform)
 
-    args = argparse.Namespace(cache=cache, mirror=mirror, suite=["bookworm"], max_age=86400)
+    suite = debs.stack_suite()
+    args = argparse.Namespace(cache=cache, mirror=mirror, suite=[suite], max_age=86400)
     try:
         index = debs.load_index(args)
     except debs.Failure as error:
@@ -153,9 +154,9 @@ def check(cache, mirror):
             continue
         name, _, where = line.partition("\t")
         if name not in index and name not in provided:
-            unknown.append(f"{where}: Debian package {name!r} does not exist in Debian bookworm ({mirror})")
+            unknown.append(f"{where}: Debian package {name!r} does not exist in Debian {suite} ({mirror})")
     if unknown:
-        raise Failure("\n".join(unknown) + "\nCheck the spelling (https://packages.debian.org/bookworm/<name>) and push again.")
+        raise Failure("\n".join(unknown) + f"\nCheck the spelling (https://packages.debian.org/{suite}/<name>) and push again.")
 
 
 def toml_get(path, key):

@@ -1,6 +1,9 @@
 export {
   ensureStack,
   stackId,
+  SUITES,
+  DEFAULT_SUITE,
+  type Suite,
   STACK_VERSION,
   BUILD_PACKAGES,
   RUN_PACKAGES,

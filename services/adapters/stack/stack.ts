@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Stack } from "../../domain/lifecycle/types.js";
+import type { Stack, StackSuite } from "../../domain/lifecycle/types.js";
 import type { Config } from "../../platform/env.js";
 import { SlipwayError, errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
@@ -13,7 +13,19 @@ import { CNB_USER, buildRootfs, treeSize } from "./rootfs.js";
 
 /** Bump when the way images are made changes, so every machine rebuilds them. */
 export const STACK_VERSION = "1";
-const SUITE = "bookworm";
+
+/**
+ * The Debian releases Slipway builds stacks from, and the one Python each has (Debian packages one
+ * python3 per release, and no other source of Python is reachable here). The first is the default;
+ * the others are built on first use, when an app asks for their Python.
+ */
+export const SUITES = [
+  { suite: "bookworm", python: "3.11" },
+  { suite: "trixie", python: "3.13" },
+] as const satisfies readonly StackSuite[];
+
+export type Suite = (typeof SUITES)[number]["suite"];
+export const DEFAULT_SUITE: Suite = SUITES[0].suite;
 
 /**
  * Build image: what the nodejs and python buildpacks need (python3 also runs their JSON/TOML/semver
@@ -27,19 +39,24 @@ export const BUILD_PACKAGES = [
   "python3",
   "python3-venv",
   "python3-pip",
+  // `python` runs python3, as on Toolforge's images (`web: python server.py`).
+  "python-is-python3",
   "make",
   "g++",
 ] as const;
 
 /** Run image: no compilers. python3 sits at the same path as in the build image, so venvs made there work. */
-export const RUN_PACKAGES = ["ca-certificates", "python3"] as const;
+export const RUN_PACKAGES = ["ca-certificates", "python3", "python-is-python3"] as const;
 
 export type StackConfig = Pick<Config, "home" | "debianMirror" | "caBundle" | "repoRoot">;
 
 /** The content hash naming a stack: same inputs, same images. */
-export async function stackId(config: Pick<Config, "caBundle">): Promise<string> {
+export async function stackId(
+  config: Pick<Config, "caBundle">,
+  suite: Suite = DEFAULT_SUITE,
+): Promise<string> {
   const h = createHash("sha256");
-  h.update(JSON.stringify({ v: STACK_VERSION, suite: SUITE, build: BUILD_PACKAGES, run: RUN_PACKAGES }));
+  h.update(JSON.stringify({ v: STACK_VERSION, suite, build: BUILD_PACKAGES, run: RUN_PACKAGES }));
   if (config.caBundle) h.update(await readFile(config.caBundle));
   return h.digest("hex").slice(0, 16);
 }
@@ -55,13 +72,14 @@ const inProcess = new Map<string, Promise<Stack>>();
 export async function ensureStack(
   config: StackConfig,
   logger: Logger,
+  suite: Suite = DEFAULT_SUITE,
   /** Told each step of a build of the stack (only when this process builds it). */
   onProgress: (step: StackStep) => void = () => undefined,
 ): Promise<Stack> {
-  const id = await stackId(config);
+  const id = await stackId(config, suite);
   const pending = inProcess.get(id);
   if (pending) return pending;
-  const promise = ensure(config, logger.child({ stack: id }), id, onProgress).finally(() =>
+  const promise = ensure(config, logger.child({ stack: id, suite }), id, suite, onProgress).finally(() =>
     inProcess.delete(id),
   );
   inProcess.set(id, promise);
@@ -72,11 +90,14 @@ async function ensure(
   config: StackConfig,
   logger: Logger,
   id: string,
+  suite: Suite,
   onProgress: (step: StackStep) => void,
 ): Promise<Stack> {
   const stackDir = path.join(config.home, "stack");
   const stack: Stack = {
     id,
+    suite,
+    python: SUITES.find((s) => s.suite === suite)?.python ?? "",
     buildImage: `localhost/slipway/build:${id}`,
     runRootfs: path.join(stackDir, `run-${id}`, "rootfs"),
     uid: CNB_USER.uid,
@@ -92,7 +113,7 @@ async function ensure(
     const started = Date.now();
     const tracker = (image: StackImage) =>
       new StackProgress(image, (step) => {
-        logger.info({ ...step, detail: describeStep(SUITE, step) }, "stack progress");
+        logger.info({ ...step, detail: describeStep(suite, step) }, "stack progress");
         onProgress(step);
       });
     await Promise.all([
@@ -133,7 +154,7 @@ async function buildBuildImage(
     dir,
     packages: BUILD_PACKAGES,
     mirror: config.debianMirror,
-    suite: SUITE,
+    suite: stack.suite ?? DEFAULT_SUITE,
     caBundle: config.caBundle,
     onLine: (line) => progress.line(line),
     onPrepare: () => progress.enter("preparing the image"),
@@ -176,7 +197,7 @@ async function buildRunRootfs(
     dir: path.join(tmpDir, "rootfs"),
     packages: RUN_PACKAGES,
     mirror: config.debianMirror,
-    suite: SUITE,
+    suite: stack.suite ?? DEFAULT_SUITE,
     caBundle: config.caBundle,
     onLine: (line) => progress.line(line),
     onPrepare: () => progress.enter("preparing the image"),

@@ -45,7 +45,8 @@ import {
   pruneAppDir,
   writeInlineBuildpack,
 } from "./project.js";
-import type { GroupEntry, LaunchLayer, LifecycleResult, Stack } from "./types.js";
+import { chooseSuite, readPythonRequest } from "./python-version.js";
+import type { GroupEntry, LaunchLayer, LifecycleResult, Stack, StackCatalogue } from "./types.js";
 
 /** Where things live inside the build container, and in the app image. */
 export const APP_DIR = "/workspace";
@@ -64,6 +65,11 @@ const LOG_TAIL = 30;
 export interface LifecycleInput {
   readonly sandbox: BuildSandbox;
   readonly stack: Stack;
+  /**
+   * Other stacks an app may choose by asking for their Python (`.python-version` and the like);
+   * `stack` is the default. Without it every app builds on `stack`.
+   */
+  readonly stacks?: StackCatalogue | undefined;
   /** Host directories of the available buildpacks, each holding a `buildpack.toml`. */
   readonly buildpacks: readonly string[];
   /** Detect order by buildpack id; by default one group of every buildpack, in the given order, all optional. */
@@ -116,7 +122,9 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
   const buildpacks = await loadBuildpacks(lifecycleInput.buildpacks);
   const project = await applyProject(lifecycleInput, buildpacks);
   // project.toml's build env is platform env with the lowest precedence: the caller's env wins.
-  const input: LifecycleInput = { ...lifecycleInput, env: { ...project.buildEnv, ...lifecycleInput.env } };
+  const withEnv: LifecycleInput = { ...lifecycleInput, env: { ...project.buildEnv, ...lifecycleInput.env } };
+  // After project.toml: its build env may carry BP_CPYTHON_VERSION.
+  const input: LifecycleInput = { ...withEnv, stack: await selectStack(withEnv) };
   const order = project.order ??
     input.order ?? [
       { group: [...buildpacks.values()].map((b) => ({ id: b.descriptor.id, optional: true })) },
@@ -319,10 +327,37 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
       appDir: input.appDir,
       cnbDir: dirs.cnb,
       labels: launches.flatMap((l) => l.launch.labels),
+      stack: input.stack,
     };
   } finally {
     await sandbox.close();
   }
+}
+
+/**
+ * The stack whose Python the app asks for (python-version.ts), or the default one. A request no stack
+ * satisfies fails detect with the versions that exist; another stack is built on its first use.
+ */
+async function selectStack(input: LifecycleInput): Promise<Stack> {
+  if (!input.stacks) return input.stack;
+  let chosen;
+  let source;
+  try {
+    const request = await readPythonRequest(input.appDir, input.env);
+    if (!request) return input.stack;
+    source = request.source;
+    chosen = chooseSuite(request, input.stacks.suites);
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    input.onLog(`error: ${error.message}`);
+    throw new PipelineError("detect_failed", error.message, {
+      cause: error,
+      details: { phase: "detect", buildpack: null, exit_code: null, log_tail: error.message.split("\n") },
+    });
+  }
+  if (chosen.suite === (input.stack.suite ?? input.stacks.suites[0]?.suite)) return input.stack;
+  input.onLog(`${source} asks for Python ${chosen.python}: building on the Debian ${chosen.suite} stack`);
+  return input.stacks.get(chosen.suite, input.onLog);
 }
 
 /**

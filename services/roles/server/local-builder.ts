@@ -5,10 +5,12 @@ import { runImageLayer } from "../../adapters/oci/run-layer.js";
 import { containerOwner } from "../../adapters/podman/confinement.js";
 import { ToolNetworks } from "../../adapters/podman/network.js";
 import { PodmanBuildSandbox, sandboxName } from "../../adapters/podman/sandbox.js";
-import { ensureStack, type StackStep } from "../../adapters/stack/index.js";
+import { DEFAULT_SUITE, SUITES, ensureStack, type StackStep } from "../../adapters/stack/index.js";
 import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
+import type { StackCatalogue } from "../../domain/lifecycle/types.js";
 import type { ImageExporter, LifecycleRunner } from "../../domain/pipeline/build-pipeline.js";
 import type { Config } from "../../platform/env.js";
+import { SlipwayError } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 
 /** Where the run image's base layer is pushed once, then mounted into each tool's repository. */
@@ -33,11 +35,25 @@ export async function localBuilder(
   /** Told each step while the stack images are built (first start on a machine only). */
   onStackStep?: (step: StackStep) => void,
 ): Promise<{ lifecycle: LifecycleRunner; exporter: ImageExporter }> {
+  const stackConfig = { ...config, home: config.stackHome };
   const stack = await ensureStack(
-    { ...config, home: config.stackHome },
+    stackConfig,
     logger.child({ component: "stack" }),
+    DEFAULT_SUITE,
     onStackStep,
   );
+  // Stacks of other Debian releases (other Pythons) are made when a build first asks for one.
+  const stacks: StackCatalogue = {
+    suites: SUITES,
+    get: async (suite, onLog) => {
+      const known = SUITES.find((s) => s.suite === suite);
+      if (!known) throw new SlipwayError("stack_unavailable", `Slipway makes no stack from Debian ${suite}`);
+      onLog(`Preparing the Debian ${suite} stack (the first build that uses it waits a few minutes)`);
+      const other = await ensureStack(stackConfig, logger.child({ component: "stack" }), known.suite);
+      await runImageLayer(other);
+      return other;
+    },
+  };
   // The run image's base layer is written once per stack; doing it now spares the first build 9 s.
   await runImageLayer(stack);
   const sandboxOwnership = {
@@ -59,12 +75,13 @@ export async function localBuilder(
           // On the tool's network, like its webservice and jobs: a build cannot reach other tools' containers.
           sandbox: PodmanBuildSandbox.create(sandboxOwnership, await networks.ensure(input.tool)),
           stack,
+          stacks,
           buildpacks: order,
           appDir: input.appDir,
           workDir: input.workDir,
           cacheDir: path.join(config.home, "cache", input.tool, input.component),
           noCache: input.noCache,
-          env: config.pipIndexUrl ? { PIP_INDEX_URL: config.pipIndexUrl } : {},
+          env: pipEnv(config.pipIndexUrl),
           sourceDateEpoch: input.sourceDateEpoch,
           limits: { memoryMb: config.build.memoryMb, cpus: config.build.cpus },
           npmRegistry: config.npmRegistry,
@@ -82,7 +99,8 @@ export async function localBuilder(
         await beforePush(BASE_REPOSITORY);
         return exportImage(registry, {
           result: input.result,
-          stack,
+          // The run image of the stack the app was built on (another Python's, if it asked for one).
+          stack: input.result.stack ?? stack,
           sourceDateEpoch: input.sourceDateEpoch,
           repository: input.repository,
           tag: input.tag,
@@ -97,4 +115,13 @@ export async function localBuilder(
       },
     },
   };
+}
+
+/** pip ignores a plain-http index unless its host is trusted; an operator who names one means it. */
+function pipEnv(indexUrl: string | undefined): Record<string, string> {
+  if (!indexUrl) return {};
+  const url = new URL(indexUrl);
+  return url.protocol === "http:"
+    ? { PIP_INDEX_URL: indexUrl, PIP_TRUSTED_HOST: url.host }
+    : { PIP_INDEX_URL: indexUrl };
 }
