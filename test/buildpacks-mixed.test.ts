@@ -124,7 +124,7 @@ describe("nodejs build script with devDependencies", () => {
       expect(cold.result.processes).toEqual([
         expect.objectContaining({ type: "web", command: ["bash", "-c"], args: ["node server.js"] }),
       ]);
-      expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "npm", "node_modules"]);
+      expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "node_modules", "npm"]);
       const coldIds = await layerIds("devbuild-cold", cold.result);
 
       // A code-only change: no npm ci, the build script runs again with the cached devDependencies.

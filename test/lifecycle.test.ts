@@ -123,7 +123,7 @@ describe("CNB lifecycle in podman", () => {
       default: true,
       buildpackId: "slipway/nodejs",
     });
-    expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "npm", "node_modules"]);
+    expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "node_modules", "npm"]);
 
     // A code-only change: same lockfile, so the install is skipped.
     await writeFile(path.join(dir, "server.js"), server("hi"));

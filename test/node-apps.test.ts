@@ -52,7 +52,7 @@ describe("a Vite 8 + Svelte 5 app built with devDependencies and started with `w
 
       // The image: Node.js, npm (for `npm start`) and production node_modules; the full tree the build
       // used is neither a launch layer nor left in /workspace.
-      expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "npm", "node_modules"]);
+      expect(cold.result.layers.map((l) => l.name)).toEqual(["node", "node_modules", "npm"]);
       const modules = await readdir(cold.result.layers.find((l) => l.name === "node_modules")!.hostDir);
       expect(modules).toContain("sirv-cli");
       for (const dev of ["vite", "rolldown", "svelte", "@sveltejs"]) expect(modules).not.toContain(dev);

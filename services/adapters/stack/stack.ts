@@ -46,7 +46,12 @@ export const BUILD_PACKAGES = [
 ] as const;
 
 /** Run image: no compilers. python3 sits at the same path as in the build image, so venvs made there work. */
-export const RUN_PACKAGES = ["ca-certificates", "python3", "python-is-python3"] as const;
+/**
+ * The run image's packages beyond minbase. libatomic1: Node.js 24 and later (what `engines.node: ">=20"`
+ * resolves to) link it, and without it `node` fails to start in the image although the build, whose
+ * image has it through g++, worked.
+ */
+export const RUN_PACKAGES = ["ca-certificates", "python3", "python-is-python3", "libatomic1"] as const;
 
 export type StackConfig = Pick<Config, "home" | "debianMirror" | "caBundle" | "repoRoot">;
 
