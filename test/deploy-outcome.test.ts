@@ -116,8 +116,8 @@ describe("the outcome of a push", () => {
       expect(build).toMatchObject({ status: "failure", phase: "deploy", reason: `deploy failed: ${reason}` });
       const lines = await logLines(id);
       expect(lines.at(-1)).toBe(`===> DEPLOY FAILED: ${reason}`);
-      // Not asserted yet: the failed process's output in the log (podman logs returns nothing for the
-      // web container here; see the report).
+      // The failed process's own words come just before the verdict.
+      expect(lines).toContain("  | listening on 0.0.0.0:8080");
       const listed = await cli(["build", "list"]);
       expect(listed.stdout).toMatch(new RegExp(`${id}\\s+failure\\s`));
       const shown = await cli(["build", "show", id]);
