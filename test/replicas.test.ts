@@ -87,10 +87,11 @@ async function settled(releaseId: string) {
   );
 }
 
-async function push(repo: Awaited<ReturnType<typeof gitRepo>>, url: string) {
+/** Pushes and returns the release; the build ends `failure` (phase deploy) when the release failed. */
+async function push(repo: Awaited<ReturnType<typeof gitRepo>>, url: string, buildStatus = "success") {
   const out = await git(repo.dir, ["push", "-f", url, "main"]);
   const build = await client.buildDone<{ status: string; release_id: string | null }>(buildIdFrom(out));
-  expect(build.status, JSON.stringify(build)).toBe("success");
+  expect(build.status, JSON.stringify(build)).toBe(buildStatus);
   return settled(build.release_id!);
 }
 
@@ -256,7 +257,7 @@ describe("run.replicas and run.cpu on the local profile", () => {
 
   it("keeps the old replicas serving when the new release fails its health check", async () => {
     await repo.commit(app("v3", false), "v3 unhealthy");
-    const release = await push(repo, url);
+    const release = await push(repo, url, "failure");
     expect(release.status).toBe("failed");
     expect(release.reason).toMatch(/web process \(replica \d of 2\) did not pass its health check/);
     expect(release.last_probe).toMatch(/HTTP 500/);
