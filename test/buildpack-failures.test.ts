@@ -109,12 +109,11 @@ describe("a failed build names the buildpack, the phase, the exit code and the l
       expect(error.message).toContain("exited with code 1: error: .python-version asks for Python 3.8");
       const text = tail(error);
       expect(text).toMatch(
-        /\.python-version asks for Python 3\.8, but the only Python available is 3\.\d+\.\d+ \(Debian's python3/,
+        /\.python-version asks for Python 3\.8, but this stack's Python is 3\.11\.\d+: change \.python-version to 3\.11 or 3\.13, which Slipway has/,
       );
-      expect(text).toMatch(/Change \.python-version to 3\.\d+ \(or remove it\)/);
 
       // The version the stack has, as major.minor, builds.
-      const version = /Change \.python-version to (3\.\d+)/.exec(text)![1]!;
+      const version = "3.11";
       const ok = await b.fixture("", { ".python-version": `${version}\n`, "app.py": "print(1)\n" }, "py-ok");
       const { result } = await b.build("py-ok", ok);
       expect(result.group.map((g) => g.id)).toEqual(["slipway/python"]);

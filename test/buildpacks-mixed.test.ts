@@ -55,8 +55,8 @@ describe("mixed Node.js + Python app", () => {
       // node_modules the build used is a cache layer, not in the image.
       expect(cold.result.layers.map((l) => `${l.buildpackId}:${l.name}`)).toEqual([
         "slipway/nodejs:node",
-        "slipway/nodejs:npm",
         "slipway/nodejs:node_modules",
+        "slipway/nodejs:npm",
         "slipway/python:venv",
       ]);
       const modules = cold.result.layers.find((l) => l.name === "node_modules")!;
