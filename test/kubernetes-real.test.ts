@@ -21,7 +21,7 @@ import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
 import { renderRouter } from "../services/roles/http/api-render.js";
 import { errorHandler } from "../services/roles/http/errors.js";
-import { kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
+import { grantSlipway, kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
 import { startJobsApi, type JobsApi } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
@@ -74,12 +74,7 @@ describe.skipIf(assets.skip !== undefined)("Kubernetes profile on a real API ser
       publicUrl: "http://127.0.0.1:8080",
       webUrl: (t) => `http://${t}.toolforge.example/`,
     }).create(TOOL);
-    // Slipway's account. TODO(issue 14, item 1): run it with the least-privilege role instead.
-    await cluster.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-      metadata: { name: "slipway" },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
-      subjects: [{ kind: "User", name: "slipway", apiGroup: "rbac.authorization.k8s.io" }],
-    });
+    await grantSlipway(cluster);
   }, 150_000);
 
   afterAll(async () => {

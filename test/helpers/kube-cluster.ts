@@ -161,6 +161,19 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Gives Slipway's user ("slipway") the rights it runs with. Every real-cluster test grants them
+ * through here, so the tests exercise exactly the role an operator installs.
+ * TODO(issue 14, item 1): bind the least-privilege role from infra/kubernetes instead of cluster-admin.
+ */
+export async function grantSlipway(cluster: KubeCluster): Promise<void> {
+  await cluster.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+    metadata: { name: "slipway" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+    subjects: [{ kind: "User", name: "slipway", apiGroup: "rbac.authorization.k8s.io" }],
+  });
+}
+
 /** Starts the control plane and the stand-in kubelet; `stop()` ends them and removes the temp dir. */
 export async function startKubeCluster(): Promise<KubeCluster> {
   const assets = kubeAssets();
