@@ -1,5 +1,6 @@
 import type { Agent as HttpAgent } from "node:http";
 import { Gitlab } from "@gitbeaker/rest";
+import type { Agent } from "undici";
 import { InputError } from "../../platform/errors.js";
 import { publicOnlyDispatcher, serviceRefusal } from "../net/public-only.js";
 
@@ -61,6 +62,23 @@ export function parseGitlabHost(host: string, allowHttp = false): string {
   return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
 }
 
+/**
+ * One dispatcher, and so one connection pool, per allow-list; the list is the operator's config, so in
+ * practice one per process. A status reporter is built for every build event: with a dispatcher each,
+ * every commit-status post opened its own TCP and TLS connection to GitLab.
+ */
+const dispatchers = new Map<string, Agent>();
+
+function gitlabDispatcher(allowHosts: readonly string[]): Agent {
+  const key = allowHosts.join("\n");
+  let dispatcher = dispatchers.get(key);
+  if (dispatcher === undefined) {
+    dispatcher = publicOnlyDispatcher(allowHosts, serviceRefusal("GitLab"));
+    dispatchers.set(key, dispatcher);
+  }
+  return dispatcher;
+}
+
 /** Builds the client; no I/O happens until a method is called. */
 export function gitlabApi(connection: GitlabConnection): { api: GitlabApi; host: string } {
   const host = parseGitlabHost(connection.host, connection.allowHttp);
@@ -72,7 +90,7 @@ export function gitlabApi(connection: GitlabConnection): { api: GitlabApi; host:
     token: connection.token,
     queryTimeout: connection.timeoutMs ?? 10_000,
     // gitbeaker hands `agent` to fetch as its undici `dispatcher`; its type says http.Agent, which it is not.
-    agent: publicOnlyDispatcher(connection.allowHosts, serviceRefusal("GitLab")) as unknown as HttpAgent,
+    agent: gitlabDispatcher(connection.allowHosts) as unknown as HttpAgent,
   });
   return { api, host };
 }
