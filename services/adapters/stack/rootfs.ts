@@ -1,4 +1,14 @@
-import { appendFile, chown, copyFile, mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  chown,
+  copyFile,
+  mkdir,
+  readFile,
+  readdir,
+  realpath,
+  rm,
+  writeFile,
+} from "node:fs/promises";
 import path from "node:path";
 import { run } from "../../platform/process.js";
 
@@ -24,7 +34,7 @@ export interface RootfsSpec {
  * the host's identity. Must run as root.
  */
 export async function buildRootfs(spec: RootfsSpec): Promise<void> {
-  await rm(spec.dir, { recursive: true, force: true });
+  await clearRootfs(spec.dir);
   await mkdir(spec.dir, { recursive: true });
   await run(
     "debootstrap",
@@ -49,6 +59,30 @@ export async function buildRootfs(spec: RootfsSpec): Promise<void> {
   await addUser(spec.dir);
   await forgetHost(spec.dir);
   await strip(spec.dir);
+}
+
+/**
+ * Removes a tree left by an earlier build. A debootstrap killed part-way (a crashed or SIGKILLed
+ * builder) leaves the proc (and sys) it mounted inside the tree: removing it then fails with EBUSY on
+ * every later start, or walks into the host's sysfs. So whatever is mounted under `dir` is unmounted
+ * first, deepest first. Returns the mount points it unmounted.
+ */
+export async function clearRootfs(dir: string): Promise<string[]> {
+  const root = await realpath(dir).catch(() => path.resolve(dir));
+  const mountinfo = await readFile("/proc/self/mountinfo", "utf8").catch(() => "");
+  const points = mountinfo
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((point): point is string => point !== undefined)
+    // mountinfo escapes space, tab, newline and backslash as octal (\040 …).
+    .map((point) =>
+      point.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))),
+    )
+    .filter((point) => point.startsWith(`${root}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const point of points) await run("umount", ["--lazy", point]);
+  await rm(root, { recursive: true, force: true });
+  return points;
 }
 
 /** Writes the passwd/group/shadow entries directly: no chroot, so nothing runs inside the new tree. */
