@@ -229,11 +229,8 @@ export class MemoryStore implements StateStore {
 
   /** Turns a thrown domain error into a rejection, as the Redis store's async methods reject. */
   private attempt<T>(run: () => T): Promise<T> {
-    try {
-      return Promise.resolve(run());
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+    // An executor that throws rejects the promise.
+    return new Promise<T>((resolve) => resolve(run()));
   }
 
   private patch<T extends object>(records: Map<string, T>, key: string, patch: Partial<T>, what: string): T;
