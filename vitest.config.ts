@@ -1,14 +1,36 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
-// Integration tests start real Redis, registries, git servers and podman containers; they are slow
-// and share the two cores, so files run one at a time and each test gets a generous timeout.
+// Two suites. `unit`: the domain and pure code with hand-written fakes (test/fakes); no Redis, podman,
+// registry or API server (test/unit/no-services.ts refuses to start them), so it runs in seconds and in
+// parallel. `integration`: everything under test/ against real Redis, registries, git servers and podman
+// containers; slow and sharing the two cores, so its files run one at a time, with generous timeouts.
+// The unit suite runs first (groupOrder) so a broken domain fails fast, before any service starts.
 export default defineConfig({
   test: {
-    include: ["services/**/*.test.ts", "test/**/*.test.ts"],
-    globalSetup: ["test/global-setup.ts"],
-    fileParallelism: false,
-    testTimeout: 120_000,
-    hookTimeout: 300_000,
     reporters: ["default", "./test/summary-reporter.ts"],
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["services/**/*.test.ts", "test/unit/**/*.test.ts"],
+          setupFiles: ["test/unit/no-services.ts"],
+          testTimeout: 30_000,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, "test/unit/**"],
+          globalSetup: ["test/global-setup.ts"],
+          fileParallelism: false,
+          maxWorkers: 1,
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

@@ -56,8 +56,11 @@ export function hasNoWebservice(route: Route): boolean {
   return route.upstreams !== undefined && route.upstreams.length === 0;
 }
 
-/** Durable state: tools, builds, releases and routes. One Redis in both profiles. */
-export interface StateStore {
+/**
+ * Tools and their secrets. Kept apart from the other stores so a service that only reads a tool (or a
+ * fake in a unit test) needs only these methods.
+ */
+export interface ToolStore {
   createTool(tool: Tool): Promise<void>;
   getTool(name: string): Promise<Tool | undefined>;
   listTools(): Promise<Tool[]>;
@@ -71,7 +74,10 @@ export interface StateStore {
    * through this store, over pub/sub for writes from other processes.
    */
   watchTools(onChange: (tool: string) => void): Promise<void>;
+}
 
+/** Build records, and the commit claims that keep one build per commit. */
+export interface BuildStore {
   createBuild(build: Build): Promise<void>;
   getBuild(id: string): Promise<Build | undefined>;
   updateBuild(id: string, patch: Partial<Build>): Promise<Build>;
@@ -96,6 +102,10 @@ export interface StateStore {
   takeOverBuild(id: string, builder: string | undefined, patch: Partial<Build>): Promise<Build | undefined>;
   /** Frees a commit claimed by intakePush, so it can be built again (its build was cancelled). */
   releaseCommit(tool: string, component: string, commit: string): Promise<void>;
+}
+
+/** Webhook deliveries seen, by Idempotency-Key, so a redelivery gets the first answer. */
+export interface DeliveryStore {
   /**
    * Remembers a webhook delivery for 24 h. Returns undefined the first time, or the answer given to
    * the first delivery with this key.
@@ -103,18 +113,33 @@ export interface StateStore {
   rememberDelivery(tool: string, key: string, answer: string): Promise<string | undefined>;
   /** Replaces the remembered answer of a delivery, keeping its expiry. */
   answerDelivery(tool: string, key: string, answer: string): Promise<void>;
+}
 
+/** Release records (what was rolled out, or tried). */
+export interface ReleaseStore {
   createRelease(release: Release): Promise<void>;
   getRelease(id: string): Promise<Release | undefined>;
   updateRelease(id: string, patch: Partial<Release>): Promise<Release>;
+  /** Newest first. */
   listReleases(tool: string, limit: number): Promise<Release[]>;
+}
 
+/** Where each tool's webservice is reachable. */
+export interface RouteStore {
   setRoute(route: Route): Promise<void>;
   getRoute(tool: string): Promise<Route | undefined>;
   /** Removes the route (`webservice stop`): the proxy answers 503 for the tool until one is set again. */
   deleteRoute(tool: string): Promise<void>;
   /** Calls `onChange` with the tool name whenever its route changes, from any process. */
   watchRoutes(onChange: (tool: string) => void): Promise<void>;
+}
 
+/**
+ * Durable state: tools, builds, deliveries, releases and routes. One Redis in both profiles. Wiring code
+ * holds this whole store; domain services ask only for the capability ports they use, so a unit test
+ * fakes a few methods (test/fakes/memory-store.ts fakes them all, checked by the same contract test as
+ * the Redis store).
+ */
+export interface StateStore extends ToolStore, BuildStore, DeliveryStore, ReleaseStore, RouteStore {
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { ConflictError, InputError, NotFoundError } from "../../platform/errors.
 import { newId } from "../../platform/ids.js";
 import type { Logger } from "../../platform/logger.js";
 import type { EnvSource, EnvVar, EnvVarStore } from "../../ports/envvars.js";
-import type { StateStore } from "../../ports/store.js";
+import type { ReleaseStore, RouteStore } from "../../ports/store.js";
 import type { Enqueuer } from "../pipeline/jobs-port.js";
 import type { Release } from "../releases/release.js";
 import { ENV_LIMITS, validateEnvName, validateEnvValue } from "./envvars.js";
@@ -25,7 +25,7 @@ export class EnvVarService implements EnvSource {
   constructor(
     private readonly deps: {
       readonly vars: EnvVarStore;
-      readonly store: StateStore;
+      readonly store: ReleaseStore & RouteStore;
       readonly queue: Enqueuer;
       readonly logger: Logger;
     },

@@ -3,7 +3,7 @@ import type { Logger } from "../../platform/logger.js";
 import { hashSecret, newSecret } from "../../platform/secrets.js";
 import type { ForgeLink, ForgeProjectRef } from "../../ports/forge.js";
 import { linkView, type ForgeLinkStore, type GitlabLinkRecord } from "../../ports/forge-links.js";
-import type { StateStore } from "../../ports/store.js";
+import type { ToolStore } from "../../ports/store.js";
 import { linkGitlab, unlinkGitlab } from "./linking.js";
 
 export interface GitlabLinkRequest {
@@ -15,7 +15,7 @@ export interface GitlabLinkRequest {
 }
 
 export interface GitlabLinkServiceDeps {
-  readonly store: StateStore;
+  readonly store: ToolStore;
   readonly links: ForgeLinkStore;
   /** A ForgeLink on one instance with one token; throws InputError for a bad URL or empty token. */
   readonly forgeFor: (connection: { host: string; token: string }) => { forge: ForgeLink; host: string };

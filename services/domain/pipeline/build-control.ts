@@ -1,7 +1,7 @@
 import { TERMINAL_STATUSES, type Build } from "../builds/build.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import type { BuildSandboxes } from "../../ports/sandbox.js";
-import type { StateStore } from "../../ports/store.js";
+import type { BuildStore } from "../../ports/store.js";
 import type { Enqueuer } from "./jobs-port.js";
 
 /**
@@ -11,7 +11,7 @@ import type { Enqueuer } from "./jobs-port.js";
  */
 export class BuildControl {
   constructor(
-    private readonly store: StateStore,
+    private readonly store: BuildStore,
     private readonly queue: Enqueuer,
     /** Absent where no build runs on this machine's podman (API tests). */
     private readonly sandboxes?: BuildSandboxes,

@@ -2,12 +2,10 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Redis } from "ioredis";
-import { RedisBuilderRegistry } from "../../adapters/store/redis-builders.js";
-import { RedisStore } from "../../adapters/store/redis-store.js";
 import type { BuildSandboxes } from "../../ports/sandbox.js";
 import { memoryLogger } from "../../platform/logger.js";
-import { startRedis } from "../../../test/helpers/redis.js";
+import { MemoryBuilders, type MemoryBuilderRegistry } from "../../../test/fakes/memory-builders.js";
+import { MemoryStore } from "../../../test/fakes/memory-store.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { Build, Trigger } from "../builds/build.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
@@ -19,11 +17,10 @@ import { BuildPipeline, type LifecycleRunner } from "./build-pipeline.js";
 import type { Enqueuer } from "./jobs-port.js";
 import { TriggerService } from "./triggers.js";
 
-// The pipeline with a real Redis store and fake fetch/buildpacks/export: what slipway.yaml decides
+// The pipeline with the in-memory store (test/fakes) and fake fetch/buildpacks/export: what slipway.yaml decides
 // (deploy policy, config problems, the config kept on the release) without the cost of a real build.
 
-let redis: Awaited<ReturnType<typeof startRedis>>;
-let store: RedisStore;
+const store = new MemoryStore();
 let work: string;
 const queued: { name: string; payload: unknown }[] = [];
 const logLines = new Map<string, string[]>();
@@ -128,14 +125,10 @@ async function push(tool: string, ref: string, sha: string, lifecycle?: Lifecycl
 const WEB = "config_version: v1beta1\ncomponents:\n  web:\n    run:\n      command: web\n";
 
 beforeAll(async () => {
-  redis = await startRedis();
-  store = RedisStore.create(redis.url);
   work = await mkdtemp(path.join(os.tmpdir(), "slipway-pipeline-"));
 });
 
 afterAll(async () => {
-  await store?.close();
-  await redis?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
 
@@ -242,7 +235,7 @@ describe("slipway.yaml in the pipeline", () => {
 });
 
 describe("a build whose builder died", () => {
-  let conn: Redis;
+  const world = new MemoryBuilders();
   /** The sandboxes the recovery (or cancel) removed: [build, builder]. */
   const removed: [string, string | undefined][] = [];
   const sandboxes: BuildSandboxes = {
@@ -252,19 +245,17 @@ describe("a build whose builder died", () => {
       return Promise.resolve();
     },
   };
-  let builders: RedisBuilderRegistry;
+  let builders: MemoryBuilderRegistry;
   let recovery: BuildRecovery;
   const run = (id: string) =>
     pipeline({ builders, recovery }).run(id, { signal: new AbortController().signal, finalAttempt: true });
 
-  beforeAll(async () => {
-    conn = new Redis(redis.url);
-    builders = await RedisBuilderRegistry.start(conn);
+  beforeAll(() => {
+    builders = world.start();
     recovery = new BuildRecovery({ store, logs, builders, sandboxes, queue, logger: memoryLogger() });
   });
   afterAll(async () => {
     await builders?.close();
-    conn?.disconnect();
   });
 
   /** A pushed build left `running` in `phase` by builder `builder` (as a kill -9 leaves it). */
@@ -303,7 +294,7 @@ describe("a build whose builder died", () => {
   });
 
   it("is left alone while its builder's heartbeat lives (a job delivered twice)", async () => {
-    const other = await RedisBuilderRegistry.start(conn);
+    const other = world.start();
     try {
       const { id } = await orphan("build", other.id);
       await run(id);
@@ -315,7 +306,7 @@ describe("a build whose builder died", () => {
   });
 
   it("is found by the sweep once its builder's heartbeat stopped, and queued for recovery once", async () => {
-    const dead = await RedisBuilderRegistry.start(conn);
+    const dead = world.start();
     const { id } = await orphan("detect", dead.id);
     await dead.took(id);
     await dead.close();

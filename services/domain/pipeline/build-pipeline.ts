@@ -6,7 +6,7 @@ import { newId } from "../../platform/ids.js";
 import type { BuilderRegistry } from "../../ports/builders.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { SourceFetcher } from "../../ports/source.js";
-import type { StateStore } from "../../ports/store.js";
+import type { BuildStore, ReleaseStore, ToolStore } from "../../ports/store.js";
 import { TERMINAL_STATUSES, type Build, type Phase } from "../builds/build.js";
 import { failureCause } from "../lifecycle/failure-cause.js";
 import type { LifecycleResult } from "../lifecycle/types.js";
@@ -57,7 +57,7 @@ const TAIL_LINES = 30;
 export class BuildPipeline {
   constructor(
     private readonly deps: {
-      readonly store: StateStore;
+      readonly store: ToolStore & BuildStore & ReleaseStore;
       readonly logs: BuildLogs;
       readonly queue: Enqueuer;
       readonly fetcher: SourceFetcher;

@@ -3,7 +3,7 @@ import type { Logger } from "../../platform/logger.js";
 import type { BuilderRegistry } from "../../ports/builders.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { BuildSandboxes } from "../../ports/sandbox.js";
-import type { StateStore } from "../../ports/store.js";
+import type { BuildStore } from "../../ports/store.js";
 import { TERMINAL_STATUSES, type Build } from "../builds/build.js";
 import type { Enqueuer } from "./jobs-port.js";
 
@@ -22,7 +22,7 @@ export const MAX_BUILDER_RESTARTS = 1;
 export class BuildRecovery {
   constructor(
     private readonly deps: {
-      readonly store: StateStore;
+      readonly store: BuildStore;
       readonly logs: BuildLogs;
       readonly builders: BuilderRegistry;
       readonly sandboxes: BuildSandboxes;

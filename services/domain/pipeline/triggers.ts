@@ -1,6 +1,6 @@
 import type { Logger } from "../../platform/logger.js";
 import { newId } from "../../platform/ids.js";
-import type { StateStore } from "../../ports/store.js";
+import type { BuildStore, ToolStore } from "../../ports/store.js";
 import { isBlankSha, isCommitSha, type Build, type Trigger } from "../builds/build.js";
 import type { Tool } from "../tools/tool.js";
 import { decide } from "./deploy-policy.js";
@@ -44,7 +44,7 @@ export const DEFAULT_COMPONENT = "web";
 
 export class TriggerService {
   constructor(
-    private readonly store: StateStore,
+    private readonly store: ToolStore & BuildStore,
     private readonly logger: Logger,
   ) {}
 

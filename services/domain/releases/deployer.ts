@@ -6,7 +6,7 @@ import type { HealthProbe, ProbeResult } from "../../ports/probe.js";
 import type { EnvSource } from "../../ports/envvars.js";
 import { describeLimit } from "../../ports/limits.js";
 import type { AppRuntime, RunningApp } from "../../ports/runtime.js";
-import type { Route, StateStore } from "../../ports/store.js";
+import type { BuildStore, ReleaseStore, Route, RouteStore } from "../../ports/store.js";
 import { cpus } from "../config/index.js";
 import { memoryMb, webComponent } from "../pipeline/app-config.js";
 import { DeployOutcome, healthCheckFailure } from "./outcome.js";
@@ -56,7 +56,7 @@ export interface AfterLive {
 export class Deployer {
   constructor(
     private readonly deps: {
-      readonly store: StateStore;
+      readonly store: BuildStore & ReleaseStore & RouteStore;
       readonly runtime: AppRuntime;
       readonly probe: HealthProbe;
       readonly logs: BuildLogs;

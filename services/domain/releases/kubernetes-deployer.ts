@@ -18,7 +18,7 @@ import type { EnvSource } from "../../ports/envvars.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { PullCredentials } from "../../ports/registry-access.js";
 import type { AppRuntime } from "../../ports/runtime.js";
-import type { StateStore } from "../../ports/store.js";
+import type { BuildStore, ReleaseStore, RouteStore } from "../../ports/store.js";
 import { WEB_PORT, imageByDigest, webSettings, type AfterLive } from "./deployer.js";
 import { DeployOutcome } from "./outcome.js";
 import type { Release } from "./release.js";
@@ -62,7 +62,7 @@ export interface KubernetesDeployerOptions {
 export class KubernetesDeployer {
   constructor(
     private readonly deps: {
-      readonly store: StateStore;
+      readonly store: BuildStore & ReleaseStore & RouteStore;
       readonly cluster: ClusterApplier;
       /** Runs the release phase as a one-off Job (KubernetesRuntime.runOnce). */
       readonly jobs: Pick<AppRuntime, "runOnce">;

@@ -1,5 +1,5 @@
 import type { BuildLogs } from "../../ports/logs.js";
-import type { StateStore } from "../../ports/store.js";
+import type { BuildStore, ReleaseStore, RouteStore } from "../../ports/store.js";
 import type { Release } from "./release.js";
 
 /**
@@ -13,7 +13,10 @@ import type { Release } from "./release.js";
  */
 export class DeployOutcome {
   constructor(
-    private readonly deps: { readonly store: StateStore; readonly logs: BuildLogs },
+    private readonly deps: {
+      readonly store: BuildStore & ReleaseStore & RouteStore;
+      readonly logs: BuildLogs;
+    },
     private readonly release: Release,
   ) {}
 

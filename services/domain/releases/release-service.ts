@@ -1,6 +1,6 @@
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
-import type { StateStore } from "../../ports/store.js";
+import type { ReleaseStore, RouteStore } from "../../ports/store.js";
 import type { Enqueuer } from "../pipeline/jobs-port.js";
 import type { Release } from "./release.js";
 
@@ -27,7 +27,7 @@ export interface ReleaseView {
 export class ReleaseService {
   constructor(
     private readonly deps: {
-      readonly store: StateStore;
+      readonly store: ReleaseStore & RouteStore;
       readonly queue: Enqueuer;
       /** Shown when a rollback target's image was deleted. */
       readonly keepReleases: number;

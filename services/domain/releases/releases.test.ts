@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RedisStore } from "../../adapters/store/redis-store.js";
+import { describe, expect, it } from "vitest";
 import { memoryLogger } from "../../platform/logger.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { HealthProbe } from "../../ports/probe.js";
 import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
-import { startRedis } from "../../../test/helpers/redis.js";
+import { MemoryStore } from "../../../test/fakes/memory-store.js";
 import { defaultConfigFromProcfile, parseComponentsConfig } from "../config/index.js";
 import type { Enqueuer } from "../pipeline/jobs-port.js";
 import { Deployer } from "./deployer.js";
@@ -12,21 +11,10 @@ import type { Release } from "./release.js";
 import { ReleaseService } from "./release-service.js";
 import { ImageRetention } from "./retention.js";
 
-// The deployer, rollback and image retention against a real Redis store, with a scripted runtime and
-// probe: the decisions (what runs, what is probed, what is kept) without podman.
+// The deployer, rollback and image retention against the in-memory store (test/fakes), with a scripted
+// runtime and probe: the decisions (what runs, what is probed, what is kept) without podman or Redis.
 
-let redis: Awaited<ReturnType<typeof startRedis>>;
-let store: RedisStore;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  store = RedisStore.create(redis.url);
-});
-
-afterAll(async () => {
-  await store?.close();
-  await redis?.stop();
-});
+const store = new MemoryStore();
 
 class FakeRuntime implements AppRuntime {
   running: RunningApp[] = [];

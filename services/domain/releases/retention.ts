@@ -1,6 +1,6 @@
 import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
-import type { StateStore } from "../../ports/store.js";
+import type { ReleaseStore, RouteStore } from "../../ports/store.js";
 import type { AfterLive } from "./deployer.js";
 import type { Release } from "./release.js";
 
@@ -21,7 +21,7 @@ export interface ManifestDeleter {
 export class ImageRetention implements AfterLive {
   constructor(
     private readonly deps: {
-      readonly store: StateStore;
+      readonly store: ReleaseStore & RouteStore;
       readonly registry: ManifestDeleter;
       readonly keep: number;
       readonly logger: Logger;

@@ -2,7 +2,7 @@ import { ConflictError, InputError, NotFoundError } from "../../platform/errors.
 import type { LogLine } from "../../ports/logs.js";
 import type { ProcessLogs, WebserviceMarks } from "../../ports/process-logs.js";
 import type { AppRuntime } from "../../ports/runtime.js";
-import { hasNoWebservice, type StateStore } from "../../ports/store.js";
+import { hasNoWebservice, type ReleaseStore, type RouteStore } from "../../ports/store.js";
 import { NO_WEBSERVICE, webSettings } from "./deployer.js";
 import type { Release } from "./release.js";
 
@@ -55,7 +55,7 @@ export const MAX_TAIL = 2000;
 export class WebserviceService {
   constructor(
     private readonly deps: {
-      readonly store: StateStore;
+      readonly store: ReleaseStore & RouteStore;
       readonly runtime: Pick<AppRuntime, "list" | "stop">;
       readonly logs: ProcessLogs;
       readonly marks: WebserviceMarks;

@@ -1,6 +1,6 @@
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import { hashSecret, newSecret, secretMatches } from "../../platform/secrets.js";
-import type { StateStore } from "../../ports/store.js";
+import type { ToolStore } from "../../ports/store.js";
 import { validateNewToolName, type Tool } from "./tool.js";
 
 /** What `tools create` shows once: the only time the secrets exist in plaintext. */
@@ -16,7 +16,7 @@ export interface CreatedTool {
 
 export class ToolService {
   constructor(
-    private readonly store: StateStore,
+    private readonly store: ToolStore,
     private readonly urls: { publicUrl: string; webUrl: (tool: string) => string },
   ) {}
 

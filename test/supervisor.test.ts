@@ -5,14 +5,15 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { memoryLogger } from "./logger.js";
-import { freePort, isListening, waitForPort } from "./net.js";
-import { stopOrphan } from "./pid-file.js";
-import { SupervisedProcess, type SupervisedSpec } from "./supervisor.js";
+import { memoryLogger } from "../services/platform/logger.js";
+import { freePort, isListening, waitForPort } from "../services/platform/net.js";
+import { stopOrphan } from "../services/platform/pid-file.js";
+import { SupervisedProcess, type SupervisedSpec } from "../services/platform/supervisor.js";
 
 /**
  * The supervisor and the pid files on real processes: a tiny Node TCP server stands in for redis-server,
- * its "config path" (the marker) an argument that names this test's directory.
+ * its "config path" (the marker) an argument that names this test's directory. In the integration suite,
+ * not beside the code: it waits through real restart backoff (half a minute of the unit suite otherwise).
  */
 const SERVE = "require('net').createServer().listen(Number(process.argv[1]), '127.0.0.1')";
 
