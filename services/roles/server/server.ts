@@ -54,7 +54,7 @@ import { apiRouter } from "../http/api.js";
 import { createApp } from "../http/app.js";
 import { gitPushHandler } from "../http/git-push.js";
 import { FrontProxy } from "../http/proxy.js";
-import { gitlabWebhooks } from "../webhooks/gitlab.js";
+import { forgeReceivers } from "../webhooks/forges.js";
 import { ToolCache } from "../webhooks/tool-cache.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
@@ -152,7 +152,7 @@ export async function startServer(
           ? `${config.kubernetes.tlsSecretName ? "https" : "http"}://${t}.${config.kubernetes.ingressDomain}/`
           : `http://${t}.${config.webDomain}:${config.port}/`,
     };
-    const tools = new ToolService(store, urls);
+    const tools = new ToolService(store, urls, await loadCryptoBox(config.home));
     const triggers = new TriggerService(store, logger.child({ component: "triggers" }));
     const envvars = new EnvVarService({
       vars: new RedisEnvVars(redis, await loadCryptoBox(config.home)),
@@ -244,7 +244,7 @@ export async function startServer(
               ? git.hookHandler(req, res, next)
               : next(),
           gitRouterAt("/git", git.router),
-          gitlabWebhooks({
+          forgeReceivers({
             tools,
             triggers,
             store,
