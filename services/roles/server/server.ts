@@ -58,7 +58,7 @@ import { forgeReceivers } from "../webhooks/forges.js";
 import { ToolCache } from "../webhooks/tool-cache.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
-import { localBuilder } from "./local-builder.js";
+import { buildpackOrder, localBuilder } from "./local-builder.js";
 import { StackWaitNotes } from "../../domain/pipeline/stack-wait.js";
 import { fileSecret } from "./secrets-file.js";
 import { sourceAccess } from "./source-access.js";
@@ -94,6 +94,8 @@ export async function startServer(
   try {
     await mkdir(config.home, { recursive: true, mode: 0o700 });
     const runsContainers = role === "all" || role === "builder" || role === "deployer";
+    // First, before anything starts: buildpack folders that disagree with buildpacks/order.toml stop it.
+    const buildpacks = role === "all" || role === "builder" ? await buildpackOrder(config) : undefined;
     await ensureHostPackages(logger, { needRedis: !config.redisUrl });
 
     let redisUrl = config.redisUrl;
@@ -472,6 +474,7 @@ export async function startServer(
             (repository) => images.access.preparePush(repository),
             builders.id,
             (step) => stackWait.step(step),
+            buildpacks,
           );
           const recovery = new BuildRecovery({
             store,
