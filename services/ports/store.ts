@@ -67,8 +67,11 @@ export interface ToolStore {
   updateTool(name: string, patch: Partial<Tool>): Promise<Tool>;
   /** The tool a secret (token, webhook secret, redeploy token) belongs to, by the secret's hash. */
   toolBySecretHash(hash: string): Promise<{ tool: string; kind: SecretKind } | undefined>;
-  /** Replaces a tool's secret (by its new hash): the old secret stops working at once. */
-  replaceSecretHash(tool: string, kind: SecretKind, hash: string): Promise<Tool>;
+  /**
+   * Replaces a tool's secret (by its new hash): the old secret stops working at once. `also` is written
+   * in the same step (the webhook secret's sealed value, which must never outlive its hash).
+   */
+  replaceSecretHash(tool: string, kind: SecretKind, hash: string, also?: Partial<Tool>): Promise<Tool>;
   /**
    * Calls `onChange` with a tool's name after its record or a secret changed: at once for writes
    * through this store, over pub/sub for writes from other processes.

@@ -10,18 +10,18 @@ import { loadConfig } from "../../services/platform/env.js";
 import { PipelineError } from "../../services/platform/errors.js";
 import { memoryLogger } from "../../services/platform/logger.js";
 import { run } from "../../services/platform/process.js";
-import { BUILDPACK_ORDER } from "../../services/roles/server/local-builder.js";
+import { buildpackOrder } from "../../services/roles/server/local-builder.js";
 import { serveBuilt } from "./serve-built.js";
 import { TEST_STACK_HOME } from "./stack.js";
 
 /**
  * Runs the real lifecycle (podman sandbox, the cached test stack, every buildpack of the repository in
- * the server's detect order, BUILDPACK_ORDER) over fixture apps, the way test/buildpacks-extra.test.ts does, for test
+ * the server's detect order, buildpacks/order.toml) over fixture apps, the way test/buildpacks-extra.test.ts does, for test
  * files that need builds without a server.
  */
 export const config = loadConfig({ ...process.env, SLIPWAY_HOME: TEST_STACK_HOME });
 export const FIXTURES = path.join(config.repoRoot, "test", "fixtures", "apps");
-const buildpacks = BUILDPACK_ORDER.map((b) => path.join(config.repoRoot, "buildpacks", b));
+const { buildpacks } = await buildpackOrder(config);
 
 export interface BuildOptions {
   noCache?: boolean;

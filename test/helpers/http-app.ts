@@ -11,7 +11,10 @@ import { hashSecret } from "../../services/platform/secrets.js";
 import type { RefResolver } from "../../services/ports/refs.js";
 import { apiRouter } from "../../services/roles/http/api.js";
 import { createApp } from "../../services/roles/http/app.js";
-import { gitlabWebhooks } from "../../services/roles/webhooks/gitlab.js";
+import { randomBytes } from "node:crypto";
+import { CryptoBox } from "../../services/platform/crypto-box.js";
+import { forgeWebhooks, type ForgeAdapter } from "../../services/roles/webhooks/forge-hooks.js";
+import { FORGES } from "../../services/roles/webhooks/forges.js";
 import { ToolCache } from "../../services/roles/webhooks/tool-cache.js";
 import { redeployWebhook } from "../../services/roles/webhooks/redeploy.js";
 import { Redis } from "ioredis";
@@ -26,7 +29,11 @@ import { RedisRateLimiter } from "../../services/adapters/ratelimit/redis-rate-l
 export async function startHttpApp(
   redisUrl: string,
   refs: RefResolver = { resolve: () => Promise.resolve(undefined) },
-  options: { webhookRate?: { perTool: number; perAddress: number } } = {},
+  options: {
+    webhookRate?: { perTool: number; perAddress: number };
+    /** Forges registered besides Slipway's own (a test's adapter). */
+    forges?: readonly ForgeAdapter[];
+  } = {},
 ) {
   const logger = memoryLogger();
   const prefix = `t${Math.random().toString(36).slice(2, 8)}`;
@@ -36,7 +43,8 @@ export async function startHttpApp(
   const redis = new Redis(redisUrl);
   const logs = RedisBuildLogs.create(redis);
   const urls = { publicUrl: "http://127.0.0.1:8080", webUrl: (t: string) => `http://${t}.localhost:8080/` };
-  const tools = new ToolService(store, urls);
+  const box = CryptoBox.fromKey(randomBytes(32));
+  const tools = new ToolService(store, urls, box);
   const triggers = new TriggerService(store, logger);
   const adminToken = "sla_test_admin_token";
   const limits = options.webhookRate && {
@@ -46,15 +54,18 @@ export async function startHttpApp(
   const app = createApp({
     logger,
     rawRouters: [
-      gitlabWebhooks({
-        tools,
-        triggers,
-        store,
-        toolCache: await ToolCache.create(store),
-        maxBodyBytes: 64 * 1024,
-        limits,
-        sources: { ownHost: new URL(urls.publicUrl).host, allowHosts: [] },
-      }),
+      forgeWebhooks(
+        {
+          tools,
+          triggers,
+          store,
+          toolCache: await ToolCache.create(store),
+          maxBodyBytes: 64 * 1024,
+          limits,
+          sources: { ownHost: new URL(urls.publicUrl).host, allowHosts: [] },
+        },
+        [...FORGES, ...(options.forges ?? [])],
+      ),
       redeployWebhook({ tools, triggers, store, refs, limits }),
     ],
     api: apiRouter({

@@ -83,11 +83,16 @@ export class RedisStore implements StateStore {
     return { tool, kind };
   }
 
-  async replaceSecretHash(name: string, kind: SecretKind, hash: string): Promise<Tool> {
+  async replaceSecretHash(
+    name: string,
+    kind: SecretKind,
+    hash: string,
+    also: Partial<Tool> = {},
+  ): Promise<Tool> {
     const field = SECRET_FIELDS[kind];
     const before = await this.getTool(name);
     if (!before) throw new NotFoundError(`tool "${name}" does not exist`);
-    const tool = await this.patch<Tool>(`${P}tool:${name}`, { [field]: hash }, `tool "${name}"`);
+    const tool = await this.patch<Tool>(`${P}tool:${name}`, { ...also, [field]: hash }, `tool "${name}"`);
     // The new hash is indexed before the old one is dropped: the record already rejects the old secret.
     await this.redis
       .multi()

@@ -5,9 +5,18 @@ export interface Trigger {
   /**
    * `rollback`: a release made from an earlier release's image, without a build. `envvars`: the image
    * about to run, released again because an environment variable changed (its processes restart).
+   * `forge_push`: a webhook of a forge that has no kind of its own here (see roles/webhooks/forges.ts).
    */
   readonly kind:
-    "git_push" | "gitlab_push" | "gitlab_tag" | "redeploy" | "api" | "rollback" | "envvars" | "restart";
+    | "git_push"
+    | "gitlab_push"
+    | "gitlab_tag"
+    | "forge_push"
+    | "redeploy"
+    | "api"
+    | "rollback"
+    | "envvars"
+    | "restart";
   readonly ref: string;
   /** GitLab user name, or "token" for the redeploy hook and API. */
   readonly actor?: string | undefined;

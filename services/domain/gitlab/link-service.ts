@@ -1,9 +1,11 @@
 import { errorMessage, InputError, NotFoundError } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
-import { hashSecret, newSecret } from "../../platform/secrets.js";
+import { newSecret } from "../../platform/secrets.js";
 import type { ForgeLink, ForgeProjectRef } from "../../ports/forge.js";
 import { linkView, type ForgeLinkStore, type GitlabLinkRecord } from "../../ports/forge-links.js";
+import type { SecretBox } from "../../ports/secret-box.js";
 import type { ToolStore } from "../../ports/store.js";
+import { webhookSecretFields } from "../tools/webhook-secret.js";
 import { linkGitlab, unlinkGitlab } from "./linking.js";
 
 export interface GitlabLinkRequest {
@@ -21,6 +23,8 @@ export interface GitlabLinkServiceDeps {
   readonly forgeFor: (connection: { host: string; token: string }) => { forge: ForgeLink; host: string };
   readonly publicUrl: string;
   readonly logger: Logger;
+  /** Seals the new webhook secret (see Tool.webhook_secret_sealed); absent: kept as a hash only. */
+  readonly box?: SecretBox | undefined;
 }
 
 /**
@@ -63,7 +67,8 @@ export class GitlabLinkService {
       linked_at: new Date().toISOString(),
     };
     await links.put(record);
-    await store.replaceSecretHash(tool.name, "webhook", hashSecret(webhookSecret));
+    const secretFields = webhookSecretFields(tool.name, webhookSecret, this.deps.box);
+    await store.replaceSecretHash(tool.name, "webhook", secretFields.webhook_secret_hash, secretFields);
     const log = this.deps.logger.child({ tool: tool.name, project_id: record.project_id });
     log.info({ hook_id: record.hook_id, deploy_token_id: record.deploy_token_id }, "gitlab project linked");
 

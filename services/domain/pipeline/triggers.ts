@@ -39,6 +39,23 @@ export type TriggerResult =
 
 export type PushAnswer = TriggerResult & { readonly redelivery?: boolean };
 
+/** Delivery ids are clipped: they come from senders and become part of a Redis key. */
+export const MAX_DELIVERY_KEY = 200;
+
+/**
+ * The answer to a delivery whose id was seen before, from what the first one stored: it starts
+ * nothing, and says so (`redelivery: true`). "pending" means the first is still being answered. The one
+ * place both the push intake (TriggerService) and answerOnce turn a stored answer into a reply.
+ */
+export function replayAnswer(stored: string): PushAnswer {
+  if (stored === "pending") {
+    return { status: "ignored", reason: "this delivery is already being handled", redelivery: true };
+  }
+  const first = JSON.parse(stored) as TriggerResult;
+  if (first.status === "queued") return { ...first, status: "duplicate", redelivery: true };
+  return { ...first, redelivery: true };
+}
+
 /** Every build is of one component for now: the tool's webservice. */
 export const DEFAULT_COMPONENT = "web";
 
@@ -96,20 +113,13 @@ export class TriggerService {
     const outcome = await this.store.intakePush({
       build,
       force: event.force === true || event.noCache === true,
-      delivery: event.delivery?.slice(0, 200),
+      delivery: event.delivery?.slice(0, MAX_DELIVERY_KEY),
       queuedAnswer: JSON.stringify(queued),
       duplicateAnswer: JSON.stringify(duplicate("{{build}}")),
       supersededReason: `superseded by build ${id} (${event.ref} at ${event.commit.slice(0, 12)}) before it started`,
     });
-    if (outcome.kind === "redelivery") {
-      // "pending": the redeploy hook (answerOnce) claimed the key and is still answering it.
-      if (outcome.answer === "pending") {
-        return { status: "ignored", reason: "this delivery is already being handled", redelivery: true };
-      }
-      const first = JSON.parse(outcome.answer) as TriggerResult;
-      if (first.status === "queued") return { ...first, status: "duplicate", redelivery: true };
-      return { ...first, redelivery: true };
-    }
+    // "pending": the redeploy hook (answerOnce) claimed the key and is still answering it.
+    if (outcome.kind === "redelivery") return replayAnswer(outcome.answer);
     if (outcome.kind === "duplicate") return duplicate(outcome.build_id);
 
     const source = { url: event.sourceUrl, ref: event.ref, default_branch: event.defaultBranch ?? "" };

@@ -1,7 +1,10 @@
-import { ConflictError, NotFoundError } from "../../platform/errors.js";
+import { CryptoBoxError } from "../../platform/crypto-box.js";
+import { AuthError, ConflictError, NotFoundError } from "../../platform/errors.js";
 import { hashSecret, newSecret, secretMatches } from "../../platform/secrets.js";
+import type { SecretBox } from "../../ports/secret-box.js";
 import type { ToolStore } from "../../ports/store.js";
 import { validateNewToolName, type Tool } from "./tool.js";
+import { openWebhookSecret, signatureMatches, webhookSecretFields } from "./webhook-secret.js";
 
 /** What `tools create` shows once: the only time the secrets exist in plaintext. */
 export interface CreatedTool {
@@ -18,7 +21,15 @@ export class ToolService {
   constructor(
     private readonly store: ToolStore,
     private readonly urls: { publicUrl: string; webUrl: (tool: string) => string },
+    /**
+     * Seals webhook secrets so signed (HMAC) deliveries can be checked. Absent (tests of other
+     * concerns): secrets are kept as hashes only, and signed deliveries are refused.
+     */
+    private readonly box?: SecretBox,
   ) {}
+
+  /** Tools whose secret is being sealed by this process, so a burst of deliveries seals it once. */
+  private readonly sealing = new Set<string>();
 
   async create(rawName: string): Promise<CreatedTool> {
     const name = validateNewToolName(rawName);
@@ -30,7 +41,7 @@ export class ToolService {
       created_at: new Date().toISOString(),
       deploy: { branches: [], tags: [] },
       token_hash: hashSecret(token),
-      webhook_secret_hash: hashSecret(webhookSecret),
+      ...webhookSecretFields(name, webhookSecret, this.box),
       redeploy_token_hash: hashSecret(redeployToken),
     };
     try {
@@ -67,10 +78,59 @@ export class ToolService {
     return this.matchWebhookSecret(await this.store.getTool(name), secret);
   }
 
-  /** The check of checkWebhookSecret on a tool record the caller already has (or undefined). */
-  matchWebhookSecret(tool: Tool | undefined, secret: string | undefined): Tool | undefined {
+  /**
+   * The check of checkWebhookSecret on a tool record the caller already has (or undefined), for forges
+   * that send the secret itself (GitLab's X-Gitlab-Token). A tool from before webhook secrets were
+   * sealed gets its secret sealed here, once it has matched the hash: the lazy migration that lets the
+   * tool later receive signed deliveries too.
+   */
+  async matchWebhookSecret(tool: Tool | undefined, secret: string | undefined): Promise<Tool | undefined> {
     const ok = secretMatches(secret, tool?.webhook_secret_hash ?? DUMMY_HASH);
-    return ok && tool ? tool : undefined;
+    if (!ok || !tool || secret === undefined) return undefined;
+    if (this.box && !this.sealing.has(tool.name) && !this.sealedSecretOpens(tool)) {
+      this.sealing.add(tool.name);
+      try {
+        const { webhook_secret_sealed } = webhookSecretFields(tool.name, secret, this.box);
+        return await this.store.updateTool(tool.name, { webhook_secret_sealed });
+      } finally {
+        this.sealing.delete(tool.name);
+      }
+    }
+    return tool;
+  }
+
+  /**
+   * For forges that sign each delivery (HMAC-SHA256 of the raw body, hex): the tool if `signature` was
+   * made with its webhook secret, else undefined. An unknown tool costs the same work as a bad signature.
+   * A tool whose secret is not sealed yet cannot be checked, and is told how to fix that.
+   */
+  matchWebhookSignature(
+    tool: Tool | undefined,
+    body: Buffer,
+    signature: string | undefined,
+  ): Tool | undefined {
+    if (!tool) {
+      signatureMatches(DUMMY_SECRET, body, signature);
+      return undefined;
+    }
+    const secret = openWebhookSecret(tool, this.box);
+    if (secret === undefined) {
+      throw new AuthError(
+        `send one delivery with the webhook secret as a token (GitLab's X-Gitlab-Token) or link the tool again to re-issue it: tool "${tool.name}"'s webhook secret predates encrypted storage, so signed deliveries cannot be checked yet`,
+      );
+    }
+    return signatureMatches(secret, body, signature) ? tool : undefined;
+  }
+
+  /** Whether the tool's sealed secret opens to the secret its hash names (a changed key: no). */
+  private sealedSecretOpens(tool: Tool): boolean {
+    try {
+      return openWebhookSecret(tool, this.box) !== undefined;
+    } catch (error) {
+      // Sealed under a key this home no longer has: sealing it again with the current key is the fix.
+      if (error instanceof CryptoBoxError) return false;
+      throw error;
+    }
   }
 
   async checkRedeployToken(name: string, token: string | undefined): Promise<Tool | undefined> {
@@ -82,6 +142,7 @@ export class ToolService {
 
 /** Compared against when the tool does not exist, so both paths do the same work. */
 const DUMMY_HASH = hashSecret("no such tool");
+const DUMMY_SECRET = "no such tool";
 
 /** Public view of a tool: never the hashes. */
 export function toolView(tool: Tool, urls: { publicUrl: string; webUrl: (tool: string) => string }) {

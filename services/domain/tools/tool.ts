@@ -1,6 +1,10 @@
 import { InputError } from "../../platform/errors.js";
 
-/** A tool as stored. Secrets are kept only as SHA-256 hashes; the plaintext is shown once at creation. */
+/**
+ * A tool as stored. Secrets are kept as SHA-256 hashes (a bare secret finds its tool by hash); the
+ * plaintext is shown once at creation. The webhook secret is also kept encrypted, because forges that
+ * sign deliveries (HMAC) need it to check a signature.
+ */
 export interface Tool {
   readonly name: string;
   readonly created_at: string;
@@ -8,6 +12,11 @@ export interface Tool {
   readonly deploy: DeployPolicy;
   readonly token_hash: string;
   readonly webhook_secret_hash: string;
+  /**
+   * The webhook secret sealed with the home's CryptoBox (context `webhook-secret:<tool>`). Absent on
+   * tools created before it existed, until their secret is next presented or rotated (webhook-secret.ts).
+   */
+  readonly webhook_secret_sealed?: string | undefined;
   readonly redeploy_token_hash: string;
   /** Last source the tool was built from, so a redeploy knows what to fetch. */
   readonly source?: ToolSource | undefined;

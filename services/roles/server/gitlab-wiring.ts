@@ -44,6 +44,7 @@ export async function gitlabFeature(deps: GitlabFeatureDeps) {
     }),
     publicUrl: deps.publicUrl,
     logger,
+    box,
   });
 
   return {

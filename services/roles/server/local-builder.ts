@@ -1,4 +1,3 @@
-import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { exportImage, type ExportRegistry } from "../../adapters/oci/export.js";
 import { runImageLayer } from "../../adapters/oci/run-layer.js";
@@ -6,6 +5,7 @@ import { containerOwner } from "../../adapters/podman/confinement.js";
 import { ToolNetworks } from "../../adapters/podman/network.js";
 import { PodmanBuildSandbox, sandboxName } from "../../adapters/podman/sandbox.js";
 import { DEFAULT_SUITE, SUITES, ensureStack, type StackStep } from "../../adapters/stack/index.js";
+import { loadBuildpackOrder, type BuildpackOrder } from "../../domain/lifecycle/buildpack-order.js";
 import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
 import type { StackCatalogue } from "../../domain/lifecycle/types.js";
 import type { ImageExporter, LifecycleRunner } from "../../domain/pipeline/build-pipeline.js";
@@ -16,8 +16,10 @@ import type { Logger } from "../../platform/logger.js";
 /** Where the run image's base layer is pushed once, then mounted into each tool's repository. */
 const BASE_REPOSITORY = "slipway/run";
 
-/** The detect order of Slipway's own buildpacks: OS packages first, the Procfile last. */
-export const BUILDPACK_ORDER = ["apt", "nodejs", "python", "php", "go", "static", "procfile"] as const;
+/** Slipway's own buildpacks and their detect order (`buildpacks/order.toml`), checked against the folders. */
+export function buildpackOrder(config: Pick<Config, "repoRoot">): Promise<BuildpackOrder> {
+  return loadBuildpackOrder(path.join(config.repoRoot, "buildpacks"));
+}
 
 /**
  * The local profile's builder: the stack images (built from Debian packages on first use, then cached),
@@ -34,6 +36,8 @@ export async function localBuilder(
   builder?: string,
   /** Told each step while the stack images are built (first start on a machine only). */
   onStackStep?: (step: StackStep) => void,
+  /** Read at start (buildpackOrder), so a disagreement stops the start; read here when not given. */
+  buildpacks?: BuildpackOrder,
 ): Promise<{ lifecycle: LifecycleRunner; exporter: ImageExporter }> {
   const stackConfig = { ...config, home: config.stackHome };
   const stack = await ensureStack(
@@ -63,10 +67,7 @@ export async function localBuilder(
   };
   const networks = new ToolNetworks({ repoRoot: config.repoRoot, owner: containerOwner(config.home, "net") });
   const buildpacksDir = path.join(config.repoRoot, "buildpacks");
-  const buildpacks = (await readdir(buildpacksDir, { withFileTypes: true }))
-    .filter((d) => d.isDirectory())
-    .map((d) => path.join(buildpacksDir, d.name));
-  const order = BUILDPACK_ORDER.map((n) => path.join(buildpacksDir, n)).filter((p) => buildpacks.includes(p));
+  const { buildpacks: order, order: groups } = buildpacks ?? (await buildpackOrder(config));
 
   return {
     lifecycle: {
@@ -77,6 +78,7 @@ export async function localBuilder(
           stack,
           stacks,
           buildpacks: order,
+          order: groups,
           appDir: input.appDir,
           workDir: input.workDir,
           cacheDir: path.join(config.home, "cache", input.tool, input.component),

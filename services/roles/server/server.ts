@@ -54,11 +54,11 @@ import { apiRouter } from "../http/api.js";
 import { createApp } from "../http/app.js";
 import { gitPushHandler } from "../http/git-push.js";
 import { FrontProxy } from "../http/proxy.js";
-import { gitlabWebhooks } from "../webhooks/gitlab.js";
+import { forgeReceivers } from "../webhooks/forges.js";
 import { ToolCache } from "../webhooks/tool-cache.js";
 import { redeployWebhook } from "../webhooks/redeploy.js";
 import { RedisRateLimiter } from "../../adapters/ratelimit/redis-rate-limiter.js";
-import { localBuilder } from "./local-builder.js";
+import { buildpackOrder, localBuilder } from "./local-builder.js";
 import { StackWaitNotes } from "../../domain/pipeline/stack-wait.js";
 import { fileSecret } from "./secrets-file.js";
 import { sourceAccess } from "./source-access.js";
@@ -94,6 +94,8 @@ export async function startServer(
   try {
     await mkdir(config.home, { recursive: true, mode: 0o700 });
     const runsContainers = role === "all" || role === "builder" || role === "deployer";
+    // First, before anything starts: buildpack folders that disagree with buildpacks/order.toml stop it.
+    const buildpacks = role === "all" || role === "builder" ? await buildpackOrder(config) : undefined;
     await ensureHostPackages(logger, { needRedis: !config.redisUrl });
 
     let redisUrl = config.redisUrl;
@@ -152,7 +154,7 @@ export async function startServer(
           ? `${config.kubernetes.tlsSecretName ? "https" : "http"}://${t}.${config.kubernetes.ingressDomain}/`
           : `http://${t}.${config.webDomain}:${config.port}/`,
     };
-    const tools = new ToolService(store, urls);
+    const tools = new ToolService(store, urls, await loadCryptoBox(config.home));
     const triggers = new TriggerService(store, logger.child({ component: "triggers" }));
     const envvars = new EnvVarService({
       vars: new RedisEnvVars(redis, await loadCryptoBox(config.home)),
@@ -244,7 +246,7 @@ export async function startServer(
               ? git.hookHandler(req, res, next)
               : next(),
           gitRouterAt("/git", git.router),
-          gitlabWebhooks({
+          forgeReceivers({
             tools,
             triggers,
             store,
@@ -472,6 +474,7 @@ export async function startServer(
             (repository) => images.access.preparePush(repository),
             builders.id,
             (step) => stackWait.step(step),
+            buildpacks,
           );
           const recovery = new BuildRecovery({
             store,

@@ -1,10 +1,11 @@
 import { Router } from "express";
+import { answerOnce } from "../../domain/pipeline/deliveries.js";
 import type { TriggerService } from "../../domain/pipeline/triggers.js";
 import type { ToolService } from "../../domain/tools/tool-service.js";
 import { AuthError, ConflictError, SlipwayError } from "../../platform/errors.js";
 import type { RefResolver } from "../../ports/refs.js";
 import type { StateStore } from "../../ports/store.js";
-import { answerOnce, header } from "./gitlab.js";
+import { header } from "./forge-hooks.js";
 import { limitAddress, limitTool, type WebhookLimits } from "./rate-limit.js";
 
 /**
