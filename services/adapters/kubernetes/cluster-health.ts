@@ -148,6 +148,9 @@ export class ClusterHealth implements ClusterHealthSource {
     if (status === "available") {
       const added = warnings.filter((w) => !before.warnings.includes(w));
       for (const warning of added) this.logger.warn({ warning }, "Kubernetes setting needs attention");
+      const resolved = before.warnings.filter((w) => !warnings.includes(w));
+      for (const warning of resolved)
+        this.logger.info({ warning }, "Kubernetes setting no longer needs attention");
       for (const resolve of this.onReachable.splice(0)) resolve();
     }
   }
