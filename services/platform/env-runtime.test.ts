@@ -12,6 +12,7 @@ describe("runtime profile config", () => {
       tlsSecretName: undefined,
       rolloutTimeoutS: 660,
       jobStartTimeoutS: 300,
+      retryMaxS: 30,
     });
   });
 
@@ -36,6 +37,7 @@ describe("runtime profile config", () => {
       tlsSecretName: "wildcard-tls",
       ingressNamespace: "traefik",
       jobStartTimeoutS: 120,
+      retryMaxS: 30,
     });
   });
 

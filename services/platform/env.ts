@@ -59,6 +59,7 @@ const schema = z.object({
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "the ingress controller's namespace, e.g. ingress-nginx")
     .optional(),
   SLIPWAY_ROLLOUT_TIMEOUT_S: z.coerce.number().int().min(10).default(660),
+  SLIPWAY_KUBE_RETRY_MAX_S: z.coerce.number().int().min(1).max(600).default(30),
   SLIPWAY_REGISTRY_URL: z.url().optional(),
   SLIPWAY_REGISTRY_KIND: z.enum(["oci", "harbor"]).default("oci"),
   SLIPWAY_REGISTRY_USERNAME: z.string().min(1).optional(),
@@ -164,6 +165,8 @@ export interface Config {
     readonly rolloutTimeoutS: number;
     /** A job run's pod that has not started its container by then (ImagePullBackOff) fails the run. */
     readonly jobStartTimeoutS: number;
+    /** While the API server cannot be reached it is probed again after 1 s, 2 s, 4 s … capped here. */
+    readonly retryMaxS: number;
   };
   /** An outside registry images go to; undefined: the embedded docker-registry on loopback. */
   readonly registry: ExternalRegistryConfig | undefined;
@@ -242,6 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       ingressNamespace: e.SLIPWAY_INGRESS_NAMESPACE,
       rolloutTimeoutS: e.SLIPWAY_ROLLOUT_TIMEOUT_S,
       jobStartTimeoutS: e.SLIPWAY_JOB_START_TIMEOUT_S,
+      retryMaxS: e.SLIPWAY_KUBE_RETRY_MAX_S,
     },
     registry,
     cli: {

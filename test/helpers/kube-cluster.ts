@@ -174,8 +174,11 @@ export async function grantSlipway(cluster: KubeCluster): Promise<void> {
   });
 }
 
-/** Starts the control plane and the stand-in kubelet; `stop()` ends them and removes the temp dir. */
-export async function startKubeCluster(): Promise<KubeCluster> {
+/**
+ * Starts the control plane and the stand-in kubelet; `stop()` ends them and removes the temp dir.
+ * `apiPort` puts the apiserver on a port chosen beforehand, for a test whose Slipway starts before it.
+ */
+export async function startKubeCluster(options: { apiPort?: number } = {}): Promise<KubeCluster> {
   const assets = kubeAssets();
   if (assets.skip) throw new Error(assets.skip);
   const bin = await unpack();
@@ -196,9 +199,10 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       path.join(dir, "tokens.csv"),
       `${tokens.admin},admin,uid-admin,"system:masters"\n${tokens.slipway},slipway,uid-slipway,"slipway"\n`,
     );
-    const [etcdClient, etcdPeer, apiPort, cmPort, schedPort, kubeletPort] = await Promise.all(
+    const [etcdClient, etcdPeer, freeApiPort, cmPort, schedPort, kubeletPort] = await Promise.all(
       Array.from({ length: 6 }, () => freePort()),
     );
+    const apiPort = options.apiPort ?? freeApiPort;
     const url = `https://127.0.0.1:${apiPort}`;
     children.push(
       await spawnLogged(dir, "etcd", "etcd", [

@@ -106,6 +106,9 @@ export class EnvVarService implements EnvSource {
       ...base,
       id: newId(),
       trigger: { kind, ref: base.trigger.ref, actor },
+      // A restart of a rollback is a restart: it must not be listed as another rollback.
+      rollback_of: undefined,
+      restart_of: base.id,
       status: "deploying",
       reason: `restart: ${why}`,
       created_at: new Date().toISOString(),

@@ -1,6 +1,6 @@
 import type { BuildLogs } from "../../ports/logs.js";
 import type { BuildStore, ReleaseStore, RouteStore } from "../../ports/store.js";
-import type { Release } from "./release.js";
+import { deployLogId, type Release } from "./release.js";
 
 /**
  * How a push ends, told the same way by both deployers (podman and Kubernetes). The build a release
@@ -20,9 +20,12 @@ export class DeployOutcome {
     private readonly release: Release,
   ) {}
 
-  /** Appends a line to the build's log; a log that cannot be written must not fail the deploy. */
+  /**
+   * Appends a line to the deploy's log (the build's, or the release's own for a rollback or restart:
+   * deployLogId); a log that cannot be written must not fail the deploy.
+   */
   readonly say = (line: string): Promise<void> =>
-    this.deps.logs.append(this.release.build_id, line).catch(() => undefined);
+    this.deps.logs.append(deployLogId(this.release), line).catch(() => undefined);
 
   /**
    * What a failure leaves serving, decided before the rollout touches the route: a tool's first release

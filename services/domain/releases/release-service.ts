@@ -1,8 +1,9 @@
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
+import type { BuildLogs, LogLine } from "../../ports/logs.js";
 import type { ReleaseStore, RouteStore } from "../../ports/store.js";
 import type { Enqueuer } from "../pipeline/jobs-port.js";
-import type { Release } from "./release.js";
+import { deployLogId, type Release } from "./release.js";
 
 /** A release as `slipway releases` shows it. */
 export interface ReleaseView {
@@ -16,6 +17,8 @@ export interface ReleaseView {
   readonly trigger: Release["trigger"];
   readonly build_id: string;
   readonly rollback_of: string | null;
+  /** For a restart (env var change, `webservice restart|start`): the release it deployed again. */
+  readonly restart_of: string | null;
   readonly reason: string | null;
   readonly last_probe: string | null;
   readonly log_tail: readonly string[];
@@ -31,6 +34,8 @@ export class ReleaseService {
       readonly queue: Enqueuer;
       /** Shown when a rollback target's image was deleted. */
       readonly keepReleases: number;
+      /** Deploy logs: a rollback's or restart's own, a push's release in its build's. */
+      readonly logs?: BuildLogs | undefined;
     },
   ) {}
 
@@ -47,6 +52,14 @@ export class ReleaseService {
     if (!release || release.tool !== tool) throw new NotFoundError(`no release ${id} for ${tool}`);
     const route = await this.deps.store.getRoute(tool);
     return releaseView(release, release.id === route?.release_id);
+  }
+
+  /** The lines its deploy wrote (deployLogId): for a release with no build, its own log. */
+  async logs(tool: string, id: string): Promise<{ release_id: string; log_id: string; lines: LogLine[] }> {
+    const release = await this.deps.store.getRelease(id);
+    if (!release || release.tool !== tool) throw new NotFoundError(`no release ${id} for ${tool}`);
+    const logId = deployLogId(release);
+    return { release_id: id, log_id: logId, lines: (await this.deps.logs?.read(logId)) ?? [] };
   }
 
   /**
@@ -119,6 +132,7 @@ export function releaseView(r: Release, live: boolean): ReleaseView {
     trigger: r.trigger,
     build_id: r.build_id,
     rollback_of: r.rollback_of ?? null,
+    restart_of: r.restart_of ?? null,
     reason: r.reason ?? null,
     last_probe: r.last_probe ?? null,
     log_tail: r.log_tail ?? [],

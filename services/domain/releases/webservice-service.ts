@@ -1,5 +1,6 @@
 import { ConflictError, InputError, NotFoundError } from "../../platform/errors.js";
 import type { LogLine } from "../../ports/logs.js";
+import type { ClusterHealthView } from "../../ports/cluster-health.js";
 import type { ProcessLogs, WebserviceMarks } from "../../ports/process-logs.js";
 import type { AppRuntime } from "../../ports/runtime.js";
 import { hasNoWebservice, type ReleaseStore, type RouteStore } from "../../ports/store.js";
@@ -16,8 +17,11 @@ export type RestartRelease = (
 
 export interface WebserviceStatus {
   readonly tool: string;
-  /** running: routed and its container is up; stopped: by `webservice stop`; missing: routed, no container. */
-  readonly state: "running" | "stopped" | "missing" | "none";
+  /**
+   * running: routed and its container is up; stopped: by `webservice stop`; missing: routed, no container;
+   * unknown: routed, but the cluster cannot be asked (see `kubernetes`).
+   */
+  readonly state: "running" | "stopped" | "missing" | "none" | "unknown";
   readonly release_id: string | null;
   readonly commit: string | null;
   readonly image_digest: string | null;
@@ -35,6 +39,8 @@ export interface WebserviceStatus {
   readonly logged_releases: readonly string[];
   /** Why the state is what it is, when that is not obvious (a live release without a webservice). */
   readonly note: string | null;
+  /** On a cluster: whether it answers, and its warnings (a missing Ingress class); null locally. */
+  readonly kubernetes: ClusterHealthView | null;
 }
 
 export interface Replicas {
@@ -61,6 +67,8 @@ export class WebserviceService {
       readonly marks: WebserviceMarks;
       readonly restart: RestartRelease;
       readonly replicas?: ReplicasOf | undefined;
+      /** The cluster's health: while it is unavailable the status says so instead of failing. */
+      readonly cluster?: (() => ClusterHealthView) | undefined;
     },
   ) {}
 
@@ -73,11 +81,15 @@ export class WebserviceService {
     ]);
     const releaseId = route?.release_id ?? stopped?.release_id;
     const release = releaseId ? await store.getRelease(releaseId) : undefined;
+    const kubernetes = this.deps.cluster?.() ?? null;
+    const unreachable = kubernetes !== null && kubernetes.status !== "available";
     // A cluster's Deployment status knows its pods; locally the runtime lists the processes.
     const counted =
-      route && this.deps.replicas ? await this.deps.replicas(tool, route.release_id) : undefined;
+      route && this.deps.replicas && !unreachable
+        ? await this.deps.replicas(tool, route.release_id)
+        : undefined;
     const up =
-      route && !counted
+      route && !counted && !unreachable
         ? (await runtime.list(tool))
             .filter((a) => a.process === "web" && a.releaseId === route.release_id)
             .sort((a, b) => (a.replica ?? 0) - (b.replica ?? 0))
@@ -86,13 +98,23 @@ export class WebserviceService {
     const none = route !== undefined && hasNoWebservice(route);
     return {
       tool,
-      state: none ? "none" : route ? (ready > 0 ? "running" : "missing") : stopped ? "stopped" : "none",
+      state: none
+        ? "none"
+        : route
+          ? unreachable
+            ? "unknown"
+            : ready > 0
+              ? "running"
+              : "missing"
+          : stopped
+            ? "stopped"
+            : "none",
       release_id: releaseId ?? null,
       commit: release?.commit ?? null,
       image_digest: release?.image_digest ?? null,
       address: route && !none ? `${route.host}:${route.port}` : null,
       replicas_wanted: counted ? counted.desired : route && release ? webSettings(release, 0).replicas : null,
-      replicas_ready: route && !none ? ready : null,
+      replicas_ready: route && !none && !unreachable ? ready : null,
       replicas: up.map((a, i) => ({
         replica: a.replica ?? i,
         address: `${a.address.host}:${a.address.port}`,
@@ -102,7 +124,10 @@ export class WebserviceService {
       logged_releases: logged,
       note: none
         ? `the live release has no webservice: ${NO_WEBSERVICE}; its processes run as jobs (\`slipway jobs list\`)`
-        : null,
+        : unreachable
+          ? `Kubernetes is unavailable (${kubernetes.reason ?? "not reached yet"}): its pods cannot be counted; deploys wait until it answers`
+          : null,
+      kubernetes,
     };
   }
 

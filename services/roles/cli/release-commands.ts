@@ -13,6 +13,7 @@ interface ReleaseRow {
   trigger: { kind: string; ref: string; actor?: string };
   build_id: string;
   rollback_of: string | null;
+  restart_of?: string | null;
   reason: string | null;
   last_probe: string | null;
   log_tail: string[];
@@ -31,9 +32,20 @@ export function registerReleaseCommands(
     .description("list a tool's releases, newest first: what runs, from which commit, and why it failed")
     .addOption(toolOption())
     .addOption(jsonOption())
-    .action(async (o: { tool?: string; json?: boolean }) => {
+    .option("--log <release>", "print one release's deploy log (a rollback's or restart's own log)")
+    .action(async (o: { tool?: string; json?: boolean; log?: string }) => {
       const c = await client();
       const tool = await resolveTool(c, o.tool ?? defaultTool);
+      if (o.log !== undefined) {
+        const log = await c.request<{ lines: string[] }>(
+          "GET",
+          `/api/v1/tools/${tool}/releases/${encodeURIComponent(o.log)}/logs`,
+        );
+        process.stdout.write(
+          o.json ? JSON.stringify(log, null, 2) + "\n" : log.lines.map((l) => l + "\n").join(""),
+        );
+        return;
+      }
       const list = await c.request<ReleaseRow[]>("GET", `/api/v1/tools/${tool}/releases`);
       if (o.json) {
         process.stdout.write(JSON.stringify(list, null, 2) + "\n");
@@ -88,7 +100,7 @@ export function registerReleaseCommands(
 
 function releaseLines(r: ReleaseRow): string {
   const status = r.live ? "live" : r.status;
-  const trigger = r.rollback_of ? `rollback of ${r.rollback_of}` : `${r.trigger.kind} ${r.trigger.ref}`;
+  const trigger = triggerText(r);
   const lines = [
     `${r.id}  ${status.padEnd(10)} ${r.commit.slice(0, 12)}  ${r.image_digest.slice(7, 19)}${
       r.image_deleted ? " (image deleted)" : ""
@@ -101,4 +113,19 @@ function releaseLines(r: ReleaseRow): string {
     for (const l of r.log_tail.slice(-10)) lines.push(`    | ${l}`);
   }
   return lines.join("\n");
+}
+
+/** Why the release exists: by its trigger's kind, so a restart of a rollback reads as a restart. */
+function triggerText(r: ReleaseRow): string {
+  switch (r.trigger.kind) {
+    case "rollback":
+      return `rollback of ${r.rollback_of ?? "?"}`;
+    case "envvars":
+    case "restart": {
+      const of = r.restart_of ? ` of ${r.restart_of}` : "";
+      return `restart${of}${r.trigger.kind === "envvars" ? " (environment variable change)" : ""}`;
+    }
+    default:
+      return `${r.trigger.kind} ${r.trigger.ref}`;
+  }
 }

@@ -16,6 +16,8 @@ interface WebserviceStatus {
   stopped_at: string | null;
   logged_releases: string[];
   note?: string | null;
+  /** The cluster profile's cluster (older servers do not send it). */
+  kubernetes?: { status: string; reason: string | null; since: string; warnings: string[] } | null;
 }
 
 /** `slipway webservice status|logs|restart|stop|start`: thin calls to /api/v1/tools/:tool/webservice. */
@@ -117,5 +119,10 @@ function statusText(s: WebserviceStatus): string {
   if (s.stopped_at) lines.push(`  stopped  at ${s.stopped_at}; \`slipway webservice start\` starts it again`);
   if (s.logged_releases.length) lines.push(`  output kept for releases ${s.logged_releases.join(", ")}`);
   if (s.note) lines.push(`  note     ${s.note}`);
+  const k = s.kubernetes;
+  if (k && k.status !== "available") {
+    lines.push(`  kubernetes ${k.status} since ${k.since}${k.reason ? `: ${k.reason}` : ""}`);
+  }
+  for (const w of k?.warnings ?? []) lines.push(`  warning  ${w}`);
   return lines.join("\n");
 }

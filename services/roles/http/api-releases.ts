@@ -31,6 +31,12 @@ export function releasesApiRouter(deps: { releases: ReleaseService; tools: ToolS
     res.json(await deps.releases.get(tool, String(req.params.id)));
   });
 
+  r.get("/api/v1/tools/:tool/releases/:id/logs", async (req, res) => {
+    const tool = await toolOf(req);
+    const { release_id, log_id, lines } = await deps.releases.logs(tool, String(req.params.id));
+    res.json({ release_id, log_id, lines: lines.map((l) => l.line) });
+  });
+
   r.post("/api/v1/tools/:tool/rollback", async (req, res) => {
     const tool = await toolOf(req);
     const parsed = rollbackBody.safeParse(req.body ?? {});

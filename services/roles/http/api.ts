@@ -7,6 +7,7 @@ import { toolView, type ToolService } from "../../domain/tools/tool-service.js";
 import { validateToolName } from "../../domain/tools/tool.js";
 import { ConflictError, InputError, NotFoundError } from "../../platform/errors.js";
 import type { BuildLogs } from "../../ports/logs.js";
+import type { ClusterHealthSource } from "../../ports/cluster-health.js";
 import type { RefResolver } from "../../ports/refs.js";
 import type { StateStore } from "../../ports/store.js";
 import { bearerAuth, requireAdmin, requireTool } from "./auth.js";
@@ -36,6 +37,8 @@ export interface ApiDeps {
   readonly renderOptions?: RenderOptions | undefined;
   /** The registry host pods pull from; `slipway render` then shows the (redacted) `registry-pull` Secret. */
   readonly pullRegistry?: string | undefined;
+  /** The cluster profile's cluster: healthz reports it (the API answers while it is unreachable). */
+  readonly cluster?: ClusterHealthSource | undefined;
 }
 
 const createTool = z.object({ name: z.string() });
@@ -55,7 +58,11 @@ export function apiRouter(deps: ApiDeps): Router {
     res.json(componentsJsonSchema());
   });
   r.get("/api/v1/healthz", (_req, res) => {
-    res.json({ status: "ok" });
+    const kubernetes = deps.cluster?.view();
+    if (!kubernetes) return void res.json({ status: "ok" });
+    // 200 either way: the API, git remote and builds work; `degraded` says deploys and jobs wait.
+    const degraded = kubernetes.status !== "available" || kubernetes.warnings.length > 0;
+    res.json({ status: degraded ? "degraded" : "ok", kubernetes });
   });
   if (deps.envvars) r.use(envvarsRouter({ ...deps, envvars: deps.envvars }));
   r.use("/api/v1", express.json({ limit: "64kb" }), bearerAuth(deps.store, deps.adminTokenHash));

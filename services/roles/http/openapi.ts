@@ -112,6 +112,14 @@ export function openApiDocument(publicUrl: string) {
           responses: { "200": ok("Release"), "404": error },
         },
       },
+      "/api/v1/tools/{tool}/releases/{id}/logs": {
+        get: {
+          summary:
+            "A release's deploy log: a rollback's or restart's own, a push's release's in its build's log",
+          parameters: [toolParam, idParam],
+          responses: { "200": { description: "{release_id, log_id, lines}" }, "404": error },
+        },
+      },
       "/api/v1/tools/{tool}/rollback": {
         post: {
           summary:
@@ -430,6 +438,7 @@ export function openApiDocument(publicUrl: string) {
             image_deleted: { type: "boolean" },
             trigger: { type: "object" },
             rollback_of: { type: ["string", "null"] },
+            restart_of: { type: ["string", "null"] },
             reason: { type: ["string", "null"] },
             last_probe: { type: ["string", "null"] },
             log_tail: { type: "array", items: { type: "string" } },

@@ -1,5 +1,6 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubernetesApplier } from "../../adapters/kubernetes/applier.js";
+import { ClusterHealth } from "../../adapters/kubernetes/cluster-health.js";
 import { KubernetesConfigJobFollower } from "../../adapters/kubernetes/config-job-logs.js";
 import { KubernetesJobsRuntime } from "../../adapters/kubernetes/jobs-runtime.js";
 import { KubernetesRuntime } from "../../adapters/kubernetes/runtime.js";
@@ -35,6 +36,11 @@ export interface KubernetesProfile {
   readonly runtime: KubernetesRuntime;
   readonly render: RenderOptions;
   readonly logger: Logger;
+  /**
+   * Whether the API server answers, probed in the background once started (health, `webservice status`);
+   * the deployer's cluster work starts once it does, so an unreachable cluster does not stop the server.
+   */
+  readonly health: ClusterHealth;
 }
 
 /**
@@ -57,7 +63,12 @@ export function kubernetesProfile(
     { render, rolloutTimeoutS: config.kubernetes.rolloutTimeoutS },
     logger,
   );
-  return { kubeConfig, applier, runtime, render, logger };
+  const health = new ClusterHealth(
+    kubeConfig,
+    { ingressClass: config.kubernetes.ingressClass, maxBackoffMs: config.kubernetes.retryMaxS * 1000 },
+    logger.child({ component: "cluster-health" }),
+  );
+  return { kubeConfig, applier, runtime, render, logger, health };
 }
 
 export interface KubernetesDeployerDeps {

@@ -87,7 +87,9 @@ export async function startServer(
   role: Role = "all",
 ): Promise<RunningServer> {
   const closers: (() => Promise<void>)[] = [];
+  let closing = false;
   const close = async () => {
+    closing = true;
     for (const c of closers.reverse())
       await c().catch((e) => logger.warn({ error: errorMessage(e) }, "close failed"));
   };
@@ -181,6 +183,10 @@ export async function startServer(
     // server's memory, which the local profile would carry for nothing.
     const kubernetes = config.runtime === "kubernetes" ? await import("./kubernetes-wiring.js") : undefined;
     const cluster = kubernetes?.kubernetesProfile(config, { store, logger });
+    // Probed in the background: an unreachable cluster shows in health and `webservice status`, and
+    // does not keep the API, git remote and builds from starting.
+    cluster?.health.start();
+    if (cluster) closers.push(() => cluster.health.close());
     // Each tool's containers on a network of their own (one per server and tool): see ToolNetworks.
     const networks = new ToolNetworks({
       repoRoot: config.repoRoot,
@@ -277,7 +283,7 @@ export async function startServer(
             gitlab.router,
             releasesApiRouter({
               tools,
-              releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases }),
+              releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases, logs }),
             }),
             jobsRouter({ tools, jobs }),
             toolDeletionRouter({
@@ -301,6 +307,7 @@ export async function startServer(
                 store,
                 runtime: cluster?.runtime ?? podmanRuntime(),
                 replicas: cluster ? (t, r) => cluster.runtime.replicas(t, r) : undefined,
+                cluster: cluster ? () => cluster.health.view() : undefined,
                 logs: processLogs,
                 marks: processLogs,
                 restart: (tool, why, actor, base) => envvars.restart(tool, why, actor, base, "restart"),
@@ -311,6 +318,7 @@ export async function startServer(
           toolExtras: gitlab.toolExtras,
           renderOptions: cluster?.render,
           pullRegistry: images.endpoint.host,
+          cluster: cluster?.health,
         }),
       });
       // Commit statuses are posted by the API role: one per deployment, whatever the builders do.
@@ -366,32 +374,45 @@ export async function startServer(
           }),
           pullCredentials: (tool) => images.access.pullCredentials(tool),
         });
-        workers.push(
-          queue.startWorkers(
-            redisUrl,
-            { deploy: (job, ctx) => deployer.deploy(job.release_id, ctx.signal) },
-            { deploy: 2 },
-            logger,
-          ),
-        );
-        const jobRunner = new JobRunner({
-          store: jobsStore,
-          runtime: kubernetesJobsRuntime(config, cluster, {
-            store,
-            runner: containerOwner(config.home, "jobs"),
-          }),
-          envFor: (tool) => envvars.envFor(tool),
-          logger: logger.child({ component: "jobs" }),
-          options: { ...DEFAULT_RUNNER_OPTIONS, memoryMb: config.run.memoryMb, owner: newId() },
-        });
-        await jobRunner.start();
-        closers.push(() => jobRunner.close());
-        const webLogs = kubernetesWebLogs(cluster, { store, logs: processLogs });
-        webLogs.start();
-        closers.push(() => webLogs.close());
-        const configJobs = kubernetesConfigJobs(cluster, { store, jobs: jobsStore });
-        configJobs.start();
-        closers.push(() => configJobs.close());
+        // What needs the cluster starts once it answers: deploys queued meanwhile wait in the queue, and
+        // the job runner's recovery (leftover Jobs, lost runs) runs when it can list the cluster's Jobs.
+        const onCluster = async () => {
+          if (closing) return;
+          workers.push(
+            queue.startWorkers(
+              redisUrl,
+              { deploy: (job, ctx) => deployer.deploy(job.release_id, ctx.signal) },
+              { deploy: 2 },
+              logger,
+            ),
+          );
+          const jobRunner = new JobRunner({
+            store: jobsStore,
+            runtime: kubernetesJobsRuntime(config, cluster, {
+              store,
+              runner: containerOwner(config.home, "jobs"),
+            }),
+            envFor: (tool) => envvars.envFor(tool),
+            logger: logger.child({ component: "jobs" }),
+            options: { ...DEFAULT_RUNNER_OPTIONS, memoryMb: config.run.memoryMb, owner: newId() },
+          });
+          await startWhileReachable(cluster.health, () => jobRunner.start(), logger);
+          if (closing) return void (await jobRunner.close());
+          closers.push(() => jobRunner.close());
+          const webLogs = kubernetesWebLogs(cluster, { store, logs: processLogs });
+          webLogs.start();
+          closers.push(() => webLogs.close());
+          const configJobs = kubernetesConfigJobs(cluster, { store, jobs: jobsStore });
+          configJobs.start();
+          closers.push(() => configJobs.close());
+          logger.info({ server: cluster.health.view().server }, "deploys and jobs on Kubernetes started");
+        };
+        cluster.health
+          .reachable()
+          .then(onCluster)
+          .catch((e: unknown) =>
+            logger.error({ error: errorMessage(e) }, "deploys and jobs on Kubernetes could not start"),
+          );
       } else if (role === "all" || role === "deployer") {
         const deployer = new Deployer({
           store,
@@ -581,4 +602,25 @@ function closeServer(server: Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/**
+ * Runs `start` (work whose first step lists the cluster), again each time the cluster is reachable
+ * after a failure: it may go away between the probe that found it and this call.
+ */
+async function startWhileReachable(
+  health: { reachable(): Promise<void> },
+  start: () => Promise<void>,
+  logger: Logger,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      if (attempt === 1)
+        logger.warn({ error: errorMessage(error) }, "cluster work failed to start; retrying");
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt)));
+      await health.reachable();
+    }
+  }
 }
