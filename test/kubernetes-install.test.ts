@@ -1,10 +1,13 @@
-import { readFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
 import { KubernetesRuntime } from "../services/adapters/kubernetes/runtime.js";
+import { JobQueue } from "../services/adapters/queue/bullmq.js";
 import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
@@ -21,6 +24,7 @@ import { startRedis } from "./helpers/redis.js";
 const assets = kubeAssets();
 if (assets.skip) console.warn(`kubernetes-install tests skipped: ${assets.skip}`);
 
+const REPO = path.resolve(import.meta.dirname, "..");
 const OVERLAY = path.resolve(import.meta.dirname, "fixtures/kubernetes-install");
 const TOOL = "inst";
 const NS = `tool-${TOOL}`;
@@ -45,6 +49,7 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
   let cluster: KubeCluster;
   let redis: Awaited<ReturnType<typeof startRedis>>;
   let firstApply: { code: number; stdout: string; stderr: string };
+  let sa: { kc: KubeConfig; token: string; file: string } | undefined;
 
   beforeAll(async () => {
     [cluster, redis] = await Promise.all([startKubeCluster(), startRedis()]);
@@ -121,7 +126,8 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
   }, 60_000);
 
   it("lets Slipway, holding only the ServiceAccount's token, deploy a tool", async () => {
-    const { kc, token } = await serviceAccountKubeConfig(cluster);
+    sa = await serviceAccountKubeConfig(cluster);
+    const { kc, token } = sa;
     const review = await cluster.api<{ status: { user?: { username?: string } } }>(
       "POST",
       "/apis/authentication.k8s.io/v1/tokenreviews",
@@ -135,36 +141,7 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
         publicUrl: "https://slipway.test.example",
         webUrl: (t) => `https://${t}.${OPTIONS.domain}/`,
       }).create(TOOL);
-      const now = new Date().toISOString();
-      const trigger = { kind: "git_push", ref: "refs/heads/main" } as const;
-      await store.createBuild({
-        id: "b1",
-        tool: TOOL,
-        component: "web",
-        commit: "a".repeat(40),
-        ref: "refs/heads/main",
-        source_url: "https://slipway.test.example/git/inst.git",
-        trigger,
-        status: "success",
-        created_at: now,
-      });
-      await store.createRelease({
-        id: "r1",
-        tool: TOOL,
-        component: "web",
-        build_id: "b1",
-        commit: "a".repeat(40),
-        image: "registry.test.example:5000/tool-inst/web:1",
-        image_digest: `sha256:${"1".repeat(64)}`,
-        trigger,
-        status: "deploying",
-        created_at: now,
-        processes: ["web"],
-        config: parseComponentsConfig(
-          "config_version: v1beta1\ncomponents:\n  web:\n    run:\n      command: web\n      port: 8000\n      publish: true\n",
-          "slipway.yaml",
-        ),
-      });
+      await newRelease(store, 1);
       const logger = memoryLogger();
       const applier = new KubernetesApplier(kc, logger);
       const deployer = new KubernetesDeployer({
@@ -222,13 +199,119 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
       client.disconnect();
     }
   }, 150_000);
+
+  it("runs the deployer role with the install's ConfigMap, Secret and ServiceAccount, and it deploys a queued release", async () => {
+    expect(sa, "the previous test made the ServiceAccount's kubeconfig").toBeDefined();
+    const configs = await cluster.api<{ items: (Item & { data: Record<string, string> })[] }>(
+      "GET",
+      "/api/v1/namespaces/slipway/configmaps",
+    );
+    const config = configs.items.find((c) => c.metadata.name.startsWith("slipway-config-"))?.data ?? {};
+    const secret = await cluster.api<{ data: Record<string, string> }>(
+      "GET",
+      "/api/v1/namespaces/slipway/secrets/slipway",
+    );
+    const value = (key: string) => Buffer.from(secret.data[key] ?? "", "base64").toString();
+    // The files the pod gets from its Secret mounts, at a temp home instead of /var/lib/slipway.
+    const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-install-"));
+    const home = path.join(dir, "home");
+    await mkdir(home, { mode: 0o700 });
+    for (const key of ["admin-token", "builder-secret", "encryption-key"]) {
+      await writeFile(path.join(home, key), value(key), { mode: 0o600 });
+    }
+    await writeFile(path.join(dir, "registry-password"), value("registry-password"), { mode: 0o600 });
+    const child = spawn(
+      process.execPath,
+      [path.join(REPO, "dist/services/main.js"), "server", "--role", "deployer"],
+      {
+        env: {
+          PATH: process.env.PATH,
+          ...config,
+          REDIS_URL: value("redis-url"),
+          SLIPWAY_HOME: home,
+          SLIPWAY_REGISTRY_PASSWORD_FILE: path.join(dir, "registry-password"),
+          // In the pod client-node finds the mounted token itself; here it is the same token in a file.
+          SLIPWAY_KUBECONFIG: sa!.file,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise((r) => child.once("exit", r));
+    const store = RedisStore.create(redis.url);
+    const queue = JobQueue.create(redis.url);
+    try {
+      await newRelease(store, 2);
+      await queue.enqueue("deploy", { build_id: "b2", release_id: "r2" }, "r2");
+      await until(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`the deployer role exited:\n${output}`);
+          return (await store.getRelease("r2"))?.status === "live";
+        },
+        "release r2 to go live",
+        600,
+      );
+      const web = await cluster.api<Deployment>("GET", `/apis/apps/v1/namespaces/${NS}/deployments/web`);
+      expect(web.spec.template.spec.containers[0]?.image).toBe(
+        `registry.test.example:5000/tool-inst/web@sha256:${"2".repeat(64)}`,
+      );
+      expect(await store.getRelease("r1")).toMatchObject({ status: "superseded" });
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+      await queue.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
+
+const CONFIG = parseComponentsConfig(
+  "config_version: v1beta1\ncomponents:\n  web:\n    run:\n      command: web\n      port: 8000\n      publish: true\n",
+  "slipway.yaml",
+);
+
+/** Build `b<n>` and its release `r<n>` of the tool, waiting to be deployed, as the builder leaves them. */
+async function newRelease(store: RedisStore, n: number): Promise<void> {
+  const now = new Date(Date.now() + n).toISOString();
+  const trigger = { kind: "git_push", ref: "refs/heads/main" } as const;
+  const commit = String(n).repeat(40).slice(0, 40);
+  await store.createBuild({
+    id: `b${n}`,
+    tool: TOOL,
+    component: "web",
+    commit,
+    ref: "refs/heads/main",
+    source_url: "https://slipway.test.example/git/inst.git",
+    trigger,
+    status: "success",
+    created_at: now,
+  });
+  await store.createRelease({
+    id: `r${n}`,
+    tool: TOOL,
+    component: "web",
+    build_id: `b${n}`,
+    commit,
+    image: `registry.test.example:5000/tool-inst/web:${n}`,
+    image_digest: `sha256:${String(n).repeat(64).slice(0, 64)}`,
+    trigger,
+    status: "deploying",
+    created_at: now,
+    processes: ["web"],
+    config: CONFIG,
+  });
+}
 
 /**
  * A kubeconfig holding only the `slipway` ServiceAccount's token. On 1.24 a token Secret annotated with
  * the account's name is filled in by the controller-manager's token controller.
  */
-async function serviceAccountKubeConfig(cluster: KubeCluster): Promise<{ kc: KubeConfig; token: string }> {
+async function serviceAccountKubeConfig(
+  cluster: KubeCluster,
+): Promise<{ kc: KubeConfig; token: string; file: string }> {
   await cluster.api("POST", "/api/v1/namespaces/slipway/secrets", {
     metadata: {
       name: "slipway-test-token",
@@ -262,11 +345,13 @@ async function serviceAccountKubeConfig(cluster: KubeCluster): Promise<{ kc: Kub
     contexts: [{ name: "sa", cluster: "test", user: "slipway-sa" }],
     currentContext: "sa",
   });
-  return { kc, token };
+  const file = path.join(cluster.dir, "service-account.kubeconfig");
+  await writeFile(file, kc.exportConfig(), { mode: 0o600 });
+  return { kc, token, file };
 }
 
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+async function until(check: () => Promise<boolean>, what: string, tries = 200): Promise<void> {
+  for (let i = 0; i < tries; i++) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 200));
   }
