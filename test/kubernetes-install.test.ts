@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -14,6 +14,7 @@ import { parseComponentsConfig } from "../services/domain/config/index.js";
 import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
+import { freePort } from "../services/platform/net.js";
 import { kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
 import { startRedis } from "./helpers/redis.js";
 
@@ -201,45 +202,7 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
   }, 150_000);
 
   it("runs the deployer role with the install's ConfigMap, Secret and ServiceAccount, and it deploys a queued release", async () => {
-    expect(sa, "the previous test made the ServiceAccount's kubeconfig").toBeDefined();
-    const configs = await cluster.api<{ items: (Item & { data: Record<string, string> })[] }>(
-      "GET",
-      "/api/v1/namespaces/slipway/configmaps",
-    );
-    const config = configs.items.find((c) => c.metadata.name.startsWith("slipway-config-"))?.data ?? {};
-    const secret = await cluster.api<{ data: Record<string, string> }>(
-      "GET",
-      "/api/v1/namespaces/slipway/secrets/slipway",
-    );
-    const value = (key: string) => Buffer.from(secret.data[key] ?? "", "base64").toString();
-    // The files the pod gets from its Secret mounts, at a temp home instead of /var/lib/slipway.
-    const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-install-"));
-    const home = path.join(dir, "home");
-    await mkdir(home, { mode: 0o700 });
-    for (const key of ["admin-token", "builder-secret", "encryption-key"]) {
-      await writeFile(path.join(home, key), value(key), { mode: 0o600 });
-    }
-    await writeFile(path.join(dir, "registry-password"), value("registry-password"), { mode: 0o600 });
-    const child = spawn(
-      process.execPath,
-      [path.join(REPO, "dist/services/main.js"), "server", "--role", "deployer"],
-      {
-        env: {
-          PATH: process.env.PATH,
-          ...config,
-          REDIS_URL: value("redis-url"),
-          SLIPWAY_HOME: home,
-          SLIPWAY_REGISTRY_PASSWORD_FILE: path.join(dir, "registry-password"),
-          // In the pod client-node finds the mounted token itself; here it is the same token in a file.
-          SLIPWAY_KUBECONFIG: sa!.file,
-        },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let output = "";
-    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
-    const exited = new Promise((r) => child.once("exit", r));
+    const role = await startRole(cluster, "deployer", sa?.file);
     const store = RedisStore.create(redis.url);
     const queue = JobQueue.create(redis.url);
     try {
@@ -247,7 +210,7 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
       await queue.enqueue("deploy", { build_id: "b2", release_id: "r2" }, "r2");
       await until(
         async () => {
-          if (child.exitCode !== null) throw new Error(`the deployer role exited:\n${output}`);
+          if (role.child.exitCode !== null) throw new Error(`the deployer role exited:\n${role.output()}`);
           return (await store.getRelease("r2"))?.status === "live";
         },
         "release r2 to go live",
@@ -259,14 +222,111 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
       );
       expect(await store.getRelease("r1")).toMatchObject({ status: "superseded" });
     } finally {
-      child.kill("SIGTERM");
-      await exited;
+      await role.stop();
       await queue.close();
       await store.close();
-      await rm(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it("runs the api role with the same ConfigMap and Secret: healthz, the Secret's admin token, the cluster read as the ServiceAccount", async () => {
+    const port = await freePort();
+    const role = await startRole(cluster, "api", sa?.file, {
+      SLIPWAY_HOST: "127.0.0.1",
+      SLIPWAY_PORT: String(port),
+    });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await until(
+        async () => {
+          if (role.child.exitCode !== null) throw new Error(`the api role exited:\n${role.output()}`);
+          return (await fetch(`${url}/api/v1/healthz`).catch(() => undefined))?.status === 200;
+        },
+        "the api role's /api/v1/healthz",
+        600,
+      );
+      const admin = { authorization: `Bearer ${role.secret("admin-token")}` };
+      const tools = (await (await fetch(`${url}/api/v1/tools`, { headers: admin })).json()) as {
+        name: string;
+      }[];
+      expect(tools.map((t) => t.name)).toContain(TOOL);
+      // The webservice's status is read from its Deployment, with the ServiceAccount's rights.
+      const status = await fetch(`${url}/api/v1/tools/${TOOL}/webservice`, { headers: admin });
+      expect(status.status, await status.clone().text()).toBe(200);
+      expect(JSON.stringify(await status.json())).toContain("r2");
+    } finally {
+      await role.stop();
     }
   }, 180_000);
 });
+
+interface RoleProcess {
+  readonly child: ChildProcess;
+  output(): string;
+  /** A value of Secret `slipway`. */
+  secret(key: string): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `slipway server --role <role>` as its pod runs it: the applied ConfigMap's variables, the Secret's
+ * keys as files (a temp home stands for /var/lib/slipway), and the ServiceAccount's token (in the pod,
+ * client-node finds the mounted token itself; here the same token is in a kubeconfig file).
+ */
+async function startRole(
+  cluster: KubeCluster,
+  role: "api" | "deployer",
+  kubeconfig: string | undefined,
+  env: Record<string, string> = {},
+): Promise<RoleProcess> {
+  if (!kubeconfig) throw new Error("an earlier test makes the ServiceAccount's kubeconfig");
+  const configs = await cluster.api<{ items: (Item & { data: Record<string, string> })[] }>(
+    "GET",
+    "/api/v1/namespaces/slipway/configmaps",
+  );
+  const config = configs.items.find((c) => c.metadata.name.startsWith("slipway-config-"))?.data ?? {};
+  const secret = await cluster.api<{ data: Record<string, string> }>(
+    "GET",
+    "/api/v1/namespaces/slipway/secrets/slipway",
+  );
+  const value = (key: string) => Buffer.from(secret.data[key] ?? "", "base64").toString();
+  const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-install-"));
+  const home = path.join(dir, "home");
+  await mkdir(home, { mode: 0o700 });
+  for (const key of ["admin-token", "builder-secret", "encryption-key"]) {
+    await writeFile(path.join(home, key), value(key), { mode: 0o600 });
+  }
+  await writeFile(path.join(dir, "registry-password"), value("registry-password"), { mode: 0o600 });
+  const child = spawn(
+    process.execPath,
+    [path.join(REPO, "dist/services/main.js"), "server", "--role", role],
+    {
+      env: {
+        PATH: process.env.PATH,
+        ...config,
+        REDIS_URL: value("redis-url"),
+        SLIPWAY_HOME: home,
+        SLIPWAY_REGISTRY_PASSWORD_FILE: path.join(dir, "registry-password"),
+        SLIPWAY_KUBECONFIG: kubeconfig,
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let output = "";
+  child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise((r) => child.once("exit", r));
+  return {
+    child,
+    output: () => output,
+    secret: value,
+    stop: async () => {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 const CONFIG = parseComponentsConfig(
   "config_version: v1beta1\ncomponents:\n  web:\n    run:\n      command: web\n      port: 8000\n      publish: true\n",
