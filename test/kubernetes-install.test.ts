@@ -117,13 +117,25 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
       SLIPWAY_PUBLIC_URL: "https://slipway.test.example",
       SLIPWAY_INGRESS_NAMESPACE: "ingress-nginx",
     });
+    const ingress = await cluster.api<{
+      spec: { rules: { host: string; http: { paths: { backend: { service: { name: string } } }[] } }[] };
+    }>("GET", "/apis/networking.k8s.io/v1/namespaces/slipway/ingresses/slipway-api");
+    expect(ingress.spec.rules[0]?.host).toBe("slipway.test.example");
+    expect(ingress.spec.rules[0]?.http.paths[0]?.backend.service.name).toBe("slipway-api");
+    const policy = await cluster.api<NetworkPolicy>(
+      "GET",
+      "/apis/networking.k8s.io/v1/namespaces/slipway/networkpolicies/slipway-api-from-ingress",
+    );
+    expect(policy.spec.ingress?.[0]?.from?.[0]?.namespaceSelector?.matchLabels).toEqual({
+      "kubernetes.io/metadata.name": config?.data.SLIPWAY_INGRESS_NAMESPACE,
+    });
     // The namespace enforces Pod Security "restricted": a pod that ran as root or kept capabilities
     // would be refused by admission, and its ReplicaSet would have made none.
     await until(async () => {
       const pods = await cluster.api<{ items: Pod[] }>("GET", "/api/v1/namespaces/slipway/pods");
       const roles = new Set(pods.items.map((p) => p.metadata.labels?.["app.kubernetes.io/component"]));
       return roles.has("api") && roles.has("deployer");
-    }, "pods of both slipway-api and slipway-deployer");
+    }, "pods of both slipway-api and slipway-deployer (refused by Pod Security admission? see the ReplicaSets' events)");
   }, 60_000);
 
   it("lets Slipway, holding only the ServiceAccount's token, deploy a tool", async () => {
