@@ -1,6 +1,10 @@
+import express from "express";
+import type { Server } from "node:http";
+import path from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
+import { KubernetesJobsRuntime } from "../services/adapters/kubernetes/jobs-runtime.js";
 import { KubernetesRuntime } from "../services/adapters/kubernetes/runtime.js";
 import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
@@ -10,6 +14,9 @@ import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deplo
 import type { Release } from "../services/domain/releases/release.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
+import { run } from "../services/platform/process.js";
+import { renderRouter } from "../services/roles/http/api-render.js";
+import { errorHandler } from "../services/roles/http/errors.js";
 import { grantSlipway, kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
 import { startRedis } from "./helpers/redis.js";
 
@@ -22,6 +29,7 @@ import { startRedis } from "./helpers/redis.js";
 const assets = kubeAssets();
 if (assets.skip) console.warn(`kubernetes-limits tests skipped: ${assets.skip}`);
 
+const repoRoot = path.resolve(import.meta.dirname, "..");
 const OPTIONS = { domain: "toolforge.example", ingressClassName: "nginx" };
 const ROLLOUT_TIMEOUT_S = 600;
 
@@ -250,6 +258,46 @@ describe.skipIf(assets.skip !== undefined)("limits a tool namespace forbids, on 
       }
     }, 150_000);
 
+    it("fails a job run whose pod is refused at once, with the server's message, and removes its Job", async () => {
+      await cluster.api("POST", `/api/v1/namespaces/${ns}/limitranges`, ratioLimitRange(ns));
+      try {
+        const kc = cluster.kubeConfig("slipway");
+        const logger = memoryLogger();
+        // A start timeout far beyond the test's: the run must fail on the refusal, not on the timeout.
+        const runtime = new KubernetesJobsRuntime(
+          kc,
+          new KubernetesApplier(kc, logger),
+          store,
+          { runner: "slipway-limits-test", startTimeoutS: ROLLOUT_TIMEOUT_S, pollMs: 200 },
+          logger,
+        );
+        const proc = await runtime.start(
+          {
+            tool,
+            job: "report",
+            runId: "01hrun0000000000000000001",
+            image: `registry.example:5000/tool-${tool}/web@${live.image_digest}`,
+            releaseId: live.id,
+            command: "./report",
+            env: {},
+            memoryMb: 512,
+          },
+          () => undefined,
+        );
+        const error = await proc.exited.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(String(error)).toMatch(
+          /Kubernetes refuses to create the run's pod: pods "report-[a-z0-9-]+" is forbidden: memory max limit to request ratio per Container is 1/,
+        );
+        const jobs = await cluster.api<{ items: unknown[] }>("GET", `/apis/batch/v1/namespaces/${ns}/jobs`);
+        expect(jobs.items).toEqual([]);
+      } finally {
+        await cluster.api("DELETE", `/api/v1/namespaces/${ns}/limitranges/operator-ratio`);
+      }
+    }, 90_000);
+
     it("reads an operator's own LimitRange from the cluster and refuses before applying", async () => {
       await cluster.api("POST", `/api/v1/namespaces/${ns}/limitranges`, {
         metadata: { name: "operator-cpu", namespace: ns },
@@ -272,4 +320,40 @@ describe.skipIf(assets.skip !== undefined)("limits a tool namespace forbids, on 
       }
     }, 90_000);
   });
+  it("slipway render prints the manifests but says on stderr what the namespace would refuse, and exits 1", async () => {
+    const tool = "kl-render";
+    await tools.create(tool);
+    await newRelease(tool, { config: config(['cpu: "3"']) });
+    const urls = {
+      publicUrl: "http://127.0.0.1:8080",
+      webUrl: (t: string) => `http://${t}.toolforge.example/`,
+    };
+    const web = express();
+    web.use((req, _res, next) => {
+      req.principal = { kind: "admin" };
+      next();
+    });
+    web.use(renderRouter({ store, tools: new ToolService(store, urls), urls }, OPTIONS));
+    web.use(errorHandler(memoryLogger()));
+    const server: Server = await new Promise((resolve) => {
+      const s = web.listen(0, "127.0.0.1", () => resolve(s));
+    });
+    try {
+      const address = server.address();
+      const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+      const out = await run(
+        process.execPath,
+        [path.join(repoRoot, "dist/services/main.js"), "render", tool, "--yaml"],
+        { env: { ...process.env, SLIPWAY_URL: url, SLIPWAY_TOKEN: "sla_unused" }, allowFailure: true },
+      );
+      expect(out.code).toBe(1);
+      expect(out.stderr.split("\n")[0]).toBe(
+        `slipway: the cluster would refuse this: components.web.run.cpu is 3 but tool-${tool} allows at most 2 CPUs per container: lower run.cpu to 2 CPUs or less (LimitRange tool-limits)`,
+      );
+      expect(out.stdout).toContain("kind: Deployment");
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }, 90_000);
 });
