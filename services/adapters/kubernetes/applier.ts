@@ -351,10 +351,12 @@ export class KubernetesApplier {
   }
 
   /**
-   * Polls the Deployment until its rollout is done. A rollout the controller gave up on
-   * (ProgressDeadlineExceeded), or one still not done after `timeoutS`, fails with a PipelineError
-   * whose message says why the new pods are not ready, one line per fact (`details.pods` holds the
-   * same lines; not `log_tail`, which the deployer would print a second time).
+   * Polls the Deployment until its rollout is done. A rollout whose pods the API server refuses to
+   * create (ReplicaFailure/FailedCreate: at once, or after `quotaGraceMs` for an exceeded quota), one
+   * the controller gave up on (ProgressDeadlineExceeded), or one still not done after `timeoutS` fails
+   * with a PipelineError whose first line says why (the server's own words for a refusal) and what
+   * still serves, then one line per fact about the new pods (`details.pods` holds the same lines; not
+   * `log_tail`, which the deployer would print a second time).
    */
   async waitForRollout(namespace: string, name: string, options: RolloutOptions): Promise<V1Deployment> {
     const ref: ObjectRef = { kind: "Deployment", namespace, name };

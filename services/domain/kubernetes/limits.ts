@@ -257,7 +257,7 @@ function sumLimits(containers: PodShape["containers"]): PodShape["containers"][n
   for (const r of ["cpu", "memory"] as const) {
     const values = containers.map((c) => c.limits[r]);
     if (values.length && values.every((v) => v !== undefined)) {
-      const value = values.reduce((a, v) => a + v!.value, 0);
+      const value = values.reduce((a, v) => a + v.value, 0);
       out[r] = { text: values.length === 1 ? values[0]!.text : show(r, value), value };
     }
   }
@@ -268,7 +268,7 @@ function sumRequests(containers: PodShape["containers"]): PodShape["containers"]
   const out: PodShape["containers"][number]["requests"] = {};
   for (const r of ["cpu", "memory"] as const) {
     const values = containers.map((c) => c.requests[r]);
-    if (values.length && values.every((v) => v !== undefined)) out[r] = values.reduce((a, v) => a! + v!, 0);
+    if (values.length && values.every((v) => v !== undefined)) out[r] = values.reduce((a, v) => a + v, 0);
   }
   return out;
 }

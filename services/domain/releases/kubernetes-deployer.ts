@@ -68,6 +68,9 @@ export interface KubernetesDeployerOptions {
  * image, a dropped component's objects are deleted) and the release is live. Kubernetes does
  * the "start beside, take traffic once ready, stop the old one" itself (`maxUnavailable: 0`); a rollout
  * that gets stuck leaves the previous ReplicaSet serving, and the release fails with its pods' report.
+ * Before anything is applied, every component's pods are checked against the namespace's LimitRanges
+ * and ResourceQuotas (Slipway's and any an operator added): a config they would refuse fails at once,
+ * each problem's first words saying what to change.
  */
 export class KubernetesDeployer {
   constructor(
