@@ -22,10 +22,19 @@ import {
   RUN_LABELS,
   namespaceName,
   type KubernetesObject,
+  type LimitPolicy,
 } from "../../domain/kubernetes/index.js";
 import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
-import { describePods, newestReplicaSet, rolloutState } from "./rollout.js";
+import {
+  creationFailureKind,
+  creationFailureText,
+  describePods,
+  newestReplicaSet,
+  replicaFailure,
+  rolloutState,
+  warningEvents,
+} from "./rollout.js";
 
 /** The field manager Slipway applies as; `kubectl` shows it in `metadata.managedFields`. */
 export const FIELD_MANAGER = "slipway";
@@ -85,6 +94,28 @@ export interface RolloutOptions {
   readonly signal?: AbortSignal | undefined;
   /** Between two reads of the Deployment's status; default 2 s. */
   readonly pollMs?: number | undefined;
+  /** How long pods refused for an exceeded quota may stay refused before the rollout fails; default 30 s. */
+  readonly quotaGraceMs?: number | undefined;
+}
+
+/** A quota used up by something that ends (a job's pod) frees up; one that stays used up this long fails. */
+export const QUOTA_GRACE_MS = 30_000;
+
+const REVISION = "deployment.kubernetes.io/revision";
+
+/**
+ * What serves while a Deployment's rollout failed, when the Deployment itself can tell: a rolling
+ * update keeps the previous pods until new ones are ready; Recreate (single workers) stopped them.
+ * Undefined when it had no previous pods (its first revision), so the caller says what the tool had.
+ */
+function previousPods(d: V1Deployment): string | undefined {
+  if (d.spec?.strategy?.type === "Recreate") {
+    return Number(d.metadata?.annotations?.[REVISION] ?? 1) > 1
+      ? "the previous pods were stopped before the new ones started (Recreate)"
+      : undefined;
+  }
+  const old = (d.status?.replicas ?? 0) - (d.status?.updatedReplicas ?? 0);
+  return old > 0 ? "the previous pods keep serving" : undefined;
 }
 
 function refOf(o: { kind?: string; metadata?: { name?: string; namespace?: string } }): ObjectRef {
@@ -320,15 +351,18 @@ export class KubernetesApplier {
   }
 
   /**
-   * Polls the Deployment until its rollout is done. A rollout the controller gave up on
-   * (ProgressDeadlineExceeded), or one still not done after `timeoutS`, fails with a PipelineError
-   * whose message says why the new pods are not ready, one line per fact (`details.pods` holds the
-   * same lines; not `log_tail`, which the deployer would print a second time).
+   * Polls the Deployment until its rollout is done. A rollout whose pods the API server refuses to
+   * create (ReplicaFailure/FailedCreate: at once, or after `quotaGraceMs` for an exceeded quota), one
+   * the controller gave up on (ProgressDeadlineExceeded), or one still not done after `timeoutS` fails
+   * with a PipelineError whose first line says why (the server's own words for a refusal) and what
+   * still serves, then one line per fact about the new pods (`details.pods` holds the same lines; not
+   * `log_tail`, which the deployer would print a second time).
    */
   async waitForRollout(namespace: string, name: string, options: RolloutOptions): Promise<V1Deployment> {
     const ref: ObjectRef = { kind: "Deployment", namespace, name };
     const deadline = Date.now() + options.timeoutS * 1000;
     const pollMs = options.pollMs ?? 2000;
+    let quotaSince: number | undefined;
     for (;;) {
       options.signal?.throwIfAborted();
       let deployment: V1Deployment;
@@ -339,28 +373,103 @@ export class KubernetesApplier {
       }
       const state = rolloutState(deployment);
       if (state.done) return deployment;
-      if (state.stuck || Date.now() >= deadline) {
-        const why = state.stuck
-          ? state.detail
-          : `not rolled out within ${options.timeoutS} s (${state.detail})`;
+      // Pods the API server refuses (LimitRange, Pod Security, quota) are never retried into existence
+      // by waiting: the ReplicaSet says so at once, while the progress deadline takes 600 s.
+      const refusal = await this.refusal(deployment);
+      const kind = refusal === undefined ? undefined : creationFailureKind(refusal);
+      quotaSince = kind === "quota" ? (quotaSince ?? Date.now()) : undefined;
+      const refused =
+        kind === "refused" ||
+        (kind === "quota" && Date.now() - quotaSince! >= (options.quotaGraceMs ?? QUOTA_GRACE_MS));
+      if (refused || state.stuck || Date.now() >= deadline) {
+        const why = refused
+          ? `Kubernetes refuses to create its pods: ${creationFailureText(refusal!)}`
+          : state.stuck
+            ? state.detail
+            : `not rolled out within ${options.timeoutS} s (${state.detail})`;
         const pods = await this.diagnose(deployment).catch((error: unknown) => [
           `could not read the pods: ${errorMessage(error)}`,
         ]);
-        // Rolling updates keep the old pods until new ones are ready; Recreate (single workers) does not.
-        const previous =
-          deployment.spec?.strategy?.type === "Recreate"
-            ? "the previous pods were stopped before the new ones started (Recreate)"
-            : "the previous pods keep serving";
+        const previous = previousPods(deployment);
         throw new PipelineError(
           "deploy_failed",
-          `Deployment ${namespace}/${name}: ${why}; ${previous}\n${pods.join("\n")}`,
-          { details: { phase: "deploy", object: describeRef(ref), pods } },
+          `Deployment ${namespace}/${name}: ${why}${previous ? `; ${previous}` : ""}\n${pods.join("\n")}`,
+          { details: { phase: "deploy", object: describeRef(ref), pods, refused } },
         );
       }
       // An abort ends the sleep early; the loop's first line then throws the signal's reason.
       await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())), undefined, {
         signal: options.signal,
       }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Why the Deployment's newest ReplicaSet cannot create pods, when its ReplicaFailure condition says
+   * it cannot: the newest FailedCreate event's message (the condition keeps the first failure's words,
+   * which may be a transient one), else the condition's.
+   */
+  private async refusal(deployment: V1Deployment): Promise<string | undefined> {
+    const condition = replicaFailure(deployment);
+    if (condition === undefined) return undefined;
+    const namespace = deployment.metadata?.namespace ?? "default";
+    const selector = Object.entries(deployment.spec?.selector.matchLabels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+    try {
+      const sets = await this.apps.listNamespacedReplicaSet({ namespace, labelSelector: selector });
+      const rs = newestReplicaSet(deployment, sets.items)?.metadata?.name;
+      return (rs && (await this.creationFailure(namespace, "ReplicaSet", rs))) ?? condition;
+    } catch (error) {
+      this.logger.debug({ namespace, error: errorMessage(error) }, "could not read the ReplicaSet's events");
+      return condition;
+    }
+  }
+
+  /**
+   * The newest FailedCreate Warning event of a ReplicaSet or Job (its controller could not create a
+   * pod: the API server's refusal, e.g. `Error creating: pods "web-…" is forbidden: maximum cpu usage
+   * per Container is 2, but limit is 3`), or undefined when there is none.
+   */
+  async creationFailure(
+    namespace: string,
+    kind: "ReplicaSet" | "Job",
+    name: string,
+  ): Promise<string | undefined> {
+    let events: CoreV1Event[];
+    try {
+      events = (
+        await this.core.listNamespacedEvent({
+          namespace,
+          fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name},reason=FailedCreate`,
+        })
+      ).items;
+    } catch (error) {
+      throw kubeError("list", `events of ${kind} ${namespace}/${name}`, error);
+    }
+    const newest = warningEvents(events).at(-1);
+    return newest ? (newest.message ?? "FailedCreate") : undefined;
+  }
+
+  /**
+   * The LimitRanges and ResourceQuotas in force in a namespace, whoever made them (an operator may add
+   * their own beside Slipway's). A namespace that does not exist yet has none.
+   */
+  async namespacePolicy(namespace: string): Promise<LimitPolicy> {
+    try {
+      const [ranges, quotas] = await Promise.all([
+        this.core.listNamespacedLimitRange({ namespace }),
+        this.core.listNamespacedResourceQuota({ namespace }),
+      ]);
+      return {
+        limitRanges: ranges.items.map((l) => ({
+          name: l.metadata?.name ?? "?",
+          limits: (l.spec?.limits ?? []).map((i) => ({ type: i.type, max: i.max, min: i.min })),
+        })),
+        quotas: quotas.items.map((q) => ({ name: q.metadata?.name ?? "?", hard: q.spec?.hard ?? {} })),
+      };
+    } catch (error) {
+      throw kubeError("list", `LimitRanges and ResourceQuotas in ${namespace}`, error);
     }
   }
 

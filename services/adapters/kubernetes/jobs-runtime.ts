@@ -23,7 +23,8 @@ import type { Release } from "../../domain/releases/release.js";
 import { PipelineError, TransientError, errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { KubernetesApplier } from "./applier.js";
-import { kubeError } from "./applier.js";
+import { QUOTA_GRACE_MS, kubeError } from "./applier.js";
+import { creationFailureKind, creationFailureText } from "./rollout.js";
 import { LogCursor, followLog, type LogFollow } from "./log-stream.js";
 
 export interface KubernetesJobsRuntimeOptions {
@@ -75,7 +76,7 @@ export class KubernetesJobsRuntime implements JobsRuntime {
 
   constructor(
     kubeConfig: KubeConfig,
-    private readonly applier: Pick<KubernetesApplier, "apply" | "remove">,
+    private readonly applier: Pick<KubernetesApplier, "apply" | "remove" | "creationFailure">,
     /** The release a run's image belongs to: its commit labels the objects. */
     private readonly releases: { getRelease(id: string): Promise<Release | undefined> },
     private readonly options: KubernetesJobsRuntimeOptions,
@@ -175,6 +176,7 @@ export class KubernetesJobsRuntime implements JobsRuntime {
     const startBy = Date.now() + this.options.startTimeoutS * 1000;
     let seenPod = false;
     let lastWaiting = "";
+    let quotaSince: number | undefined;
     for (;;) {
       if (run.killed) {
         await this.drain(run);
@@ -207,6 +209,21 @@ export class KubernetesJobsRuntime implements JobsRuntime {
       if (!pod && seenPod && !(await this.jobExists(run))) {
         run.onLines(["slipway: the run's Job was deleted outside Slipway"]);
         return { exitCode: 137 };
+      }
+      if (!pod && !seenPod) {
+        // A pod the API server refuses (LimitRange, Pod Security, quota) never comes: the Job controller
+        // only records FailedCreate events, so the run fails on them instead of at startTimeoutS.
+        const refusal = await this.applier
+          .creationFailure(run.namespace, "Job", run.name)
+          .catch(() => undefined);
+        const kind = refusal === undefined ? undefined : creationFailureKind(refusal);
+        quotaSince = kind === "quota" ? (quotaSince ?? Date.now()) : undefined;
+        if (kind === "refused" || (kind === "quota" && Date.now() - quotaSince! >= QUOTA_GRACE_MS)) {
+          throw new PipelineError(
+            "deploy_failed",
+            `Kubernetes refuses to create the run's pod: ${creationFailureText(refusal!)}`,
+          );
+        }
       }
       if (!status?.state?.running) {
         const waiting = pod ? describePod(pod) : "no pod created yet";

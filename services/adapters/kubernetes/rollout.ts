@@ -132,3 +132,28 @@ export function describePods(pods: readonly V1Pod[], events: readonly CoreV1Even
   }
   return lines;
 }
+
+/** The Deployment's ReplicaFailure condition (its ReplicaSet could not create pods), when it stands. */
+export function replicaFailure(d: V1Deployment): string | undefined {
+  const c = d.status?.conditions?.find((x) => x.type === "ReplicaFailure" && x.status === "True");
+  return c ? (c.message ?? c.reason ?? "ReplicaFailure") : undefined;
+}
+
+/**
+ * What a refused pod creation means for a rollout:
+ * - `transient`: the quota controller has not counted the namespace yet (a quota just applied, as on a
+ *   tool's first release); the controller retries and succeeds.
+ * - `quota`: the namespace's quota is used up; it may free up (a job's pod ends), so it fails only when
+ *   it persists.
+ * - `refused`: admission (LimitRange, Pod Security, a webhook) refuses the pod as it is; retrying cannot help.
+ */
+export function creationFailureKind(message: string): "transient" | "quota" | "refused" {
+  if (/status unknown for quota/i.test(message)) return "transient";
+  if (/exceeded quota/i.test(message)) return "quota";
+  return "refused";
+}
+
+/** The server's words without the controllers' prefix (`Error creating: `). */
+export function creationFailureText(message: string): string {
+  return message.replace(/^Error creating: /, "");
+}

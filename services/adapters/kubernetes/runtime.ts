@@ -23,7 +23,8 @@ import type { Release } from "../../domain/releases/release.js";
 import { PipelineError } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
-import type { KubernetesApplier } from "./applier.js";
+import { QUOTA_GRACE_MS, type KubernetesApplier } from "./applier.js";
+import { creationFailureKind, creationFailureText } from "./rollout.js";
 
 export interface KubernetesRuntimeOptions {
   readonly render: RenderOptions;
@@ -239,11 +240,28 @@ export class KubernetesRuntime implements AppRuntime {
     ]);
     const deadline = Date.now() + timeoutS * 1000;
     let timedOut = true;
+    let quotaSince: number | undefined;
     while (Date.now() < deadline) {
       const job = await this.applier.readJob(namespace, name);
       if ((job.status?.succeeded ?? 0) > 0 || (job.status?.failed ?? 0) > 0) {
         timedOut = false;
         break;
+      }
+      // A pod the API server refuses (LimitRange, Pod Security, quota) never starts: the Job controller
+      // only records FailedCreate events, so they are read while the Job has no pod.
+      if ((job.status?.active ?? 0) === 0) {
+        const refusal = await this.applier.creationFailure(namespace, "Job", name);
+        const kind = refusal === undefined ? undefined : creationFailureKind(refusal);
+        quotaSince = kind === "quota" ? (quotaSince ?? Date.now()) : undefined;
+        if (kind === "refused" || (kind === "quota" && Date.now() - quotaSince! >= QUOTA_GRACE_MS)) {
+          // Left alone, the Job would go on trying until its deadline.
+          await this.applier.remove({ apiVersion: "batch/v1", kind: "Job", namespace, name });
+          throw new PipelineError(
+            "deploy_failed",
+            `${spec.process} Job ${namespace}/${name}: Kubernetes refuses to create its pod: ${creationFailureText(refusal!)}`,
+            { details: { phase: "deploy", object: `Job ${namespace}/${name}`, refused: true } },
+          );
+        }
       }
       await sleep(Math.min(this.options.pollMs ?? 2000, Math.max(0, deadline - Date.now())));
     }

@@ -54,5 +54,6 @@ export {
   renderJobRun,
   runnerSelector,
 } from "./job-run.js";
+export { type LimitPolicy, effectivePolicy, limitProblems, parseQuantity, policyOf } from "./limits.js";
 export { REDACTED, redactSecrets } from "./redact.js";
 export { toApplyableYaml, toYaml } from "./yaml.js";

@@ -1,13 +1,18 @@
 import { defaultConfigFromProcfile } from "../config/index.js";
 import {
+  effectivePolicy,
   envChecksum,
+  limitProblems,
   namespaceName,
+  policyOf,
   renderAll,
   renderEnvSecret,
   renderNamespace,
   renderPullSecret,
+  renderWorkload,
   workloadsFromConfig,
   type KubernetesObject,
+  type LimitPolicy,
   type RenderOptions,
   type ToolQuota,
   type ToolWorkload,
@@ -36,6 +41,11 @@ export interface ClusterApplier {
     name: string,
     options: { timeoutS: number; signal?: AbortSignal | undefined; pollMs?: number | undefined },
   ): Promise<unknown>;
+  /**
+   * The LimitRanges and ResourceQuotas live in a namespace (an operator's beside Slipway's). Without it
+   * the release is checked against the ones Slipway renders only.
+   */
+  namespacePolicy?(namespace: string): Promise<LimitPolicy>;
 }
 
 export interface KubernetesDeployerOptions {
@@ -58,6 +68,9 @@ export interface KubernetesDeployerOptions {
  * image, a dropped component's objects are deleted) and the release is live. Kubernetes does
  * the "start beside, take traffic once ready, stop the old one" itself (`maxUnavailable: 0`); a rollout
  * that gets stuck leaves the previous ReplicaSet serving, and the release fails with its pods' report.
+ * Before anything is applied, every component's pods are checked against the namespace's LimitRanges
+ * and ResourceQuotas (Slipway's and any an operator added): a config they would refuse fails at once,
+ * each problem's first words saying what to change.
  */
 export class KubernetesDeployer {
   constructor(
@@ -101,7 +114,10 @@ export class KubernetesDeployer {
       // Applying an older release over a newer live one would roll the tool backwards.
       if (await this.newerLive(release, outcome)) return;
       const vars = await this.envOf(release.tool);
-      const { objects, web } = this.render(release, vars, say);
+      const { objects, web, runs } = this.render(release, vars, say);
+      // Pods the namespace would refuse fail here, before anything is applied, instead of a rollout
+      // that waits for pods the API server will never admit.
+      await this.checkLimits(namespace, [...objects, ...runs], say);
       const pull = await this.deps.pullCredentials?.(release.tool);
       if (pull) {
         // Before anything that starts a pod (the release phase Job included), or it cannot pull its image.
@@ -187,7 +203,12 @@ export class KubernetesDeployer {
     release: Release,
     vars: Record<string, string>,
     say: (line: string) => Promise<void>,
-  ): { objects: KubernetesObject[]; web: { component: string; port: number } | undefined } {
+  ): {
+    objects: KubernetesObject[];
+    web: { component: string; port: number } | undefined;
+    /** The one-off components' Jobs: not applied, but checked against the namespace's limits. */
+    runs: KubernetesObject[];
+  } {
     const config = release.config ?? defaultConfigFromProcfile(["web"]);
     const { workloads, skipped } = workloadsFromConfig(
       release.tool,
@@ -213,7 +234,30 @@ export class KubernetesDeployer {
     return {
       objects,
       web: web ? { component: web.component, port: web.port ?? WEB_PORT } : undefined,
+      runs: workloads
+        .filter((w) => w.kind === "one-off")
+        .flatMap((w) => renderWorkload(w, this.deps.options.render)),
     };
+  }
+
+  /** Throws, naming every problem, when the namespace's limits (rendered and live) would refuse a pod. */
+  private async checkLimits(
+    namespace: string,
+    objects: readonly KubernetesObject[],
+    say: (line: string) => Promise<void>,
+  ): Promise<void> {
+    let live: LimitPolicy = { limitRanges: [], quotas: [] };
+    try {
+      live = (await this.deps.cluster.namespacePolicy?.(namespace)) ?? live;
+    } catch (error) {
+      // Not fatal: the rollout still fails within seconds on a pod the API server refuses.
+      await say(`note: checked against Slipway's own limits only: ${errorMessage(error)}`);
+    }
+    const problems = limitProblems(namespace, objects, effectivePolicy(policyOf(objects), live));
+    if (problems.length === 0) return;
+    throw new PipelineError("deploy_failed", `${problems.join("\n")}\nnothing was applied`, {
+      details: { phase: "deploy", problems },
+    });
   }
 
   /**

@@ -12,6 +12,8 @@ interface ManifestsView {
   config_source: "release" | "default";
   components: { name: string; kind: string }[];
   skipped: { component: string; reason: string }[];
+  /** Absent from servers older than this client. */
+  limit_problems?: string[];
   options: { domain: string; ingress_class_name: string };
   objects: object[];
 }
@@ -22,6 +24,8 @@ interface ManifestsView {
  * comment header saying which release it is; `--yaml` is the YAML alone (for `kubectl diff -f -`);
  * `--json` is the API's answer. Secret values arrive as `***`, so the YAML leaves Secrets out (and
  * one-off Jobs, which would run if applied), each as a comment line: it diffs and applies as it is.
+ * A config the namespace's limits would refuse is printed all the same, with each problem on stderr
+ * and exit code 1.
  */
 export function registerRenderCommands(program: Command, client: () => Promise<ApiClient>): void {
   program
@@ -35,6 +39,11 @@ export function registerRenderCommands(program: Command, client: () => Promise<A
       const view = await (
         await client()
       ).request<ManifestsView>("GET", `/api/v1/tools/${encodeURIComponent(tool)}/manifests${query}`);
+      // Stderr, so `--yaml | kubectl diff -f -` still gets the YAML; the exit code tells scripts.
+      for (const p of view.limit_problems ?? []) {
+        process.stderr.write(`slipway: the cluster would refuse this: ${p}\n`);
+      }
+      if (view.limit_problems?.length) process.exitCode = 1;
       if (o.json) {
         process.stdout.write(JSON.stringify(view, null, 2) + "\n");
         return;

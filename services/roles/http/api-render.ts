@@ -2,7 +2,9 @@ import { Router } from "express";
 import { defaultConfigFromProcfile } from "../../domain/config/index.js";
 import {
   LABELS,
+  limitProblems,
   namespaceName,
+  policyOf,
   REDACTED,
   redactSecrets,
   renderAll,
@@ -51,7 +53,8 @@ export function renderOptionsFrom(urls: RenderDeps["urls"]): RenderOptions {
 /**
  * `GET /api/v1/tools/:tool/manifests[?component=X]`: the Kubernetes objects the tool's live release
  * (or, with none live, its newest) runs as, for review: what the cluster profile would apply. Secret
- * values are never in the answer (`redactSecrets`).
+ * values are never in the answer (`redactSecrets`). `limit_problems` lists what the namespace's limits
+ * would refuse (each line says what to change); a deploy of this config fails on them.
  */
 export function renderRouter(
   deps: RenderDeps,
@@ -107,6 +110,9 @@ export function renderRouter(
       );
     }
     const all = sortObjects([...renderAll({ tool: tool.name, workloads: withEnv }, options), ...secrets]);
+    // What the rendered namespace's LimitRange and ResourceQuota would refuse (the API role does not
+    // read the cluster; the deployer also checks the live ones). The review still shows the objects.
+    const problems = limitProblems(namespaceName(tool.name), all, policyOf(all));
     const objects =
       component === undefined ? all : all.filter((o) => o.metadata.labels?.[LABELS.workload] === component);
     res.json({
@@ -119,6 +125,7 @@ export function renderRouter(
       config_source: release.config ? "release" : "default",
       components: workloads.map((w) => ({ name: w.component, kind: w.kind })),
       skipped,
+      limit_problems: problems,
       options: { domain: options.domain, ingress_class_name: options.ingressClassName },
       objects: redactSecrets(objects),
     });

@@ -216,7 +216,7 @@ export function openApiDocument(publicUrl: string) {
           responses: {
             "200": {
               description:
-                "{tool, namespace, release_id, release_status, live, commit, config_source, components, skipped, options, objects}",
+                "{tool, namespace, release_id, release_status, live, commit, config_source, components, skipped, limit_problems, options, objects}; limit_problems: what the namespace's limits would refuse, each line saying what to change",
             },
             "404": error,
           },
