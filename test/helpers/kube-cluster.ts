@@ -81,6 +81,14 @@ export interface PodScript {
   readonly logStatus?: number;
   /** A web pod that never becomes Ready. */
   readonly neverReady?: boolean;
+  /**
+   * The container never runs: it waits with this reason (e.g. ImagePullBackOff), the pod stays
+   * Pending, a Job's pod never ends. With `lastExit` the pod is Running and its container restarts
+   * (CrashLoopBackOff), as a kubelet reports a container that keeps crashing.
+   */
+  readonly waiting?: { readonly reason: string; readonly message: string };
+  /** With `waiting`: the exit of the container's previous run and how often it restarted. */
+  readonly lastExit?: { readonly exitCode: number; readonly reason: string; readonly restarts: number };
 }
 
 export interface KubeCluster {
@@ -326,7 +334,10 @@ export async function startKubeCluster(): Promise<KubeCluster> {
           return;
         }
         const stamp = u.searchParams.get("timestamps") === "true";
-        const lines = script.logs ?? [`stand-in kubelet ran ${m[3]}`];
+        const all = script.logs ?? [`stand-in kubelet ran ${m[3]}`];
+        // As a kubelet: `tailLines` keeps the last lines only.
+        const tail = Number(u.searchParams.get("tailLines") ?? Number.NaN);
+        const lines = Number.isInteger(tail) && tail >= 0 ? all.slice(Math.max(0, all.length - tail)) : all;
         const t = new Date(Date.now() - 1000).toISOString();
         res.writeHead(200, { "content-type": "text/plain" });
         res.end(lines.map((l) => `${stamp ? `${t} ` : ""}${l}\n`).join(""));
@@ -403,7 +414,7 @@ interface PodLite {
     ownerReferences?: { kind: string }[];
   };
   spec: { nodeName?: string; containers: { name: string; image: string }[] };
-  status?: { phase?: string };
+  status?: { phase?: string; containerStatuses?: unknown[] };
 }
 
 /**
@@ -491,6 +502,12 @@ async function tend(
   }
   if (pod.status?.phase !== "Pending") return;
   const script = scriptOf(namespace, name);
+  if (script.waiting) {
+    // Reported once: the pod stays as a kubelet leaves a container it cannot start.
+    if (pod.status?.containerStatuses?.length) return;
+    await api("PATCH", `${base}/status`, { status: waitingStatus(pod, script) }, "application/merge-patch+json");
+    return;
+  }
   const isJob = pod.metadata.ownerReferences?.some((o) => o.kind === "Job") ?? false;
   const started = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, "Z");
   const finished = new Date().toISOString().replace(/\.\d+Z$/, "Z");
@@ -550,4 +567,48 @@ async function tend(
         })),
       };
   await api("PATCH", `${base}/status`, { status }, "application/merge-patch+json");
+}
+
+/** The status of a pod whose container waits (never pulled, or crashing and restarting). */
+function waitingStatus(pod: PodLite, script: PodScript) {
+  const at = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, "Z");
+  const crashing = script.lastExit !== undefined;
+  const condition = (type: string, status: boolean) => ({
+    type,
+    status: status ? "True" : "False",
+    lastTransitionTime: at,
+  });
+  return {
+    phase: crashing ? "Running" : "Pending",
+    conditions: [
+      condition("Initialized", true),
+      condition("Ready", false),
+      condition("ContainersReady", false),
+      condition("PodScheduled", true),
+    ],
+    hostIP: "127.0.0.1",
+    podIP: "127.0.0.1",
+    startTime: at,
+    containerStatuses: pod.spec.containers.map((c) => ({
+      name: c.name,
+      image: c.image,
+      imageID: "",
+      ready: false,
+      restartCount: script.lastExit?.restarts ?? 0,
+      started: false,
+      state: { waiting: script.waiting },
+      ...(script.lastExit
+        ? {
+            lastState: {
+              terminated: {
+                exitCode: script.lastExit.exitCode,
+                reason: script.lastExit.reason,
+                startedAt: at,
+                finishedAt: at,
+              },
+            },
+          }
+        : {}),
+    })),
+  };
 }
