@@ -19,7 +19,13 @@ import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deplo
 import type { Release } from "../services/domain/releases/release.js";
 import { PipelineError, type SlipwayError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
-import { grantSlipway, kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
+import {
+  grantSlipway,
+  kubeAssets,
+  startKubeCluster,
+  type AuditedRequest,
+  type KubeCluster,
+} from "./helpers/kube-cluster.js";
 import { startRedis } from "./helpers/redis.js";
 
 // Issue 14: the behaviours test/kubernetes-apply.test.ts and test/kubernetes-deploy.test.ts show
@@ -43,7 +49,7 @@ let redis: Awaited<ReturnType<typeof startRedis>>;
 
 beforeAll(async () => {
   if (assets.skip) return;
-  [cluster, redis] = await Promise.all([startKubeCluster(), startRedis()]);
+  [cluster, redis] = await Promise.all([startKubeCluster({ audit: true }), startRedis()]);
   await grantSlipway(cluster);
 }, 150_000);
 
@@ -80,6 +86,15 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Slipway's requests about `namespace` (and the Namespace itself), in the order the apiserver got them. */
+async function sentTo(namespace: string): Promise<AuditedRequest[]> {
+  // The audit log is written as each response completes: a moment for the last line.
+  await new Promise((r) => setTimeout(r, 300));
+  return (await cluster.requests()).filter(
+    (r) => r.path.includes(`/namespaces/${namespace}/`) || r.path.endsWith(`/namespaces/${namespace}`),
+  );
 }
 
 /** Posts an Event about a pod `agoS` seconds ago, as the kubelet does when a pull fails. */
@@ -174,6 +189,20 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier on a real API serv
     const ns = `tool-${tool}`;
     const result = await applierFor().apply(tool, rendered(tool));
 
+    const patches = (await sentTo(ns)).filter((r) => r.verb === "patch");
+    expect(patches.map((r) => r.path)).toEqual([
+      `/api/v1/namespaces/${ns}`,
+      `/api/v1/namespaces/${ns}/resourcequotas/tool-quota`,
+      `/api/v1/namespaces/${ns}/limitranges/tool-limits`,
+      `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/tool-isolation`,
+      `/api/v1/namespaces/${ns}/secrets/web-env`,
+      `/api/v1/namespaces/${ns}/services/web`,
+      `/apis/apps/v1/namespaces/${ns}/deployments/bot`,
+      `/apis/apps/v1/namespaces/${ns}/deployments/web`,
+      `/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses/web`,
+      `/apis/batch/v1/namespaces/${ns}/cronjobs/nightly`,
+    ]);
+    for (const p of patches) expect(p.query.fieldManager).toBe("slipway");
     const web = await read(`/apis/apps/v1/namespaces/${ns}/deployments/web`);
     expect(web?.metadata.managedFields).toEqual([
       expect.objectContaining({ manager: "slipway", operation: "Apply" }),
@@ -251,6 +280,11 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier on a real API serv
     expect(await read(`/apis/batch/v1/namespaces/${ns}/jobs/migrate-r0`)).toBeDefined();
     expect(await read(`${deployments}/web`)).toBeDefined();
     expect(await read(`/api/v1/namespaces/${ns}/secrets/web-env`)).toBeDefined();
+    // Lists asked the API server for the tool's managed objects only.
+    const lists = (await sentTo(ns)).filter((r) => r.verb === "list");
+    expect(lists.length).toBeGreaterThan(0);
+    for (const l of lists)
+      expect(l.query.labelSelector).toBe(`app.kubernetes.io/managed-by=slipway,slipway.dev/tool=${tool}`);
   }, 60_000);
 
   it("turns the server's own 422 into an error naming the object and the field, and stops there", async () => {
@@ -258,7 +292,7 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier on a real API serv
     const ns = `tool-${tool}`;
     const objects = rendered(tool).map((o) =>
       o.kind === "Deployment" && o.metadata.name === "web"
-        ? { ...o, spec: { ...(o.spec as object), replicas: -1 } }
+        ? { ...o, spec: { ...(o as { spec?: object }).spec, replicas: -1 } }
         : o,
     );
     const error = await applierFor()
@@ -293,6 +327,8 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier on a real API serv
     );
     await applierFor().apply(tool, rendered(tool));
     expect(await read<{ spec: { replicas: number } }>(path)).toMatchObject({ spec: { replicas: 1 } });
+    const forced = (await sentTo(ns)).filter((r) => r.verb === "patch" && r.path === path);
+    expect(forced.map((r) => r.query.force)).toEqual(["false", "false", "true"]);
 
     // Someone scales it by hand: an update owned by the manager kubectl names "kubectl-edit".
     await cluster.api(
@@ -312,6 +348,8 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier on a real API serv
       new RegExp(`Deployment ${ns}/web was changed outside Slipway: \\.spec\\.replicas \\(conflict with "kubectl-edit"`),
     );
     expect(await read<{ spec: { replicas: number } }>(path)).toMatchObject({ spec: { replicas: 2 } });
+    const patches = (await sentTo(ns)).filter((r) => r.verb === "patch" && r.path === path);
+    expect(patches.map((r) => r.query.force)).toEqual(["false", "false", "true", "false"]);
   }, 60_000);
 
   it("refuses objects outside the tool's namespace before sending anything", async () => {
@@ -319,6 +357,7 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier on a real API serv
     await expect(applierFor().apply("pf", [...rendered("pf"), ...foreign])).rejects.toThrow(
       /is not in tool-pf/,
     );
+    expect(await sentTo("tool-pf")).toEqual([]);
     expect(await read("/api/v1/namespaces/tool-pf")).toBeUndefined();
     expect(await read("/api/v1/namespaces/tool-pf-other")).toBeUndefined();
   });
@@ -345,7 +384,7 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier.waitForRollout on 
     const next = workloads(tool, "r2").map((w) => ({ ...w, image: image(tool, 2) }));
     // A deadline of 1 s instead of the rendered 600 s, so the real controller gives up quickly.
     const objects = rendered(tool, next).map((o) =>
-      o.kind === "Deployment" ? { ...o, spec: { ...(o.spec as object), progressDeadlineSeconds: 1 } } : o,
+      o.kind === "Deployment" ? { ...o, spec: { ...(o as { spec?: object }).spec, progressDeadlineSeconds: 1 } } : o,
     );
     await applierFor().apply(tool, objects);
     const newPod = await podNamed(ns, "web-", "Pending");

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, open, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
@@ -112,8 +112,31 @@ export interface KubeCluster {
   script(namespace: string, podPrefix: string, script: PodScript): void;
   /** Paths the stand-in kubelet was asked for (to tell which logs were read). */
   readonly logRequests: string[];
+  /**
+   * The requests Slipway's user made, in the order the apiserver received them (its audit log);
+   * empty unless started with `{ audit: true }`.
+   */
+  requests(): Promise<AuditedRequest[]>;
   stop(): Promise<void>;
 }
+
+/** One request of user "slipway" as the apiserver's audit log records it. */
+export interface AuditedRequest {
+  /** get, list, watch, create, patch, update, delete, deletecollection. */
+  readonly verb: string;
+  readonly path: string;
+  readonly query: Record<string, string>;
+  /** The HTTP status the apiserver answered. */
+  readonly code: number | undefined;
+}
+
+/** Metadata of Slipway's own requests, once answered; nothing of anyone else's. */
+const AUDIT_POLICY = JSON.stringify({
+  apiVersion: "audit.k8s.io/v1",
+  kind: "Policy",
+  omitStages: ["RequestReceived", "ResponseStarted", "Panic"],
+  rules: [{ level: "Metadata", users: ["slipway"] }, { level: "None" }],
+});
 
 interface Certs {
   ca: string;
@@ -182,8 +205,12 @@ export async function grantSlipway(cluster: KubeCluster): Promise<void> {
   });
 }
 
-/** Starts the control plane and the stand-in kubelet; `stop()` ends them and removes the temp dir. */
-export async function startKubeCluster(): Promise<KubeCluster> {
+/**
+ * Starts the control plane and the stand-in kubelet; `stop()` ends them and removes the temp dir.
+ * `audit` makes the apiserver log Slipway's requests, for tests that check what was sent and in which
+ * order (as the HTTP double records them).
+ */
+export async function startKubeCluster(options: { audit?: boolean } = {}): Promise<KubeCluster> {
   const assets = kubeAssets();
   if (assets.skip) throw new Error(assets.skip);
   const bin = await unpack();
@@ -208,6 +235,8 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       Array.from({ length: 6 }, () => freePort()),
     );
     const url = `https://127.0.0.1:${apiPort}`;
+    const auditLog = path.join(dir, "audit.log");
+    if (options.audit) await writeFile(path.join(dir, "audit-policy.json"), AUDIT_POLICY);
     children.push(
       await spawnLogged(dir, "etcd", "etcd", [
         "--name=default",
@@ -239,6 +268,13 @@ export async function startKubeCluster(): Promise<KubeCluster> {
         "--allow-privileged=false",
         "--kubelet-preferred-address-types=InternalIP",
         "--enable-priority-and-fairness=false",
+        ...(options.audit
+          ? [
+              `--audit-policy-file=${path.join(dir, "audit-policy.json")}`,
+              `--audit-log-path=${auditLog}`,
+              "--audit-log-format=json",
+            ]
+          : []),
       ]),
     );
     const adminKc = kubeconfigText(url, certs.ca, tokens.admin);
@@ -351,6 +387,7 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       dir,
       kubectl,
       logRequests,
+      requests: async () => (options.audit ? readAudit(auditLog) : []),
       kubeconfigPath: (user) => path.join(dir, `${user}.kubeconfig`),
       kubeConfig: (user) => {
         const kc = new KubeConfig();
@@ -611,4 +648,31 @@ function waitingStatus(pod: PodLite, script: PodScript) {
         : {}),
     })),
   };
+}
+
+/** Slipway's requests from the audit log, in the order received. */
+async function readAudit(file: string): Promise<AuditedRequest[]> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter((l) => l.trim())
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          verb: string;
+          requestURI: string;
+          requestReceivedTimestamp: string;
+          responseStatus?: { code?: number };
+        },
+    )
+    .sort((a, b) => a.requestReceivedTimestamp.localeCompare(b.requestReceivedTimestamp))
+    .map((e) => {
+      const u = new URL(e.requestURI, "https://x");
+      return {
+        verb: e.verb,
+        path: u.pathname,
+        query: Object.fromEntries(u.searchParams),
+        code: e.responseStatus?.code,
+      };
+    });
 }
