@@ -126,9 +126,8 @@ async function podNamed(namespace: string, prefix: string, phase?: string): Prom
       "GET",
       `/api/v1/namespaces/${namespace}/pods`,
     );
-    return pods.items.find(
-      (p) => p.metadata.name.startsWith(prefix) && (!phase || p.status?.phase === phase),
-    )?.metadata.name;
+    return pods.items.find((p) => p.metadata.name.startsWith(prefix) && (!phase || p.status?.phase === phase))
+      ?.metadata.name;
   });
 }
 
@@ -345,7 +344,9 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier on a real API serv
       );
     expect(error).toBeInstanceOf(PipelineError);
     expect((error as Error).message).toMatch(
-      new RegExp(`Deployment ${ns}/web was changed outside Slipway: \\.spec\\.replicas \\(conflict with "kubectl-edit"`),
+      new RegExp(
+        `Deployment ${ns}/web was changed outside Slipway: \\.spec\\.replicas \\(conflict with "kubectl-edit"`,
+      ),
     );
     expect(await read<{ spec: { replicas: number } }>(path)).toMatchObject({ spec: { replicas: 2 } });
     const patches = (await sentTo(ns)).filter((r) => r.verb === "patch" && r.path === path);
@@ -367,7 +368,10 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier.waitForRollout on 
   it("returns once the Deployment controller reports the new replica available", async () => {
     const tool = "pw";
     await applierFor().apply(tool, rendered(tool));
-    const deployment = await applierFor().waitForRollout(`tool-${tool}`, "web", { timeoutS: 60, pollMs: 100 });
+    const deployment = await applierFor().waitForRollout(`tool-${tool}`, "web", {
+      timeoutS: 60,
+      pollMs: 100,
+    });
     expect(deployment.status?.availableReplicas).toBe(1);
     expect(deployment.status?.observedGeneration).toBe(deployment.metadata?.generation);
   }, 90_000);
@@ -384,7 +388,9 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier.waitForRollout on 
     const next = workloads(tool, "r2").map((w) => ({ ...w, image: image(tool, 2) }));
     // A deadline of 1 s instead of the rendered 600 s, so the real controller gives up quickly.
     const objects = rendered(tool, next).map((o) =>
-      o.kind === "Deployment" ? { ...o, spec: { ...(o as { spec?: object }).spec, progressDeadlineSeconds: 1 } } : o,
+      o.kind === "Deployment"
+        ? { ...o, spec: { ...(o as { spec?: object }).spec, progressDeadlineSeconds: 1 } }
+        : o,
     );
     await applierFor().apply(tool, objects);
     const newPod = await podNamed(ns, "web-", "Pending");
@@ -461,4 +467,388 @@ describe.skipIf(assets.skip !== undefined)("KubernetesApplier.waitForRollout on 
     setTimeout(() => controller.abort(new Error("cancelled by test")), 300);
     await expect(waiting).rejects.toThrow("cancelled by test");
   }, 60_000);
+});
+
+describe.skipIf(assets.skip !== undefined)("KubernetesRuntime on a real API server", () => {
+  const tool = "prt";
+  const ns = `tool-${tool}`;
+  const release = { id: "r7", tool, commit: COMMIT } as Release;
+  const runtime = () =>
+    new KubernetesRuntime(
+      applierFor(),
+      { getRelease: (id) => Promise.resolve(id === release.id ? release : undefined) },
+      { render: OPTIONS, rolloutTimeoutS: 60, pollMs: 100 },
+      memoryLogger(),
+    );
+  const spec = {
+    tool,
+    process: "web",
+    releaseId: "r7",
+    image: image(tool, 7),
+    env: { PORT: "8000", API_KEY: "s3cr3t" },
+    port: 8000,
+    memoryMb: 256,
+  };
+
+  it("starts the web process as a rolled-out Deployment, reads its newest pod's log, and stops only the release that runs", async () => {
+    cluster.script(ns, "web-", { logs: ["listening on 8000", "GET / 200"] });
+    const app = await runtime().start(spec);
+    expect(app).toEqual({
+      id: `${ns}/web@r7`,
+      tool,
+      process: "web",
+      releaseId: "r7",
+      address: { host: `web.${ns}.svc`, port: 8000 },
+    });
+    const secret = await read<{ data: Record<string, string> }>(`/api/v1/namespaces/${ns}/secrets/web-env`);
+    expect(Object.keys(secret?.data ?? {})).toEqual(["API_KEY"]); // PORT is the pod template's
+    const deployment = await read<{
+      spec: {
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: { containers: { resources: { limits: { memory: string } } }[] };
+        };
+      };
+      status: { availableReplicas?: number };
+    }>(`/apis/apps/v1/namespaces/${ns}/deployments/web`);
+    expect(deployment?.spec.template.metadata.labels["slipway.dev/commit"]).toBe(COMMIT);
+    expect(deployment?.spec.template.spec.containers[0]?.resources.limits.memory).toBe("256Mi");
+    expect(deployment?.status.availableReplicas).toBe(1);
+    expect(await runtime().list(tool)).toEqual([app]);
+
+    expect(await runtime().logs(`${ns}/web@r7`, 1)).toEqual(["GET / 200"]);
+    expect(cluster.logRequests.some((p) => p.startsWith(`/containerLogs/${ns}/web-`))).toBe(true);
+
+    const deletesBefore = (await sentTo(ns)).filter((r) => r.verb === "delete").length;
+    await runtime().stop(`${ns}/web@r6`); // replaced by r7 already: nothing to do
+    expect((await sentTo(ns)).filter((r) => r.verb === "delete")).toHaveLength(deletesBefore);
+    await runtime().stop(`${ns}/web@r7`);
+    expect(await read(`/apis/apps/v1/namespaces/${ns}/deployments/web`)).toBeUndefined();
+    expect(await read(`/api/v1/namespaces/${ns}/services/web`)).toBeUndefined();
+    expect(await read(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses/web`)).toBeUndefined();
+    expect(await read(`/api/v1/namespaces/${ns}/secrets/web-env`)).toBeUndefined();
+    expect(await runtime().list(tool)).toEqual([]);
+  }, 90_000);
+
+  it("runs a release phase once as a Job and reports its exit code and output", async () => {
+    cluster.script(ns, "release-r7", { exitCode: 2, logs: ["migrating", "error: table exists"] });
+    const lines: string[] = [];
+    const { port: _port, ...once } = spec;
+    const result = await runtime().runOnce({ ...once, process: "release" }, "release", 60, (l) =>
+      lines.push(l),
+    );
+    expect(result).toEqual({ code: 2, timedOut: false, tail: ["migrating", "error: table exists"] });
+    expect(lines).toEqual(["migrating", "error: table exists"]);
+    const job = await read<{ spec: { template: { spec: { containers: { command: string[] }[] } } } }>(
+      `/apis/batch/v1/namespaces/${ns}/jobs/release-r7`,
+    );
+    expect(job?.spec.template.spec.containers[0]?.command).toEqual(["/cnb/process/release"]);
+  }, 90_000);
+});
+
+describe.skipIf(assets.skip !== undefined)("KubernetesDeployer on a real API server", () => {
+  const tool = "pd";
+  const ns = `tool-${tool}`;
+  const REGISTRY = `registry.example:5000/tool-${tool}/web`;
+  let store: RedisStore;
+  let client: Redis;
+  let logs: RedisBuildLogs;
+  let counter = 0;
+
+  beforeAll(() => {
+    store = RedisStore.create(redis.url);
+    client = new Redis(redis.url);
+    logs = RedisBuildLogs.create(client);
+  });
+  afterAll(async () => {
+    await store?.close();
+    client?.disconnect();
+  });
+  beforeEach(() => cluster.script(ns, "web-", {})); // web pods come up Ready unless a test says otherwise
+
+  async function newRelease(extra: Partial<Release> = {}): Promise<Release> {
+    counter++;
+    const now = new Date(Date.now() + counter).toISOString();
+    const build: Build = {
+      id: `b${counter}`,
+      tool,
+      component: "web",
+      commit: COMMIT,
+      ref: "refs/heads/main",
+      source_url: "http://example/git/pd",
+      trigger: { kind: "git_push", ref: "refs/heads/main" },
+      status: "deploying",
+      created_at: now,
+    };
+    await store.createBuild(build);
+    const release: Release = {
+      id: `r${counter}`,
+      tool,
+      component: "web",
+      build_id: build.id,
+      commit: build.commit,
+      image: `${REGISTRY}:0123456`,
+      image_digest: `sha256:${String(counter).repeat(64).slice(0, 64)}`,
+      trigger: build.trigger,
+      status: "deploying",
+      created_at: now,
+      processes: ["web"],
+      ...extra,
+    };
+    await store.createRelease(release);
+    return release;
+  }
+
+  function deployer(
+    hooks: {
+      pullCredentials?: (tool: string) => Promise<{ registry: string; username: string; password: string }>;
+      onLive?: (release: Release) => Promise<void>;
+      rolloutTimeoutS?: number;
+    } = {},
+  ): KubernetesDeployer {
+    const logger = memoryLogger();
+    const applier = applierFor(logger);
+    const rolloutTimeoutS = hooks.rolloutTimeoutS ?? 60;
+    const runtime = new KubernetesRuntime(
+      applier,
+      store,
+      { render: OPTIONS, rolloutTimeoutS, pollMs: 100 },
+      logger,
+    );
+    return new KubernetesDeployer({
+      store,
+      cluster: applier,
+      jobs: runtime,
+      logs,
+      logger,
+      env: { envFor: () => Promise.resolve({ API_KEY: "s3cr3t", PORT: "1" }) },
+      pullCredentials: hooks.pullCredentials,
+      onLive: hooks.onLive,
+      options: { render: OPTIONS, rolloutTimeoutS, memoryMb: 256, pollMs: 100, releasePhaseTimeoutS: 30 },
+    });
+  }
+
+  const logText = async (release: Release) =>
+    (await logs.read(release.build_id)).map((l) => l.line).join("\n");
+  type DeploymentObject = {
+    spec: {
+      template: { spec: { containers: { image: string; envFrom?: { secretRef: { name: string } }[] }[] } };
+    };
+  };
+  const webImage = async () =>
+    (await read<DeploymentObject>(`/apis/apps/v1/namespaces/${ns}/deployments/web`))?.spec.template.spec
+      .containers[0]?.image;
+
+  it("applies the release's objects and makes it live once the Deployment has rolled out", async () => {
+    const first = await newRelease();
+    await deployer().deploy(first.id, new AbortController().signal);
+    expect(await store.getRelease(first.id)).toMatchObject({ status: "live" });
+    expect(await store.getRoute(tool)).toMatchObject({
+      release_id: first.id,
+      host: `web.${ns}.svc`,
+      port: 8000,
+    });
+    const deployment = await read<DeploymentObject>(`/apis/apps/v1/namespaces/${ns}/deployments/web`);
+    const container = deployment!.spec.template.spec.containers[0]!;
+    expect(container.image).toBe(`${REGISTRY}@${first.image_digest}`);
+    expect(container.envFrom?.[0]?.secretRef.name).toBe("web-env");
+    const secret = await read<{ data: Record<string, string> }>(`/api/v1/namespaces/${ns}/secrets/web-env`);
+    expect(secret?.data).toEqual({ API_KEY: Buffer.from("s3cr3t").toString("base64") }); // PORT is ours
+    expect(await read(`/api/v1/namespaces/${ns}/services/web`)).toBeDefined();
+    const ingress = await read<{ spec: { rules: { host: string }[] } }>(
+      `/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses/web`,
+    );
+    expect(ingress?.spec.rules[0]?.host).toBe(`${tool}.toolforge.example`);
+    expect(await logText(first)).toContain(`===> LIVE: release ${first.id} serves ${tool}`);
+
+    const second = await newRelease();
+    await deployer().deploy(second.id, new AbortController().signal);
+    expect(await store.getRelease(second.id)).toMatchObject({ status: "live" });
+    expect(await store.getRelease(first.id)).toMatchObject({ status: "superseded" });
+    expect(await webImage()).toBe(`${REGISTRY}@${second.image_digest}`);
+  }, 120_000);
+
+  it("fails a stuck rollout with the new pod's reasons and events; the previous release stays live", async () => {
+    const live = (await store.getRoute(tool))?.release_id;
+    expect(live).toBeDefined();
+    const withCron = parseComponentsConfig(
+      [
+        "config_version: v1beta1",
+        "components:",
+        "  web:",
+        "    run:",
+        "      command: web",
+        "      port: 8000",
+        "      publish: /",
+        "  nightly:",
+        "    run:",
+        "      command: python3 cleanup.py",
+        "      schedule: '@daily'",
+        "",
+      ].join("\n"),
+      "slipway.yaml",
+    );
+    const release = await newRelease({ config: withCron });
+    cluster.script(ns, "web-", {
+      waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image" },
+    });
+    const before = new Set(
+      (
+        await cluster.api<{ items: { metadata: { name: string } }[] }>("GET", `/api/v1/namespaces/${ns}/pods`)
+      ).items.map((p) => p.metadata.name),
+    );
+    // The kubelet's event about the new pod, posted as soon as the pod exists.
+    const eventPosted = waitFor("the new revision's pod", async () => {
+      const pods = await cluster.api<{ items: { metadata: { name: string } }[] }>(
+        "GET",
+        `/api/v1/namespaces/${ns}/pods`,
+      );
+      return pods.items.find((p) => p.metadata.name.startsWith("web-") && !before.has(p.metadata.name))
+        ?.metadata.name;
+    }).then((pod) => podEvent(ns, pod, "Failed", "Failed to pull image: manifest unknown"));
+    await deployer({ rolloutTimeoutS: 4 }).deploy(release.id, new AbortController().signal);
+    await eventPosted;
+
+    const failed = await store.getRelease(release.id);
+    expect(failed?.status).toBe("failed");
+    expect(failed?.reason).toContain("not rolled out within 4 s");
+    expect(failed?.reason).toContain("waiting: ImagePullBackOff");
+    expect(failed?.reason).toContain("Failed to pull image: manifest unknown");
+    expect((await store.getRoute(tool))?.release_id).toBe(live);
+    expect(await store.getRelease(live!)).toMatchObject({ status: "live" });
+    // The failed release's scheduled job was never applied.
+    expect(await read(`/apis/batch/v1/namespaces/${ns}/cronjobs/nightly`)).toBeUndefined();
+    const build = await store.getBuild(release.build_id);
+    expect(build).toMatchObject({ status: "failure", phase: "deploy" });
+    expect(build?.reason).toContain("deploy failed: Deployment");
+    expect(await logText(release)).toContain("===> DEPLOY FAILED");
+  }, 120_000);
+
+  it("runs the release phase as a Job first; a failing one blocks the rollout", async () => {
+    // The stuck rollout before left the Deployment on the failed release's image: roll a good one out.
+    await deployer().deploy((await newRelease()).id, new AbortController().signal);
+    const live = (await store.getRoute(tool))?.release_id;
+    const liveImage = await webImage();
+    const release = await newRelease({ processes: ["web", "release"] });
+    const job = `release-${release.id}`;
+    cluster.script(ns, job, { exitCode: 3, logs: ["migrating", "error: relation exists"] });
+    const patchesBefore = (await sentTo(ns)).filter((r) => r.verb === "patch").length;
+    await deployer().deploy(release.id, new AbortController().signal);
+
+    const failed = await store.getRelease(release.id);
+    expect(failed?.status).toBe("failed");
+    expect(failed?.reason).toContain("release phase Job failed (exit 3)");
+    expect(failed?.log_tail).toEqual(["migrating", "error: relation exists"]);
+    // Nothing of the new release was applied: the web Deployment still runs the live image.
+    expect(await webImage()).toBe(liveImage);
+    const patches = (await sentTo(ns)).filter((r) => r.verb === "patch").slice(patchesBefore);
+    expect(patches.some((r) => r.path.endsWith("/deployments/web"))).toBe(false);
+    expect((await store.getRoute(tool))?.release_id).toBe(live);
+    const jobObject = await read<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(
+      `/apis/batch/v1/namespaces/${ns}/jobs/${job}`,
+    );
+    expect(jobObject?.spec.template.spec.containers[0]?.image).toBe(`${REGISTRY}@${release.image_digest}`);
+  }, 120_000);
+
+  it("applies workers and CronJobs of the config with the webservice, and prunes a dropped component", async () => {
+    const config = parseComponentsConfig(
+      [
+        "config_version: v1beta1",
+        "components:",
+        "  web:",
+        "    component_type: continuous",
+        "    run:",
+        "      command: web",
+        "      port: 8000",
+        "      publish: /",
+        "  bot:",
+        "    run:",
+        "      command: python3 bot.py",
+        "  nightly:",
+        "    run:",
+        "      command: python3 cleanup.py",
+        "      schedule: '@daily'",
+        "  migrate:",
+        "    component_type: one-off",
+        "    run:",
+        "      command: python3 migrate.py",
+        "",
+      ].join("\n"),
+      "slipway.yaml",
+    );
+    const full = await newRelease({ config });
+    const jobsStore = RedisJobsStore.create(client);
+    const jobs = new JobService({ jobs: jobsStore, store, imageOf: imageByDigest, logger: memoryLogger() });
+    const patchesBefore = (await sentTo(ns)).filter((r) => r.verb === "patch").length;
+    await deployer({
+      onLive: (release) =>
+        jobs.syncRelease(release, { onCluster: ["continuous", "scheduled"] }).then(() => undefined),
+    }).deploy(full.id, new AbortController().signal);
+    expect(
+      (await jobsStore.listJobs(tool)).map((j) => [j.name, j.type, j.release_id, j.runs_on ?? "slipway"]),
+    ).toEqual([
+      ["bot", "continuous", full.id, "cluster"],
+      ["migrate", "one-off", full.id, "slipway"],
+      ["nightly", "scheduled", full.id, "cluster"],
+    ]);
+    expect(await store.getRelease(full.id)).toMatchObject({ status: "live" });
+    expect(await read(`/apis/batch/v1/namespaces/${ns}/cronjobs/nightly`)).toBeDefined();
+    // The worker rolled out through the real Deployment controller before the release went live.
+    expect(await read(`/apis/apps/v1/namespaces/${ns}/deployments/bot`)).toMatchObject({
+      status: { availableReplicas: 1 },
+    });
+    expect(await read(`/api/v1/namespaces/${ns}/secrets/bot-env`)).toBeDefined();
+    // A one-off runs on demand; applying its Job would run it at every deploy.
+    const patches = (await sentTo(ns)).filter((r) => r.verb === "patch").slice(patchesBefore);
+    expect(patches.some((r) => r.path.includes("/jobs/"))).toBe(false);
+
+    const webOnly = parseComponentsConfig(
+      [
+        "config_version: v1beta1",
+        "components:",
+        "  web:",
+        "    run:",
+        "      command: web",
+        "      port: 8000",
+        "      publish: /",
+        "",
+      ].join("\n"),
+      "slipway.yaml",
+    );
+    const next = await newRelease({ config: webOnly });
+    await deployer().deploy(next.id, new AbortController().signal);
+    expect(await store.getRelease(next.id)).toMatchObject({ status: "live" });
+    expect(await read(`/apis/batch/v1/namespaces/${ns}/cronjobs/nightly`)).toBeUndefined();
+    expect(await read(`/apis/apps/v1/namespaces/${ns}/deployments/bot`)).toBeUndefined();
+    expect(await read(`/api/v1/namespaces/${ns}/secrets/bot-env`)).toBeUndefined();
+    expect(await read(`/apis/apps/v1/namespaces/${ns}/deployments/web`)).toBeDefined();
+  }, 120_000);
+
+  it("applies the tool's registry-pull Secret before the release phase Job, and prune keeps it", async () => {
+    const pull = () =>
+      Promise.resolve({ registry: "harbor.example", username: "robot$tool-pd+slipway-pull", password: "pw" });
+    const release = await newRelease({ processes: ["web", "release"] });
+    const job = `release-${release.id}`;
+    cluster.script(ns, job, { exitCode: 0, logs: ["migrated"] });
+    await deployer({ pullCredentials: pull }).deploy(release.id, new AbortController().signal);
+    const done = await store.getRelease(release.id);
+    expect(done?.status, done?.reason).toBe("live");
+
+    const writes = (await sentTo(ns))
+      .filter((r) => r.verb === "patch" || r.verb === "create")
+      .map((r) => r.path);
+    const secretAt = writes.findIndex((p) => p.endsWith(`/namespaces/${ns}/secrets/registry-pull`));
+    const jobAt = writes.findIndex((p) => p.endsWith(`/namespaces/${ns}/jobs/${job}`));
+    expect(secretAt).toBeGreaterThanOrEqual(0);
+    expect(secretAt).toBeLessThan(jobAt);
+    const jobObject = await read<{ spec: { template: { spec: { imagePullSecrets?: { name: string }[] } } } }>(
+      `/apis/batch/v1/namespaces/${ns}/jobs/${job}`,
+    );
+    expect(jobObject?.spec.template.spec.imagePullSecrets).toEqual([{ name: "registry-pull" }]);
+    const secret = await read<{ type: string }>(`/api/v1/namespaces/${ns}/secrets/registry-pull`);
+    expect(secret?.type).toBe("kubernetes.io/dockerconfigjson");
+    expect(
+      (await sentTo(ns)).some((r) => r.verb === "delete" && r.path.endsWith("/secrets/registry-pull")),
+    ).toBe(false);
+  }, 120_000);
 });

@@ -542,7 +542,12 @@ async function tend(
   if (script.waiting) {
     // Reported once: the pod stays as a kubelet leaves a container it cannot start.
     if (pod.status?.containerStatuses?.length) return;
-    await api("PATCH", `${base}/status`, { status: waitingStatus(pod, script) }, "application/merge-patch+json");
+    await api(
+      "PATCH",
+      `${base}/status`,
+      { status: waitingStatus(pod, script) },
+      "application/merge-patch+json",
+    );
     return;
   }
   const isJob = pod.metadata.ownerReferences?.some((o) => o.kind === "Job") ?? false;
