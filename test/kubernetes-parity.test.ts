@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
+import { KubernetesJobsRuntime } from "../services/adapters/kubernetes/jobs-runtime.js";
 import { KubernetesRuntime } from "../services/adapters/kubernetes/runtime.js";
 import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisJobsStore } from "../services/adapters/store/redis-jobs.js";
@@ -8,6 +9,7 @@ import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
 import { JobService } from "../services/domain/jobs/job-service.js";
+import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
 import {
   renderAll,
   renderEnvSecret,
@@ -26,6 +28,7 @@ import {
   type AuditedRequest,
   type KubeCluster,
 } from "./helpers/kube-cluster.js";
+import { type JobsApi, startJobsApi } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
 // Issue 14: the behaviours test/kubernetes-apply.test.ts and test/kubernetes-deploy.test.ts show
@@ -851,4 +854,350 @@ describe.skipIf(assets.skip !== undefined)("KubernetesDeployer on a real API ser
       (await sentTo(ns)).some((r) => r.verb === "delete" && r.path.endsWith("/secrets/registry-pull")),
     ).toBe(false);
   }, 120_000);
+});
+
+describe.skipIf(assets.skip !== undefined)("jobs on a real API server", () => {
+  const tool = "pj";
+  const ns = `tool-${tool}`;
+  const RUNNER = "slipway-jobs-parity";
+  const DIGEST = `sha256:${"a".repeat(64)}`;
+  const IMAGE = `registry.example:5000/tool-${tool}/web@${DIGEST}`;
+  const RELEASE: Release = {
+    id: "rel1",
+    tool,
+    component: "web",
+    build_id: "b1",
+    commit: COMMIT,
+    image: `registry.example:5000/tool-${tool}/web:0123456`,
+    image_digest: DIGEST,
+    trigger: { kind: "api", ref: "refs/heads/main" },
+    status: "live",
+    created_at: new Date().toISOString(),
+  };
+  const releases = new Map<string, Release>([[RELEASE.id, RELEASE]]);
+  const logger = memoryLogger();
+  let client: Redis;
+  let store: RedisJobsStore;
+  let jobs: JobService;
+  let runtime: KubernetesJobsRuntime;
+  let runner: JobRunner;
+  let jobsApi: JobsApi;
+  /** The runner's clock for schedules; moved forward by the scheduled-job test. */
+  let clockOffsetMs = 0;
+
+  beforeAll(async () => {
+    client = new Redis(redis.url, { maxRetriesPerRequest: 3 });
+    store = RedisJobsStore.create(client);
+    jobs = new JobService({
+      jobs: store,
+      store: {
+        getRoute: (t) =>
+          Promise.resolve(
+            t === tool ? { tool, release_id: RELEASE.id, host: `web.${ns}.svc`, port: 8000 } : undefined,
+          ),
+        getRelease: (id) => Promise.resolve(releases.get(id)),
+      },
+      imageOf: () => IMAGE,
+      logger,
+    });
+    const kc = cluster.kubeConfig("slipway");
+    runtime = new KubernetesJobsRuntime(
+      kc,
+      new KubernetesApplier(kc, logger),
+      { getRelease: (id) => Promise.resolve(releases.get(id)) },
+      { runner: RUNNER, startTimeoutS: 5, pollMs: 100 },
+      logger,
+    );
+    runner = new JobRunner({
+      store,
+      runtime,
+      envFor: () => Promise.resolve({ API_KEY: "s3cr3t-value" }),
+      logger,
+      options: { ...DEFAULT_RUNNER_OPTIONS, tickMs: 100, memoryMb: 256, owner: "parity" },
+      now: () => new Date(Date.now() + clockOffsetMs),
+    });
+    await runner.start();
+    jobsApi = await startJobsApi(jobs, tool, logger);
+  });
+
+  afterAll(async () => {
+    for (const j of (await store?.listJobs(tool)) ?? []) await store.deleteJob(tool, j.name);
+    await runner?.close();
+    await jobsApi?.close();
+    client?.disconnect();
+  });
+
+  async function api<T>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${jobsApi.base}${route}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  }
+
+  type WaitAnswer = {
+    final: boolean;
+    exit_code: number | null;
+    status: string;
+    runs: { id: string; attempt: number; status: string; reason: string | null; lines: string[] }[];
+  };
+  /** What `slipway jobs run … --wait` polls. */
+  const waitRun = (name: string, runId: string) =>
+    waitFor(
+      `run ${runId} of ${name} to end`,
+      async () => {
+        const r = await api<WaitAnswer>("GET", `/${name}/runs/${runId}?wait=10`);
+        return r.body.final ? r.body : undefined;
+      },
+      60_000,
+    );
+
+  /** The job's Jobs, pods and Secrets the API server holds now. */
+  async function objectsOf(job: string): Promise<{ jobs: number; pods: number; secrets: number }> {
+    const selector = `?labelSelector=${encodeURIComponent(`slipway.dev/job=${job}`)}`;
+    const count = async (p: string) =>
+      (await cluster.api<{ items: unknown[] }>("GET", `${p}${selector}`)).items.length;
+    return {
+      jobs: await count(`/apis/batch/v1/namespaces/${ns}/jobs`),
+      pods: await count(`/api/v1/namespaces/${ns}/pods`),
+      secrets: await count(`/api/v1/namespaces/${ns}/secrets`),
+    };
+  }
+  /** Waits until the API server holds none of the job's objects (the garbage collector removes pods). */
+  const allGone = (job: string) =>
+    waitFor(`${job}'s Job, pods and Secret to go`, async () => {
+      const left = await objectsOf(job);
+      return left.jobs + left.pods + left.secrets === 0 ? true : undefined;
+    });
+  /** The Jobs Slipway created for `job`, in order (their names). */
+  const createdJobs = async (job: string) =>
+    (await sentTo(ns))
+      .filter((r) => r.verb === "patch" && /\/jobs\/[^/]+$/.test(r.path))
+      .map((r) => r.path.split("/").at(-1)!)
+      .filter((name) => name.startsWith(`${job}-`));
+
+  it("runs a one-off job as a Job: --wait returns its output and exit code, the objects go, the log stays", async () => {
+    cluster.script(ns, "hello-", { logs: ["hello from the cluster", "second line", "third"], exitCode: 3 });
+    const created = await api<{ run_id: string }>("POST", "", {
+      name: "hello",
+      command: "echo hello; exit 3",
+    });
+    expect(created.status).toBe(201);
+    const job = `hello-${created.body.run_id}`;
+    // The Job as the runner applied it, read back from the API server while it exists.
+    const applied = await waitFor("the run's Job", () => read(`/apis/batch/v1/namespaces/${ns}/jobs/${job}`));
+    expect(applied).toMatchObject({
+      metadata: {
+        labels: {
+          "app.kubernetes.io/managed-by": "slipway",
+          "slipway.dev/tool": tool,
+          "slipway.dev/job": "hello",
+          "slipway.dev/run": created.body.run_id,
+          "slipway.dev/runner": RUNNER,
+        },
+      },
+      spec: {
+        backoffLimit: 0,
+        template: { spec: { restartPolicy: "Never", automountServiceAccountToken: false } },
+      },
+    });
+    expect(JSON.stringify(applied)).not.toContain("s3cr3t-value");
+
+    const done = await waitRun("hello", created.body.run_id);
+    expect(done).toMatchObject({ exit_code: 3, status: "failed" });
+    expect(done.runs.map((r) => r.lines)).toEqual([["hello from the cluster", "second line", "third"]]);
+    expect(JSON.stringify(logger.entries)).not.toContain("s3cr3t-value");
+    // Job, pod (by the garbage collector, Background propagation) and Secret go; the output stays.
+    await allGone("hello");
+    const deletes = (await sentTo(ns)).filter((r) => r.verb === "delete" && r.path.endsWith(`/jobs/${job}`));
+    expect(deletes.at(-1)?.code).toBe(200);
+    const logs = await api<{ runs: { id: string; lines: string[] }[] }>("GET", "/hello/logs");
+    expect(logs.body.runs).toEqual([
+      expect.objectContaining({
+        id: created.body.run_id,
+        lines: ["hello from the cluster", "second line", "third"],
+      }),
+    ]);
+  }, 90_000);
+
+  it("records a failing job's exit code and retries it as new Jobs, each attempt with its own log", async () => {
+    cluster.script(ns, "flaky-", { logs: ["attempt"], exitCode: 2 });
+    const created = await api<{ run_id: string }>("POST", "", {
+      name: "flaky",
+      command: "./flaky",
+      retry: 2,
+    });
+    const done = await waitRun("flaky", created.body.run_id);
+    expect(done.runs.map((r) => [r.attempt, r.status, r.lines])).toEqual([
+      [1, "failed", ["attempt"]],
+      [2, "failed", ["attempt"]],
+      [3, "failed", ["attempt"]],
+    ]);
+    expect(done.exit_code).toBe(2);
+    expect(new Set(await createdJobs("flaky")).size).toBe(3);
+    await allGone("flaky");
+  }, 90_000);
+
+  it("fires a scheduled job's run as a Job", async () => {
+    cluster.script(ns, "tick-", { logs: ["tick ran"] });
+    const created = await api("POST", "", { name: "tick", command: "./tick", schedule: "* * * * *" });
+    expect(created.status).toBe(201);
+    const next = await waitFor("the next run to be planned", async () => {
+      const show = await api<{ status: { next_run_at: string | null } }>("GET", "/tick");
+      return show.body.status.next_run_at ?? undefined;
+    });
+    // That minute comes: the runner's clock moves on, not the wall clock.
+    clockOffsetMs = new Date(next).getTime() - Date.now() + 1000;
+    const run = await waitFor("the scheduled run to end", async () => {
+      const show = await api<{ runs: { id: string; status: string; trigger: string }[] }>("GET", "/tick");
+      return show.body.runs.find((r) => r.trigger === "schedule" && r.status !== "running");
+    });
+    expect(run.status).toBe("succeeded");
+    expect(await createdJobs("tick")).toContain(`tick-${run.id}`);
+    const logs = await api<{ runs: { lines: string[] }[] }>("GET", `/tick/logs?run=${run.id}`);
+    expect(logs.body.runs[0]?.lines).toEqual(["tick ran"]);
+    await api("DELETE", "/tick");
+  }, 90_000);
+
+  it("deletes the Job and its pod when a running job is deleted or times out (exit code 137)", async () => {
+    cluster.script(ns, "bot-", { logs: ["bot up"], running: true });
+    await api("POST", "", { name: "bot", command: "worker", continuous: true });
+    await waitFor("the bot's pod to run", async () =>
+      (await objectsOf("bot")).pods === 1 ? true : undefined,
+    );
+    expect((await api("DELETE", "/bot")).status).toBe(200);
+    await allGone("bot");
+
+    cluster.script(ns, "slow-", { logs: ["start"], running: true });
+    const slow = await api<{ run_id: string }>("POST", "", {
+      name: "slow",
+      command: "sleep 600",
+      timeout: 2,
+    });
+    const done = await waitRun("slow", slow.body.run_id);
+    expect(done).toMatchObject({ status: "timeout", exit_code: 137 });
+    expect(done.runs[0]!.lines).toEqual(["start"]);
+    await allGone("slow");
+  }, 90_000);
+
+  it("keeps what a run printed when its Job and pod are deleted behind Slipway's back", async () => {
+    cluster.script(ns, "gone-", { logs: ["working 1", "working 2"], running: true });
+    const created = await api<{ run_id: string }>("POST", "", { name: "gone", command: "./work" });
+    await waitFor("the run to print", async () => {
+      const logs = await api<{ runs: { lines: string[] }[] }>("GET", "/gone/logs");
+      return logs.body.runs[0]?.lines.length === 2 ? true : undefined;
+    });
+    // As `kubectl delete job` does: the garbage collector takes the pod.
+    const deleted = await cluster.kubectlRun("admin", [
+      "-n",
+      ns,
+      "delete",
+      "job",
+      `gone-${created.body.run_id}`,
+    ]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    const done = await waitRun("gone", created.body.run_id);
+    expect(done).toMatchObject({ exit_code: 137, status: "failed" });
+    expect(done.runs[0]!.lines).toEqual([
+      "working 1",
+      "working 2",
+      "slipway: the run's Job was deleted outside Slipway",
+    ]);
+  }, 90_000);
+
+  it("ends a run whose image never pulls with the reason in its log", async () => {
+    cluster.script(ns, "nopull-", {
+      waiting: { reason: "ImagePullBackOff", message: `Back-off pulling image "${IMAGE}"` },
+    });
+    const created = await api<{ run_id: string }>("POST", "", { name: "nopull", command: "./x" });
+    const pod = await podNamed(ns, "nopull-");
+    await podEvent(ns, pod, "Failed", `Failed to pull image "${IMAGE}": not found`);
+    const done = await waitRun("nopull", created.body.run_id);
+    expect(done.status).toBe("failed");
+    expect(done.exit_code).toBeNull();
+    const text = done.runs[0]!.lines.join("\n");
+    expect(text).toContain("ImagePullBackOff");
+    expect(text).toContain(`Back-off pulling image "${IMAGE}"`);
+    expect(text).toContain(`Failed to pull image "${IMAGE}"`);
+    expect(done.runs[0]!.reason).toContain("did not start");
+    await allGone("nopull");
+  }, 90_000);
+
+  it("removes only the Jobs and Secrets its own runner left behind", async () => {
+    const labels = (owner: string) => ({
+      "app.kubernetes.io/managed-by": "slipway",
+      "slipway.dev/tool": tool,
+      "slipway.dev/job": "old",
+      "slipway.dev/runner": owner,
+    });
+    const job = (name: string, owner: string) => ({
+      metadata: { name, labels: labels(owner) },
+      spec: {
+        suspend: true,
+        template: { spec: { restartPolicy: "Never", containers: [{ name: "c", image: IMAGE }] } },
+      },
+    });
+    await cluster.api("POST", `/apis/batch/v1/namespaces/${ns}/jobs`, job("old-mine", RUNNER));
+    await cluster.api("POST", `/api/v1/namespaces/${ns}/secrets`, {
+      metadata: { name: "old-mine-env", labels: labels(RUNNER) },
+    });
+    await cluster.api("POST", `/apis/batch/v1/namespaces/${ns}/jobs`, job("old-other", "someone-else"));
+    expect(await runtime.removeLeftovers()).toBe(1);
+    await waitFor("the leftover Job to go", async () =>
+      (await read(`/apis/batch/v1/namespaces/${ns}/jobs/old-mine`)) ? undefined : true,
+    );
+    expect(await read(`/api/v1/namespaces/${ns}/secrets/old-mine-env`)).toBeUndefined();
+    expect(await read(`/apis/batch/v1/namespaces/${ns}/jobs/old-other`)).toBeDefined();
+  }, 60_000);
+
+  it("leaves a config's workers and CronJobs to the cluster and runs its one-off components on demand", async () => {
+    const config = parseComponentsConfig(
+      [
+        "components:",
+        "  web: { run: { command: web, port: 8000 } }",
+        "  queue-worker: { run: { command: 'sleep 600' } }",
+        "  cleanup: { run: { command: 'echo cleanup', schedule: '@hourly' } }",
+        "  migrate: { component_type: one-off, run: { command: './manage.py migrate', timeout: 60 } }",
+        "",
+      ].join("\n"),
+      "slipway.yaml",
+    );
+    const rel2: Release = { ...RELEASE, id: "rel2", config };
+    releases.set(rel2.id, rel2);
+    cluster.script(ns, "queue-worker-", { running: true });
+    // A continuous config job left from the local profile: the runner starts a Job for it.
+    await jobs.syncRelease(rel2);
+    await waitFor("the runner's Job for the worker", async () =>
+      (await objectsOf("queue-worker")).jobs === 1 ? true : undefined,
+    );
+    // What the cluster profile's deployer does once the release is live.
+    const synced = await jobs.syncRelease(rel2, { onCluster: ["continuous", "scheduled"] });
+    expect(synced.updated.sort()).toEqual(["cleanup", "queue-worker"]);
+    const list = await api<{ name: string; type: string; source: string; runs_on: string }[]>("GET", "");
+    expect(list.body.filter((j) => j.source === "config").map((j) => [j.name, j.type, j.runs_on])).toEqual([
+      ["cleanup", "scheduled", "cluster"],
+      ["migrate", "one-off", "slipway"],
+      ["queue-worker", "continuous", "cluster"],
+    ]);
+    await allGone("queue-worker");
+    expect((await api("DELETE", "/queue-worker")).status).toBe(409);
+
+    cluster.script(ns, "migrate-", { logs: ["Applying migrations... OK"], exitCode: 0 });
+    const run = await api<{ run_id: string }>("POST", "", { name: "migrate" });
+    expect(run.status).toBe(201);
+    const migrateJob = await waitFor("the migrate Job", () =>
+      read<{ metadata: { labels: Record<string, string> } }>(
+        `/apis/batch/v1/namespaces/${ns}/jobs/migrate-${run.body.run_id}`,
+      ),
+    );
+    expect(migrateJob.metadata.labels).toMatchObject({ "slipway.dev/release": "rel2" });
+    const done = await waitRun("migrate", run.body.run_id);
+    expect(done).toMatchObject({ status: "succeeded", exit_code: 0 });
+    expect(done.runs[0]!.lines).toEqual(["Applying migrations... OK"]);
+    await api("DELETE", "/migrate");
+    await store.deleteJob(tool, "queue-worker");
+    await store.deleteJob(tool, "cleanup");
+  }, 90_000);
 });

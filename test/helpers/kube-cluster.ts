@@ -87,6 +87,11 @@ export interface PodScript {
    * (CrashLoopBackOff), as a kubelet reports a container that keeps crashing.
    */
   readonly waiting?: { readonly reason: string; readonly message: string };
+  /**
+   * A Job's pod whose container keeps running (a worker, or a run that has not ended) until the pod
+   * is deleted; its log lines keep one timestamp, so a reader that follows again sees them once.
+   */
+  readonly running?: boolean;
   /** With `waiting`: the exit of the container's previous run and how often it restarted. */
   readonly lastExit?: { readonly exitCode: number; readonly reason: string; readonly restarts: number };
 }
@@ -354,6 +359,8 @@ export async function startKubeCluster(options: { audit?: boolean } = {}): Promi
     const scriptOf = (namespace: string, pod: string): PodScript =>
       scripts.findLast((s) => s.namespace === namespace && pod.startsWith(s.prefix))?.script ?? {};
     const logRequests: string[] = [];
+    /** When a `running` container's log began, by namespace/pod/container. */
+    const runningSince = new Map<string, number>();
     logServer = https.createServer(
       { cert: readFileSync(certs.cert), key: readFileSync(certs.key) },
       (req, res) => {
@@ -370,11 +377,13 @@ export async function startKubeCluster(options: { audit?: boolean } = {}): Promi
           return;
         }
         const stamp = u.searchParams.get("timestamps") === "true";
+        const key = `${m[1]}/${m[2]}/${m[3]}`;
+        if (script.running && !runningSince.has(key)) runningSince.set(key, Date.now() - 1000);
         const all = script.logs ?? [`stand-in kubelet ran ${m[3]}`];
         // As a kubelet: `tailLines` keeps the last lines only.
         const tail = Number(u.searchParams.get("tailLines") ?? Number.NaN);
         const lines = Number.isInteger(tail) && tail >= 0 ? all.slice(Math.max(0, all.length - tail)) : all;
-        const t = new Date(Date.now() - 1000).toISOString();
+        const t = new Date(runningSince.get(key) ?? Date.now() - 1000).toISOString();
         res.writeHead(200, { "content-type": "text/plain" });
         res.end(lines.map((l) => `${stamp ? `${t} ` : ""}${l}\n`).join(""));
       },
@@ -550,7 +559,8 @@ async function tend(
     );
     return;
   }
-  const isJob = pod.metadata.ownerReferences?.some((o) => o.kind === "Job") ?? false;
+  const isJob =
+    (pod.metadata.ownerReferences?.some((o) => o.kind === "Job") ?? false) && script.running !== true;
   const started = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, "Z");
   const finished = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   const exitCode = script.exitCode ?? 0;
