@@ -3,7 +3,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
 import { KubernetesJobsRuntime } from "../services/adapters/kubernetes/jobs-runtime.js";
 import { KubernetesRuntime } from "../services/adapters/kubernetes/runtime.js";
+import { KubernetesWebLogFollower } from "../services/adapters/kubernetes/web-logs.js";
 import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
+import { RedisProcessLogs } from "../services/adapters/store/redis-process-logs.js";
 import { RedisJobsStore } from "../services/adapters/store/redis-jobs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
@@ -19,8 +21,10 @@ import {
 import { imageByDigest } from "../services/domain/releases/deployer.js";
 import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
 import type { Release } from "../services/domain/releases/release.js";
+import { WebserviceService } from "../services/domain/releases/webservice-service.js";
 import { PipelineError, type SlipwayError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
+import type { Route } from "../services/ports/store.js";
 import {
   grantSlipway,
   kubeAssets,
@@ -1199,5 +1203,153 @@ describe.skipIf(assets.skip !== undefined)("jobs on a real API server", () => {
     await api("DELETE", "/migrate");
     await store.deleteJob(tool, "queue-worker");
     await store.deleteJob(tool, "cleanup");
+  }, 90_000);
+});
+
+describe.skipIf(assets.skip !== undefined)("webservice output and status on a real API server", () => {
+  const tool = "pws";
+  const ns = `tool-${tool}`;
+  const RELEASE: Release = {
+    id: "rel7",
+    tool,
+    component: "web",
+    build_id: "b7",
+    commit: COMMIT,
+    image: `registry.example:5000/tool-${tool}/web:0123456`,
+    image_digest: `sha256:${"b".repeat(64)}`,
+    trigger: { kind: "api", ref: "refs/heads/main" },
+    status: "live",
+    created_at: new Date().toISOString(),
+  };
+  const route: Route = { tool, release_id: RELEASE.id, host: `web.${ns}.svc`, port: 8000 };
+  let client: Redis;
+  let logs: RedisProcessLogs;
+  const runtime = () =>
+    new KubernetesRuntime(
+      applierFor(),
+      { getRelease: () => Promise.resolve(RELEASE) },
+      { render: OPTIONS, rolloutTimeoutS: 60, pollMs: 100 },
+      memoryLogger(),
+    );
+
+  beforeAll(async () => {
+    client = new Redis(redis.url, { maxRetriesPerRequest: 3 });
+    logs = new RedisProcessLogs(client);
+    cluster.script(ns, "web-", { logs: ["GET / 200", "GET /health 200"], running: true });
+    await runtime().start({
+      tool,
+      process: "web",
+      releaseId: RELEASE.id,
+      image: `registry.example:5000/tool-${tool}/web@${RELEASE.image_digest}`,
+      env: {},
+      port: 8000,
+      memoryMb: 256,
+    });
+  }, 90_000);
+  afterAll(() => client?.disconnect());
+
+  it("keeps the live release's web pods' output, readable after the pods are gone", async () => {
+    const first = await podNamed(ns, "web-", "Running");
+    // Whatever web pod comes next prints "replica two"; the first one keeps its own lines.
+    cluster.script(ns, "web-", { logs: ["replica two"], running: true });
+    cluster.script(ns, first, { logs: ["GET / 200", "GET /health 200"], running: true });
+    // A pod of an older release in the namespace: not this release's output.
+    cluster.script(ns, "web-old99-", { logs: ["old release line"], running: true });
+    await cluster.api("POST", `/api/v1/namespaces/${ns}/pods`, {
+      metadata: {
+        name: "web-old99-bbbbb",
+        labels: {
+          "app.kubernetes.io/component": "webservice",
+          "app.kubernetes.io/managed-by": "slipway",
+          "slipway.dev/component": "web",
+          "slipway.dev/release": "rel6",
+          "slipway.dev/tool": tool,
+        },
+      },
+      // The namespace enforces the "restricted" Pod Security Standard, as for Slipway's own pods.
+      spec: {
+        securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } },
+        containers: [
+          {
+            name: "web",
+            image: RELEASE.image,
+            securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+          },
+        ],
+      },
+    });
+    const follower = new KubernetesWebLogFollower(cluster.kubeConfig("slipway"), {
+      store: {
+        listTools: () => Promise.resolve([{ name: tool }] as never),
+        getRoute: () => Promise.resolve(route),
+      },
+      logs,
+      logger: memoryLogger(),
+      options: { pollMs: 100 },
+    });
+    follower.start();
+    try {
+      const kept = () => logs.read(tool, RELEASE.id, 100).then((l) => l.map((x) => x.line));
+      await waitFor("the first lines to be kept", async () =>
+        (await kept()).length >= 2 ? true : undefined,
+      );
+      // Lines printed while the pod runs arrive too, each once.
+      cluster.script(ns, first, { logs: ["GET / 200", "GET /health 200", "POST /edit 302"], running: true });
+      await waitFor("the new line to be kept", async () => ((await kept()).length >= 3 ? true : undefined));
+      // The pod goes; its ReplicaSet brings up another replica of the same release.
+      await cluster.api("DELETE", `/api/v1/namespaces/${ns}/pods/${first}`);
+      await waitFor("the new pod's line", async () => ((await kept()).length >= 4 ? true : undefined));
+      expect(await kept()).toEqual(["GET / 200", "GET /health 200", "POST /edit 302", "replica two"]);
+      expect(await logs.releases(tool)).toEqual([RELEASE.id]);
+    } finally {
+      await follower.close();
+    }
+  }, 90_000);
+
+  it("reports how many web pods of the live release are ready", async () => {
+    const service = new WebserviceService({
+      store: { getRoute: () => Promise.resolve(route), getRelease: () => Promise.resolve(RELEASE) } as never,
+      runtime: runtime(),
+      replicas: (t, r) => runtime().replicas(t, r),
+      logs,
+      marks: logs,
+      restart: () => Promise.resolve(null),
+    });
+    const deployment = `/apis/apps/v1/namespaces/${ns}/deployments/web`;
+    // Two more replicas whose containers never become ready.
+    cluster.script(ns, "web-", { neverReady: true });
+    await cluster.api("PATCH", deployment, { spec: { replicas: 3 } }, "application/merge-patch+json");
+    const status = await waitFor("the controller to count 3 replicas", async () => {
+      const s = await service.status(tool);
+      return s.replicas_wanted === 3 &&
+        (await read<{ status: { replicas?: number } }>(deployment))?.status.replicas === 3
+        ? s
+        : undefined;
+    });
+    expect(status).toMatchObject({
+      state: "running",
+      release_id: RELEASE.id,
+      replicas_ready: 1,
+      replicas_wanted: 3,
+    });
+
+    // The ready pod goes; its replacement never becomes ready.
+    const ready = await waitFor("the ready pod", async () => {
+      const pods = await cluster.api<{
+        items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+      }>(
+        "GET",
+        `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent("slipway.dev/release=rel7")}`,
+      );
+      return pods.items.find((p) =>
+        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      )?.metadata.name;
+    });
+    await cluster.api("DELETE", `/api/v1/namespaces/${ns}/pods/${ready}`);
+    const missing = await waitFor("no replica to be ready", async () => {
+      const s = await service.status(tool);
+      return s.replicas_ready === 0 ? s : undefined;
+    });
+    expect(missing).toMatchObject({ state: "missing", replicas_ready: 0, replicas_wanted: 3 });
   }, 90_000);
 });

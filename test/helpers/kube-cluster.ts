@@ -378,7 +378,8 @@ export async function startKubeCluster(options: { audit?: boolean } = {}): Promi
         }
         const stamp = u.searchParams.get("timestamps") === "true";
         const key = `${m[1]}/${m[2]}/${m[3]}`;
-        if (script.running && !runningSince.has(key)) runningSince.set(key, Date.now() - 1000);
+        // A running container printed its lines once it ran: no earlier than the first read of them.
+        if (script.running && !runningSince.has(key)) runningSince.set(key, Date.now());
         const all = script.logs ?? [`stand-in kubelet ran ${m[3]}`];
         // As a kubelet: `tailLines` keeps the last lines only.
         const tail = Number(u.searchParams.get("tailLines") ?? Number.NaN);
