@@ -1,6 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../services/adapters/kubernetes/applier.js";
+import { KubernetesConfigJobFollower } from "../services/adapters/kubernetes/config-job-logs.js";
 import { KubernetesJobsRuntime } from "../services/adapters/kubernetes/jobs-runtime.js";
 import { KubernetesRuntime } from "../services/adapters/kubernetes/runtime.js";
 import { KubernetesWebLogFollower } from "../services/adapters/kubernetes/web-logs.js";
@@ -1352,4 +1353,223 @@ describe.skipIf(assets.skip !== undefined)("webservice output and status on a re
     });
     expect(missing).toMatchObject({ state: "missing", replicas_ready: 0, replicas_wanted: 3 });
   }, 90_000);
+});
+
+describe.skipIf(assets.skip !== undefined)("a config's workers and CronJobs on a real API server", () => {
+  const tool = "pcj";
+  const ns = `tool-${tool}`;
+  const DIGEST = `sha256:${"c".repeat(64)}`;
+  const IMAGE = `registry.example:5000/tool-${tool}/web@${DIGEST}`;
+  const config = parseComponentsConfig(
+    [
+      "components:",
+      "  web: { run: { command: web, port: 8000 } }",
+      "  queue-worker: { run: { command: 'python3 worker.py' } }",
+      "  cleanup: { run: { command: 'python3 cleanup.py', schedule: '* * * * *' } }",
+      "",
+    ].join("\n"),
+    "slipway.yaml",
+  );
+  const RELEASE: Release = {
+    id: "rel1",
+    tool,
+    component: "web",
+    build_id: "b1",
+    commit: COMMIT,
+    image: `registry.example:5000/tool-${tool}/web:0123456`,
+    image_digest: DIGEST,
+    trigger: { kind: "api", ref: "refs/heads/main" },
+    status: "live",
+    created_at: new Date().toISOString(),
+    config,
+  };
+  const route = { tool, release_id: RELEASE.id, host: `web.${ns}.svc`, port: 8000 };
+  const logger = memoryLogger();
+  let client: Redis;
+  let store: RedisJobsStore;
+  let jobs: JobService;
+  let runner: JobRunner;
+  let follower: KubernetesConfigJobFollower;
+  let jobsApi: JobsApi;
+  /** The runner's clock runs 30 s ahead at every look, so the `* * * * *` schedule comes due at once. */
+  let clockOffsetMs = 0;
+
+  beforeAll(async () => {
+    client = new Redis(redis.url, { maxRetriesPerRequest: 3 });
+    store = RedisJobsStore.create(client);
+    const state = {
+      listTools: () => Promise.resolve([{ name: tool }] as never),
+      getRoute: (t: string) => Promise.resolve(t === tool ? route : undefined),
+      getRelease: (id: string) => Promise.resolve(id === RELEASE.id ? RELEASE : undefined),
+    };
+    jobs = new JobService({ jobs: store, store: state, imageOf: () => IMAGE, logger });
+    const kc = cluster.kubeConfig("slipway");
+    runner = new JobRunner({
+      store,
+      runtime: new KubernetesJobsRuntime(
+        kc,
+        new KubernetesApplier(kc, logger),
+        state,
+        { runner: "slipway-config-jobs-parity", startTimeoutS: 5, pollMs: 100 },
+        logger,
+      ),
+      envFor: () => Promise.resolve({}),
+      logger,
+      options: { ...DEFAULT_RUNNER_OPTIONS, tickMs: 100, memoryMb: 256, owner: "parity-config" },
+      now: () => new Date(Date.now() + (clockOffsetMs += 30_000)),
+    });
+    await runner.start();
+    follower = new KubernetesConfigJobFollower(kc, {
+      store: state,
+      jobs: store,
+      logger,
+      options: { pollMs: 100 },
+    });
+    jobsApi = await startJobsApi(jobs, tool, logger);
+  });
+
+  afterAll(async () => {
+    await follower?.close();
+    await runner?.close();
+    for (const j of (await store?.listJobs(tool)) ?? []) await store.deleteJob(tool, j.name);
+    await jobsApi?.close();
+    client?.disconnect();
+  });
+
+  async function api<T>(method: string, path: string): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${jobsApi.base}${path}`, { method });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  }
+  type JobShow = {
+    status: { state: string; last_exit_code: number | null; last_run_id: string | null };
+    runs: {
+      id: string;
+      status: string;
+      exit_code: number | null;
+      trigger: string;
+      finished_at: string | null;
+    }[];
+  };
+
+  it("lists them as the cluster's jobs and keeps each pod as a run, with exit code and output past the pod", async () => {
+    // The release's worker and CronJob, applied as the deployer does. The CronJob is suspended so the
+    // real controller fires nothing on its own during the test; its run is made on demand below.
+    const base = { tool, image: IMAGE, releaseId: RELEASE.id, commit: COMMIT };
+    const objects = renderAll(
+      {
+        tool,
+        workloads: [
+          {
+            ...base,
+            kind: "continuous-worker",
+            component: "queue-worker",
+            command: { shell: "python3 worker.py" },
+          },
+          {
+            ...base,
+            kind: "scheduled",
+            component: "cleanup",
+            command: { shell: "python3 cleanup.py" },
+            schedule: "* * * * *",
+          },
+        ],
+      },
+      OPTIONS,
+    ).map((o) =>
+      o.kind === "CronJob" ? { ...o, spec: { ...(o as { spec?: object }).spec, suspend: true } } : o,
+    );
+    cluster.script(ns, "queue-worker-", { logs: ["worker up", "took job 1"], running: true });
+    cluster.script(ns, "cleanup-manual-", { logs: ["cleaning 12 rows"], running: true });
+    await applierFor().apply(tool, objects);
+    await jobs.syncRelease(RELEASE, { onCluster: ["continuous", "scheduled"] });
+    const list = await api<{ name: string; type: string; runs_on: string }[]>("GET", "");
+    expect(list.body.map((j) => [j.name, j.type, j.runs_on])).toEqual([
+      ["cleanup", "scheduled", "cluster"],
+      ["queue-worker", "continuous", "cluster"],
+    ]);
+    const worker = await podNamed(ns, "queue-worker-", "Running");
+    const made = await cluster.kubectlRun("admin", [
+      "-n",
+      ns,
+      "create",
+      "job",
+      "--from=cronjob/cleanup",
+      "cleanup-manual",
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const cron = await podNamed(ns, "cleanup-manual-", "Running");
+    follower.start();
+
+    const runLines = async (job: string, run: string) =>
+      (await jobs.logs(tool, job, run)).flatMap((l) => l.lines);
+    await waitFor("the CronJob pod's first line", async () =>
+      (await runLines("cleanup", cron).catch(() => [])).length ? true : undefined,
+    );
+    // It prints one more line and exits 3, as the kubelet reports it.
+    cluster.script(ns, cron, { logs: ["cleaning 12 rows", "could not reach the database"], running: true });
+    const at = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    await cluster.api(
+      "PATCH",
+      `/api/v1/namespaces/${ns}/pods/${cron}/status`,
+      {
+        status: {
+          phase: "Failed",
+          containerStatuses: [
+            {
+              name: "cleanup",
+              image: IMAGE,
+              imageID: "",
+              ready: false,
+              restartCount: 0,
+              state: { terminated: { exitCode: 3, reason: "Error", startedAt: at, finishedAt: at } },
+            },
+          ],
+        },
+      },
+      "application/strategic-merge-patch+json",
+    );
+    const cleanup = await waitFor("the CronJob run to end", async () => {
+      const show = await api<JobShow>("GET", "/cleanup");
+      return show.body.runs[0]?.finished_at && show.body.status.state !== "running" ? show.body : undefined;
+    });
+    expect(cleanup.runs).toMatchObject([{ id: cron, status: "failed", exit_code: 3, trigger: "schedule" }]);
+    expect(cleanup.status).toMatchObject({ state: "waiting", last_exit_code: 3, last_run_id: cron });
+    // The CronJob's history limit takes the Job and its pod; the output stays.
+    await cluster.kubectlRun("admin", ["-n", ns, "delete", "job", "cleanup-manual"]);
+    await waitFor("the CronJob's pod to go", async () =>
+      (await read(`/api/v1/namespaces/${ns}/pods/${cron}`)) ? undefined : true,
+    );
+    const logs = await api<{ runs: { id: string; lines: string[] }[] }>("GET", "/cleanup/logs");
+    expect(logs.body.runs).toEqual([
+      expect.objectContaining({ id: cron, lines: ["cleaning 12 rows", "could not reach the database"] }),
+    ]);
+
+    // The worker's pod is a running run; once it is deleted, its run ends and its log stays.
+    await waitFor("the worker's lines", async () =>
+      (await runLines("queue-worker", worker).catch(() => [])).length >= 2 ? true : undefined,
+    );
+    const running = await api<JobShow>("GET", "/queue-worker");
+    expect(running.body.status.state).toBe("running");
+    expect(running.body.runs).toMatchObject([{ id: worker, status: "running" }]);
+    await cluster.api("DELETE", `/api/v1/namespaces/${ns}/pods/${worker}`);
+    await waitFor("the worker's run to end", async () => {
+      const show = await api<JobShow>("GET", "/queue-worker");
+      return show.body.runs.find((r) => r.id === worker)?.status === "stopped" ? true : undefined;
+    });
+    expect(await runLines("queue-worker", worker)).toEqual(["worker up", "took job 1"]);
+
+    // Nothing ran twice: the runner (its clock well past the schedule's minutes) made no Job.
+    expect(clockOffsetMs).toBeGreaterThan(120_000);
+    expect((await sentTo(ns)).some((r) => r.verb === "patch" && r.path.includes("/jobs/"))).toBe(false);
+    const jobsThere = await cluster.api<{ items: unknown[] }>("GET", `/apis/batch/v1/namespaces/${ns}/jobs`);
+    expect(jobsThere.items).toEqual([]);
+    expect((await store.listRuns(tool, "cleanup")).map((r) => r.id)).toEqual([cron]);
+
+    // Slipway does not delete, restart or fire what the cluster runs; the answer says what does.
+    const refused = await api<{ error: { message: string } }>("DELETE", "/queue-worker");
+    expect(refused.status).toBe(409);
+    expect(JSON.stringify(refused.body)).toContain("remove the component from slipway.yaml");
+    expect((await api("POST", "/queue-worker/restart")).status).toBe(409);
+  }, 120_000);
 });
