@@ -541,7 +541,13 @@ describe.skipIf(assets.skip !== undefined)("KubernetesRuntime on a real API serv
   it("runs a release phase once as a Job and reports its exit code and output", async () => {
     cluster.script(ns, "release-r7", { exitCode: 2, logs: ["migrating", "error: table exists"] });
     const lines: string[] = [];
-    const { port: _port, ...once } = spec;
+    const once = {
+      tool: spec.tool,
+      releaseId: spec.releaseId,
+      image: spec.image,
+      env: spec.env,
+      memoryMb: spec.memoryMb,
+    };
     const result = await runtime().runOnce({ ...once, process: "release" }, "release", 60, (l) =>
       lines.push(l),
     );
