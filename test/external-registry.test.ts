@@ -15,6 +15,9 @@ import { startRegistry, type TestRegistry } from "./helpers/registry.js";
  * (htpasswd) started here is `SLIPWAY_REGISTRY_URL`. A real build pushes there, the deployer (against
  * the Kubernetes API double) applies the tool's `registry-pull` Secret before its workloads, and the
  * credential in that Secret pulls the image's manifest from the registry over real HTTP.
+ * The API double stays here: this file's time goes to a real buildpack build and registry, and the
+ * cluster half (the pull Secret applied before the workloads, kept by prune) runs against a real
+ * kube-apiserver in test/kubernetes-parity.test.ts.
  */
 const TOOL = "ext-reg";
 const NS = `tool-${TOOL}`;

@@ -17,6 +17,9 @@ import { startRedis } from "./helpers/redis.js";
 // A config's workers (Deployments) and CronJobs on the cluster profile: recorded as jobs the cluster
 // runs, their pods followed into runs with logs in real Redis, through client-node against the API
 // double; the real JobRunner (with the Kubernetes jobs runtime) beside them must not run them too.
+// Every test here also runs against a real kube-apiserver in test/kubernetes-parity.test.ts (issue 14);
+// the double stays so these behaviours are checked where the Kubernetes binaries are missing (the
+// real-server tests skip there).
 
 const TOOL = "kc";
 const NS = "tool-kc";

@@ -18,6 +18,9 @@ import { startRedis } from "./helpers/redis.js";
 // The cluster profile's deployer end to end, minus the cluster: real Redis state, the real
 // KubernetesApplier/KubernetesRuntime over client-node, and the HTTP double of the API server, which
 // reports rollouts and Jobs as scripted. docs/kubernetes.md lists what only a live cluster would show.
+// Every test here also runs against a real kube-apiserver in test/kubernetes-parity.test.ts (issue 14);
+// the double stays so these behaviours are checked where the Kubernetes binaries are missing (the
+// real-server tests skip there), and for what only it can show (the number of status reads).
 
 const TOOL = "kd";
 const NS = "tool-kd";

@@ -22,6 +22,9 @@ import { startRedis } from "./helpers/redis.js";
 // The jobs API on the cluster profile: real Redis (jobs store, run logs), the real JobService, HTTP
 // router and JobRunner, the Kubernetes jobs runtime over client-node, and the HTTP double of the API
 // server playing the Job controller and kubelet (pods, their states and logs) as each test scripts.
+// Every test here also runs against a real kube-apiserver in test/kubernetes-parity.test.ts (issue 14);
+// the double stays so these behaviours are checked where the Kubernetes binaries are missing (the
+// real-server tests skip there).
 
 const TOOL = "kj";
 const NS = "tool-kj";

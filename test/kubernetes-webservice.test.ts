@@ -14,6 +14,9 @@ import { startRedis } from "./helpers/redis.js";
 
 // `slipway webservice logs|status` on the cluster profile: web pods' output followed into real Redis
 // (ProcessLogs) through client-node against the API double, and the status read from the Deployment.
+// Every test here also runs against a real kube-apiserver in test/kubernetes-parity.test.ts (issue 14);
+// the double stays so these behaviours are checked where the Kubernetes binaries are missing (the
+// real-server tests skip there).
 
 const TOOL = "kw";
 const NS = "tool-kw";

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, open, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
@@ -81,6 +81,19 @@ export interface PodScript {
   readonly logStatus?: number;
   /** A web pod that never becomes Ready. */
   readonly neverReady?: boolean;
+  /**
+   * The container never runs: it waits with this reason (e.g. ImagePullBackOff), the pod stays
+   * Pending, a Job's pod never ends. With `lastExit` the pod is Running and its container restarts
+   * (CrashLoopBackOff), as a kubelet reports a container that keeps crashing.
+   */
+  readonly waiting?: { readonly reason: string; readonly message: string };
+  /**
+   * A Job's pod whose container keeps running (a worker, or a run that has not ended) until the pod
+   * is deleted; its log lines keep one timestamp, so a reader that follows again sees them once.
+   */
+  readonly running?: boolean;
+  /** With `waiting`: the exit of the container's previous run and how often it restarted. */
+  readonly lastExit?: { readonly exitCode: number; readonly reason: string; readonly restarts: number };
 }
 
 export interface KubeCluster {
@@ -104,8 +117,31 @@ export interface KubeCluster {
   script(namespace: string, podPrefix: string, script: PodScript): void;
   /** Paths the stand-in kubelet was asked for (to tell which logs were read). */
   readonly logRequests: string[];
+  /**
+   * The requests Slipway's user made, in the order the apiserver received them (its audit log);
+   * empty unless started with `{ audit: true }`.
+   */
+  requests(): Promise<AuditedRequest[]>;
   stop(): Promise<void>;
 }
+
+/** One request of user "slipway" as the apiserver's audit log records it. */
+export interface AuditedRequest {
+  /** get, list, watch, create, patch, update, delete, deletecollection. */
+  readonly verb: string;
+  readonly path: string;
+  readonly query: Record<string, string>;
+  /** The HTTP status the apiserver answered. */
+  readonly code: number | undefined;
+}
+
+/** Metadata of Slipway's own requests, once answered; nothing of anyone else's. */
+const AUDIT_POLICY = JSON.stringify({
+  apiVersion: "audit.k8s.io/v1",
+  kind: "Policy",
+  omitStages: ["RequestReceived", "ResponseStarted", "Panic"],
+  rules: [{ level: "Metadata", users: ["slipway"] }, { level: "None" }],
+});
 
 interface Certs {
   ca: string;
@@ -177,8 +213,12 @@ export async function grantSlipway(cluster: KubeCluster): Promise<void> {
 /**
  * Starts the control plane and the stand-in kubelet; `stop()` ends them and removes the temp dir.
  * `apiPort` puts the apiserver on a port chosen beforehand, for a test whose Slipway starts before it.
+ * `audit` makes the apiserver log Slipway's requests, for tests that check what was sent and in which
+ * order (as the HTTP double records them).
  */
-export async function startKubeCluster(options: { apiPort?: number } = {}): Promise<KubeCluster> {
+export async function startKubeCluster(
+  options: { apiPort?: number; audit?: boolean } = {},
+): Promise<KubeCluster> {
   const assets = kubeAssets();
   if (assets.skip) throw new Error(assets.skip);
   const bin = await unpack();
@@ -204,6 +244,8 @@ export async function startKubeCluster(options: { apiPort?: number } = {}): Prom
     );
     const apiPort = options.apiPort ?? freeApiPort;
     const url = `https://127.0.0.1:${apiPort}`;
+    const auditLog = path.join(dir, "audit.log");
+    if (options.audit) await writeFile(path.join(dir, "audit-policy.json"), AUDIT_POLICY);
     children.push(
       await spawnLogged(dir, "etcd", "etcd", [
         "--name=default",
@@ -235,6 +277,13 @@ export async function startKubeCluster(options: { apiPort?: number } = {}): Prom
         "--allow-privileged=false",
         "--kubelet-preferred-address-types=InternalIP",
         "--enable-priority-and-fairness=false",
+        ...(options.audit
+          ? [
+              `--audit-policy-file=${path.join(dir, "audit-policy.json")}`,
+              `--audit-log-path=${auditLog}`,
+              "--audit-log-format=json",
+            ]
+          : []),
       ]),
     );
     const adminKc = kubeconfigText(url, certs.ca, tokens.admin);
@@ -314,6 +363,8 @@ export async function startKubeCluster(options: { apiPort?: number } = {}): Prom
     const scriptOf = (namespace: string, pod: string): PodScript =>
       scripts.findLast((s) => s.namespace === namespace && pod.startsWith(s.prefix))?.script ?? {};
     const logRequests: string[] = [];
+    /** When a `running` container's log began, by namespace/pod/container. */
+    const runningSince = new Map<string, number>();
     logServer = https.createServer(
       { cert: readFileSync(certs.cert), key: readFileSync(certs.key) },
       (req, res) => {
@@ -330,8 +381,14 @@ export async function startKubeCluster(options: { apiPort?: number } = {}): Prom
           return;
         }
         const stamp = u.searchParams.get("timestamps") === "true";
-        const lines = script.logs ?? [`stand-in kubelet ran ${m[3]}`];
-        const t = new Date(Date.now() - 1000).toISOString();
+        const key = `${m[1]}/${m[2]}/${m[3]}`;
+        // A running container printed its lines once it ran: no earlier than the first read of them.
+        if (script.running && !runningSince.has(key)) runningSince.set(key, Date.now());
+        const all = script.logs ?? [`stand-in kubelet ran ${m[3]}`];
+        // As a kubelet: `tailLines` keeps the last lines only.
+        const tail = Number(u.searchParams.get("tailLines") ?? Number.NaN);
+        const lines = Number.isInteger(tail) && tail >= 0 ? all.slice(Math.max(0, all.length - tail)) : all;
+        const t = new Date(runningSince.get(key) ?? Date.now() - 1000).toISOString();
         res.writeHead(200, { "content-type": "text/plain" });
         res.end(lines.map((l) => `${stamp ? `${t} ` : ""}${l}\n`).join(""));
       },
@@ -344,6 +401,7 @@ export async function startKubeCluster(options: { apiPort?: number } = {}): Prom
       dir,
       kubectl,
       logRequests,
+      requests: async () => (options.audit ? readAudit(auditLog) : []),
       kubeconfigPath: (user) => path.join(dir, `${user}.kubeconfig`),
       kubeConfig: (user) => {
         const kc = new KubeConfig();
@@ -407,7 +465,7 @@ interface PodLite {
     ownerReferences?: { kind: string }[];
   };
   spec: { nodeName?: string; containers: { name: string; image: string }[] };
-  status?: { phase?: string };
+  status?: { phase?: string; containerStatuses?: unknown[] };
 }
 
 /**
@@ -495,7 +553,19 @@ async function tend(
   }
   if (pod.status?.phase !== "Pending") return;
   const script = scriptOf(namespace, name);
-  const isJob = pod.metadata.ownerReferences?.some((o) => o.kind === "Job") ?? false;
+  if (script.waiting) {
+    // Reported once: the pod stays as a kubelet leaves a container it cannot start.
+    if (pod.status?.containerStatuses?.length) return;
+    await api(
+      "PATCH",
+      `${base}/status`,
+      { status: waitingStatus(pod, script) },
+      "application/merge-patch+json",
+    );
+    return;
+  }
+  const isJob =
+    (pod.metadata.ownerReferences?.some((o) => o.kind === "Job") ?? false) && script.running !== true;
   const started = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, "Z");
   const finished = new Date().toISOString().replace(/\.\d+Z$/, "Z");
   const exitCode = script.exitCode ?? 0;
@@ -554,4 +624,75 @@ async function tend(
         })),
       };
   await api("PATCH", `${base}/status`, { status }, "application/merge-patch+json");
+}
+
+/** The status of a pod whose container waits (never pulled, or crashing and restarting). */
+function waitingStatus(pod: PodLite, script: PodScript) {
+  const at = new Date(Date.now() - 1000).toISOString().replace(/\.\d+Z$/, "Z");
+  const crashing = script.lastExit !== undefined;
+  const condition = (type: string, status: boolean) => ({
+    type,
+    status: status ? "True" : "False",
+    lastTransitionTime: at,
+  });
+  return {
+    phase: crashing ? "Running" : "Pending",
+    conditions: [
+      condition("Initialized", true),
+      condition("Ready", false),
+      condition("ContainersReady", false),
+      condition("PodScheduled", true),
+    ],
+    hostIP: "127.0.0.1",
+    podIP: "127.0.0.1",
+    startTime: at,
+    containerStatuses: pod.spec.containers.map((c) => ({
+      name: c.name,
+      image: c.image,
+      imageID: "",
+      ready: false,
+      restartCount: script.lastExit?.restarts ?? 0,
+      started: false,
+      state: { waiting: script.waiting },
+      ...(script.lastExit
+        ? {
+            lastState: {
+              terminated: {
+                exitCode: script.lastExit.exitCode,
+                reason: script.lastExit.reason,
+                startedAt: at,
+                finishedAt: at,
+              },
+            },
+          }
+        : {}),
+    })),
+  };
+}
+
+/** Slipway's requests from the audit log, in the order received. */
+async function readAudit(file: string): Promise<AuditedRequest[]> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter((l) => l.trim())
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          verb: string;
+          requestURI: string;
+          requestReceivedTimestamp: string;
+          responseStatus?: { code?: number };
+        },
+    )
+    .sort((a, b) => a.requestReceivedTimestamp.localeCompare(b.requestReceivedTimestamp))
+    .map((e) => {
+      const u = new URL(e.requestURI, "https://x");
+      return {
+        verb: e.verb,
+        path: u.pathname,
+        query: Object.fromEntries(u.searchParams),
+        code: e.responseStatus?.code,
+      };
+    });
 }

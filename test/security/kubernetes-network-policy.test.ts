@@ -1,3 +1,4 @@
+import type { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesApplier } from "../../services/adapters/kubernetes/applier.js";
 import { KubernetesJobsRuntime } from "../../services/adapters/kubernetes/jobs-runtime.js";
@@ -6,14 +7,16 @@ import type { Release } from "../../services/domain/releases/release.js";
 import { loadConfig } from "../../services/platform/env.js";
 import { memoryLogger } from "../../services/platform/logger.js";
 import { clusterRenderOptions } from "../../services/roles/server/kubernetes-wiring.js";
-import { kubeConfigFor, startKubeDouble, type KubeDouble } from "../helpers/kube-double.js";
+import { grantSlipway, kubeAssets, startKubeCluster } from "../helpers/kube-cluster.js";
+import { kubeConfigFor, startKubeDouble } from "../helpers/kube-double.js";
 
 /**
  * On the cluster profile every tool namespace gets a NetworkPolicy that admits connections only from
  * the tool's own pods and the ingress controller's namespace, so another tool's pods cannot reach its
  * pods or Services directly. Against the HTTP double of the Kubernetes API (real client-node, real
- * HTTP): what is applied, with the ingress namespace the operator configured, and that pruning keeps it.
- * Enforcing the policy is the CNI plugin's work, which no double shows (docs/kubernetes.md).
+ * HTTP) and against a real kube-apiserver (test/helpers/kube-cluster.ts), which also validates the
+ * policy: what is applied, with the ingress namespace the operator configured, and that pruning keeps it.
+ * Enforcing the policy is the CNI plugin's work, which neither shows here (docs/kubernetes.md).
  */
 const TOOL = "netpol";
 const NS = `tool-${TOOL}`;
@@ -42,16 +45,51 @@ const RELEASE: Release = {
   created_at: new Date().toISOString(),
 };
 
-let kube: KubeDouble;
-let applier: KubernetesApplier;
+/** Where the objects go: the HTTP double, or a real API server as Slipway's user. */
+interface Backend {
+  readonly kubeConfig: KubeConfig;
+  /** The tool-isolation NetworkPolicy of `namespace`, or undefined. */
+  policy(
+    namespace: string,
+  ): Promise<{ spec?: unknown; metadata: { labels?: Record<string, string> } } | undefined>;
+  close(): Promise<void>;
+}
 
-beforeAll(async () => {
-  kube = await startKubeDouble();
-  applier = new KubernetesApplier(kubeConfigFor(kube.url), memoryLogger());
-});
-afterAll(async () => {
-  await kube.close();
-});
+const assets = kubeAssets();
+const BACKENDS: { name: string; skip: boolean; start: () => Promise<Backend> }[] = [
+  {
+    name: "the API double",
+    skip: false,
+    start: async () => {
+      const kube = await startKubeDouble();
+      kube.runJobs(() => ({ lines: ["done"], exitCode: 0 }));
+      return {
+        kubeConfig: kubeConfigFor(kube.url),
+        policy: (namespace) => Promise.resolve(kube.get("NetworkPolicy", namespace, "tool-isolation")),
+        close: () => kube.close(),
+      };
+    },
+  },
+  {
+    name: "a real API server",
+    skip: assets.skip !== undefined,
+    start: async () => {
+      const cluster = await startKubeCluster();
+      await grantSlipway(cluster);
+      return {
+        kubeConfig: cluster.kubeConfig("slipway"),
+        policy: (namespace) =>
+          cluster
+            .api<{ spec?: unknown; metadata: { labels?: Record<string, string> } }>(
+              "GET",
+              `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies/tool-isolation`,
+            )
+            .catch(() => undefined),
+        close: () => cluster.stop(),
+      };
+    },
+  },
+];
 
 const configured = (ingressNamespace?: string) =>
   clusterRenderOptions(
@@ -65,49 +103,66 @@ const configured = (ingressNamespace?: string) =>
     ),
   );
 
-describe("tool namespaces on Kubernetes are isolated from each other", () => {
-  it("a deploy applies a NetworkPolicy admitting only the tool's pods and the ingress controller's namespace", async () => {
-    await applier.apply(TOOL, renderAll({ tool: TOOL, workloads: [web] }, configured()), { prune: true });
-    const policy = kube.get("NetworkPolicy", NS, "tool-isolation");
-    expect(policy, "no NetworkPolicy in the tool's namespace").toBeDefined();
-    // Sent as rendered: client-node's typed form calls `from` `_from`, which must not reach the server.
-    expect(policy!.spec).toEqual({
-      podSelector: {},
-      policyTypes: ["Ingress"],
-      ingress: [
-        {
-          from: [
-            { podSelector: {} },
-            { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } },
-          ],
-        },
-      ],
-    });
-    expect(policy!.metadata.labels).toMatchObject({
-      "app.kubernetes.io/managed-by": "slipway",
-      "slipway.dev/tool": TOOL,
-    });
+describe.each(BACKENDS)("tool namespaces on Kubernetes are isolated from each other, on $name", (backend) => {
+  let kube: Backend;
+  let applier: KubernetesApplier;
+
+  beforeAll(async () => {
+    if (backend.skip) return;
+    kube = await backend.start();
+    applier = new KubernetesApplier(kube.kubeConfig, memoryLogger());
+  }, 150_000);
+  afterAll(async () => {
+    await kube?.close();
   });
 
-  it("admits the ingress namespace SLIPWAY_INGRESS_NAMESPACE names, and a later pruning deploy keeps the policy", async () => {
-    await applier.apply(TOOL, renderAll({ tool: TOOL, workloads: [web] }, configured("traefik")), {
-      prune: true,
-    });
-    const policy = kube.get("NetworkPolicy", NS, "tool-isolation");
-    expect(policy, "no NetworkPolicy in the tool's namespace").toBeDefined();
-    expect(JSON.stringify(policy!.spec)).toContain('"kubernetes.io/metadata.name":"traefik"');
-    expect(JSON.stringify(policy!.spec)).not.toContain("ingress-nginx");
-  });
+  it.skipIf(backend.skip)(
+    "a deploy applies a NetworkPolicy admitting only the tool's pods and the ingress controller's namespace",
+    async () => {
+      await applier.apply(TOOL, renderAll({ tool: TOOL, workloads: [web] }, configured()), { prune: true });
+      const policy = await kube.policy(NS);
+      expect(policy, "no NetworkPolicy in the tool's namespace").toBeDefined();
+      // Sent as rendered: client-node's typed form calls `from` `_from`, which must not reach the server.
+      expect(policy!.spec).toEqual({
+        podSelector: {},
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            from: [
+              { podSelector: {} },
+              { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } },
+            ],
+          },
+        ],
+      });
+      expect(policy!.metadata.labels).toMatchObject({
+        "app.kubernetes.io/managed-by": "slipway",
+        "slipway.dev/tool": TOOL,
+      });
+    },
+  );
 
-  it("a job run in a namespace not deployed to before gets the policy too", async () => {
+  it.skipIf(backend.skip)(
+    "admits the ingress namespace SLIPWAY_INGRESS_NAMESPACE names, and a later pruning deploy keeps the policy",
+    async () => {
+      await applier.apply(TOOL, renderAll({ tool: TOOL, workloads: [web] }, configured("traefik")), {
+        prune: true,
+      });
+      const policy = await kube.policy(NS);
+      expect(policy, "no NetworkPolicy in the tool's namespace").toBeDefined();
+      expect(JSON.stringify(policy!.spec)).toContain('"kubernetes.io/metadata.name":"traefik"');
+      expect(JSON.stringify(policy!.spec)).not.toContain("ingress-nginx");
+    },
+  );
+
+  it.skipIf(backend.skip)("a job run in a namespace not deployed to before gets the policy too", async () => {
     const jobs = new KubernetesJobsRuntime(
-      kubeConfigFor(kube.url),
+      kube.kubeConfig,
       applier,
       { getRelease: () => Promise.resolve(RELEASE) },
       { runner: "netpol-test", startTimeoutS: 5, ingressNamespace: "traefik", pollMs: 50 },
       memoryLogger(),
     );
-    kube.runJobs(() => ({ lines: ["done"], exitCode: 0 }));
     const run = await jobs.start(
       {
         tool: "netpol-jobs",
@@ -122,7 +177,7 @@ describe("tool namespaces on Kubernetes are isolated from each other", () => {
       () => undefined,
     );
     await run.exited;
-    const policy = kube.get("NetworkPolicy", "tool-netpol-jobs", "tool-isolation");
+    const policy = await kube.policy("tool-netpol-jobs");
     expect(policy, "no NetworkPolicy in the tool's namespace").toBeDefined();
     expect(JSON.stringify(policy!.spec)).toContain('"kubernetes.io/metadata.name":"traefik"');
   });
