@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, open, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
@@ -104,6 +104,8 @@ export interface KubeCluster {
   script(namespace: string, podPrefix: string, script: PodScript): void;
   /** Paths the stand-in kubelet was asked for (to tell which logs were read). */
   readonly logRequests: string[];
+  /** The requests user "slipway" made so far (the apiserver's audit log), oldest first. */
+  slipwayRequests(): Promise<AuditedRequest[]>;
   stop(): Promise<void>;
 }
 
@@ -161,17 +163,41 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Slipway's subject in these tests (the token user), as `SLIPWAY_KUBE_SUBJECT=user:slipway` says. */
+export const SLIPWAY_TEST_SUBJECT = { kind: "User", name: "slipway" } as const;
+
+const RBAC_DIR = path.resolve(import.meta.dirname, "../../infra/kubernetes/rbac");
+
 /**
- * Gives Slipway's user ("slipway") the rights it runs with. Every real-cluster test grants them
- * through here, so the tests exercise exactly the role an operator installs.
- * TODO(issue 14, item 1): bind the least-privilege role from infra/kubernetes instead of cluster-admin.
+ * Gives Slipway's user ("slipway") the rights it runs with: exactly infra/kubernetes/rbac, applied as
+ * an operator would (`kubectl apply -k`), plus a test-only ClusterRoleBinding of ClusterRole `slipway`
+ * to the token User the harness authenticates Slipway as (the installed binding names the
+ * ServiceAccount). Every real-cluster test grants rights through here, so each exercises the role.
  */
 export async function grantSlipway(cluster: KubeCluster): Promise<void> {
+  await cluster
+    .api("POST", "/api/v1/namespaces", { metadata: { name: "slipway" } })
+    .catch((error: unknown) => {
+      if (!String(error).includes(": 409 ")) throw error;
+    });
+  const applied = await cluster.kubectlRun("admin", ["apply", "-k", RBAC_DIR]);
+  if (applied.code !== 0) throw new Error(`kubectl apply -k ${RBAC_DIR}: ${applied.stderr}`);
   await cluster.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-    metadata: { name: "slipway" },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+    metadata: { name: "slipway-test-user" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "slipway" },
     subjects: [{ kind: "User", name: "slipway", apiGroup: "rbac.authorization.k8s.io" }],
   });
+}
+
+/** One request Slipway's user made, from the apiserver's audit log. */
+export interface AuditedRequest {
+  readonly verb: string;
+  readonly resource: string;
+  readonly subresource?: string;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly code: number;
+  readonly uri: string;
 }
 
 /** Starts the control plane and the stand-in kubelet; `stop()` ends them and removes the temp dir. */
@@ -200,6 +226,16 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       Array.from({ length: 6 }, () => freePort()),
     );
     const url = `https://127.0.0.1:${apiPort}`;
+    // Slipway's requests are audited, so a test can tell exactly what it asked for (its RBAC role).
+    await writeFile(
+      path.join(dir, "audit-policy.yaml"),
+      JSON.stringify({
+        apiVersion: "audit.k8s.io/v1",
+        kind: "Policy",
+        omitStages: ["RequestReceived"],
+        rules: [{ level: "Metadata", users: ["slipway"] }, { level: "None" }],
+      }),
+    );
     children.push(
       await spawnLogged(dir, "etcd", "etcd", [
         "--name=default",
@@ -231,6 +267,8 @@ export async function startKubeCluster(): Promise<KubeCluster> {
         "--allow-privileged=false",
         "--kubelet-preferred-address-types=InternalIP",
         "--enable-priority-and-fairness=false",
+        `--audit-policy-file=${path.join(dir, "audit-policy.yaml")}`,
+        `--audit-log-path=${path.join(dir, "audit.log")}`,
       ]),
     );
     const adminKc = kubeconfigText(url, certs.ca, tokens.admin);
@@ -340,6 +378,29 @@ export async function startKubeCluster(): Promise<KubeCluster> {
       dir,
       kubectl,
       logRequests,
+      slipwayRequests: async () => {
+        const text = await readFile(path.join(dir, "audit.log"), "utf8").catch(() => "");
+        return text
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => {
+            const e = JSON.parse(line) as {
+              verb: string;
+              requestURI: string;
+              objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+              responseStatus?: { code?: number };
+            };
+            return {
+              verb: e.verb,
+              resource: e.objectRef?.resource ?? "",
+              ...(e.objectRef?.subresource ? { subresource: e.objectRef.subresource } : {}),
+              ...(e.objectRef?.namespace ? { namespace: e.objectRef.namespace } : {}),
+              ...(e.objectRef?.name ? { name: e.objectRef.name } : {}),
+              code: e.responseStatus?.code ?? 0,
+              uri: e.requestURI,
+            };
+          });
+      },
       kubeconfigPath: (user) => path.join(dir, `${user}.kubeconfig`),
       kubeConfig: (user) => {
         const kc = new KubeConfig();

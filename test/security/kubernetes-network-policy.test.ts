@@ -103,7 +103,10 @@ describe("tool namespaces on Kubernetes are isolated from each other", () => {
     const jobs = new KubernetesJobsRuntime(
       kubeConfigFor(kube.url),
       applier,
-      { getRelease: () => Promise.resolve(RELEASE) },
+      {
+        getRelease: () => Promise.resolve(RELEASE),
+        listTools: () => Promise.resolve([{ name: RELEASE.tool }]),
+      },
       { runner: "netpol-test", startTimeoutS: 5, ingressNamespace: "traefik", pollMs: 50 },
       memoryLogger(),
     );
