@@ -281,7 +281,7 @@ export class KubernetesApplier {
     const namespace = ns.metadata.name;
     if (!this.subject || this.bound.has(namespace)) return;
     try {
-      await this.core.createNamespace({ body: toClientForm(ns) as V1Namespace, fieldManager: FIELD_MANAGER });
+      await this.core.createNamespace({ body: toClientForm(ns), fieldManager: FIELD_MANAGER });
       this.logger.info({ tool, namespace }, "created the tool's namespace");
     } catch (error) {
       if (!hasStatus(error, 409)) throw kubeError("create", { kind: "Namespace", name: namespace }, error);
