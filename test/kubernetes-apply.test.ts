@@ -529,7 +529,10 @@ describe("KubernetesRuntime", () => {
   const runtime = () =>
     new KubernetesRuntime(
       applier,
-      { getRelease: (id) => Promise.resolve(id === release.id ? release : undefined) },
+      {
+        getRelease: (id) => Promise.resolve(id === release.id ? release : undefined),
+        listTools: () => Promise.resolve([{ name: release.tool }]),
+      },
       { render: OPTIONS, rolloutTimeoutS: 30, pollMs: 10 },
       logger,
     );

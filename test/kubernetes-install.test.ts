@@ -156,7 +156,9 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
       }).create(TOOL);
       await newRelease(store, 1);
       const logger = memoryLogger();
-      const applier = new KubernetesApplier(kc, logger);
+      const applier = new KubernetesApplier(kc, logger, {
+        subject: { kind: "ServiceAccount", namespace: "slipway", name: "slipway" },
+      });
       const deployer = new KubernetesDeployer({
         store,
         cluster: applier,

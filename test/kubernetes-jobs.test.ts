@@ -132,7 +132,10 @@ beforeAll(async () => {
   runtime = new KubernetesJobsRuntime(
     kc,
     new KubernetesApplier(kc, logger),
-    { getRelease: (id) => Promise.resolve(releases.get(id)) },
+    {
+      getRelease: (id) => Promise.resolve(releases.get(id)),
+      listTools: () => Promise.resolve([{ name: TOOL }]),
+    },
     { runner: RUNNER, startTimeoutS: 1, pollMs: 20 },
     logger,
   );

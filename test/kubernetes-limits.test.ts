@@ -17,7 +17,13 @@ import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
 import { renderRouter } from "../services/roles/http/api-render.js";
 import { errorHandler } from "../services/roles/http/errors.js";
-import { grantSlipway, kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
+import {
+  SLIPWAY_TEST_SUBJECT,
+  grantSlipway,
+  kubeAssets,
+  startKubeCluster,
+  type KubeCluster,
+} from "./helpers/kube-cluster.js";
 import { startRedis } from "./helpers/redis.js";
 
 // Issue 14 item 3: limits the namespace forbids, against a real kube-apiserver v1.24 whose LimitRanger,
@@ -126,7 +132,9 @@ describe.skipIf(assets.skip !== undefined)("limits a tool namespace forbids, on 
 
   async function deploy(release: Release): Promise<{ release: Release; build: Build; log: string[] }> {
     const logger = memoryLogger();
-    const applier = new KubernetesApplier(cluster.kubeConfig("slipway"), logger);
+    const applier = new KubernetesApplier(cluster.kubeConfig("slipway"), logger, {
+      subject: SLIPWAY_TEST_SUBJECT,
+    });
     const runtime = new KubernetesRuntime(
       applier,
       store,
@@ -266,7 +274,7 @@ describe.skipIf(assets.skip !== undefined)("limits a tool namespace forbids, on 
         // A start timeout far beyond the test's: the run must fail on the refusal, not on the timeout.
         const runtime = new KubernetesJobsRuntime(
           kc,
-          new KubernetesApplier(kc, logger),
+          new KubernetesApplier(kc, logger, { subject: SLIPWAY_TEST_SUBJECT }),
           store,
           { runner: "slipway-limits-test", startTimeoutS: ROLLOUT_TIMEOUT_S, pollMs: 200 },
           logger,

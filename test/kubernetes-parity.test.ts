@@ -29,6 +29,7 @@ import type { Route } from "../services/ports/store.js";
 import {
   grantSlipway,
   kubeAssets,
+  SLIPWAY_TEST_SUBJECT,
   startKubeCluster,
   type AuditedRequest,
   type KubeCluster,
@@ -188,7 +189,8 @@ const idleDeployment = (name: string, labels: Record<string, string>) => ({
   },
 });
 
-const applierFor = (logger = memoryLogger()) => new KubernetesApplier(cluster.kubeConfig("slipway"), logger);
+const applierFor = (logger = memoryLogger()) =>
+  new KubernetesApplier(cluster.kubeConfig("slipway"), logger, { subject: SLIPWAY_TEST_SUBJECT });
 
 describe.skipIf(assets.skip !== undefined)("KubernetesApplier on a real API server", () => {
   it("server-side applies every object as field manager slipway, exactly as rendered", async () => {
@@ -484,7 +486,10 @@ describe.skipIf(assets.skip !== undefined)("KubernetesRuntime on a real API serv
   const runtime = () =>
     new KubernetesRuntime(
       applierFor(),
-      { getRelease: (id) => Promise.resolve(id === release.id ? release : undefined) },
+      {
+        getRelease: (id) => Promise.resolve(id === release.id ? release : undefined),
+        listTools: () => Promise.resolve([{ name: tool }]),
+      },
       { render: OPTIONS, rolloutTimeoutS: 60, pollMs: 100 },
       memoryLogger(),
     );
@@ -914,8 +919,12 @@ describe.skipIf(assets.skip !== undefined)("jobs on a real API server", () => {
     const kc = cluster.kubeConfig("slipway");
     runtime = new KubernetesJobsRuntime(
       kc,
-      new KubernetesApplier(kc, logger),
-      { getRelease: (id) => Promise.resolve(releases.get(id)) },
+      new KubernetesApplier(kc, logger, { subject: SLIPWAY_TEST_SUBJECT }),
+      {
+        getRelease: (id) => Promise.resolve(releases.get(id)),
+        listTools: () =>
+          Promise.resolve([...new Set([...releases.values()].map((r) => r.tool))].map((name) => ({ name }))),
+      },
       { runner: RUNNER, startTimeoutS: 5, pollMs: 100 },
       logger,
     );
@@ -1234,7 +1243,10 @@ describe.skipIf(assets.skip !== undefined)("webservice output and status on a re
   const runtime = () =>
     new KubernetesRuntime(
       applierFor(),
-      { getRelease: () => Promise.resolve(RELEASE) },
+      {
+        getRelease: () => Promise.resolve(RELEASE),
+        listTools: () => Promise.resolve([{ name: RELEASE.tool }]),
+      },
       { render: OPTIONS, rolloutTimeoutS: 60, pollMs: 100 },
       memoryLogger(),
     );
@@ -1414,7 +1426,7 @@ describe.skipIf(assets.skip !== undefined)("a config's workers and CronJobs on a
       store,
       runtime: new KubernetesJobsRuntime(
         kc,
-        new KubernetesApplier(kc, logger),
+        new KubernetesApplier(kc, logger, { subject: SLIPWAY_TEST_SUBJECT }),
         state,
         { runner: "slipway-config-jobs-parity", startTimeoutS: 5, pollMs: 100 },
         logger,

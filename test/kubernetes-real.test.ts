@@ -21,7 +21,13 @@ import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
 import { renderRouter } from "../services/roles/http/api-render.js";
 import { errorHandler } from "../services/roles/http/errors.js";
-import { grantSlipway, kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
+import {
+  SLIPWAY_TEST_SUBJECT,
+  grantSlipway,
+  kubeAssets,
+  startKubeCluster,
+  type KubeCluster,
+} from "./helpers/kube-cluster.js";
 import { startJobsApi, type JobsApi } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
@@ -121,7 +127,9 @@ describe.skipIf(assets.skip !== undefined)("Kubernetes profile on a real API ser
 
   function deployer(): KubernetesDeployer {
     const logger = memoryLogger();
-    const applier = new KubernetesApplier(cluster.kubeConfig("slipway"), logger);
+    const applier = new KubernetesApplier(cluster.kubeConfig("slipway"), logger, {
+      subject: SLIPWAY_TEST_SUBJECT,
+    });
     const runtime = new KubernetesRuntime(
       applier,
       store,
@@ -255,7 +263,7 @@ describe.skipIf(assets.skip !== undefined)("Kubernetes profile on a real API ser
       const kc = cluster.kubeConfig("slipway");
       const runtime = new KubernetesJobsRuntime(
         kc,
-        new KubernetesApplier(kc, logger),
+        new KubernetesApplier(kc, logger, { subject: SLIPWAY_TEST_SUBJECT }),
         store,
         { runner: "slipway-jobs-real", startTimeoutS: 30, pollMs: 200, ...OPTIONS },
         logger,

@@ -95,6 +95,7 @@ describe.skipIf(assets.skip !== undefined)("Kubernetes profile whose cluster is 
         SLIPWAY_INGRESS_DOMAIN: "tools.example",
         SLIPWAY_INGRESS_CLASS: "no-such-class",
         SLIPWAY_KUBE_RETRY_MAX_S: "2",
+        SLIPWAY_KUBE_SUBJECT: "user:slipway",
       },
     }));
     store = RedisStore.create(`redis://127.0.0.1:${config.redisPort}`);

@@ -135,7 +135,10 @@ describe("webservice output and status on Kubernetes", () => {
     const logger = memoryLogger();
     const runtime = new KubernetesRuntime(
       new KubernetesApplier(kubeConfigFor(kube.url), logger),
-      { getRelease: () => Promise.resolve(RELEASE) },
+      {
+        getRelease: () => Promise.resolve(RELEASE),
+        listTools: () => Promise.resolve([{ name: RELEASE.tool }]),
+      },
       { render: { domain: "toolforge.example", ingressClassName: "nginx" }, rolloutTimeoutS: 10 },
       logger,
     );

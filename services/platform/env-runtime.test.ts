@@ -13,7 +13,26 @@ describe("runtime profile config", () => {
       rolloutTimeoutS: 660,
       jobStartTimeoutS: 300,
       retryMaxS: 30,
+
+      subject: { kind: "ServiceAccount", namespace: "slipway", name: "slipway" },
     });
+  });
+
+  it("reads Slipway's own Kubernetes account, which each tool namespace's RoleBinding names", () => {
+    const subject = (value: string) =>
+      loadConfig({ SLIPWAY_KUBE_SUBJECT: value }, "/repo").kubernetes.subject;
+    expect(subject("serviceaccount:platform:deployer")).toEqual({
+      kind: "ServiceAccount",
+      namespace: "platform",
+      name: "deployer",
+    });
+    expect(subject("user:slipway")).toEqual({ kind: "User", name: "slipway" });
+    expect(subject("group:slipway-admins")).toEqual({ kind: "Group", name: "slipway-admins" });
+    for (const bad of ["slipway", "serviceaccount:slipway", "robot:x"]) {
+      expect(() => subject(bad)).toThrow(
+        /SLIPWAY_KUBE_SUBJECT: Slipway's own Kubernetes account, which each tool namespace's RoleBinding names: serviceaccount:<namespace>:<name>, user:<name> or group:<name>/,
+      );
+    }
   });
 
   it("reads the Kubernetes profile's settings", () => {

@@ -69,6 +69,13 @@ const schema = z.object({
   SLIPWAY_REGISTRY_PULL_PASSWORD: z.string().min(1).optional(),
   SLIPWAY_REGISTRY_PULL_PASSWORD_FILE: z.string().min(1).optional(),
   SLIPWAY_JOB_START_TIMEOUT_S: z.coerce.number().int().min(1).default(300),
+  SLIPWAY_KUBE_SUBJECT: z
+    .string()
+    .regex(
+      /^(serviceaccount:[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-.a-z0-9]*[a-z0-9])?|user:[^:\s]+|group:[^:\s]+)$/,
+      "Slipway's own Kubernetes account, which each tool namespace's RoleBinding names: serviceaccount:<namespace>:<name>, user:<name> or group:<name>",
+    )
+    .default("serviceaccount:slipway:slipway"),
   SLIPWAY_SOURCE_ALLOW_HOSTS: z.string().optional(),
 });
 
@@ -167,6 +174,9 @@ export interface Config {
     readonly jobStartTimeoutS: number;
     /** While the API server cannot be reached it is probed again after 1 s, 2 s, 4 s … capped here. */
     readonly retryMaxS: number;
+
+    /** Slipway's own account: the subject of the RoleBinding it makes in each tool namespace. */
+    readonly subject: KubeSubjectConfig;
   };
   /** An outside registry images go to; undefined: the embedded docker-registry on loopback. */
   readonly registry: ExternalRegistryConfig | undefined;
@@ -178,6 +188,19 @@ export interface Config {
     readonly token: string | undefined;
     readonly tool: string | undefined;
   };
+}
+
+/** A Kubernetes RBAC subject (the schema checked the `kind:…` form). */
+export interface KubeSubjectConfig {
+  readonly kind: "ServiceAccount" | "User" | "Group";
+  readonly name: string;
+  readonly namespace?: string | undefined;
+}
+
+function kubeSubject(value: string): KubeSubjectConfig {
+  const [kind, first = "", second] = value.split(":");
+  if (kind === "serviceaccount") return { kind: "ServiceAccount", namespace: first, name: second ?? "" };
+  return { kind: kind === "user" ? "User" : "Group", name: first };
 }
 
 export class ConfigError extends Error {}
@@ -246,6 +269,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       rolloutTimeoutS: e.SLIPWAY_ROLLOUT_TIMEOUT_S,
       jobStartTimeoutS: e.SLIPWAY_JOB_START_TIMEOUT_S,
       retryMaxS: e.SLIPWAY_KUBE_RETRY_MAX_S,
+
+      subject: kubeSubject(e.SLIPWAY_KUBE_SUBJECT),
     },
     registry,
     cli: {

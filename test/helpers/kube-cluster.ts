@@ -131,6 +131,8 @@ export interface AuditedRequest {
   readonly verb: string;
   readonly path: string;
   readonly query: Record<string, string>;
+  /** The namespace the request was about; undefined for cluster-wide (all-namespace) ones. */
+  readonly namespace: string | undefined;
   /** The HTTP status the apiserver answered. */
   readonly code: number | undefined;
 }
@@ -197,15 +199,28 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Slipway's subject in these tests (the token user), as `SLIPWAY_KUBE_SUBJECT=user:slipway` says. */
+export const SLIPWAY_TEST_SUBJECT = { kind: "User", name: "slipway" } as const;
+
+const RBAC_DIR = path.resolve(import.meta.dirname, "../../infra/kubernetes/rbac");
+
 /**
- * Gives Slipway's user ("slipway") the rights it runs with. Every real-cluster test grants them
- * through here, so the tests exercise exactly the role an operator installs.
- * TODO(issue 14, item 1): bind the least-privilege role from infra/kubernetes instead of cluster-admin.
+ * Gives Slipway's user ("slipway") the rights it runs with: exactly infra/kubernetes/rbac, applied as
+ * an operator would (`kubectl apply -k`), plus a test-only ClusterRoleBinding of ClusterRole `slipway`
+ * to the token User the harness authenticates Slipway as (the installed binding names the
+ * ServiceAccount). Every real-cluster test grants rights through here, so each exercises the role.
  */
 export async function grantSlipway(cluster: KubeCluster): Promise<void> {
+  await cluster
+    .api("POST", "/api/v1/namespaces", { metadata: { name: "slipway" } })
+    .catch((error: unknown) => {
+      if (!String(error).includes(": 409 ")) throw error;
+    });
+  const applied = await cluster.kubectlRun("admin", ["apply", "-k", RBAC_DIR]);
+  if (applied.code !== 0) throw new Error(`kubectl apply -k ${RBAC_DIR}: ${applied.stderr}`);
   await cluster.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-    metadata: { name: "slipway" },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+    metadata: { name: "slipway-test-user" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "slipway" },
     subjects: [{ kind: "User", name: "slipway", apiGroup: "rbac.authorization.k8s.io" }],
   });
 }
@@ -682,6 +697,7 @@ async function readAudit(file: string): Promise<AuditedRequest[]> {
           verb: string;
           requestURI: string;
           requestReceivedTimestamp: string;
+          objectRef?: { namespace?: string };
           responseStatus?: { code?: number };
         },
     )
@@ -692,6 +708,7 @@ async function readAudit(file: string): Promise<AuditedRequest[]> {
         verb: e.verb,
         path: u.pathname,
         query: Object.fromEntries(u.searchParams),
+        namespace: e.objectRef?.namespace,
         code: e.responseStatus?.code,
       };
     });

@@ -40,6 +40,13 @@ const RESOURCES: readonly ResourceInfo[] = [
     kind: "NetworkPolicy",
     namespaced: true,
   },
+  {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    plural: "rolebindings",
+    kind: "RoleBinding",
+    namespaced: true,
+  },
 ];
 
 export type KubeObject = {
@@ -642,6 +649,51 @@ export async function startKubeDouble(): Promise<KubeDouble> {
       metadata: { resourceVersion: String(resourceVersion) },
       items,
     });
+  });
+
+  // Creates (the applier makes a tool's Namespace and RoleBinding so) and access reviews, which the
+  // double always allows: it has no RBAC (test/kubernetes-rbac.test.ts runs the real one).
+  app.post(/.*/, (req, res) => {
+    const body = requests[requests.length - 1]!.body as KubeObject;
+    if (req.path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
+      return void send(res, 201, { ...body, status: { allowed: true } });
+    }
+    const at = route(req);
+    if (!at || at.name || !body?.metadata?.name)
+      return void send(
+        res,
+        404,
+        statusBody(404, "NotFound", "the server could not find the requested resource"),
+      );
+    const { r, namespace } = at;
+    const name = body.metadata.name;
+    const k = key(r.kind, r.namespaced ? namespace : undefined, name);
+    if (store.has(k)) {
+      return void send(
+        res,
+        409,
+        statusBody(
+          409,
+          "AlreadyExists",
+          `${r.plural}${r.group ? `.${r.group}` : ""} "${name}" already exists`,
+        ),
+      );
+    }
+    const stored: KubeObject = {
+      ...body,
+      apiVersion: apiVersionOf(r),
+      kind: r.kind,
+      metadata: {
+        ...body.metadata,
+        ...(r.namespaced ? { namespace } : {}),
+        uid: randomUUID(),
+        creationTimestamp: new Date().toISOString(),
+        resourceVersion: String(++resourceVersion),
+        generation: 1,
+      },
+    };
+    store.set(k, stored);
+    send(res, 201, stored);
   });
 
   app.delete(/.*/, (req, res) => {

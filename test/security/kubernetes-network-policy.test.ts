@@ -7,7 +7,7 @@ import type { Release } from "../../services/domain/releases/release.js";
 import { loadConfig } from "../../services/platform/env.js";
 import { memoryLogger } from "../../services/platform/logger.js";
 import { clusterRenderOptions } from "../../services/roles/server/kubernetes-wiring.js";
-import { grantSlipway, kubeAssets, startKubeCluster } from "../helpers/kube-cluster.js";
+import { SLIPWAY_TEST_SUBJECT, grantSlipway, kubeAssets, startKubeCluster } from "../helpers/kube-cluster.js";
 import { kubeConfigFor, startKubeDouble } from "../helpers/kube-double.js";
 
 /**
@@ -110,7 +110,8 @@ describe.each(BACKENDS)("tool namespaces on Kubernetes are isolated from each ot
   beforeAll(async () => {
     if (backend.skip) return;
     kube = await backend.start();
-    applier = new KubernetesApplier(kube.kubeConfig, memoryLogger());
+    // The double answers access reviews with "allowed"; the real server checks the RoleBinding.
+    applier = new KubernetesApplier(kube.kubeConfig, memoryLogger(), { subject: SLIPWAY_TEST_SUBJECT });
   }, 150_000);
   afterAll(async () => {
     await kube?.close();
@@ -159,7 +160,10 @@ describe.each(BACKENDS)("tool namespaces on Kubernetes are isolated from each ot
     const jobs = new KubernetesJobsRuntime(
       kube.kubeConfig,
       applier,
-      { getRelease: () => Promise.resolve(RELEASE) },
+      {
+        getRelease: () => Promise.resolve(RELEASE),
+        listTools: () => Promise.resolve([{ name: RELEASE.tool }]),
+      },
       { runner: "netpol-test", startTimeoutS: 5, ingressNamespace: "traefik", pollMs: 50 },
       memoryLogger(),
     );

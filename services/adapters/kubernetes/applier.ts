@@ -5,12 +5,15 @@ import {
   BatchV1Api,
   CoreV1Api,
   KubeConfig,
+  AuthorizationV1Api,
   KubernetesObjectApi,
   PatchStrategy,
+  RbacAuthorizationV1Api,
   type CoreV1Event,
   type KubernetesObject as ClientObject,
   type V1Deployment,
   type V1Job,
+  type V1Namespace,
   type V1Pod,
 } from "@kubernetes/client-node";
 // Not re-exported by the package index; the package has no "exports" map, so the file is reachable.
@@ -21,6 +24,7 @@ import {
   MANAGED_BY,
   RUN_LABELS,
   namespaceName,
+  toolLabels,
   type KubernetesObject,
   type LimitPolicy,
 } from "../../domain/kubernetes/index.js";
@@ -69,6 +73,28 @@ export const PRUNED_KINDS = [
   { apiVersion: "networking.k8s.io/v1", kind: "Ingress" },
   { apiVersion: "batch/v1", kind: "CronJob" },
 ] as const;
+
+/**
+ * Who Slipway is to the API server: the subject of the RoleBinding it makes in each tool namespace
+ * (`SLIPWAY_KUBE_SUBJECT`). See infra/kubernetes/rbac/.
+ */
+export interface KubeSubject {
+  readonly kind: "ServiceAccount" | "User" | "Group";
+  readonly name: string;
+  /** Only for a ServiceAccount. */
+  readonly namespace?: string | undefined;
+}
+
+/** The ClusterRole of what Slipway may do inside a tool namespace, and the RoleBinding granting it there. */
+export const TOOL_ROLE = "slipway-tool";
+export const TOOL_ROLE_BINDING = "slipway";
+
+/** How long a new RoleBinding may take to reach the API server's authorizer cache. */
+const BINDING_WAIT_MS = 15_000;
+
+function hasStatus(error: unknown, code: number): boolean {
+  return error instanceof ApiException && (error as ApiException<unknown>).code === code;
+}
 
 /** Managers whose fields Slipway takes over when they conflict: earlier Slipway versions and create/replace. */
 const OUR_MANAGERS = [/^slipway/, /^before-first-apply$/];
@@ -188,6 +214,12 @@ export function kubeError(action: string, ref: ObjectRef | string, error: unknow
   });
 }
 
+/** Whether a namespace carries the labels Slipway gives the tool's namespace when it creates it. */
+function isToolNamespace(ns: V1Namespace, tool: string): boolean {
+  const labels = ns.metadata?.labels ?? {};
+  return labels[LABELS.managedBy] === MANAGED_BY && labels[LABELS.tool] === tool;
+}
+
 /**
  * Applies a tool's rendered objects to a cluster with server-side apply, prunes what the tool no
  * longer renders, and waits for Deployments to roll out, explaining a stuck one from its pods.
@@ -197,15 +229,30 @@ export class KubernetesApplier {
   private readonly apps: AppsV1Api;
   private readonly core: CoreV1Api;
   private readonly batch: BatchV1Api;
+  private readonly rbac: RbacAuthorizationV1Api;
+  private readonly authorization: AuthorizationV1Api;
+  private readonly subject: KubeSubject | undefined;
+  /** Tool namespaces known to exist with their RoleBinding, so each is provisioned once per process. */
+  private readonly bound = new Set<string>();
 
+  /**
+   * With `subject`, Slipway holds no right to patch namespaces in general (it could lower kube-system's
+   * Pod Security level): a tool namespace is created once, bound to ClusterRole `slipway-tool` for
+   * `subject`, and only then applied, through that binding. Without it, the Namespace is applied like
+   * any object, which needs cluster-wide namespace patch rights (the HTTP double's tests).
+   */
   constructor(
     kubeConfig: KubeConfig,
     private readonly logger: Logger,
+    options: { readonly subject?: KubeSubject | undefined } = {},
   ) {
     this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.batch = kubeConfig.makeApiClient(BatchV1Api);
+    this.rbac = kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+    this.authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
+    this.subject = options.subject;
   }
 
   /** In a pod: the service account's token and CA; elsewhere `~/.kube/config` (or `KUBECONFIG`). */
@@ -238,6 +285,8 @@ export class KubernetesApplier {
         });
       }
     }
+    const ns = objects.find((o) => o.kind === "Namespace");
+    if (ns) await this.provision(tool, ns);
     const applied: AppliedObject[] = [];
     for (const o of applyOrder(objects)) {
       const result = await this.applyOne(o);
@@ -251,6 +300,140 @@ export class KubernetesApplier {
     const pruned = options.prune ? await this.prune(tool, objects) : [];
     log.info({ applied: applied.length, pruned: pruned.length }, "objects applied");
     return { applied, pruned };
+  }
+
+  /**
+   * Creates the tool's namespace unless it exists, and its RoleBinding to `slipway-tool`, waiting until
+   * the API server honours it. Create, never patch: Slipway's cluster-wide rights on namespaces are
+   * create and get, so it cannot relabel a namespace it has not bound (kube-system). A namespace of the
+   * tool's name that Slipway did not make is refused, not taken over.
+   */
+  private async provision(tool: string, ns: KubernetesObject): Promise<void> {
+    const namespace = ns.metadata.name;
+    if (!this.subject || this.bound.has(namespace)) return;
+    try {
+      await this.core.createNamespace({ body: toClientForm(ns), fieldManager: FIELD_MANAGER });
+      this.logger.info({ tool, namespace }, "created the tool's namespace");
+    } catch (error) {
+      if (!hasStatus(error, 409)) throw kubeError("create", { kind: "Namespace", name: namespace }, error);
+      const existing = await this.readNamespace(namespace);
+      if (existing && !isToolNamespace(existing, tool)) {
+        throw new PipelineError(
+          "deploy_failed",
+          `namespace ${namespace} exists but was not made by Slipway for tool ${tool} (its labels ${LABELS.managedBy}=${MANAGED_BY} and ${LABELS.tool}=${tool} are missing): delete it or label it, then deploy again`,
+          { details: { phase: "deploy", object: `Namespace ${namespace}` } },
+        );
+      }
+    }
+    await this.bind(tool, namespace);
+  }
+
+  /** The namespace, or undefined when it does not exist. */
+  private async readNamespace(name: string): Promise<V1Namespace | undefined> {
+    try {
+      return await this.core.readNamespace({ name });
+    } catch (error) {
+      if (hasStatus(error, 404)) return undefined;
+      throw kubeError("read", { kind: "Namespace", name }, error);
+    }
+  }
+
+  /** The RoleBinding `slipway` in `namespace`: ClusterRole `slipway-tool` for Slipway's own subject. */
+  private async bind(tool: string, namespace: string): Promise<void> {
+    const subject = this.subject!;
+    try {
+      await this.rbac.createNamespacedRoleBinding({
+        namespace,
+        fieldManager: FIELD_MANAGER,
+        body: {
+          metadata: { name: TOOL_ROLE_BINDING, namespace, labels: toolLabels(tool) },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: TOOL_ROLE },
+          subjects: [
+            subject.kind === "ServiceAccount"
+              ? { kind: "ServiceAccount", name: subject.name, namespace: subject.namespace }
+              : { kind: subject.kind, name: subject.name, apiGroup: "rbac.authorization.k8s.io" },
+          ],
+        },
+      });
+      this.logger.info({ tool, namespace, role: TOOL_ROLE }, "bound Slipway's role in the tool's namespace");
+    } catch (error) {
+      // An existing binding is an earlier Slipway's (its name is Slipway's; a changed subject is the operator's to fix).
+      if (!hasStatus(error, 409)) {
+        throw kubeError("create", { kind: "RoleBinding", namespace, name: TOOL_ROLE_BINDING }, error);
+      }
+    }
+    await this.waitForAccess(namespace);
+    this.bound.add(namespace);
+  }
+
+  /** Until the authorizer lets Slipway patch `namespace` itself, which only the RoleBinding grants. */
+  private async waitForAccess(namespace: string): Promise<void> {
+    const deadline = Date.now() + BINDING_WAIT_MS;
+    for (;;) {
+      const review = await this.authorization
+        .createSelfSubjectAccessReview({
+          body: {
+            spec: {
+              resourceAttributes: { namespace, verb: "patch", resource: "namespaces", name: namespace },
+            },
+          },
+        })
+        .catch((error: unknown) => {
+          throw kubeError("review its access to", `namespace ${namespace}`, error);
+        });
+      if (review.status?.allowed) return;
+      if (Date.now() > deadline) {
+        throw new TransientError(
+          `RoleBinding ${namespace}/${TOOL_ROLE_BINDING} does not grant Slipway ClusterRole ${TOOL_ROLE} after ${BINDING_WAIT_MS / 1000} s: check that ${TOOL_ROLE} is installed (infra/kubernetes/rbac) and that SLIPWAY_KUBE_SUBJECT names Slipway's own account`,
+        );
+      }
+      await sleep(200);
+    }
+  }
+
+  /**
+   * `list` in a tool namespace. Slipway's rights there come with the namespace (its RoleBinding), so a
+   * refusal where the namespace does not exist means there is nothing; a namespace an earlier Slipway
+   * made before it bound its namespaces is bound now, then listed again.
+   */
+  private async inToolNamespace<T>(tool: string, namespace: string, list: () => Promise<T[]>): Promise<T[]> {
+    try {
+      return await list();
+    } catch (error) {
+      if (!hasStatus(error, 403) || !this.subject) throw error;
+      const existing = await this.readNamespace(namespace);
+      if (!existing) return [];
+      if (!isToolNamespace(existing, tool)) throw error;
+      await this.bind(tool, namespace);
+      return list();
+    }
+  }
+
+  /** Objects of one kind in the tool's namespace, by label selector. */
+  async listLabelled(
+    tool: string,
+    apiVersion: string,
+    kind: string,
+    labelSelector: string,
+  ): Promise<ClientObject[]> {
+    const namespace = namespaceName(tool);
+    try {
+      return await this.inToolNamespace(tool, namespace, async () => {
+        const list = await this.objects.list(
+          apiVersion,
+          kind,
+          namespace,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          labelSelector,
+        );
+        return list.items;
+      });
+    } catch (error) {
+      throw kubeError("list", `${kind} in ${namespace}`, error);
+    }
   }
 
   private async applyOne(o: KubernetesObject): Promise<ClientObject> {
@@ -528,15 +711,16 @@ export class KubernetesApplier {
     }
   }
 
-  async listDeployments(namespace: string | undefined, labelSelector: string): Promise<V1Deployment[]> {
+  /** The tool's Deployments, by label selector; never across namespaces (Slipway may not list there). */
+  async listDeployments(tool: string, labelSelector: string): Promise<V1Deployment[]> {
+    const namespace = namespaceName(tool);
     try {
-      const list = namespace
-        ? await this.apps.listNamespacedDeployment({ namespace, labelSelector })
-        : await this.apps.listDeploymentForAllNamespaces({ labelSelector });
-      return list.items;
+      return await this.inToolNamespace(tool, namespace, async () => {
+        return (await this.apps.listNamespacedDeployment({ namespace, labelSelector })).items;
+      });
     } catch (error) {
-      if (error instanceof ApiException && (error as ApiException<unknown>).code === 404) return [];
-      throw kubeError("list", `deployments${namespace ? ` in ${namespace}` : ""}`, error);
+      if (hasStatus(error, 404)) return [];
+      throw kubeError("list", `deployments in ${namespace}`, error);
     }
   }
 

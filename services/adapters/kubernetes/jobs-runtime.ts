@@ -76,9 +76,15 @@ export class KubernetesJobsRuntime implements JobsRuntime {
 
   constructor(
     kubeConfig: KubeConfig,
-    private readonly applier: Pick<KubernetesApplier, "apply" | "remove" | "creationFailure">,
-    /** The release a run's image belongs to: its commit labels the objects. */
-    private readonly releases: { getRelease(id: string): Promise<Release | undefined> },
+    private readonly applier: Pick<
+      KubernetesApplier,
+      "apply" | "remove" | "creationFailure" | "listLabelled"
+    >,
+    /** The release a run's image belongs to (its commit labels the objects); the tools whose namespaces hold runs. */
+    private readonly releases: {
+      getRelease(id: string): Promise<Release | undefined>;
+      listTools(): Promise<readonly { readonly name: string }[]>;
+    },
     private readonly options: KubernetesJobsRuntimeOptions,
     private readonly logger: Logger,
   ) {
@@ -140,32 +146,30 @@ export class KubernetesJobsRuntime implements JobsRuntime {
     };
   }
 
-  /** Deletes the Jobs (with their pods) and Secrets of runs this runner left behind. */
+  /**
+   * Deletes the Jobs (with their pods) and Secrets of runs this runner left behind, listed by label in
+   * each tool's namespace: Slipway has no right to list across namespaces.
+   */
   async removeLeftovers(): Promise<number> {
     const labelSelector = runnerSelector(this.options.runner);
-    let jobs;
-    try {
-      jobs = (await this.batch.listJobForAllNamespaces({ labelSelector })).items;
-    } catch (error) {
-      throw kubeError("list", "the job runner's Jobs", error);
-    }
+    // The selector already asked for these; checked again because deleting is not undoable.
+    const mine = (o: { metadata?: { labels?: Record<string, string> } }) =>
+      o.metadata?.labels?.[RUN_LABELS.runner] === this.options.runner;
     let removed = 0;
-    for (const j of jobs) {
-      const { name, namespace, labels } = j.metadata ?? {};
-      // The selector already asked for these; checked again because deleting is not undoable.
-      if (!name || !namespace?.startsWith("tool-") || labels?.[RUN_LABELS.runner] !== this.options.runner)
-        continue;
-      await this.applier.remove({ apiVersion: "batch/v1", kind: "Job", namespace, name });
-      removed++;
-    }
-    const secrets = await this.core.listSecretForAllNamespaces({ labelSelector }).catch((error: unknown) => {
-      throw kubeError("list", "the job runner's Secrets", error);
-    });
-    for (const s of secrets.items) {
-      const { name, namespace, labels } = s.metadata ?? {};
-      if (!name || !namespace?.startsWith("tool-") || labels?.[RUN_LABELS.runner] !== this.options.runner)
-        continue;
-      await this.applier.remove({ apiVersion: "v1", kind: "Secret", namespace, name });
+    for (const { name: tool } of await this.releases.listTools()) {
+      const namespace = namespaceName(tool);
+      const jobs = await this.applier.listLabelled(tool, "batch/v1", "Job", labelSelector);
+      for (const j of jobs.filter(mine)) {
+        const name = j.metadata?.name;
+        if (!name) continue;
+        await this.applier.remove({ apiVersion: "batch/v1", kind: "Job", namespace, name });
+        removed++;
+      }
+      const secrets = await this.applier.listLabelled(tool, "v1", "Secret", labelSelector);
+      for (const s of secrets.filter(mine)) {
+        const name = s.metadata?.name;
+        if (name) await this.applier.remove({ apiVersion: "v1", kind: "Secret", namespace, name });
+      }
     }
     return removed;
   }

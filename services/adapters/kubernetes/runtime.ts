@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import {
   LABELS,
   MANAGED_BY,
@@ -68,7 +68,11 @@ export class KubernetesRuntime implements AppRuntime {
   constructor(
     private readonly applier: KubernetesApplier,
     /** The release a RunSpec belongs to: its commit labels every object. */
-    private readonly releases: { getRelease(id: string): Promise<Release | undefined> },
+    private readonly releases: {
+      getRelease(id: string): Promise<Release | undefined>;
+      /** The tools whose namespaces `list()` looks in. */
+      listTools(): Promise<readonly { readonly name: string }[]>;
+    },
     private readonly options: KubernetesRuntimeOptions,
     private readonly logger: Logger,
   ) {}
@@ -132,9 +136,14 @@ export class KubernetesRuntime implements AppRuntime {
     };
   }
 
+  /** The tool's apps, or every tool's: one list per tool namespace (Slipway may not list across them). */
   async list(tool?: string): Promise<RunningApp[]> {
-    const selector = `${LABELS.managedBy}=${MANAGED_BY}${tool ? `,${LABELS.tool}=${tool}` : ""}`;
-    const deployments = await this.applier.listDeployments(tool ? namespaceName(tool) : undefined, selector);
+    const tools = tool ? [tool] : (await this.releases.listTools()).map((t) => t.name);
+    const deployments: V1Deployment[] = [];
+    for (const t of tools) {
+      const selector = `${LABELS.managedBy}=${MANAGED_BY},${LABELS.tool}=${t}`;
+      deployments.push(...(await this.applier.listDeployments(t, selector)));
+    }
     const apps: RunningApp[] = [];
     for (const d of deployments) {
       const labels = d.metadata?.labels ?? {};
@@ -185,7 +194,7 @@ export class KubernetesRuntime implements AppRuntime {
    */
   async replicas(tool: string, releaseId: string): Promise<{ ready: number; desired: number } | undefined> {
     const deployments = await this.applier.listDeployments(
-      namespaceName(tool),
+      tool,
       `${LABELS.managedBy}=${MANAGED_BY},${LABELS.tool}=${tool},${LABELS.component}=webservice`,
     );
     const d = deployments.find((x) => x.metadata?.labels?.[LABELS.release] === releaseId);

@@ -26,6 +26,7 @@ export {
   envSecretName,
   namespaceName,
   selectorLabels,
+  toolLabels,
   workloadLabels,
 } from "./names.js";
 export {

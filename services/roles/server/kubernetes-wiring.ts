@@ -55,7 +55,7 @@ export function kubernetesProfile(
   if (config.kubernetes.kubeconfig) kubeConfig.loadFromFile(config.kubernetes.kubeconfig);
   else kubeConfig.loadFromDefault();
   const logger = deps.logger.child({ component: "kubernetes" });
-  const applier = new KubernetesApplier(kubeConfig, logger);
+  const applier = new KubernetesApplier(kubeConfig, logger, { subject: config.kubernetes.subject });
   const render = clusterRenderOptions(config);
   const runtime = new KubernetesRuntime(
     applier,
