@@ -205,8 +205,11 @@ describe.skipIf(assets.skip !== undefined)("limits a tool namespace forbids, on 
     const tool = "kl-first";
     const ns = `tool-${tool}`;
     await tools.create(tool);
-    // The operator's namespace and LimitRange exist before Slipway's first deploy.
-    await cluster.api("POST", "/api/v1/namespaces", { metadata: { name: ns } });
+    // The operator's namespace and LimitRange exist before Slipway's first deploy; labelled as Slipway's
+    // for the tool, since Slipway refuses to take over a namespace of the tool's name it did not make.
+    await cluster.api("POST", "/api/v1/namespaces", {
+      metadata: { name: ns, labels: { "app.kubernetes.io/managed-by": "slipway", "slipway.dev/tool": tool } },
+    });
     await cluster.api("POST", `/api/v1/namespaces/${ns}/limitranges`, ratioLimitRange(ns));
     const { release, build, log } = await deploy(await newRelease(tool));
     expect(release.status).toBe("failed");

@@ -638,18 +638,32 @@ export class KubernetesApplier {
    * The LimitRanges and ResourceQuotas in force in a namespace, whoever made them (an operator may add
    * their own beside Slipway's). A namespace that does not exist yet has none.
    */
-  async namespacePolicy(namespace: string): Promise<LimitPolicy> {
+  async namespacePolicy(tool: string): Promise<LimitPolicy> {
+    const namespace = namespaceName(tool);
     try {
+      // A namespace not made yet (a first deploy) has no policy of its own; asking would only be refused,
+      // since Slipway's rights there come with the namespace's RoleBinding.
+      if (this.subject && !this.bound.has(namespace) && !(await this.readNamespace(namespace))) {
+        return { limitRanges: [], quotas: [] };
+      }
       const [ranges, quotas] = await Promise.all([
-        this.core.listNamespacedLimitRange({ namespace }),
-        this.core.listNamespacedResourceQuota({ namespace }),
+        this.inToolNamespace(
+          tool,
+          namespace,
+          async () => (await this.core.listNamespacedLimitRange({ namespace })).items,
+        ),
+        this.inToolNamespace(
+          tool,
+          namespace,
+          async () => (await this.core.listNamespacedResourceQuota({ namespace })).items,
+        ),
       ]);
       return {
-        limitRanges: ranges.items.map((l) => ({
+        limitRanges: ranges.map((l) => ({
           name: l.metadata?.name ?? "?",
           limits: (l.spec?.limits ?? []).map((i) => ({ type: i.type, max: i.max, min: i.min })),
         })),
-        quotas: quotas.items.map((q) => ({ name: q.metadata?.name ?? "?", hard: q.spec?.hard ?? {} })),
+        quotas: quotas.map((q) => ({ name: q.metadata?.name ?? "?", hard: q.spec?.hard ?? {} })),
       };
     } catch (error) {
       throw kubeError("list", `LimitRanges and ResourceQuotas in ${namespace}`, error);
@@ -735,21 +749,40 @@ export class KubernetesApplier {
   /** Deletes one object; already gone is fine. */
   async remove(ref: ObjectRef & { apiVersion: string }): Promise<void> {
     try {
-      await this.objects.delete(
-        {
-          apiVersion: ref.apiVersion,
-          kind: ref.kind,
-          metadata: { name: ref.name, namespace: ref.namespace },
-        },
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        "Background",
-      );
+      await this.deleteOne(ref);
     } catch (error) {
       if (error instanceof ApiException && (error as ApiException<unknown>).code === 404) return;
-      throw kubeError("delete", ref, error);
+      if (!hasStatus(error, 403) || !this.subject || ref.namespace === undefined) {
+        throw kubeError("delete", ref, error);
+      }
+      // Slipway's rights in a tool namespace come with its RoleBinding: where the namespace does not
+      // exist there is nothing to delete; one an earlier Slipway made unbound is bound, then retried.
+      const existing = await this.readNamespace(ref.namespace);
+      const tool = existing?.metadata?.labels?.[LABELS.tool];
+      if (!existing) return;
+      if (tool === undefined || !isToolNamespace(existing, tool)) throw kubeError("delete", ref, error);
+      await this.bind(tool, ref.namespace);
+      try {
+        await this.deleteOne(ref);
+      } catch (retryError) {
+        if (hasStatus(retryError, 404)) return;
+        throw kubeError("delete", ref, retryError);
+      }
     }
+  }
+
+  private async deleteOne(ref: ObjectRef & { apiVersion: string }): Promise<void> {
+    await this.objects.delete(
+      {
+        apiVersion: ref.apiVersion,
+        kind: ref.kind,
+        metadata: { name: ref.name, namespace: ref.namespace },
+      },
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      "Background",
+    );
   }
 }

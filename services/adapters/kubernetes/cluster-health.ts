@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { ApiException, NetworkingV1Api, VersionApi, type KubeConfig } from "@kubernetes/client-node";
+import {
+  ApiException,
+  AuthorizationV1Api,
+  NetworkingV1Api,
+  VersionApi,
+  type KubeConfig,
+} from "@kubernetes/client-node";
 import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { ClusterHealthSource, ClusterHealthView } from "../../ports/cluster-health.js";
@@ -27,6 +33,7 @@ const DEFAULTS = { minBackoffMs: 1000, maxBackoffMs: 30_000, checkMs: 30_000, pr
 export class ClusterHealth implements ClusterHealthSource {
   private readonly version: VersionApi;
   private readonly networking: NetworkingV1Api;
+  private readonly authorization: AuthorizationV1Api;
   private readonly options: typeof DEFAULTS & { readonly ingressClass: string };
   private state: ClusterHealthView;
   private readonly stopped = new AbortController();
@@ -40,6 +47,7 @@ export class ClusterHealth implements ClusterHealthSource {
   ) {
     this.version = kubeConfig.makeApiClient(VersionApi);
     this.networking = kubeConfig.makeApiClient(NetworkingV1Api);
+    this.authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
     this.options = {
       minBackoffMs: options.minBackoffMs ?? DEFAULTS.minBackoffMs,
       maxBackoffMs: options.maxBackoffMs ?? DEFAULTS.maxBackoffMs,
@@ -96,8 +104,32 @@ export class ClusterHealth implements ClusterHealthSource {
       this.set("unavailable", describeFailure(error), this.state.warnings);
       return false;
     }
+    const refused = await this.missingRights();
+    if (refused !== undefined) {
+      this.set("unavailable", refused, this.state.warnings);
+      return false;
+    }
     this.set("available", null, await this.ingressWarnings());
     return true;
+  }
+
+  /**
+   * Why Slipway's account cannot deploy, or undefined when it can. A cluster that answers but where
+   * Slipway may not create a tool's namespace (its role not installed yet, or a wrong subject) would
+   * fail every deploy with 403, so until then deploys wait as they do for an unreachable cluster.
+   */
+  private async missingRights(): Promise<string | undefined> {
+    try {
+      const review = await this.withTimeout(
+        this.authorization.createSelfSubjectAccessReview({
+          body: { spec: { resourceAttributes: { verb: "create", resource: "namespaces" } } },
+        }),
+      );
+      if (review.status?.allowed) return undefined;
+      return "the API server answers, but Slipway's account may not create namespaces: apply infra/kubernetes/rbac (kubectl apply -k) and check that SLIPWAY_KUBE_SUBJECT names the account Slipway runs as";
+    } catch (error) {
+      return `cannot review Slipway's own rights (${describeFailure(error)})`;
+    }
   }
 
   private async ingressWarnings(): Promise<string[]> {

@@ -42,10 +42,10 @@ export interface ClusterApplier {
     options: { timeoutS: number; signal?: AbortSignal | undefined; pollMs?: number | undefined },
   ): Promise<unknown>;
   /**
-   * The LimitRanges and ResourceQuotas live in a namespace (an operator's beside Slipway's). Without it
-   * the release is checked against the ones Slipway renders only.
+   * The LimitRanges and ResourceQuotas live in the tool's namespace (an operator's beside Slipway's); none
+   * before the namespace exists. Without it the release is checked against the ones Slipway renders only.
    */
-  namespacePolicy?(namespace: string): Promise<LimitPolicy>;
+  namespacePolicy?(tool: string): Promise<LimitPolicy>;
 }
 
 export interface KubernetesDeployerOptions {
@@ -117,7 +117,7 @@ export class KubernetesDeployer {
       const { objects, web, runs } = this.render(release, vars, say);
       // Pods the namespace would refuse fail here, before anything is applied, instead of a rollout
       // that waits for pods the API server will never admit.
-      await this.checkLimits(namespace, [...objects, ...runs], say);
+      await this.checkLimits(release.tool, namespace, [...objects, ...runs], say);
       const pull = await this.deps.pullCredentials?.(release.tool);
       if (pull) {
         // Before anything that starts a pod (the release phase Job included), or it cannot pull its image.
@@ -242,13 +242,14 @@ export class KubernetesDeployer {
 
   /** Throws, naming every problem, when the namespace's limits (rendered and live) would refuse a pod. */
   private async checkLimits(
+    tool: string,
     namespace: string,
     objects: readonly KubernetesObject[],
     say: (line: string) => Promise<void>,
   ): Promise<void> {
     let live: LimitPolicy = { limitRanges: [], quotas: [] };
     try {
-      live = (await this.deps.cluster.namespacePolicy?.(namespace)) ?? live;
+      live = (await this.deps.cluster.namespacePolicy?.(tool)) ?? live;
     } catch (error) {
       // Not fatal: the rollout still fails within seconds on a pod the API server refuses.
       await say(`note: checked against Slipway's own limits only: ${errorMessage(error)}`);
