@@ -261,6 +261,10 @@ export async function startKubeDouble(): Promise<KubeDouble> {
   for (const gv of groupVersions.keys()) {
     app.get(gv.includes("/") ? `/apis/${gv}` : `/api/${gv}`, discovery(gv));
   }
+  // What Slipway's cluster health probe asks first (adapters/kubernetes/cluster-health.ts).
+  app.get("/version", (_req, res) => {
+    send(res, 200, { major: "1", minor: "24", gitVersion: "v1.24.0-double", platform: "linux/amd64" });
+  });
 
   /** Resolves `/api/v1/...` and `/apis/<group>/<version>/...` paths. */
   function route(
