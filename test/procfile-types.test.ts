@@ -138,6 +138,16 @@ describe("Procfile process types", () => {
       ["custom", "one-off"],
       ["migrate", "one-off"],
     ]);
+    // The clock is continuous: defined like the one-offs until the job runner starts it a moment later.
+    await waitFor(
+      "the clock to start",
+      async () =>
+        (await jobsOf(ONESHOT)).find((j) => j.name === "clock")?.status.state !== "defined"
+          ? true
+          : undefined,
+      60_000,
+      500,
+    );
     const listed = await cli(ONESHOT, ["jobs", "list"]);
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/^custom\tone-off\tdefined, not running\t/m);
