@@ -43,6 +43,9 @@ async function main(): Promise<void> {
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
+    // A closed terminal or ssh session: Node's default would exit at once and leave Redis and the
+    // registry running without their owner.
+    process.once("SIGHUP", stop);
     const server = await startServer(config, logger, role as Role);
     running.server = server;
     if (server.adminTokenCreated) {

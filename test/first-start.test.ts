@@ -24,7 +24,17 @@ let output = "";
 
 afterAll(async () => {
   const serverPid = await serverPidUnder(script?.pid);
-  if (serverPid) process.kill(serverPid, "SIGTERM");
+  if (serverPid) {
+    process.kill(serverPid, "SIGTERM");
+    // The server stops its Redis and registry on the way out; the terminal is closed only after, or
+    // the hang-up would cut that short.
+    await waitFor(
+      "the server to stop",
+      async () => ((await cmdlineOf(serverPid)) ? undefined : true),
+      30_000,
+      200,
+    ).catch(() => process.kill(serverPid, "SIGKILL"));
+  }
   script?.kill("SIGTERM");
   // The stack build's debootstraps are the server's children; they are told to stop (debootstrap's
   // own exit trap unmounts what it mounted in the tree) and waited for before the tree is removed.

@@ -27,6 +27,16 @@ async function temp(name: string): Promise<string> {
   return dir;
 }
 
+/** False once no process of the group is left to take the signal. */
+function signalGroup(group: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(group, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function mustPass(what: string, r: RunResult): RunResult {
   if (r.code !== 0) throw new Error(`${what} exited with ${r.code}:\n${r.stdout}\n${r.stderr}`);
   return r;
@@ -35,9 +45,19 @@ function mustPass(what: string, r: RunResult): RunResult {
 afterAll(async () => {
   if (serverChild && serverChild.exitCode === null) {
     const gone = new Promise((resolve) => serverChild!.once("exit", resolve));
-    serverChild.kill("SIGTERM");
-    const timer = setTimeout(() => serverChild!.kill("SIGKILL"), 30_000);
+    // To the whole group, as Ctrl-C in the terminal does: npm passes a signal to its shell, not on to
+    // the server under it, so signalling npm alone left the server, Redis and registry running.
+    const group = -serverChild.pid!;
+    signalGroup(group, "SIGTERM");
+    const timer = setTimeout(() => signalGroup(group, "SIGKILL"), 30_000);
     await gone;
+    // npm is gone; the server under it may still be stopping its Redis and registry.
+    await waitFor(
+      "the server's process group to end",
+      () => Promise.resolve(signalGroup(group, 0) ? undefined : true),
+      30_000,
+      200,
+    ).catch(() => signalGroup(group, "SIGKILL"));
     clearTimeout(timer);
   }
   await removeToolContainers(TOOL);
@@ -76,7 +96,13 @@ it("the quick start works from a fresh clone, with `slipway` on PATH, from anoth
     SLIPWAY_REDIS_PORT: String(await freePort()),
     SLIPWAY_REGISTRY_PORT: String(await freePort()),
   };
-  serverChild = spawn("npm", ["start"], { cwd: clone, env: serverEnv, stdio: ["ignore", "pipe", "pipe"] });
+  serverChild = spawn("npm", ["start"], {
+    cwd: clone,
+    env: serverEnv,
+    stdio: ["ignore", "pipe", "pipe"],
+    // Its own process group, like a terminal's foreground job, so the stop reaches the server too.
+    detached: true,
+  });
   let serverOutput = "";
   serverChild.stdout?.on("data", (c: Buffer) => (serverOutput += c.toString("utf8")));
   serverChild.stderr?.on("data", (c: Buffer) => (serverOutput += c.toString("utf8")));

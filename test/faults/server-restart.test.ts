@@ -63,6 +63,23 @@ afterAll(async () => {
   }
 }, 120_000);
 
+describe("the terminal that ran `npm start` closes", () => {
+  it("stops the server as SIGTERM does: its Redis and registry go with it", async () => {
+    const h = await newHome("hangup");
+    const s = await start(h);
+    const redisPid = (await pidIn(path.join(h.home, "redis", "redis.pid")))!;
+    const registryPid = (await pidIn(path.join(h.home, "registry", "registry.pid")))!;
+
+    // What a closed ssh session or terminal window sends to the process it ran.
+    s.child.kill("SIGHUP");
+    await s.exited;
+    expect(s.output()).toMatch(/"msg":"shutting down"/);
+    expect(await cmdlineOf(redisPid)).toBeUndefined();
+    expect(await cmdlineOf(registryPid)).toBeUndefined();
+    await expect(readFile(path.join(h.home, "redis", "redis.pid"))).rejects.toThrow(/ENOENT/);
+  }, 300_000);
+});
+
 describe("kill -9 of the server", () => {
   it("starts again on the same home and ports, with the data it had, and no orphan left", async () => {
     const h = await newHome("crash");
