@@ -209,6 +209,28 @@ describe("tools show", () => {
   });
 });
 
+describe("tools rotate", () => {
+  it("shows a new token once; the old token is refused from then on, the new one works", async () => {
+    const old = { SLIPWAY_PORT: String(port), SLIPWAY_TOKEN: tools["cli-beta"]!.token, SLIPWAY_HOME: home };
+    expect((await slipway(["tools", "show", "cli-beta"], old)).code).toBe(0);
+    const r = await slipway(["tools", "rotate", "cli-beta", "token", "--json"], old);
+    expect(r.code).toBe(0);
+    const { token } = JSON.parse(r.stdout) as { token: string };
+    expect(token).toMatch(/^slp/);
+    const refused = await slipway(["tools", "show", "cli-beta"], old);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/token/i);
+    expect((await slipway(["tools", "show", "cli-beta"], { ...old, SLIPWAY_TOKEN: token })).code).toBe(0);
+    tools["cli-beta"] = { ...tools["cli-beta"]!, token };
+  });
+
+  it("names the secrets it can replace when asked for another", async () => {
+    const r = await slipway(["tools", "rotate", "cli-alpha", "password"], admin());
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("token, webhook-secret, redeploy-url");
+  });
+});
+
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {
   const srv = net.createServer();

@@ -170,6 +170,14 @@ describe("linking a tool to GitLab", () => {
     expect((await hook(secret, "4".repeat(40), "/hooks/gitlab")).status).toBe(202);
   });
 
+  it("refuses `tools rotate webhook-secret` for a linked tool, which would leave GitLab's hook behind", async () => {
+    const secret = gitlab.hooks(PROJECT_ID)[0]!.token!;
+    const out = await cli(["tools", "rotate", tool.name, "webhook-secret"]);
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain(`slipway tools link-gitlab ${tool.name}`);
+    expect((await hook(secret, "5".repeat(40))).status).toBe(202);
+  });
+
   it("stores both credentials encrypted, with the key file readable by its owner only", async () => {
     const value = await raw.get(`slipway:forge-link:${tool.name}`);
     expect(value).not.toBeNull();

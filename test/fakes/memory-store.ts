@@ -68,11 +68,11 @@ export class MemoryStore implements StateStore {
     return Promise.resolve(copyOrUndefined(this.secrets.get(hash)));
   }
 
-  replaceSecretHash(name: string, kind: SecretKind, hash: string): Promise<Tool> {
+  replaceSecretHash(name: string, kind: SecretKind, hash: string, also: Partial<Tool> = {}): Promise<Tool> {
     const before = this.tools.get(name);
     if (!before) return Promise.reject(new NotFoundError(`tool "${name}" does not exist`));
     const field = SECRET_FIELDS[kind];
-    const tool = this.patch(this.tools, name, { [field]: hash }, `tool "${name}"`);
+    const tool = this.patch(this.tools, name, { ...also, [field]: hash }, `tool "${name}"`);
     this.secrets.set(hash, { tool: name, kind });
     this.secrets.delete(before[field]);
     this.toolChanged(name);

@@ -17,6 +17,17 @@ export interface CreatedTool {
   readonly web_url: string;
 }
 
+/** The secrets `tools rotate` replaces, by the names the CLI and API use. */
+export const ROTATABLE_SECRETS = ["token", "webhook-secret", "redeploy-url"] as const;
+export type RotatableSecret = (typeof ROTATABLE_SECRETS)[number];
+
+/** What `tools rotate` shows once: the new secret in the field `tools create` showed it in. */
+export type RotatedSecret = { readonly name: string } & (
+  | { readonly token: string }
+  | { readonly webhook_secret: string; readonly webhook_url: string }
+  | { readonly redeploy_url: string }
+);
+
 export class ToolService {
   constructor(
     private readonly store: ToolStore,
@@ -57,9 +68,36 @@ export class ToolService {
       git_url: `${base}/git/${name}.git`,
       webhook_url: `${base}/hooks/gitlab/${name}`,
       webhook_secret: webhookSecret,
-      redeploy_url: `${base}/hooks/redeploy/${name}?token=${encodeURIComponent(redeployToken)}`,
+      redeploy_url: redeployUrl(base, name, redeployToken),
       web_url: this.urls.webUrl(name),
     };
+  }
+
+  /**
+   * Replaces one of a tool's secrets (a leaked token, webhook secret or redeploy URL): the old one stops
+   * working at once, in this process and, through the tool watch, within a second in every other.
+   */
+  async rotate(name: string, secret: RotatableSecret): Promise<RotatedSecret> {
+    await this.get(name);
+    const base = this.urls.publicUrl;
+    switch (secret) {
+      case "token": {
+        const token = newSecret("slp");
+        await this.store.replaceSecretHash(name, "token", hashSecret(token));
+        return { name, token };
+      }
+      case "webhook-secret": {
+        const webhookSecret = newSecret("slw");
+        const fields = webhookSecretFields(name, webhookSecret, this.box);
+        await this.store.replaceSecretHash(name, "webhook", fields.webhook_secret_hash, fields);
+        return { name, webhook_secret: webhookSecret, webhook_url: `${base}/hooks/gitlab/${name}` };
+      }
+      case "redeploy-url": {
+        const redeployToken = newSecret("slr");
+        await this.store.replaceSecretHash(name, "redeploy", hashSecret(redeployToken));
+        return { name, redeploy_url: redeployUrl(base, name, redeployToken) };
+      }
+    }
   }
 
   async get(name: string): Promise<Tool> {
@@ -138,6 +176,10 @@ export class ToolService {
     const ok = secretMatches(token, tool?.redeploy_token_hash ?? DUMMY_HASH);
     return ok && tool ? tool : undefined;
   }
+}
+
+function redeployUrl(base: string, tool: string, token: string): string {
+  return `${base}/hooks/redeploy/${tool}?token=${encodeURIComponent(token)}`;
 }
 
 /** Compared against when the tool does not exist, so both paths do the same work. */

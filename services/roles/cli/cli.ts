@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { Command, Option } from "commander";
+import { Argument, Command, Option } from "commander";
+import { ROTATABLE_SECRETS } from "../../domain/tools/tool-service.js";
 import type { Config } from "../../platform/env.js";
 import { ApiClient, ApiError } from "./client.js";
 import { validateConfigFile } from "./config-validate.js";
@@ -101,6 +102,34 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
         c.request<unknown[]>("GET", `${base}/jobs`).catch(() => undefined),
       ]);
       out(false, t, () => toolSummary(t, web, jobs));
+    });
+
+  tools
+    .command("rotate")
+    .description(
+      "replace a leaked secret of a tool (its token, webhook secret or redeploy URL); the old one stops working at once, the new one is shown once",
+    )
+    .argument("<name>", "the tool")
+    .addArgument(new Argument("<secret>", "the secret to replace").choices(ROTATABLE_SECRETS))
+    .addOption(json())
+    .action(async (name: string, secret: string, o: { json?: boolean }) => {
+      const t = await (
+        await client()
+      ).request<Record<string, string>>("POST", `/api/v1/tools/${encodeURIComponent(name)}/rotate`, {
+        secret,
+      });
+      out(!!o.json, t, () =>
+        [
+          `Replaced the ${secret} of tool ${t.name}; the old one no longer works. Keep this; it is not shown again.`,
+          ...(t.token ? [`  token:          ${t.token}`] : []),
+          ...(t.webhook_secret
+            ? [
+                `  GitLab webhook: ${t.webhook_url}   secret: ${t.webhook_secret}   (set it in the project's webhook)`,
+              ]
+            : []),
+          ...(t.redeploy_url ? [`  redeploy URL:   ${t.redeploy_url}`] : []),
+        ].join("\n"),
+      );
     });
 
   tools

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { TERMINAL_STATUSES, type Build } from "../../domain/builds/build.js";
 import type { BuildControl } from "../../domain/pipeline/build-control.js";
 import type { TriggerService } from "../../domain/pipeline/triggers.js";
-import { toolView, type ToolService } from "../../domain/tools/tool-service.js";
+import { ROTATABLE_SECRETS, toolView, type ToolService } from "../../domain/tools/tool-service.js";
 import { validateToolName } from "../../domain/tools/tool.js";
 import { ConflictError, InputError, NotFoundError } from "../../platform/errors.js";
 import type { BuildLogs } from "../../ports/logs.js";
@@ -33,6 +33,8 @@ export interface ApiDeps {
   readonly routers?: readonly RequestHandler[] | undefined;
   /** Extra fields of `GET /api/v1/tools/:tool` (the GitLab link, without credentials). */
   readonly toolExtras?: ((tool: string) => Promise<Record<string, unknown>>) | undefined;
+  /** Whether a tool is linked to a forge project (whose hook then holds its webhook secret). */
+  readonly forgeLinked?: ((tool: string) => Promise<boolean>) | undefined;
   /** What `slipway render` renders with; the cluster profile passes its Ingress settings. */
   readonly renderOptions?: RenderOptions | undefined;
   /** The registry host pods pull from; `slipway render` then shows the (redacted) `registry-pull` Secret. */
@@ -42,6 +44,7 @@ export interface ApiDeps {
 }
 
 const createTool = z.object({ name: z.string() });
+const rotateSecret = z.object({ secret: z.enum(ROTATABLE_SECRETS) });
 const startBuild = z.object({
   ref: z.string().min(1).max(255).optional(),
   force: z.boolean().optional(),
@@ -95,6 +98,17 @@ export function apiRouter(deps: ApiDeps): Router {
       latest_build: builds[0] ?? null,
       live_release: live ?? null,
     });
+  });
+
+  r.post("/api/v1/tools/:tool/rotate", async (req, res) => {
+    const tool = await toolOf(req, deps);
+    const { secret } = parse(rotateSecret, req.body);
+    // A linked project's hook holds the secret too; linking again rotates it and updates the hook.
+    if (secret === "webhook-secret" && (await deps.forgeLinked?.(tool.name)))
+      throw new ConflictError(
+        `tool "${tool.name}" is linked to a GitLab project whose hook holds this secret: run \`slipway tools link-gitlab ${tool.name}\` again, which rotates it and updates the hook`,
+      );
+    res.json(await deps.tools.rotate(tool.name, secret));
   });
 
   r.post("/api/v1/tools/:tool/builds", async (req, res) => {

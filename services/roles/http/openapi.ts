@@ -51,6 +51,26 @@ export function openApiDocument(publicUrl: string) {
           },
         },
       },
+      "/api/v1/tools/{tool}/rotate": {
+        post: {
+          summary:
+            "Replace a leaked secret (token, webhook-secret or redeploy-url); the old one stops working at once, the new one is returned once. 409 for the webhook secret of a GitLab-linked tool: link it again instead",
+          parameters: [toolParam],
+          requestBody: json({
+            type: "object",
+            required: ["secret"],
+            properties: { secret: { type: "string", enum: ["token", "webhook-secret", "redeploy-url"] } },
+          }),
+          responses: {
+            "200": {
+              description: "{name, token} | {name, webhook_secret, webhook_url} | {name, redeploy_url}",
+            },
+            "400": error,
+            "404": error,
+            "409": error,
+          },
+        },
+      },
       "/api/v1/tools/{tool}/gitlab": {
         get: {
           summary: "The tool's GitLab link, or null (never a token)",

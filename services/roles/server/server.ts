@@ -316,6 +316,7 @@ export async function startServer(
           ],
           envvars,
           toolExtras: gitlab.toolExtras,
+          forgeLinked: async (tool) => (await gitlab.linkedSourceUrl(tool)) !== undefined,
           renderOptions: cluster?.render,
           pullRegistry: images.endpoint.host,
           cluster: cluster?.health,
