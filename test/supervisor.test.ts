@@ -132,7 +132,7 @@ describe("SupervisedProcess", () => {
     const failed = logger.entries.filter((e) => e.msg === "child process restart failed; trying again");
     expect(failed[0]?.fields).toMatchObject({ restartInMs: 600 });
     expect(failed[1]?.fields).toMatchObject({ restartInMs: 1200 });
-    expect(String(failed[0]?.fields && (failed[0].fields as { error: string }).error)).toMatch(
+    expect(String(failed[0]?.fields && (failed[0].fields as { err: Error }).err.message)).toMatch(
       /port \d+ on 127\.0\.0\.1 is taken by a process that is not this home's fake-server/,
     );
     await new Promise((r) => squatter.close(r));

@@ -45,10 +45,33 @@ export function createLogger(options: {
   const destination = options.destination ?? process.stdout;
   // Redaction happens before the formatter sees a line, so the readable form is as safe as the JSON.
   const base: PinoLogger = pino(
-    { level: options.level, redact: { paths: REDACT_PATHS, censor: "[redacted]" }, base: undefined },
+    {
+      level: options.level,
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      serializers: { err: errorFields },
+      base: undefined,
+    },
     options.pretty ? prettyStream(destination) : destination,
   );
   return wrap(base);
+}
+
+/**
+ * How `{ err }` is written: type, message, code, stack and the causes' messages, nothing else. pino's
+ * own serializer copies every enumerable property, and client libraries hang the failed request on
+ * their errors (gitbeaker's `cause.request` holds the PRIVATE-TOKEN header), which redaction by key
+ * name cannot be trusted to catch.
+ */
+export function errorFields(error: unknown, depth = 0): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return {
+    type: error.name,
+    message: error.message,
+    ...(typeof code === "string" || typeof code === "number" ? { code } : {}),
+    ...(depth === 0 ? { stack: error.stack } : {}),
+    ...(error.cause !== undefined && depth < 3 ? { cause: errorFields(error.cause, depth + 1) } : {}),
+  };
 }
 
 function wrap(l: PinoLogger): Logger {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { open } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TransientError, errorMessage } from "./errors.js";
+import { TransientError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { isListening } from "./net.js";
 import { removePidFile, stopOrphan, writePidFile, type ChildIdentity } from "./pid-file.js";
@@ -158,7 +158,7 @@ export class SupervisedProcess {
     } catch (e) {
       if (this.stopping) return;
       this.logger.error(
-        { error: errorMessage(e), restartInMs: this.backoff() },
+        { err: e, restartInMs: this.backoff() },
         "child process restart failed; trying again",
       );
       this.schedule();

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Build } from "../../domain/builds/build.js";
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { closeConnection, commandConnection, isConnectionError } from "../redis/connection.js";
 import { releaseLease, takeLease } from "../redis/lease.js";
@@ -76,7 +75,7 @@ export class BuildOutbox {
     this.running = this.drain()
       .catch((error: unknown) => {
         // While Redis is down this repeats every poll; RedisHealth has said so once already.
-        const fields = { error: errorMessage(error) };
+        const fields = { err: error };
         const what = "builds not moved to the queue yet; will retry";
         if (isConnectionError(error)) this.logger.debug(fields, what);
         else this.logger.warn(fields, what);
@@ -158,7 +157,7 @@ export class BuildOutbox {
       .filter((id) => !taken.has(id) || enqueued.has(id))
       .map((id) =>
         this.queue.removeWaiting("build", id).catch((error: unknown) => {
-          this.logger.debug({ buildId: id, error: errorMessage(error) }, "superseded build not dequeued");
+          this.logger.debug({ buildId: id, err: error }, "superseded build not dequeued");
           return false;
         }),
       );

@@ -7,7 +7,7 @@ import {
   workerConnection,
 } from "../redis/connection.js";
 import type { Logger } from "../../platform/logger.js";
-import { SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
+import { SlipwayError, TransientError } from "../../platform/errors.js";
 import { JOBS, QUEUE_OF, fairGroupOf, type JobName, type JobPayload } from "../../domain/pipeline/jobs.js";
 import { FairSlots } from "./fair-slots.js";
 
@@ -117,7 +117,7 @@ export class JobQueue {
         await job.promote();
         return;
       } catch (error) {
-        logger.debug({ job: name, jobId: id, error: errorMessage(error) }, "parked job not promoted");
+        logger.debug({ job: name, jobId: id, err: error }, "parked job not promoted");
       }
     }
   }
@@ -177,7 +177,7 @@ export class JobQueue {
             if (lease && group !== undefined) {
               await lease.release().catch(() => undefined);
               await this.promoteParked(name, group, logger).catch((e: unknown) =>
-                logger.warn({ job: name, group, error: errorMessage(e) }, "could not promote a parked job"),
+                logger.warn({ job: name, group, err: e }, "could not promote a parked job"),
               );
             }
           }
@@ -185,13 +185,13 @@ export class JobQueue {
         { connection, prefix: this.prefix, concurrency: concurrency[name] ?? 1 },
       );
       worker.on("failed", (job, error) =>
-        logger.warn({ job: name, jobId: job?.id, error: errorMessage(error) }, "job failed"),
+        logger.warn({ job: name, jobId: job?.id, err: error }, "job failed"),
       );
       // Redis being down is logged once by RedisHealth; a worker repeats it at every reconnect attempt.
       worker.on("error", (error) =>
         isConnectionError(error)
-          ? logger.debug({ job: name, error: errorMessage(error) }, "worker waits for Redis")
-          : logger.error({ job: name, error: errorMessage(error) }, "worker error"),
+          ? logger.debug({ job: name, err: error }, "worker waits for Redis")
+          : logger.error({ job: name, err: error }, "worker error"),
       );
       workers.push(worker);
     }

@@ -1,4 +1,4 @@
-import { errorMessage, InputError, NotFoundError } from "../../platform/errors.js";
+import { InputError, NotFoundError } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { newSecret } from "../../platform/secrets.js";
 import type { ForgeLink, ForgeProjectRef } from "../../ports/forge.js";
@@ -121,7 +121,7 @@ export class GitlabLinkService {
           previous_project_id: previous.project_id,
           previous_hook_id: previous.hook_id,
           previous_deploy_token_id: previous.deploy_token_id,
-          error: errorMessage(error),
+          err: error,
         },
         "the previous gitlab link could not be fully removed; delete its hook and deploy token by hand",
       );

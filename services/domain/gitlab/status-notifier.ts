@@ -1,5 +1,4 @@
 import type { Build } from "../builds/build.js";
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import { commitStatusName, type CommitState, type CommitStatusReporter } from "../../ports/forge.js";
 import type { ForgeLinkStore, GitlabLinkRecord, StatusStep } from "../../ports/forge-links.js";
@@ -58,7 +57,7 @@ export class StatusNotifier {
     const done = previous.then(() => this.handle(event, delivery.id));
     const settled = done.catch((error: unknown) => {
       this.deps.logger.warn(
-        { tool: event.tool, build_id: buildId, attempt: delivery.attempt, error: errorMessage(error) },
+        { tool: event.tool, buildId, attempt: delivery.attempt, err: error },
         "commit status not posted",
       );
     });

@@ -272,7 +272,7 @@ export class BuildPipeline {
       await this.fail(build, cause, phase, tail, job.finalAttempt, emit);
       await pending;
       if (cause instanceof TransientError && !job.finalAttempt) throw cause;
-      log.warn({ phase, error: errorMessage(cause), phaseMs: clock.timings() }, "build did not succeed");
+      log.warn({ phase, err: cause, phaseMs: clock.timings() }, "build did not succeed");
     } finally {
       clearTimeout(timer);
       clearInterval(watcher);

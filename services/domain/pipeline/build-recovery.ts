@@ -1,4 +1,3 @@
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { BuilderRegistry } from "../../ports/builders.js";
 import type { BuildLogs } from "../../ports/logs.js";
@@ -71,7 +70,7 @@ export class BuildRecovery {
     const log = this.deps.logger.child({ tool: build.tool, buildId: build.id, sha: build.commit });
     await this.deps.sandboxes
       .remove(build.id, build.builder)
-      .catch((e: unknown) => log.warn({ error: errorMessage(e) }, "the dead builder's sandbox stays"));
+      .catch((e: unknown) => log.warn({ err: e }, "the dead builder's sandbox stays"));
     await logs
       .append(
         build.id,

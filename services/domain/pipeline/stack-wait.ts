@@ -1,4 +1,3 @@
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { StateStore } from "../../ports/store.js";
@@ -42,7 +41,7 @@ export class StackWaitNotes {
     // Chained so the lines of two steps cannot interleave; a failure costs a log line, not the build.
     this.chain = this.chain
       .then(() => this.announce(line))
-      .catch((e: unknown) => this.logger.warn({ error: errorMessage(e) }, "could not note the stack wait"));
+      .catch((e: unknown) => this.logger.warn({ err: e }, "could not note the stack wait"));
   }
 
   /** Resolves when every line announced so far is written (for tests and orderly shutdown). */

@@ -38,13 +38,16 @@ export function createApp(deps: {
   app.use((req, _res, next) => {
     // Made on first use: most requests (webhook deliveries) never log, and a child logger per
     // request is a measurable part of a delivery's cost.
+    let id: string | undefined;
     let log: Logger | undefined;
+    Object.defineProperty(req, "requestId", {
+      configurable: true,
+      get: () => (id ??= requestIdOf(req.headers["x-request-id"])),
+    });
     Object.defineProperty(req, "log", {
       configurable: true,
-      get: () => {
-        const id = (req.headers["x-request-id"] as string | undefined)?.slice(0, 64) ?? randomUUID();
-        return (log ??= deps.logger.child({ requestId: id }));
-      },
+      get: () =>
+        (log ??= deps.logger.child({ requestId: req.requestId, method: req.method, path: req.path })),
     });
     next();
   });
@@ -59,8 +62,16 @@ export function createApp(deps: {
   return app;
 }
 
+/** The caller's X-Request-Id when it is a plain token (it lands in logs), else a new one. */
+function requestIdOf(header: string | string[] | undefined): string {
+  return typeof header === "string" && /^[\w.:-]{1,64}$/.test(header) ? header : randomUUID();
+}
+
 declare module "express-serve-static-core" {
   interface Request {
+    /** This request's logger: the server's, with its request id, method and path. */
     log?: Logger;
+    /** The id in its log lines, also sent back with a 5xx so a report can name it. */
+    requestId?: string;
   }
 }

@@ -32,7 +32,7 @@ const STATUS: Record<ErrorCode, number> = {
  * down) is a 503 with Retry-After, not a 500: the caller did nothing wrong and should simply retry.
  */
 export function errorHandler(logger: Logger, readiness?: Readiness): ErrorRequestHandler {
-  return (raw: unknown, _req, res, next) => {
+  return (raw: unknown, req, res, next) => {
     if (res.headersSent) {
       next(raw);
       return;
@@ -43,8 +43,16 @@ export function errorHandler(logger: Logger, readiness?: Readiness): ErrorReques
       res.set("Retry-After", String(error.retryAfterS));
     }
     // An outage is logged once by whatever watches the dependency, not once per request it fails.
-    if (status >= 500 && !(error instanceof UnavailableError))
-      logger.error({ err: error, code }, "request failed");
+    if (status >= 500 && !(error instanceof UnavailableError)) {
+      // Logged with the request's id, which the answer carries too: an operator finds the stack from a
+      // user's report of the id alone.
+      (req.log ?? logger).error({ err: error, code }, "request failed");
+      if (req.requestId !== undefined) {
+        res.set("X-Request-Id", req.requestId);
+        res.status(status).json({ error: { code, message, request_id: req.requestId } });
+        return;
+      }
+    }
     res.status(status).json({ error: { code, message } });
   };
 }
