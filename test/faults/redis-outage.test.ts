@@ -6,7 +6,7 @@ import path from "node:path";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { QUEUE_OF } from "../../services/domain/pipeline/jobs.js";
+import { QUEUE_OF } from "../../services/domain/pipeline/queue-jobs.js";
 import { freePort } from "../../services/platform/net.js";
 import { waitFor } from "../helpers/apps.js";
 import { clientOf, startLocalServer, type LocalServer } from "../helpers/local-server.js";

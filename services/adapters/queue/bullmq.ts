@@ -8,7 +8,13 @@ import {
 } from "../redis/connection.js";
 import type { Logger } from "../../platform/logger.js";
 import { SlipwayError, TransientError } from "../../platform/errors.js";
-import { JOBS, QUEUE_OF, fairGroupOf, type JobName, type JobPayload } from "../../domain/pipeline/jobs.js";
+import {
+  QUEUE_JOBS,
+  QUEUE_OF,
+  fairGroupOf,
+  type QueueJobName,
+  type QueueJobPayload,
+} from "../../domain/pipeline/queue-jobs.js";
 import { FairSlots } from "./fair-slots.js";
 
 /** What a handler knows about the run it is in: it marks a build failed only on the final attempt. */
@@ -18,7 +24,9 @@ export interface JobContext {
   readonly finalAttempt: boolean;
 }
 
-export type Handlers = { [N in JobName]: (payload: JobPayload<N>, context: JobContext) => Promise<void> };
+export type Handlers = {
+  [N in QueueJobName]: (payload: QueueJobPayload<N>, context: JobContext) => Promise<void>;
+};
 
 const ATTEMPTS = 3;
 /**
@@ -31,7 +39,7 @@ const WORKER_CLOSE_MS = 5000;
 
 export interface WorkerOptions {
   /** Running jobs per fairness group (per tool for builds); default 1. */
-  readonly perGroup?: Partial<Record<JobName, number>>;
+  readonly perGroup?: Partial<Record<QueueJobName, number>>;
   /** Lease of a group slot; a crashed holder frees it after this long. */
   readonly leaseMs?: number;
 }
@@ -40,29 +48,29 @@ export interface WorkerOptions {
 export class JobQueue {
   private constructor(
     private readonly connection: Redis,
-    private readonly queues: { [N in JobName]: Queue },
+    private readonly queues: { [N in QueueJobName]: Queue },
     private readonly prefix: string,
-    private readonly fair: { [N in JobName]: FairSlots },
+    private readonly fair: { [N in QueueJobName]: FairSlots },
   ) {}
 
   static create(redisUrl: string, prefix = "slipway"): JobQueue {
     // Not a worker connection: enqueueing answers a request, so it fails fast like the store does.
     const connection = commandConnection(redisUrl);
-    const make = (name: JobName) => {
+    const make = (name: QueueJobName) => {
       const queue = new Queue(QUEUE_OF[name], { connection, prefix });
       // Its callers get the errors; without a listener BullMQ prints each reconnect attempt's error.
       queue.on("error", () => undefined);
       return queue;
     };
-    const fair = (name: JobName) => new FairSlots(connection, `${prefix}:${QUEUE_OF[name]}`);
+    const fair = (name: QueueJobName) => new FairSlots(connection, `${prefix}:${QUEUE_OF[name]}`);
     return new JobQueue(connection, { build: make("build"), deploy: make("deploy") }, prefix, {
       build: fair("build"),
       deploy: fair("deploy"),
     });
   }
 
-  async enqueue<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string): Promise<void> {
-    JOBS[name].parse(payload);
+  async enqueue<N extends QueueJobName>(name: N, payload: QueueJobPayload<N>, jobId: string): Promise<void> {
+    QUEUE_JOBS[name].parse(payload);
     const group = fairGroupOf(name, payload);
     // Priority 0 would put the job before every prioritized one, so grouped jobs always get >= 1.
     const priority = group === undefined ? undefined : await this.fair[name].queued(group, jobId);
@@ -77,20 +85,20 @@ export class JobQueue {
   }
 
   /** Removes a job that has not started yet; false when it already runs or is gone. */
-  async removeWaiting(name: JobName, jobId: string): Promise<boolean> {
+  async removeWaiting(name: QueueJobName, jobId: string): Promise<boolean> {
     const job = await this.queues[name].getJob(jobId);
     if (!job) return false;
     const state = await job.getState();
     if (state !== "waiting" && state !== "delayed" && state !== "prioritized") return false;
     await job.remove();
-    const parsed = JOBS[name].safeParse(job.data);
-    const group = parsed.success ? fairGroupOf(name, parsed.data as JobPayload<typeof name>) : undefined;
+    const parsed = QUEUE_JOBS[name].safeParse(job.data);
+    const group = parsed.success ? fairGroupOf(name, parsed.data as QueueJobPayload<typeof name>) : undefined;
     if (group !== undefined) await this.fair[name].forget(group, jobId);
     return true;
   }
 
   /** Job counts by state; `waiting` includes prioritized jobs (BullMQ keeps them apart). */
-  async counts(name: JobName): Promise<Record<string, number>> {
+  async counts(name: QueueJobName): Promise<Record<string, number>> {
     const c = await this.queues[name].getJobCounts(
       "waiting",
       "prioritized",
@@ -107,7 +115,7 @@ export class JobQueue {
    * Promotes the group's first parked job after a slot was freed. A parked job that is gone or no
    * longer delayed (cancelled, or its park time ran out) is skipped.
    */
-  private async promoteParked(name: JobName, group: string, logger: Logger): Promise<void> {
+  private async promoteParked(name: QueueJobName, group: string, logger: Logger): Promise<void> {
     for (let i = 0; i < 10; i++) {
       const id = await this.fair[name].nextParked(group);
       if (id === undefined) return;
@@ -129,14 +137,14 @@ export class JobQueue {
   startWorkers(
     redisUrl: string,
     handlers: Partial<Handlers>,
-    concurrency: Partial<Record<JobName, number>>,
+    concurrency: Partial<Record<QueueJobName, number>>,
     logger: Logger,
     options: WorkerOptions = {},
   ): Workers {
     const workers: Worker[] = [];
     const connections: Redis[] = [];
     const controllers = new Map<string, AbortController>();
-    for (const name of Object.keys(handlers) as JobName[]) {
+    for (const name of Object.keys(handlers) as QueueJobName[]) {
       const handler = handlers[name] as ((p: unknown, c: JobContext) => Promise<void>) | undefined;
       if (!handler) throw new Error(`no handler for job "${name}"`);
       const connection = workerConnection(redisUrl);
@@ -146,9 +154,9 @@ export class JobQueue {
       const worker = new Worker(
         QUEUE_OF[name],
         async (job: Job, token?: string) => {
-          const parsed = JOBS[name].safeParse(job.data);
+          const parsed = QUEUE_JOBS[name].safeParse(job.data);
           if (!parsed.success) throw new UnrecoverableError(`malformed ${name} job: ${parsed.error.message}`);
-          const group = fairGroupOf(name, parsed.data as JobPayload<typeof name>);
+          const group = fairGroupOf(name, parsed.data as QueueJobPayload<typeof name>);
           const lease = group === undefined ? undefined : await fair.acquire(group, job.id ?? "", cap);
           if (group !== undefined && lease === undefined) {
             // The group is at its cap: back to the delayed set until a slot frees (see PARK_MS).

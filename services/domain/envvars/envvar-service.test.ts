@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { memoryLogger } from "../../platform/logger.js";
 import type { EnvVar, EnvVarLimits, EnvVarStore, EnvVarWrite } from "../../ports/envvars.js";
 import type { Route, StateStore } from "../../ports/store.js";
-import type { Enqueuer } from "../pipeline/jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 import type { Release } from "../releases/release.js";
 import { testRelease } from "../../../test/helpers/releases.js";
 import { EnvVarService } from "./envvar-service.js";

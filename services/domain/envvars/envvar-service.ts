@@ -3,7 +3,7 @@ import { newId } from "../../platform/ids.js";
 import type { Logger } from "../../platform/logger.js";
 import type { EnvSource, EnvVar, EnvVarStore } from "../../ports/envvars.js";
 import type { ReleaseStore, RouteStore } from "../../ports/store.js";
-import type { Enqueuer } from "../pipeline/jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 import type { Release } from "../releases/release.js";
 import { ENV_LIMITS, validateEnvName, validateEnvValue } from "./envvars.js";
 

@@ -2,7 +2,7 @@ import { TERMINAL_STATUSES, type Build } from "../builds/build.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import type { BuildSandboxes } from "../../ports/sandbox.js";
 import type { BuildStore } from "../../ports/store.js";
-import type { Enqueuer } from "./jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 
 /**
  * Cancelling builds. A waiting build is taken off the queue; a running one is marked cancelled and its

@@ -14,7 +14,7 @@ import { BuildControl } from "./build-control.js";
 import { BuildRecovery } from "./build-recovery.js";
 import { PipelineError } from "../../platform/errors.js";
 import { BuildPipeline, type LifecycleRunner } from "./build-pipeline.js";
-import type { Enqueuer } from "./jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 import { TriggerService } from "./triggers.js";
 
 // The pipeline with the in-memory store (test/fakes) and fake fetch/buildpacks/export: what slipway.yaml decides

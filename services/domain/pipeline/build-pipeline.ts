@@ -14,7 +14,7 @@ import type { Release } from "../releases/release.js";
 import { defaultConfigFromProcfile, describeProcfileRoles, type ComponentsConfig } from "../config/index.js";
 import { readAppConfig, samePolicy, toolPolicy, type AppConfig } from "./app-config.js";
 import { decide } from "./deploy-policy.js";
-import type { Enqueuer } from "./jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 import type { BuildRecovery } from "./build-recovery.js";
 import { PhaseClock } from "./phase-clock.js";
 

@@ -4,7 +4,7 @@ import type { BuildLogs } from "../../ports/logs.js";
 import type { BuildSandboxes } from "../../ports/sandbox.js";
 import type { BuildStore } from "../../ports/store.js";
 import { TERMINAL_STATUSES, type Build } from "../builds/build.js";
-import type { Enqueuer } from "./jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 
 /**
  * How many times a build whose builder stopped mid-build starts again from the beginning. After that

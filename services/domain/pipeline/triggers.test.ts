@@ -3,7 +3,7 @@ import { MemoryStore } from "../../../test/fakes/memory-store.js";
 import { memoryLogger } from "../../platform/logger.js";
 import type { Tool } from "../tools/tool.js";
 import { BuildControl } from "./build-control.js";
-import type { Enqueuer } from "./jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 import { TriggerService, type PushEvent } from "./triggers.js";
 
 // What a push decides (deploy policy, one build per commit, superseding, redelivery, cancel) on the

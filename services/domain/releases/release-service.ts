@@ -2,7 +2,7 @@ import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
 import type { BuildLogs, LogLine } from "../../ports/logs.js";
 import type { ReleaseStore, RouteStore } from "../../ports/store.js";
-import type { Enqueuer } from "../pipeline/jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 import { deployLogId, type Release } from "./release.js";
 
 /** A release as `slipway releases` shows it. */

@@ -5,7 +5,7 @@ import type { HealthProbe } from "../../ports/probe.js";
 import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
 import { MemoryStore } from "../../../test/fakes/memory-store.js";
 import { defaultConfigFromProcfile, parseComponentsConfig } from "../config/index.js";
-import type { Enqueuer } from "../pipeline/jobs-port.js";
+import type { Enqueuer } from "../../ports/queue.js";
 import { Deployer } from "./deployer.js";
 import type { Release } from "./release.js";
 import { ReleaseService } from "./release-service.js";
