@@ -9,7 +9,8 @@ import { parseComponentsConfig } from "../services/domain/config/index.js";
 import { RedisJobsStore } from "../services/adapters/store/redis-jobs.js";
 import { JobService } from "../services/domain/jobs/job-service.js";
 import { imageByDigest } from "../services/domain/releases/deployer.js";
-import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
+import type { Deployer } from "../services/domain/releases/deployer.js";
+import { deployerOnKubernetes } from "../services/domain/releases/kubernetes-rollout.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import { startKubeDouble, type KubeDouble, type KubeObject, kubeConfigFor } from "./helpers/kube-double.js";
@@ -92,7 +93,7 @@ function deployer(
     pullCredentials?: (tool: string) => Promise<{ registry: string; username: string; password: string }>;
     onLive?: (release: Release) => Promise<void>;
   } = {},
-): KubernetesDeployer {
+): Deployer {
   const logger = memoryLogger();
   const applier = new KubernetesApplier(kubeConfigFor(kube.url), logger);
   const runtime = new KubernetesRuntime(
@@ -101,7 +102,7 @@ function deployer(
     { render: OPTIONS, rolloutTimeoutS: 20, pollMs: 10 },
     logger,
   );
-  return new KubernetesDeployer({
+  return deployerOnKubernetes({
     store,
     cluster: applier,
     jobs: runtime,
@@ -124,7 +125,7 @@ type DeploymentObject = KubeObject & {
   };
 };
 
-describe("KubernetesDeployer", () => {
+describe("Deployer with the Kubernetes rollout", () => {
   it("applies the release's objects and makes it live once the Deployment has rolled out", async () => {
     const first = await newRelease();
     kube.scriptRollout(NS, "web", [
@@ -299,7 +300,7 @@ describe("KubernetesDeployer", () => {
 
     const failed = await store.getRelease(release.id);
     expect(failed?.status).toBe("failed");
-    expect(failed?.reason).toContain("release phase Job failed (exit 3)");
+    expect(failed?.reason).toContain("release phase exited 3");
     expect(failed?.log_tail).toEqual(["migrating", "error: relation exists"]);
     // Nothing of the new release was applied: the web Deployment still runs the live image.
     expect(

@@ -11,7 +11,7 @@ import { JobQueue } from "../services/adapters/queue/bullmq.js";
 import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
-import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
+import { deployerOnKubernetes } from "../services/domain/releases/kubernetes-rollout.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import { freePort } from "../services/platform/net.js";
@@ -159,7 +159,7 @@ describe.skipIf(assets.skip !== undefined)("the install in infra/kubernetes on a
       const applier = new KubernetesApplier(kc, logger, {
         subject: { kind: "ServiceAccount", namespace: "slipway", name: "slipway" },
       });
-      const deployer = new KubernetesDeployer({
+      const deployer = deployerOnKubernetes({
         store,
         cluster: applier,
         jobs: new KubernetesRuntime(

@@ -10,7 +10,7 @@ import { RedisBuildLogs } from "../services/adapters/store/build-logs.js";
 import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
-import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
+import { deployerOnKubernetes } from "../services/domain/releases/kubernetes-rollout.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
@@ -141,7 +141,7 @@ describe.skipIf(assets.skip !== undefined)("limits a tool namespace forbids, on 
       { render: OPTIONS, rolloutTimeoutS: ROLLOUT_TIMEOUT_S, pollMs: 200 },
       logger,
     );
-    await new KubernetesDeployer({
+    await deployerOnKubernetes({
       store,
       cluster: applier,
       jobs: runtime,

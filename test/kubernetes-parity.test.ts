@@ -20,7 +20,8 @@ import {
   type ToolWorkload,
 } from "../services/domain/kubernetes/index.js";
 import { imageByDigest } from "../services/domain/releases/deployer.js";
-import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
+import type { Deployer } from "../services/domain/releases/deployer.js";
+import { deployerOnKubernetes } from "../services/domain/releases/kubernetes-rollout.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { WebserviceService } from "../services/domain/releases/webservice-service.js";
 import { PipelineError, type SlipwayError } from "../services/platform/errors.js";
@@ -577,7 +578,7 @@ describe.skipIf(assets.skip !== undefined)("KubernetesRuntime on a real API serv
   }, 90_000);
 });
 
-describe.skipIf(assets.skip !== undefined)("KubernetesDeployer on a real API server", () => {
+describe.skipIf(assets.skip !== undefined)("Kubernetes deploys on a real API server", () => {
   const tool = "pd";
   const ns = `tool-${tool}`;
   const REGISTRY = `registry.example:5000/tool-${tool}/web`;
@@ -636,7 +637,7 @@ describe.skipIf(assets.skip !== undefined)("KubernetesDeployer on a real API ser
       onLive?: (release: Release) => Promise<void>;
       rolloutTimeoutS?: number;
     } = {},
-  ): KubernetesDeployer {
+  ): Deployer {
     const logger = memoryLogger();
     const applier = applierFor(logger);
     const rolloutTimeoutS = hooks.rolloutTimeoutS ?? 60;
@@ -646,7 +647,7 @@ describe.skipIf(assets.skip !== undefined)("KubernetesDeployer on a real API ser
       { render: OPTIONS, rolloutTimeoutS, pollMs: 100 },
       logger,
     );
-    return new KubernetesDeployer({
+    return deployerOnKubernetes({
       store,
       cluster: applier,
       jobs: runtime,
@@ -768,7 +769,7 @@ describe.skipIf(assets.skip !== undefined)("KubernetesDeployer on a real API ser
 
     const failed = await store.getRelease(release.id);
     expect(failed?.status).toBe("failed");
-    expect(failed?.reason).toContain("release phase Job failed (exit 3)");
+    expect(failed?.reason).toContain("release phase exited 3");
     expect(failed?.log_tail).toEqual(["migrating", "error: relation exists"]);
     // Nothing of the new release was applied: the web Deployment still runs the live image.
     expect(await webImage()).toBe(liveImage);

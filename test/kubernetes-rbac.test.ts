@@ -8,7 +8,7 @@ import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
 import { renderEnvSecret, renderNamespace } from "../services/domain/kubernetes/index.js";
-import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
+import { deployerOnKubernetes } from "../services/domain/releases/kubernetes-rollout.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
@@ -125,7 +125,7 @@ describe.skipIf(assets.skip !== undefined)(
       const logger = memoryLogger();
       const a = applier();
       const release = await newRelease(1);
-      await new KubernetesDeployer({
+      await deployerOnKubernetes({
         store,
         cluster: a,
         jobs: new KubernetesRuntime(a, store, { render: OPTIONS, rolloutTimeoutS: 60, pollMs: 200 }, logger),

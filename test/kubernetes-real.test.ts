@@ -14,7 +14,8 @@ import type { Build } from "../services/domain/builds/build.js";
 import { parseComponentsConfig } from "../services/domain/config/index.js";
 import { JobService } from "../services/domain/jobs/job-service.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
-import { KubernetesDeployer } from "../services/domain/releases/kubernetes-deployer.js";
+import type { Deployer } from "../services/domain/releases/deployer.js";
+import { deployerOnKubernetes } from "../services/domain/releases/kubernetes-rollout.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { memoryLogger } from "../services/platform/logger.js";
@@ -125,7 +126,7 @@ describe.skipIf(assets.skip !== undefined)("Kubernetes profile on a real API ser
     return release;
   }
 
-  function deployer(): KubernetesDeployer {
+  function deployer(): Deployer {
     const logger = memoryLogger();
     const applier = new KubernetesApplier(cluster.kubeConfig("slipway"), logger, {
       subject: SLIPWAY_TEST_SUBJECT,
@@ -136,7 +137,7 @@ describe.skipIf(assets.skip !== undefined)("Kubernetes profile on a real API ser
       { render: OPTIONS, rolloutTimeoutS: 60, pollMs: 200 },
       logger,
     );
-    return new KubernetesDeployer({
+    return deployerOnKubernetes({
       store,
       cluster: applier,
       jobs: runtime,

@@ -4,7 +4,7 @@ import type { BuildLogs } from "../../ports/logs.js";
 import type { AppRuntime, RunSpec, RunningApp } from "../../ports/runtime.js";
 import type { Route, StateStore } from "../../ports/store.js";
 import { testRelease } from "../../../test/helpers/releases.js";
-import { Deployer } from "./deployer.js";
+import { deployerOnPodman } from "./podman-rollout.js";
 import type { Release } from "./release.js";
 
 const release = (id: string, createdAt: string, status: Release["status"]) =>
@@ -46,7 +46,7 @@ function setup(releases: Release[], route: Route | undefined, env: Record<string
     list: () => Promise.resolve(running.filter((r) => !stopped.includes(r.id))),
     logs: () => Promise.resolve([]),
   } as unknown as AppRuntime;
-  const deployer = new Deployer({
+  const deployer = deployerOnPodman({
     store,
     runtime,
     probe: { probe: () => Promise.resolve({ ok: true, detail: "HTTP 200" }) },
@@ -75,7 +75,7 @@ describe("Deployer and tool environment variables", () => {
   it("does not let an older release overtake a newer one that went live first", async () => {
     const older = release("old", "2026-01-01T00:00:00Z", "deploying");
     const newer = release("new", "2026-01-01T00:00:05Z", "live");
-    const { deployer, records, stopped, route } = setup(
+    const { deployer, records, started, route } = setup(
       [older, newer],
       { tool: "t", release_id: "new", host: "127.0.0.1", port: 2 },
       {},
@@ -85,6 +85,7 @@ describe("Deployer and tool environment variables", () => {
     expect(records.get("old")).toMatchObject({ status: "superseded" });
     expect(records.get("old")!.reason).toContain("release new, made after this one, went live first");
     expect(records.get("new")!.status).toBe("live");
-    expect(stopped).toEqual(["c-old"]);
+    // Checked before anything starts: the older release's web process never runs.
+    expect(started).toEqual([]);
   });
 });

@@ -4,9 +4,10 @@ import type { BuildLogs } from "../../ports/logs.js";
 import type { HealthProbe } from "../../ports/probe.js";
 import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
 import { MemoryStore } from "../../../test/fakes/memory-store.js";
+import { testBuildOf } from "../../../test/helpers/releases.js";
 import { defaultConfigFromProcfile, parseComponentsConfig } from "../config/index.js";
 import type { Enqueuer } from "../../ports/queue.js";
-import { Deployer } from "./deployer.js";
+import { deployerOnPodman } from "./podman-rollout.js";
 import type { Release } from "./release.js";
 import { ReleaseService } from "./release-service.js";
 import { ImageRetention } from "./retention.js";
@@ -74,9 +75,9 @@ const logs = {
 function deployer(
   runtime: FakeRuntime,
   probe: HealthProbe,
-  extra: Partial<ConstructorParameters<typeof Deployer>[0]> = {},
+  extra: Partial<Parameters<typeof deployerOnPodman>[0]> = {},
 ) {
-  return new Deployer({
+  return deployerOnPodman({
     store,
     runtime,
     probe,
@@ -104,17 +105,7 @@ async function release(tool: string, extra: Partial<Release> = {}): Promise<Rele
     created_at: new Date(Date.now() - 60_000 + seq).toISOString(),
     ...extra,
   };
-  await store.createBuild({
-    id: r.build_id,
-    tool,
-    component: "web",
-    commit: r.commit,
-    ref: "refs/heads/main",
-    source_url: "http://s/git/x.git",
-    trigger: r.trigger,
-    status: "success",
-    created_at: r.created_at,
-  });
+  await store.createBuild(testBuildOf(r, "success"));
   await store.createRelease(r);
   return r;
 }

@@ -6,8 +6,8 @@ import { KubernetesJobsRuntime } from "../../adapters/kubernetes/jobs-runtime.js
 import { KubernetesRuntime } from "../../adapters/kubernetes/runtime.js";
 import { KubernetesWebLogFollower } from "../../adapters/kubernetes/web-logs.js";
 import type { RenderOptions } from "../../domain/kubernetes/index.js";
-import type { AfterLive } from "../../domain/releases/deployer.js";
-import { KubernetesDeployer } from "../../domain/releases/kubernetes-deployer.js";
+import type { AfterLive, Deployer } from "../../domain/releases/deployer.js";
+import { deployerOnKubernetes } from "../../domain/releases/kubernetes-rollout.js";
 import type { Release } from "../../domain/releases/release.js";
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
@@ -88,7 +88,7 @@ export function kubernetesDeployer(
   config: Config,
   cluster: KubernetesProfile,
   deps: KubernetesDeployerDeps,
-): KubernetesDeployer {
+): Deployer {
   const kc = cluster.kubeConfig;
   cluster.logger.info(
     {
@@ -98,7 +98,7 @@ export function kubernetesDeployer(
     },
     "deploying to Kubernetes",
   );
-  return new KubernetesDeployer({
+  return deployerOnKubernetes({
     store: deps.store,
     cluster: cluster.applier,
     jobs: cluster.runtime,

@@ -28,7 +28,7 @@ import { BuildRecovery } from "../../domain/pipeline/build-recovery.js";
 import { PodmanBuildSandboxes } from "../../adapters/podman/sandbox.js";
 import { RedisBuilderRegistry } from "../../adapters/store/redis-builders.js";
 import { TriggerService } from "../../domain/pipeline/triggers.js";
-import { Deployer } from "../../domain/releases/deployer.js";
+import { deployerOnPodman } from "../../domain/releases/podman-rollout.js";
 import { ReleaseService } from "../../domain/releases/release-service.js";
 import { ImageRetention } from "../../domain/releases/retention.js";
 import { releasesApiRouter } from "../http/api-releases.js";
@@ -415,7 +415,7 @@ export async function startServer(
             logger.error({ error: errorMessage(e) }, "deploys and jobs on Kubernetes could not start"),
           );
       } else if (role === "all" || role === "deployer") {
-        const deployer = new Deployer({
+        const deployer = deployerOnPodman({
           store,
           runtime,
           probe: new NetProbe(),
