@@ -15,37 +15,30 @@ import { capturedLogger, startLocalServer } from "./helpers/local-server.js";
  * webservices and jobs are the cluster's. The podman profile still makes them, which shows the
  * counting below sees them. An unknown profile stops the start before anything runs.
  */
-const made = vi.hoisted(() => ({ podmanRuntime: 0, logFollower: 0, podmanJobs: 0 }));
+const { made, counted } = vi.hoisted(() => {
+  const made = { podmanRuntime: 0, logFollower: 0, podmanJobs: 0 };
+  /** The class itself, counting in `made[key]` each instance made of it. */
+  const counted = <C extends object>(cls: C, key: keyof typeof made): C =>
+    new Proxy(cls, {
+      construct(target, args, newTarget) {
+        made[key]++;
+        return Reflect.construct(target as new (...a: unknown[]) => object, args, newTarget) as object;
+      },
+    });
+  return { made, counted };
+});
 
 vi.mock("../services/adapters/podman/runtime.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../services/adapters/podman/runtime.js")>();
-  class CountedPodmanRuntime extends real.PodmanRuntime {
-    constructor(...args: ConstructorParameters<typeof real.PodmanRuntime>) {
-      super(...args);
-      made.podmanRuntime++;
-    }
-  }
-  return { ...real, PodmanRuntime: CountedPodmanRuntime };
+  return { ...real, PodmanRuntime: counted(real.PodmanRuntime, "podmanRuntime") };
 });
 vi.mock("../services/adapters/podman/web-log-follower.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../services/adapters/podman/web-log-follower.js")>();
-  class CountedLogFollowingRuntime extends real.LogFollowingRuntime {
-    constructor(...args: ConstructorParameters<typeof real.LogFollowingRuntime>) {
-      super(...args);
-      made.logFollower++;
-    }
-  }
-  return { ...real, LogFollowingRuntime: CountedLogFollowingRuntime };
+  return { ...real, LogFollowingRuntime: counted(real.LogFollowingRuntime, "logFollower") };
 });
 vi.mock("../services/adapters/podman/jobs-runtime.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../services/adapters/podman/jobs-runtime.js")>();
-  class CountedPodmanJobsRuntime extends real.PodmanJobsRuntime {
-    constructor(...args: ConstructorParameters<typeof real.PodmanJobsRuntime>) {
-      super(...args);
-      made.podmanJobs++;
-    }
-  }
-  return { ...real, PodmanJobsRuntime: CountedPodmanJobsRuntime };
+  return { ...real, PodmanJobsRuntime: counted(real.PodmanJobsRuntime, "podmanJobs") };
 });
 
 function resetCounts(): void {
