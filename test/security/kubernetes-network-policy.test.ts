@@ -6,7 +6,7 @@ import { renderAll, type ToolWorkload } from "../../services/domain/kubernetes/i
 import type { Release } from "../../services/domain/releases/release.js";
 import { loadConfig } from "../../services/platform/env.js";
 import { memoryLogger } from "../../services/platform/logger.js";
-import { clusterRenderOptions } from "../../services/roles/server/kubernetes-wiring.js";
+import { clusterRenderOptions } from "../../services/roles/server/profiles/kubernetes.js";
 import { SLIPWAY_TEST_SUBJECT, grantSlipway, kubeAssets, startKubeCluster } from "../helpers/kube-cluster.js";
 import { kubeConfigFor, startKubeDouble } from "../helpers/kube-double.js";
 

@@ -1,0 +1,83 @@
+import { NetProbe } from "../../../adapters/net/probe.js";
+import { containerOwner } from "../../../adapters/podman/confinement.js";
+import { PodmanJobsRuntime } from "../../../adapters/podman/jobs-runtime.js";
+import { ToolNetworks } from "../../../adapters/podman/network.js";
+import { PodmanRuntime } from "../../../adapters/podman/runtime.js";
+import { LogFollowingRuntime } from "../../../adapters/podman/web-log-follower.js";
+import { deployerOnPodman } from "../../../domain/releases/podman-rollout.js";
+import type { Config } from "../../../platform/env.js";
+import { errorMessage } from "../../../platform/errors.js";
+import type { DeployerParts, ProfileDeps, RuntimeProfile } from "./profile.js";
+
+/**
+ * The local profile (`SLIPWAY_RUNTIME=podman`, the default): webservices and jobs in podman containers
+ * on this machine, each tool's on a network of its own, reached through this server's front proxy.
+ */
+export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile {
+  const { store, registry, logger, closers } = deps;
+  // Each tool's containers on a network of their own (one per server and tool): see ToolNetworks.
+  const networks = new ToolNetworks({
+    repoRoot: config.repoRoot,
+    owner: containerOwner(config.home, "net"),
+  });
+  const credentials = { host: registry.host, username: registry.username, password: registry.password };
+  const podmanRuntime = () =>
+    new PodmanRuntime({
+      repoRoot: config.repoRoot,
+      registry: credentials,
+      namePrefix: containerOwner(config.home, "web"),
+      networks,
+    });
+  return {
+    webUrl: (t) => `http://${t}.${config.webDomain}:${config.port}/`,
+    frontProxy: true,
+    webservice: () => ({ runtime: podmanRuntime() }),
+    deployer: (d): DeployerParts => {
+      // Web processes' output is followed where they are started, and kept in Redis past their containers.
+      const runtime = new LogFollowingRuntime(podmanRuntime(), {
+        logs: d.processLogs,
+        repoRoot: config.repoRoot,
+        logger: logger.child({ component: "web-logs" }),
+      });
+      closers.add(() => runtime.close());
+      const deployer = deployerOnPodman({
+        store,
+        runtime,
+        probe: new NetProbe(),
+        logs: d.logs,
+        logger: logger.child({ component: "deployer" }),
+        env: d.env,
+        onLive: async (release) => void (await d.jobs.syncRelease(release)),
+        retention: d.retention,
+        options: {
+          healthTimeoutS: config.run.healthTimeoutS,
+          memoryMb: config.run.memoryMb,
+          cpus: config.run.cpus,
+          drainMs: 1000,
+        },
+      });
+      return {
+        deployer,
+        // Jobs run where the deployer runs; their definitions are in Redis, so a restart resumes them.
+        jobsRuntime: new PodmanJobsRuntime({
+          repoRoot: config.repoRoot,
+          registry: credentials,
+          namePrefix: containerOwner(config.home, "jobs"),
+          networks,
+        }),
+        jobLimits: { memoryMb: config.run.memoryMb, cpus: config.run.cpus },
+        // Podman is this machine's: the deployer role is part of the server's start.
+        whenAvailable: (start) => start(),
+        resume: async () => {
+          const names = (await store.listTools()).map((t) => t.name);
+          deployer.reconcile(names).catch((e) => logger.warn({ error: errorMessage(e) }, "reconcile failed"));
+          runtime
+            .resume()
+            .catch((e) => logger.warn({ error: errorMessage(e) }, "web output could not be followed again"));
+        },
+        startJobs: (start) => start(),
+        started: () => undefined,
+      };
+    },
+  };
+}
