@@ -63,6 +63,7 @@ import { StackWaitNotes } from "../../domain/pipeline/stack-wait.js";
 import { fileSecret } from "./secrets-file.js";
 import { sourceAccess } from "./source-access.js";
 import { gitlabFeature } from "./gitlab-wiring.js";
+import { notifyFeature } from "./notify-wiring.js";
 import { registryFeature } from "./registry-wiring.js";
 
 export type Role = "all" | "api" | "builder" | "deployer";
@@ -170,6 +171,17 @@ export async function startServer(
       store,
       imageOf: imageByDigest,
       logger: logger.child({ component: "jobs" }),
+    });
+    // Notifications (mail, outgoing webhooks): everything is in notify-wiring.ts.
+    const notify = await notifyFeature({
+      config,
+      redisUrl,
+      redis,
+      store,
+      jobs: jobsStore,
+      tools,
+      envvars,
+      logger,
     });
     const reposDir = path.join(config.home, "repos");
     // Build sandboxes run on this machine's podman in both profiles; found by this server's owner label.
@@ -281,6 +293,7 @@ export async function startServer(
           urls,
           routers: [
             gitlab.router,
+            notify.router,
             releasesApiRouter({
               tools,
               releases: new ReleaseService({ store, queue, keepReleases: config.keepReleases, logs }),
@@ -323,6 +336,7 @@ export async function startServer(
       });
       // Commit statuses are posted by the API role: one per deployment, whatever the builders do.
       closers.push(await gitlab.startNotifier());
+      closers.push(await notify.start());
       const server = await listen(app, config.host, config.port);
       closers.push(() => closeServer(server));
       const address = server.address();
