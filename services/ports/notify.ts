@@ -69,7 +69,9 @@ export interface NotifyStore {
    */
   recordJobRun(
     event: {
+      /** The state event's id: what makes a redelivery recognisable. */
       readonly id: string;
+      readonly run_id: string;
       readonly tool: string;
       readonly job: string;
       readonly status: string;

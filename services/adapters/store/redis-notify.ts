@@ -36,8 +36,8 @@ return d`;
 
 // Takes the mailed runs out of the batch; runs counted since stay for the next window.
 const SETTLE = `
-local f = redis.call('HINCRBY', KEYS[1], 'failed', -tonumber(ARGV[1]))
-local s = redis.call('HINCRBY', KEYS[1], 'succeeded', -tonumber(ARGV[2]))
+local f = redis.call('HINCRBY', KEYS[1], 'failed', 0 - tonumber(ARGV[1]))
+local s = redis.call('HINCRBY', KEYS[1], 'succeeded', 0 - tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'last_mail_ms', ARGV[3])
 if f + s > 0 then redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[5])
 else redis.call('ZREM', KEYS[2], ARGV[5]) end
@@ -93,7 +93,7 @@ export class RedisNotifyStore implements NotifyStore {
   }
 
   async recordJobRun(
-    event: { id: string; tool: string; job: string; status: string; reason: string | null },
+    event: { id: string; run_id: string; tool: string; job: string; status: string; reason: string | null },
     nowMs: number,
     windowMs: number,
   ): Promise<JobRunDecision> {
@@ -109,7 +109,7 @@ export class RedisNotifyStore implements NotifyStore {
       failed ? "failed" : "succeeded",
       event.status,
       event.reason ?? "",
-      event.id,
+      event.run_id,
       JSON.stringify([event.tool, event.job]),
       MARK_MS,
     )) as JobRunDecision;

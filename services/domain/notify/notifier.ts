@@ -146,6 +146,7 @@ export class Notifier {
         const decision = await deps.store.recordJobRun(
           {
             id: eventId,
+            run_id: event.id,
             tool: event.tool,
             job: event.job,
             status: event.status,

@@ -27,6 +27,9 @@ export interface NotifyFeatureDeps {
   readonly windowMs?: number | undefined;
   readonly sweepMs?: number | undefined;
   readonly now?: (() => number) | undefined;
+  /** Tests take over a dead consumer's events sooner than the default minute. */
+  readonly claimIdleMs?: number | undefined;
+  readonly blockMs?: number | undefined;
 }
 
 /** Notifications (mail and outgoing webhooks), assembled for `startServer`. */
@@ -44,7 +47,13 @@ export async function notifyFeature(deps: NotifyFeatureDeps) {
       const mailer = smtp ? SmtpMailer.create(smtp) : undefined;
       const webhooks = HttpWebhookSender.create(deps.config.sourceAllowHosts);
       // From the first event the stream holds: a failure while no API process ran is still told.
-      const events = RedisStateEvents.create(deps.redisUrl, { group: "notifications", from: "all", logger });
+      const events = RedisStateEvents.create(deps.redisUrl, {
+        group: "notifications",
+        from: "all",
+        logger,
+        ...(deps.claimIdleMs ? { claimIdleMs: deps.claimIdleMs } : {}),
+        ...(deps.blockMs ? { blockMs: deps.blockMs } : {}),
+      });
       const notifier = new Notifier({
         events,
         store,
