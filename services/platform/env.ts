@@ -77,6 +77,11 @@ const schema = z.object({
     )
     .default("serviceaccount:slipway:slipway"),
   SLIPWAY_SOURCE_ALLOW_HOSTS: z.string().optional(),
+  SLIPWAY_SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\/[^\s]+$/, "an SMTP URL such as smtp://user:password@mail.example.org:587")
+    .optional(),
+  SLIPWAY_SMTP_FROM: z.email("an address such as slipway@example.org").optional(),
 });
 
 /**
@@ -111,6 +116,11 @@ export interface Config {
   /** Base URL users and GitLab reach this server at; used in git, webhook and log URLs. */
   readonly publicUrl: string;
   readonly logLevel: string;
+  /**
+   * Notification mail (`docs/operating.md`, "Notifications"): off when no SMTP URL is set. The URL may
+   * carry credentials: never log it.
+   */
+  readonly smtp: { readonly url: string; readonly from: string } | undefined;
   /** Operator's Redis; when absent, `slipway server` starts its own under `home`. */
   readonly redisUrl: string | undefined;
   readonly registryPort: number;
@@ -229,6 +239,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     stackHome: e.SLIPWAY_STACK_HOME ? path.resolve(e.SLIPWAY_STACK_HOME) : home,
     publicUrl: (e.SLIPWAY_PUBLIC_URL ?? localUrl).replace(/\/$/, ""),
     logLevel: e.SLIPWAY_LOG_LEVEL,
+    smtp: e.SLIPWAY_SMTP_URL
+      ? {
+          url: e.SLIPWAY_SMTP_URL,
+          from: e.SLIPWAY_SMTP_FROM ?? `slipway@${hostOf(e.SLIPWAY_PUBLIC_URL) ?? "localhost"}`,
+        }
+      : undefined,
     redisUrl: e.REDIS_URL,
     registryPort: e.SLIPWAY_REGISTRY_PORT,
     redisPort: e.SLIPWAY_REDIS_PORT,
@@ -376,4 +392,14 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/** The host of a URL (for the default sender address), or undefined. */
+function hostOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    return new URL(url).hostname || undefined;
+  } catch {
+    return undefined;
+  }
 }

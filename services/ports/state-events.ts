@@ -1,8 +1,9 @@
 import type { BuildStatus } from "../domain/builds/build.js";
+import type { RunStatus } from "../domain/jobs/job.js";
 import type { ReleaseStatus } from "../domain/releases/release.js";
 
 /**
- * A build or release changed status. The store records one with every status write, in the same atomic
+ * A build or release changed status, or a job run ended. The store records one with every status write, in the same atomic
  * step, so observers (commit statuses on the forge, later notifications) follow the pipeline without the
  * pipeline calling them, and a change is never recorded without its event.
  */
@@ -20,6 +21,16 @@ export type StateEvent =
       readonly tool: string;
       readonly build_id: string;
       readonly status: ReleaseStatus;
+      readonly reason?: string | undefined;
+    }
+  | {
+      /** A job run ended (recorded by the jobs store with the run's final status). */
+      readonly kind: "job";
+      /** The run's id. */
+      readonly id: string;
+      readonly tool: string;
+      readonly job: string;
+      readonly status: RunStatus;
       readonly reason?: string | undefined;
     };
 

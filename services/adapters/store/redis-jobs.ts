@@ -9,6 +9,7 @@ import {
 } from "../../domain/jobs/job.js";
 import type { JobsStore, RunRequest } from "../../ports/jobs-store.js";
 import type { LogLine } from "../../ports/logs.js";
+import { appendStateEvent } from "./redis-state-events.js";
 
 const P = "slipway:";
 const TOOLS = `${P}jobtools`;
@@ -123,7 +124,19 @@ export class RedisJobsStore implements JobsStore {
     // A run trimmed away (or a job deleted) meanwhile is not brought back by a late update.
     if ((await this.redis.exists(key)) === 0) return;
     const fields = encode(patch);
-    if (fields.length > 0) await this.redis.hset(key, ...fields);
+    if (fields.length === 0) return;
+    const multi = this.redis.multi().hset(key, ...fields);
+    // A run's end is a state event (notifications follow it), written with the status it describes.
+    if (patch.finished_at && patch.status !== undefined && patch.status !== "running")
+      appendStateEvent(multi, {
+        kind: "job",
+        id,
+        tool,
+        job,
+        status: patch.status,
+        reason: patch.reason ?? undefined,
+      });
+    await multi.exec();
   }
 
   async getRun(tool: string, job: string, id: string): Promise<JobRun | undefined> {

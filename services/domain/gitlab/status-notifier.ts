@@ -52,6 +52,8 @@ export class StatusNotifier {
    * when it could not be looked at (Redis unreachable), so that the event is delivered again.
    */
   enqueue(event: StateEvent, delivery: EventDelivery): Promise<void> {
+    // Job runs are not commits: nothing to post.
+    if (event.kind === "job") return Promise.resolve();
     const buildId = event.kind === "build" ? event.id : event.build_id;
     const previous = this.chains.get(buildId) ?? Promise.resolve();
     const done = previous.then(() => this.handle(event, delivery.id));
@@ -68,7 +70,7 @@ export class StatusNotifier {
     return done;
   }
 
-  private async handle(event: StateEvent, eventId: string): Promise<void> {
+  private async handle(event: Exclude<StateEvent, { kind: "job" }>, eventId: string): Promise<void> {
     const step = stepFor(event);
     if (step === undefined) return;
     // The one lookup every event of an unlinked tool costs.
@@ -104,7 +106,7 @@ export class StatusNotifier {
   }
 }
 
-function stepFor(event: StateEvent): Step | undefined {
+function stepFor(event: Exclude<StateEvent, { kind: "job" }>): Step | undefined {
   if (event.kind === "build") {
     const buildId = event.id;
     switch (event.status) {

@@ -226,7 +226,8 @@ export class JobService {
         timeout_s: type === "continuous" ? undefined : c.run.timeout,
         memory_mb: memoryMb(c.run.memory),
         cpus: c.run.cpu_set ? cpus(c.run.cpu) : undefined,
-        extra: {},
+        // Toolforge's per-job mail policy, which the notifier reads from `extra` as for jobs.yaml jobs.
+        extra: c.run.emails === "none" ? {} : { emails: c.run.emails },
         runs_on: options.onCluster?.includes(type) ? "cluster" : undefined,
       };
       if (before && before.source === "config" && sameSpec(before, spec)) {

@@ -10,6 +10,7 @@ import { registerReleaseCommands } from "./release-commands.js";
 import { registerEnvvarsCommands } from "./envvars-commands.js";
 import { registerGitlabCommands } from "./gitlab-commands.js";
 import { registerJobsCommands } from "./jobs-commands.js";
+import { registerNotifyCommands } from "./notify-commands.js";
 import { registerRenderCommands } from "./render-commands.js";
 import { registerWebserviceCommands } from "./webservice-commands.js";
 
@@ -53,6 +54,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
   registerRenderCommands(program, client);
   const tools = program.command("tools").description("create and inspect tools");
   registerGitlabCommands(tools, client);
+  registerNotifyCommands(tools, client);
   tools
     .command("create <name>")
     .description("create a tool; prints its secrets once")

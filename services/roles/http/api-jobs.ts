@@ -195,7 +195,7 @@ export function jobView(job: JobDefinition, status: JobStatus) {
   };
 }
 
-async function toolOf(req: Request, deps: { readonly tools: ToolService }): Promise<string> {
+export async function toolOf(req: Request, deps: { readonly tools: ToolService }): Promise<string> {
   const name = validateToolName(String(req.params.tool));
   requireTool(req, name);
   return (await deps.tools.get(name)).name;

@@ -98,6 +98,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
       urls: shared.urls,
       routers: [
         gitlab.router,
+        shared.notify.router,
         releasesApiRouter({
           tools,
           releases: new ReleaseService({
@@ -146,6 +147,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
   });
   // Commit statuses are posted by the API role: one per deployment, whatever the builders do.
   closers.add(await gitlab.startNotifier());
+  closers.add(await shared.notify.start());
   const server = await listen(app, config.host, config.port);
   closers.add(() => closeServer(server));
   const address = server.address();

@@ -23,6 +23,7 @@ import type { Config } from "../../../platform/env.js";
 import type { Logger } from "../../../platform/logger.js";
 import { loadCryptoBox } from "../crypto-key.js";
 import { gitlabFeature } from "../gitlab-wiring.js";
+import { notifyFeature } from "../notify-wiring.js";
 import type { ProfileFactory, RuntimeProfile } from "../profiles/profile.js";
 import { registryFeature } from "../registry-wiring.js";
 import { fileSecret } from "../secrets-file.js";
@@ -114,6 +115,17 @@ export async function startShared(
     imageOf: imageByDigest,
     logger: logger.child({ component: "jobs" }),
   });
+  // Notifications (mail, outgoing webhooks): everything is in notify-wiring.ts; the API role starts them.
+  const notify = await notifyFeature({
+    config,
+    redisUrl,
+    redis,
+    store,
+    jobs: jobsStore,
+    tools,
+    envvars,
+    logger,
+  });
   // Build sandboxes run on this machine's podman in both profiles; found by this server's owner label.
   const buildSandboxes = new PodmanBuildSandboxes({
     repoRoot: config.repoRoot,
@@ -136,6 +148,7 @@ export async function startShared(
     queue,
     admin,
     gitlab,
+    notify,
     access,
     urls,
     tools,

@@ -1,0 +1,82 @@
+import type { Redis } from "ioredis";
+import { SmtpMailer } from "../../adapters/smtp/mailer.js";
+import { RedisNotifyStore } from "../../adapters/store/redis-notify.js";
+import { RedisStateEvents } from "../../adapters/store/redis-state-events.js";
+import { HttpWebhookSender } from "../../adapters/webhook-out/sender.js";
+import { Notifier } from "../../domain/notify/notifier.js";
+import { NotifyService } from "../../domain/notify/notify-service.js";
+import type { ToolService } from "../../domain/tools/tool-service.js";
+import type { Config } from "../../platform/env.js";
+import type { Logger } from "../../platform/logger.js";
+import type { JobsStore } from "../../ports/jobs-store.js";
+import type { StateStore } from "../../ports/store.js";
+import { notifyRouter } from "../http/api-notify.js";
+import { loadCryptoBox } from "./crypto-key.js";
+
+export interface NotifyFeatureDeps {
+  readonly config: Pick<Config, "home" | "smtp" | "publicUrl" | "sourceAllowHosts">;
+  readonly redisUrl: string;
+  readonly redis: Redis;
+  readonly store: StateStore;
+  readonly jobs: JobsStore;
+  readonly tools: ToolService;
+  /** A tool's environment: its values are taken out of every message. */
+  readonly envvars: { envFor(tool: string): Promise<Record<string, string>> };
+  readonly logger: Logger;
+  /** Tests shorten these; production: one mail per job per hour, batches looked at every 30 s. */
+  readonly windowMs?: number | undefined;
+  readonly sweepMs?: number | undefined;
+  readonly now?: (() => number) | undefined;
+  /** Tests take over a dead consumer's events sooner than the default minute. */
+  readonly claimIdleMs?: number | undefined;
+  readonly blockMs?: number | undefined;
+}
+
+/** Notifications (mail and outgoing webhooks), assembled for `startServer`. */
+export async function notifyFeature(deps: NotifyFeatureDeps) {
+  const { smtp, publicUrl } = deps.config;
+  const store = new RedisNotifyStore(deps.redis, await loadCryptoBox(deps.config.home));
+  const logger = deps.logger.child({ component: "notify" });
+  return {
+    router: notifyRouter({ tools: deps.tools, notify: new NotifyService(store, smtp !== undefined) }),
+
+    /** Starts telling maintainers; returns the closer. */
+    async start(): Promise<() => Promise<void>> {
+      if (smtp) logger.info({ from: smtp.from }, "notification mail is on");
+      else logger.info({}, "notification mail is off: SLIPWAY_SMTP_URL is not set (webhooks still notify)");
+      const mailer = smtp ? SmtpMailer.create(smtp) : undefined;
+      const webhooks = HttpWebhookSender.create(deps.config.sourceAllowHosts);
+      // From the first event the stream holds: a failure while no API process ran is still told.
+      const events = RedisStateEvents.create(deps.redisUrl, {
+        group: "notifications",
+        from: "all",
+        logger,
+        ...(deps.claimIdleMs ? { claimIdleMs: deps.claimIdleMs } : {}),
+        ...(deps.blockMs ? { blockMs: deps.blockMs } : {}),
+      });
+      const notifier = new Notifier({
+        events,
+        store,
+        mailer,
+        webhooks,
+        getBuild: (id) => deps.store.getBuild(id),
+        getRelease: (id) => deps.store.getRelease(id),
+        getJob: (tool, name) => deps.jobs.getJob(tool, name),
+        getRun: (tool, job, id) => deps.jobs.getRun(tool, job, id),
+        runLog: async (tool, job, id) => (await deps.jobs.readLog(tool, job, id)).map((l) => l.line),
+        secretsOf: async (tool) => Object.values(await deps.envvars.envFor(tool)),
+        publicUrl,
+        logger,
+        windowMs: deps.windowMs,
+        sweepMs: deps.sweepMs,
+        now: deps.now,
+      });
+      await notifier.start();
+      return async () => {
+        await notifier.close();
+        await mailer?.close();
+        await webhooks.close();
+      };
+    },
+  };
+}
