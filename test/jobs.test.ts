@@ -22,7 +22,7 @@ import { run } from "../services/platform/process.js";
 import type { RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, pythonApp, waitFor } from "./helpers/apps.js";
 import { clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
-import { type JobsApi, startJobsApi } from "./helpers/jobs-api.js";
+import { type JobsApi, startJobsApi, testJob } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "..");
@@ -495,25 +495,7 @@ describe("jobs on the local profile", () => {
 
 /** A scheduled job of an image that the test runtimes never look at. */
 function scheduledJob(tool: string, name: string, cron: string, at: Date): JobDefinition {
-  return {
-    tool,
-    name,
-    type: "scheduled",
-    command: "x",
-    image: "img",
-    image_name: undefined,
-    release_id: "r",
-    schedule: cron,
-    cron,
-    retry: 0,
-    timeout_s: undefined,
-    memory_mb: undefined,
-    source: "api",
-    revision: 1,
-    extra: {},
-    created_at: at.toISOString(),
-    updated_at: at.toISOString(),
-  };
+  return testJob(tool, name, at, { type: "scheduled", schedule: cron, cron });
 }
 
 /** The scheduler's rules with a clock the test moves, real Redis, and processes that end when told to. */
