@@ -1,7 +1,6 @@
 import type { Server } from "node:http";
 import express from "express";
 import type { JobService } from "../../services/domain/jobs/job-service.js";
-import type { JobDefinition } from "../../services/domain/jobs/job.js";
 import type { ToolService } from "../../services/domain/tools/tool-service.js";
 import type { Logger } from "../../services/platform/logger.js";
 import { jobsRouter } from "../../services/roles/http/api-jobs.js";
@@ -39,31 +38,5 @@ export async function startJobsApi(jobs: JobService, tool: string, logger: Logge
   };
 }
 
-/** A one-off job definition (`fields` change it) of an image that the tests' runtimes never look at. */
-export function testJob(
-  tool: string,
-  name: string,
-  at: Date,
-  fields: Partial<JobDefinition> = {},
-): JobDefinition {
-  return {
-    tool,
-    name,
-    type: "one-off",
-    command: "x",
-    image: "img",
-    image_name: undefined,
-    release_id: "r",
-    schedule: undefined,
-    cron: undefined,
-    retry: 0,
-    timeout_s: undefined,
-    memory_mb: undefined,
-    source: "api",
-    revision: 1,
-    extra: {},
-    created_at: at.toISOString(),
-    updated_at: at.toISOString(),
-    ...fields,
-  };
-}
+/** A one-off job definition (`fields` change it); the scale bench puts thousands of them. */
+export { standInJob as testJob } from "../../bench/scale.js";
