@@ -16,6 +16,7 @@ import { loadConfig } from "../services/platform/env.js";
 import { createLogger, memoryLogger } from "../services/platform/logger.js";
 import { freePort, waitForPort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
+import { scaleBench } from "./scale.js";
 
 interface Figure {
   name: string;
@@ -1017,6 +1018,11 @@ async function main(): Promise<void> {
   process.stdout.write(
     `Slipway bench on ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}\n\n`,
   );
+  // `npm run bench -- scale`: only the job runner's tick and the tools list with thousands of tools.
+  if (process.argv[2] === "scale") {
+    await scaleBench();
+    return;
+  }
   // `npm run bench -- baseline`: only the cold build against buildah, three alternating rounds.
   if (process.argv[2] === "baseline") {
     await coldBuildVsBuildah(3);

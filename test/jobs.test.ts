@@ -22,7 +22,7 @@ import { run } from "../services/platform/process.js";
 import type { RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, pythonApp, waitFor } from "./helpers/apps.js";
 import { clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
-import { type JobsApi, startJobsApi } from "./helpers/jobs-api.js";
+import { type JobsApi, startJobsApi, testJob } from "./helpers/jobs-api.js";
 import { startRedis } from "./helpers/redis.js";
 
 const repoRoot = path.resolve(import.meta.dirname, "..");
@@ -493,6 +493,11 @@ describe("jobs on the local profile", () => {
   }, 200_000);
 });
 
+/** A scheduled job of an image that the test runtimes never look at. */
+function scheduledJob(tool: string, name: string, cron: string, at: Date): JobDefinition {
+  return testJob(tool, name, at, { type: "scheduled", schedule: cron, cron });
+}
+
 /** The scheduler's rules with a clock the test moves, real Redis, and processes that end when told to. */
 describe("the scheduler", () => {
   let redisServer: { url: string; stop: () => Promise<void> };
@@ -530,26 +535,7 @@ describe("the scheduler", () => {
       options: { ...DEFAULT_RUNNER_OPTIONS, owner: "clock" },
       now: () => now,
     });
-    const job: JobDefinition = {
-      tool: "t",
-      name: "every-minute",
-      type: "scheduled",
-      command: "x",
-      image: "img",
-      image_name: undefined,
-      release_id: "r",
-      schedule: "* * * * *",
-      cron: "* * * * *",
-      retry: 0,
-      timeout_s: undefined,
-      memory_mb: undefined,
-      source: "api",
-      revision: 1,
-      extra: {},
-      created_at: now.toISOString(),
-      updated_at: now.toISOString(),
-    };
-    await store.putJob(job);
+    await store.putJob(scheduledJob("t", "every-minute", "* * * * *", now));
     await runner.tick(); // learns the next time: 10:01
     expect((await store.getStatus("t", "every-minute"))?.next_run_at).toBe("2026-03-01T10:01:00.000Z");
     expect(await store.listRuns("t", "every-minute")).toEqual([]);
@@ -589,6 +575,114 @@ describe("the scheduler", () => {
     );
     finish.forEach((f) => f());
     await runner.close();
+  });
+});
+
+/**
+ * Thousands of tools: the schedule is a Redis sorted set by next fire time, so a tick reads the due jobs
+ * only. Every Redis command is counted (MONITOR, which also shows the commands Lua scripts run).
+ */
+describe("the scheduler with many tools", () => {
+  const N = 1000;
+  const due = [0, 500];
+  let redisServer: { url: string; stop: () => Promise<void> };
+  let redis: Redis;
+  let monitor: Redis | undefined;
+
+  beforeAll(async () => {
+    redisServer = await startRedis();
+    redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
+  });
+  afterAll(async () => {
+    monitor?.disconnect();
+    redis?.disconnect();
+    await redisServer?.stop();
+  });
+
+  it(`a tick with ${N} scheduled jobs of which ${due.length} are due issues a bounded number of Redis commands and fires each due time once across two runners; a restart does not catch up missed times`, async () => {
+    const store = RedisJobsStore.create(redis);
+    const started: string[] = [];
+    const runtime: JobsRuntime = {
+      removeLeftovers: () => Promise.resolve(0),
+      start: (spec) => {
+        started.push(spec.tool);
+        return Promise.resolve({
+          id: spec.runId,
+          exited: Promise.resolve({ exitCode: 0 }),
+          kill: () => Promise.resolve(),
+        });
+      },
+    };
+    let now = new Date("2026-03-01T10:00:30Z");
+    const runnerOf = (owner: string) =>
+      new JobRunner({
+        store,
+        runtime,
+        envFor: () => Promise.resolve({}),
+        logger,
+        options: { ...DEFAULT_RUNNER_OPTIONS, owner },
+        now: () => now,
+      });
+    const [a, b] = [runnerOf("a"), runnerOf("b")];
+    for (let i = 0; i < N; i++) {
+      const cron = due.includes(i) ? "* * * * *" : "0 12 * * *";
+      await store.putJob(scheduledJob(`many-${i}`, "report", cron, now));
+    }
+    await a.tick(); // learns every job's next time
+    await b.tick();
+    expect((await store.getStatus("many-1", "report"))?.next_run_at).toBe("2026-03-01T12:00:00.000Z");
+    expect((await store.getStatus("many-0", "report"))?.next_run_at).toBe("2026-03-01T10:01:00.000Z");
+
+    monitor = await redis.monitor();
+    const commands: string[] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => commands.push(args.slice(0, 2).join(" ")));
+    const counted = async (tick: () => Promise<void>) => {
+      commands.length = 0;
+      await tick();
+      const marker = `end-of-tick-${randomBytes(4).toString("hex")}`;
+      await redis.echo(marker);
+      await waitFor(
+        "the monitor to see the tick",
+        () => Promise.resolve(commands.some((c) => c.includes(marker)) || undefined),
+        5000,
+      );
+      return commands.slice(
+        0,
+        commands.findIndex((c) => c.includes(marker)),
+      );
+    };
+    now = new Date("2026-03-01T10:01:02Z");
+    const tickA = await counted(() => a.tick());
+    // Per due job: its definition, the move of its time, its status, and its run (started at once here).
+    expect(tickA.length, tickA.slice(0, 30).join("\n")).toBeLessThan(100);
+    // The runs started above write their records in the background: let them end before counting B.
+    for (const i of due) {
+      await waitFor(
+        `the run of many-${i} to end`,
+        async () => (await store.getStatus(`many-${i}`, "report"))?.state === "waiting" || undefined,
+        5000,
+      );
+    }
+    const tickB = await counted(() => b.tick());
+    expect(tickB.length, tickB.slice(0, 30).join("\n")).toBeLessThan(20);
+    await a.close();
+    await b.close();
+    expect(started.sort()).toEqual(due.map((i) => `many-${i}`).sort());
+    expect((await store.getStatus("many-0", "report"))?.next_run_at).toBe("2026-03-01T10:02:00.000Z");
+    expect(await store.listRuns("many-1", "report")).toEqual([]);
+
+    // Every runner stopped over 10:02 and 10:03: the next one starts at 10:03:40 and fires from 10:04 on.
+    now = new Date("2026-03-01T10:03:40Z");
+    const c = runnerOf("c");
+    await c.start();
+    await waitFor(
+      "the restarted runner to move the missed time",
+      async () =>
+        (await store.getStatus("many-0", "report"))?.next_run_at === "2026-03-01T10:04:00.000Z" || undefined,
+      5000,
+    );
+    await c.close();
+    expect(started).toHaveLength(due.length);
   });
 });
 

@@ -9,6 +9,14 @@ export interface RunRequest {
   readonly run_id: string;
 }
 
+/** A scheduled job's place in the schedule. */
+export interface ScheduleEntry {
+  readonly tool: string;
+  readonly name: string;
+  /** The fire time it waits for; undefined: not computed yet (new job, or its cron changed). */
+  readonly at: Date | undefined;
+}
+
 /**
  * Job definitions, their status, their runs (bounded) and each run's log (bounded). The API writes
  * definitions and run requests; the runner (deployer role) reads them and writes status, runs and logs,
@@ -22,6 +30,25 @@ export interface JobsStore {
   listAllJobs(): Promise<JobDefinition[]>;
   /** Removes the definition, its status, runs and logs. */
   deleteJob(tool: string, name: string): Promise<void>;
+
+  /**
+   * The continuous jobs this profile's runner supervises (not those `runs_on: cluster`): an index kept
+   * with every put and delete, so a tick does not read the scheduled and one-off jobs of every tool.
+   */
+  listContinuousJobs(): Promise<JobDefinition[]>;
+  /**
+   * Scheduled jobs (not `runs_on: cluster`) whose next fire time is at or before `now`, earliest first,
+   * at most `limit`. The schedule is kept with every put and delete: a new job, or one whose cron
+   * changed, is due at once with `at` undefined (its next time is not known yet).
+   */
+  dueSchedules(now: Date, limit: number): Promise<ScheduleEntry[]>;
+  /**
+   * Moves a job's next fire time from `from` to `to`, only if it is still `from` and the job's cron is
+   * still `cron`: of several runners that saw the same due time, exactly one moves it (and fires it).
+   */
+  moveSchedule(entry: ScheduleEntry, cron: string, to: Date): Promise<boolean>;
+  /** Rebuilds the continuous and schedule indexes of every job (definitions stored before they existed). */
+  indexAllJobs(): Promise<void>;
 
   getStatus(tool: string, name: string): Promise<JobStatus | undefined>;
   /** Merges into the stored status (created with defaults when absent); returns the result. */

@@ -37,3 +37,6 @@ export async function startJobsApi(jobs: JobService, tool: string, logger: Logge
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+/** A one-off job definition (`fields` change it); the scale bench puts thousands of them. */
+export { standInJob as testJob } from "../../bench/scale.js";

@@ -7,13 +7,20 @@ import {
   type JobRun,
   type JobStatus,
 } from "../../domain/jobs/job.js";
-import type { JobsStore, RunRequest } from "../../ports/jobs-store.js";
+import type { JobsStore, RunRequest, ScheduleEntry } from "../../ports/jobs-store.js";
 import type { LogLine } from "../../ports/logs.js";
 import { appendStateEvent } from "./redis-state-events.js";
 
 const P = "slipway:";
 const TOOLS = `${P}jobtools`;
 const REQUESTS = `${P}jobrequests`;
+/** Sorted set: `<tool>/<job>` of every local scheduled job, scored by its next fire time (ms; 0: to compute). */
+const SCHEDULE = `${P}jobschedule`;
+/** Hash: `<tool>/<job>` → the cron its SCHEDULE score was computed for. */
+const SCHEDULE_CRON = `${P}jobschedulecron`;
+/** Hash: `<tool>/<job>` → the definition of every local continuous job. */
+const CONTINUOUS = `${P}jobcontinuous`;
+const INDEX_KEYS = [SCHEDULE, SCHEDULE_CRON, CONTINUOUS] as const;
 
 const defsKey = (tool: string) => `${P}jobs:${tool}`;
 const statusKey = (tool: string, job: string) => `${P}jobstatus:${tool}:${job}`;
@@ -41,6 +48,41 @@ const XADD_IF_RUN = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 for i = 2, #ARGV do redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], '*', 'l', ARGV[i]) end
 return 1`;
+// Keeps the indexes of one job in step with its stored definition (KEYS: defs, then INDEX_KEYS; ARGV: job
+// name, member). Reading the definition here, not taking it from the caller, lets concurrent writers
+// converge on the last one. A new cron (or a new job) is due at once with score 0: the runner computes it.
+const INDEX = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local kind, cron = 'none', nil
+if raw then
+  local d = cjson.decode(raw)
+  if d.runs_on ~= 'cluster' then
+    if d.type == 'continuous' then kind = 'continuous'
+    elseif d.type == 'scheduled' and type(d.cron) == 'string' then kind = 'scheduled' cron = d.cron end
+  end
+end
+if kind == 'continuous' then redis.call('HSET', KEYS[4], ARGV[2], raw) else redis.call('HDEL', KEYS[4], ARGV[2]) end
+if kind == 'scheduled' then
+  if redis.call('HGET', KEYS[3], ARGV[2]) ~= cron then
+    redis.call('HSET', KEYS[3], ARGV[2], cron)
+    redis.call('ZADD', KEYS[2], 0, ARGV[2])
+  end
+else
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+return 1`;
+const PUT = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('SADD', KEYS[5], ARGV[4])
+${INDEX}`;
+// KEYS: SCHEDULE, SCHEDULE_CRON; ARGV: member, from score, cron, to score.
+const MOVE = `
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+return 1`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 /**
@@ -56,11 +98,17 @@ export class RedisJobsStore implements JobsStore {
   }
 
   async putJob(job: JobDefinition): Promise<void> {
-    await this.redis
-      .multi()
-      .hset(defsKey(job.tool), job.name, JSON.stringify(job))
-      .sadd(TOOLS, job.tool)
-      .exec();
+    await this.redis.eval(
+      PUT,
+      5,
+      defsKey(job.tool),
+      ...INDEX_KEYS,
+      TOOLS,
+      job.name,
+      member(job.tool, job.name),
+      JSON.stringify(job),
+      job.tool,
+    );
   }
 
   async getJob(tool: string, name: string): Promise<JobDefinition | undefined> {
@@ -81,9 +129,68 @@ export class RedisJobsStore implements JobsStore {
 
   async deleteJob(tool: string, name: string): Promise<void> {
     const ids = await this.redis.lrange(runsKey(tool, name), 0, -1);
-    const m = this.redis.multi().hdel(defsKey(tool), name).del(statusKey(tool, name), runsKey(tool, name));
+    const m = this.redis
+      .multi()
+      .hdel(defsKey(tool), name)
+      .del(statusKey(tool, name), runsKey(tool, name))
+      .zrem(SCHEDULE, member(tool, name))
+      .hdel(SCHEDULE_CRON, member(tool, name))
+      .hdel(CONTINUOUS, member(tool, name));
     for (const id of ids) m.del(runKey(tool, name, id), logKey(tool, name, id));
     await m.exec();
+  }
+
+  async listContinuousJobs(): Promise<JobDefinition[]> {
+    const all = await this.redis.hvals(CONTINUOUS);
+    return all.map((raw) => JSON.parse(raw) as JobDefinition);
+  }
+
+  async dueSchedules(now: Date, limit: number): Promise<ScheduleEntry[]> {
+    const flat = await this.redis.zrangebyscore(
+      SCHEDULE,
+      "-inf",
+      now.getTime(),
+      "WITHSCORES",
+      "LIMIT",
+      0,
+      limit,
+    );
+    const due: ScheduleEntry[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const m = flat[i]!;
+      const slash = m.lastIndexOf("/");
+      const score = Number(flat[i + 1]);
+      due.push({
+        tool: m.slice(0, slash),
+        name: m.slice(slash + 1),
+        at: score === 0 ? undefined : new Date(score),
+      });
+    }
+    return due;
+  }
+
+  async moveSchedule(entry: ScheduleEntry, cron: string, to: Date): Promise<boolean> {
+    const from = entry.at?.getTime() ?? 0;
+    const moved = await this.redis.eval(
+      MOVE,
+      2,
+      SCHEDULE,
+      SCHEDULE_CRON,
+      member(entry.tool, entry.name),
+      String(from),
+      cron,
+      String(to.getTime()),
+    );
+    return moved === 1;
+  }
+
+  async indexAllJobs(): Promise<void> {
+    for (const tool of await this.redis.smembers(TOOLS)) {
+      const names = await this.redis.hkeys(defsKey(tool));
+      const p = this.redis.pipeline();
+      for (const name of names) p.eval(INDEX, 4, defsKey(tool), ...INDEX_KEYS, name, member(tool, name));
+      for (const [error] of (await p.exec()) ?? []) if (error) throw error;
+    }
   }
 
   async getStatus(tool: string, name: string): Promise<JobStatus | undefined> {
@@ -187,6 +294,11 @@ export class RedisJobsStore implements JobsStore {
   async release(key: string, owner: string): Promise<void> {
     await this.redis.eval(RELEASE, 1, `${P}jobclaim:${key}`, owner);
   }
+}
+
+/** Job and tool names are RFC 1123 labels: no `/` in either. */
+function member(tool: string, job: string): string {
+  return `${tool}/${job}`;
 }
 
 function encode(record: object): string[] {

@@ -1,7 +1,7 @@
 import { errorMessage } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
 import type { Logger } from "../../platform/logger.js";
-import type { JobsStore } from "../../ports/jobs-store.js";
+import type { JobsStore, ScheduleEntry } from "../../ports/jobs-store.js";
 import { describeLimit } from "../../ports/limits.js";
 import { nextRun } from "./cron.js";
 import type { JobDefinition, JobRun, RunStatus, RunTrigger } from "./job.js";
@@ -50,6 +50,7 @@ interface Supervisor {
 }
 
 interface OneShot {
+  readonly def: JobDefinition;
   process: JobProcess | undefined;
   stopped: boolean;
   done: Promise<void>;
@@ -58,19 +59,28 @@ interface OneShot {
 const key = (j: { tool: string; name: string }) => `${j.tool}/${j.name}`;
 
 /**
- * Runs jobs on the local profile (deployer role). Every tick it reads all definitions and:
- * supervises continuous jobs (restarted when they exit, with backoff; replaced when their definition
- * changes or `jobs restart` bumps the revision), fires scheduled jobs whose time came (never two runs
- * of one job at once: a due run while the previous one is still running is recorded as skipped),
- * starts requested one-off runs, retries failed attempts, kills runs past their timeout, and stops
- * whatever was deleted. A restart of the runner loses no definition (they are in the store); schedules
- * continue from the next time due, missed times are not caught up (as Kubernetes CronJobs with a short
- * starting deadline).
+ * Scheduled jobs taken per tick, earliest first; more due at once wait for the next tick (a second
+ * later by default), so one tick's work stays bounded however many jobs come due together.
+ */
+export const DUE_PER_TICK = 500;
+
+/**
+ * Runs jobs on the local profile (deployer role). Every tick it reads the continuous definitions, the
+ * scheduled jobs that are due (the store keeps them ordered by next fire time, so a tick's work follows
+ * the due jobs, not every job of every tool) and the run requests, and: supervises continuous jobs
+ * (restarted when they exit, with backoff; replaced when their definition changes or `jobs restart`
+ * bumps the revision), fires scheduled jobs whose time came (never two runs of one job at once: a due
+ * run while the previous one is still running is recorded as skipped), starts requested one-off runs,
+ * retries failed attempts, kills runs past their timeout, and stops whatever was deleted. A restart of
+ * the runner loses no definition (they are in the store); schedules continue from the next time due,
+ * times missed while no runner ran are not caught up (as Kubernetes CronJobs with a short starting
+ * deadline).
  */
 export class JobRunner {
   private readonly supervisors = new Map<string, Supervisor>();
   private readonly oneShots = new Map<string, OneShot>();
-  private readonly nextAt = new Map<string, { cron: string; at: Date }>();
+  /** When start() ran: a due time older than that by more than a lease was missed while no runner ran. */
+  private startedAt = -Infinity;
   /**
    * Continuous jobs stopped as one-off commands, with the revision stopped: a new revision (a release,
    * `jobs restart`) tries again. Kept in memory, so a restarted deployer also tries again once.
@@ -94,6 +104,9 @@ export class JobRunner {
   /** Cleans up after a previous runner (leftover containers, runs it never finished) and starts ticking. */
   async start(): Promise<void> {
     const { store, runtime, logger } = this.deps;
+    this.startedAt = this.now().getTime();
+    // Definitions stored before the indexes existed (or by an older Slipway) join them here.
+    await store.indexAllJobs();
     const removed = await runtime.removeLeftovers();
     if (removed > 0) logger.info({ removed }, "removed job containers left by an earlier run");
     for (const job of await store.listAllJobs()) {
@@ -136,58 +149,50 @@ export class JobRunner {
 
   async tick(): Promise<void> {
     const { store } = this.deps;
-    // Jobs the cluster runs (Deployments, CronJobs) are not this runner's: as if they were not defined.
-    const defs = new Map(
-      (await store.listAllJobs()).filter((j) => j.runs_on !== "cluster").map((j) => [key(j), j]),
-    );
+    // Jobs the cluster runs (Deployments, CronJobs) are not in these indexes: not this runner's.
+    const continuous = new Map((await store.listContinuousJobs()).map((j) => [key(j), j]));
 
     for (const [k, sup] of this.supervisors) {
-      const def = defs.get(k);
-      if (!def || def.type !== "continuous" || def.revision !== sup.revision) await this.stopSupervisor(k);
+      if (continuous.get(k)?.revision !== sup.revision) await this.stopSupervisor(k);
     }
-    for (const [k, shot] of this.oneShots) {
-      if (!defs.has(k) && !shot.stopped) {
+    // One read per run in progress: a deleted job's run stops within a tick.
+    for (const shot of this.oneShots.values()) {
+      if (shot.stopped) continue;
+      const def = await store.getJob(shot.def.tool, shot.def.name);
+      if (!def || def.runs_on === "cluster") {
         shot.stopped = true;
         await shot.process?.kill();
       }
     }
-    for (const k of this.nextAt.keys()) if (defs.get(k)?.type !== "scheduled") this.nextAt.delete(k);
     for (const [k, revision] of this.oneShotRevision) {
-      if (defs.get(k)?.revision !== revision) this.oneShotRevision.delete(k);
+      if (continuous.get(k)?.revision !== revision) this.oneShotRevision.delete(k);
     }
 
-    const now = this.now();
-    for (const [k, def] of defs) {
-      if (def.type === "continuous") {
-        if (this.oneShotRevision.get(k) === def.revision) continue;
-        const mine = await store.claim(`continuous:${k}`, this.deps.options.owner, this.leaseMs());
-        if (mine && !this.supervisors.has(k)) this.supervise(def);
-      } else if (def.type === "scheduled" && def.cron) {
-        await this.schedule(def, now);
-      }
+    for (const [k, def] of continuous) {
+      if (this.oneShotRevision.get(k) === def.revision) continue;
+      const mine = await store.claim(`continuous:${k}`, this.deps.options.owner, this.leaseMs());
+      if (mine && !this.supervisors.has(k)) this.supervise(def);
     }
+    const now = this.now();
+    for (const entry of await store.dueSchedules(now, DUE_PER_TICK)) await this.schedule(entry, now);
     for (const request of await store.takeRunRequests()) {
-      const def = defs.get(`${request.tool}/${request.job}`);
-      if (def && def.type !== "continuous") this.fire(def, "manual", request.run_id);
+      const def = await store.getJob(request.tool, request.job);
+      if (def && def.runs_on !== "cluster" && def.type !== "continuous")
+        this.fire(def, "manual", request.run_id);
     }
   }
 
-  private async schedule(def: JobDefinition, now: Date): Promise<void> {
-    const k = key(def);
-    let slot = this.nextAt.get(k);
-    if (!slot || slot.cron !== def.cron) {
-      slot = { cron: def.cron!, at: nextRun(def.cron!, now) };
-      this.nextAt.set(k, slot);
-      await this.deps.store.updateStatus(def.tool, def.name, { next_run_at: slot.at.toISOString() });
-    }
-    if (now < slot.at) return;
-    const due = slot.at;
-    slot.at = nextRun(def.cron!, now);
-    await this.deps.store.updateStatus(def.tool, def.name, { next_run_at: slot.at.toISOString() });
-    // With several deployer processes, one of them fires each scheduled time.
-    if (!(await this.deps.store.claim(`slot:${k}:${due.toISOString()}`, this.deps.options.owner, 3600_000))) {
-      return;
-    }
+  private async schedule(entry: ScheduleEntry, now: Date): Promise<void> {
+    const { store } = this.deps;
+    const def = await store.getJob(entry.tool, entry.name);
+    // The store keeps the schedule with the definitions; a job deleted or changed since the read is skipped.
+    if (!def?.cron || def.type !== "scheduled" || def.runs_on === "cluster") return;
+    const next = nextRun(def.cron, now);
+    // With several deployer processes, the one that moves the due time fires it.
+    if (!(await store.moveSchedule(entry, def.cron, next))) return;
+    await store.updateStatus(def.tool, def.name, { next_run_at: next.toISOString() });
+    if (entry.at === undefined) return; // a new job or cron: its first time is now known
+    if (entry.at.getTime() < this.startedAt - this.leaseMs()) return; // missed while no runner ran
     this.fire(def, "schedule", newId());
   }
 
@@ -198,7 +203,7 @@ export class JobRunner {
       void this.recordSkipped(def, trigger, requestId);
       return;
     }
-    const shot: OneShot = { process: undefined, stopped: false, done: Promise.resolve() };
+    const shot: OneShot = { def, process: undefined, stopped: false, done: Promise.resolve() };
     shot.done = this.runWithRetries(def, trigger, requestId, shot)
       .catch((e) =>
         this.deps.logger.warn({ tool: def.tool, job: def.name, error: errorMessage(e) }, "job run failed"),

@@ -77,9 +77,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     .description("the tools this token can see, with their web addresses")
     .addOption(json())
     .action(async (o: { json?: boolean }) => {
-      const list = await (
-        await client()
-      ).request<{ name: string; web_url: string }[]>("GET", "/api/v1/tools");
+      const list = await (await client()).list<{ name: string; web_url: string }>("/api/v1/tools");
       out(!!o.json, list, () =>
         list.length ? list.map((t) => `${t.name}\t${t.web_url}`).join("\n") : "no tools yet",
       );
@@ -101,7 +99,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
         c
           .request<{ state: string; address: string | null }>("GET", `${base}/webservice`)
           .catch(() => undefined),
-        c.request<unknown[]>("GET", `${base}/jobs`).catch(() => undefined),
+        c.list<unknown>(`${base}/jobs`).catch(() => undefined),
       ]);
       out(false, t, () => toolSummary(t, web, jobs));
     });
@@ -189,7 +187,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
     .action(async (o: { tool?: string; json?: boolean }) => {
       const c = await client();
       const tool = await resolveTool(c, o.tool ?? config.cli.tool);
-      const list = await c.request<BuildRow[]>("GET", `/api/v1/tools/${tool}/builds`);
+      const list = await c.list<BuildRow>(`/api/v1/tools/${tool}/builds`);
       out(!!o.json, list, () =>
         list.length
           ? list

@@ -37,7 +37,21 @@ export class ApiClient {
   }
 
   async request<T>(method: string, route: string, body?: unknown): Promise<T> {
-    const res = await this.raw(method, route, body);
+    return this.answer<T>(method, route, await this.raw(method, route, body));
+  }
+
+  /** Every item of a paged list: follows each page's `Link: <…>; rel="next"` to the end. */
+  async list<T>(route: string): Promise<T[]> {
+    const items: T[] = [];
+    for (let next: string | undefined = route; next !== undefined;) {
+      const res = await this.raw("GET", next);
+      items.push(...(await this.answer<T[]>("GET", next, res)));
+      next = nextLink(res.headers.get("link"));
+    }
+    return items;
+  }
+
+  private async answer<T>(method: string, route: string, res: Response): Promise<T> {
     const text = await res.text();
     let data: unknown;
     try {
@@ -101,6 +115,12 @@ export class ApiClient {
       ].join("\n"),
     );
   }
+}
+
+/** The path of a Link header's rel="next" (the API answers paths on its own origin). */
+function nextLink(header: string | null): string | undefined {
+  const m = header ? /<([^>]+)>\s*;\s*rel="next"/.exec(header) : null;
+  return m?.[1]?.startsWith("/") ? m[1] : undefined;
 }
 
 /** Why nothing answers HTTP at `baseUrl` (refused, or silent for 3 s), or undefined when something does. */

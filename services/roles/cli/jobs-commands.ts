@@ -159,7 +159,7 @@ export function registerJobsCommands(
     .addOption(jsonOption())
     .action(async (o: { tool?: string; json?: boolean }) => {
       const { c, base } = await route(o);
-      const list = await c.request<JobRow[]>("GET", base);
+      const list = await c.list<JobRow>(base);
       print(o.json, list, () =>
         list.length
           ? [

@@ -26,7 +26,7 @@ export function print(asJson: boolean | undefined, data: unknown, human: () => s
  */
 export async function resolveTool(c: ApiClient, given: string | undefined): Promise<string> {
   if (given) return encodeURIComponent(given);
-  const list = await c.request<VisibleTool[]>("GET", "/api/v1/tools");
+  const list = await c.list<VisibleTool>("/api/v1/tools");
   const fromRemotes = await toolsOfGitRemotes(list, c.baseUrl);
   if (fromRemotes.length === 1) return encodeURIComponent(fromRemotes[0]!);
   if (fromRemotes.length === 0 && list.length === 1) return encodeURIComponent(list[0]!.name);

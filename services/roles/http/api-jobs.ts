@@ -7,6 +7,7 @@ import type { ToolService } from "../../domain/tools/tool-service.js";
 import { validateToolName } from "../../domain/tools/tool.js";
 import { InputError } from "../../platform/errors.js";
 import { requireTool } from "./auth.js";
+import { JOB_PAGES, pageOf, sendPage } from "./pagination.js";
 
 /** The longest one request waits for a run; the CLI's `--wait` asks again until the run is over. */
 const MAX_WAIT_S = 60;
@@ -29,7 +30,14 @@ export function jobsRouter(deps: { readonly tools: ToolService; readonly jobs: J
       res.json({ yaml: dumpJobsYaml(jobs), count: jobs.length });
       return;
     }
-    res.json((await deps.jobs.list(tool)).map(({ job, status }) => jobView(job, status)));
+    const page = pageOf(req, JOB_PAGES);
+    const jobs = (await deps.jobs.list(tool)).slice(page.offset, page.offset + page.limit + 1);
+    sendPage(
+      req,
+      res,
+      page,
+      jobs.map(({ job, status }) => jobView(job, status)),
+    );
   });
 
   r.post(base, async (req, res) => {

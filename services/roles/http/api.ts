@@ -12,6 +12,7 @@ import type { RefResolver } from "../../ports/refs.js";
 import type { StateStore } from "../../ports/store.js";
 import { bearerAuth, requireAdmin, requireTool } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
+import { BUILD_PAGES, pageOf, sendPage, TOOL_PAGES } from "./pagination.js";
 import { envvarsRouter } from "./api-envvars.js";
 import { renderRouter } from "./api-render.js";
 import type { RenderOptions } from "../../domain/kubernetes/index.js";
@@ -77,10 +78,17 @@ export function apiRouter(deps: ApiDeps): Router {
   });
 
   r.get("/api/v1/tools", async (req, res) => {
+    const page = pageOf(req, TOOL_PAGES);
     const all = await deps.store.listTools();
     const p = req.principal;
     const visible = p?.kind === "tool" ? all.filter((t) => t.name === p.tool) : all;
-    res.json(visible.map((t) => toolView(t, deps.urls)));
+    const items = visible.slice(page.offset, page.offset + page.limit + 1);
+    sendPage(
+      req,
+      res,
+      page,
+      items.map((t) => toolView(t, deps.urls)),
+    );
   });
 
   r.get("/api/v1/tools/:tool", async (req, res) => {
@@ -135,8 +143,9 @@ export function apiRouter(deps: ApiDeps): Router {
 
   r.get("/api/v1/tools/:tool/builds", async (req, res) => {
     const tool = await toolOf(req, deps);
-    const limit = Math.min(Number(req.query.limit ?? 50) || 50, 500);
-    res.json((await deps.store.listBuilds(tool.name, limit)).map(buildView));
+    const page = pageOf(req, BUILD_PAGES);
+    const builds = await deps.store.listBuilds(tool.name, page.offset + page.limit + 1);
+    sendPage(req, res, page, builds.slice(page.offset).map(buildView));
   });
 
   // Builds by id alone: what `git push` tells the pusher to follow needs no tool name.

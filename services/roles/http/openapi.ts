@@ -1,7 +1,10 @@
+import { BUILD_PAGES, JOB_PAGES, TOOL_PAGES, type PageLimits } from "./pagination.js";
+
 /**
  * The OpenAPI 3.1 document served at /api/v1/openapi.json. Kept by hand beside the router; the API test
  * checks that every route the router answers is described here.
  */
+
 export function openApiDocument(publicUrl: string) {
   const error = { $ref: "#/components/responses/Error" };
   const toolParam = { name: "tool", in: "path", required: true, schema: { type: "string" } };
@@ -21,8 +24,9 @@ export function openApiDocument(publicUrl: string) {
     paths: {
       "/api/v1/tools": {
         get: {
-          summary: "List tools visible to the token",
-          responses: { "200": ok("Tool", true), "401": error },
+          summary: "List tools visible to the token, in pages",
+          parameters: pageParams(TOOL_PAGES),
+          responses: { "200": page("Tool"), "400": error, "401": error },
         },
         post: {
           summary: "Create a tool (admin token); returns its secrets once",
@@ -100,9 +104,9 @@ export function openApiDocument(publicUrl: string) {
       },
       "/api/v1/tools/{tool}/builds": {
         get: {
-          summary: "List builds, newest first",
-          parameters: [toolParam],
-          responses: { "200": ok("Build", true) },
+          summary: "List builds, newest first, in pages",
+          parameters: [toolParam, ...pageParams(BUILD_PAGES)],
+          responses: { "200": page("Build"), "400": error },
         },
         post: {
           summary: "Start a build of the tool's ref (or another ref)",
@@ -289,9 +293,13 @@ export function openApiDocument(publicUrl: string) {
       "/api/v1/tools/{tool}/jobs": {
         get: {
           summary:
-            "List the tool's jobs with their status; with dump=true, the API-defined jobs as a Toolforge jobs.yaml",
-          parameters: [toolParam, { name: "dump", in: "query", schema: { type: "boolean" } }],
-          responses: { "200": ok("Job", true), "404": error },
+            "List the tool's jobs with their status, in pages; with dump=true, the API-defined jobs as a Toolforge jobs.yaml (not paged)",
+          parameters: [
+            toolParam,
+            { name: "dump", in: "query", schema: { type: "boolean" } },
+            ...pageParams(JOB_PAGES),
+          ],
+          responses: { "200": page("Job"), "400": error, "404": error },
         },
         post: {
           summary:
@@ -611,6 +619,37 @@ function ok(schema: string, list = false) {
   return {
     description: "OK",
     content: { "application/json": { schema: list ? { type: "array", items: ref } : ref } },
+  };
+}
+
+/** `?limit=&cursor=` of a paged list. */
+function pageParams(limits: PageLimits) {
+  return [
+    {
+      name: "limit",
+      in: "query",
+      description: `items per page (default ${limits.defaultLimit})`,
+      schema: { type: "integer", minimum: 1, maximum: limits.maxLimit, default: limits.defaultLimit },
+    },
+    {
+      name: "cursor",
+      in: "query",
+      description: 'where the page starts: take it from the previous page\'s Link: <…>; rel="next" header',
+      schema: { type: "string" },
+    },
+  ];
+}
+
+/** One page of a list, with the Link to the next page while there is one. */
+function page(schema: string) {
+  return {
+    ...ok(schema, true),
+    headers: {
+      Link: {
+        description: 'the next page, `<path?limit=…&cursor=…>; rel="next"`; absent on the last page',
+        schema: { type: "string" },
+      },
+    },
   };
 }
 
