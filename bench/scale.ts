@@ -18,7 +18,7 @@ import { BuildControl } from "../services/domain/pipeline/build-control.js";
 import { TriggerService } from "../services/domain/pipeline/triggers.js";
 import type { JobDefinition } from "../services/domain/jobs/job.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
-import type { JobsRuntime } from "../services/domain/jobs/runtime.js";
+import type { JobsRuntime } from "../services/ports/jobs-runtime.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { CryptoBox } from "../services/platform/crypto-box.js";
 import { memoryLogger } from "../services/platform/logger.js";

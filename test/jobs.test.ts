@@ -15,7 +15,7 @@ import { expandSchedule } from "../services/domain/jobs/cron.js";
 import { JobService } from "../services/domain/jobs/job-service.js";
 import type { JobDefinition } from "../services/domain/jobs/job.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../services/domain/jobs/runner.js";
-import type { JobProcess, JobsRuntime } from "../services/domain/jobs/runtime.js";
+import type { JobProcess, JobsRuntime } from "../services/ports/jobs-runtime.js";
 import type { Release } from "../services/domain/releases/release.js";
 import { createLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";

@@ -20,3 +20,8 @@ export interface ImageRegistry {
     reference: string,
   ): Promise<{ digest: string; body: Uint8Array } | undefined>;
 }
+
+/** The one registry call retention needs (RegistryClient.deleteManifest). */
+export interface ManifestDeleter {
+  deleteManifest(repository: string, digest: string): Promise<boolean>;
+}

@@ -14,7 +14,7 @@ import { PodmanRuntime } from "../../services/adapters/podman/runtime.js";
 import { RedisJobsStore } from "../../services/adapters/store/redis-jobs.js";
 import { JobService } from "../../services/domain/jobs/job-service.js";
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../services/domain/jobs/runner.js";
-import type { JobExit, JobProcess } from "../../services/domain/jobs/runtime.js";
+import type { JobExit, JobProcess } from "../../services/ports/jobs-runtime.js";
 import type { Release } from "../../services/domain/releases/release.js";
 import { createLogger } from "../../services/platform/logger.js";
 import { run } from "../../services/platform/process.js";

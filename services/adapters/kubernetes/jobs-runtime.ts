@@ -9,7 +9,7 @@ import {
   type KubeConfig,
   type V1Pod,
 } from "@kubernetes/client-node";
-import type { JobExit, JobProcess, JobProcessSpec, JobsRuntime } from "../../domain/jobs/runtime.js";
+import type { JobExit, JobProcess, JobProcessSpec, JobsRuntime } from "../../ports/jobs-runtime.js";
 import {
   RUN_LABELS,
   jobRunSecretName,

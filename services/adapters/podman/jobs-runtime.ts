@@ -1,12 +1,7 @@
 import { spawn } from "node:child_process";
 import { TransientError } from "../../platform/errors.js";
-import {
-  JOB_COMMAND_WRAPPER,
-  type JobExit,
-  type JobProcess,
-  type JobProcessSpec,
-  type JobsRuntime,
-} from "../../domain/jobs/runtime.js";
+import { JOB_COMMAND_WRAPPER } from "../../domain/jobs/runtime.js";
+import type { JobExit, JobProcess, JobProcessSpec, JobsRuntime } from "../../ports/jobs-runtime.js";
 import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
 import { ContainerLimits } from "./limits.js";

@@ -5,7 +5,7 @@ import type { JobsStore, ScheduleEntry } from "../../ports/jobs-store.js";
 import { describeLimit } from "../../ports/limits.js";
 import { nextRun } from "./cron.js";
 import type { JobDefinition, JobRun, RunStatus, RunTrigger } from "./job.js";
-import type { EnvFor, JobProcess, JobsRuntime } from "./runtime.js";
+import type { EnvFor, JobProcess, JobsRuntime } from "../../ports/jobs-runtime.js";
 
 export interface JobRunnerOptions {
   /** How often definitions, schedules and run requests are looked at. */

@@ -13,7 +13,8 @@ import { ToolService } from "../tools/tool-service.js";
 import { BuildControl } from "./build-control.js";
 import { BuildRecovery } from "./build-recovery.js";
 import { PipelineError } from "../../platform/errors.js";
-import { BuildPipeline, type LifecycleRunner } from "./build-pipeline.js";
+import { BuildPipeline } from "./build-pipeline.js";
+import type { LifecycleRunner } from "../../ports/build-steps.js";
 import type { Enqueuer } from "../../ports/queue.js";
 import { TriggerService } from "./triggers.js";
 

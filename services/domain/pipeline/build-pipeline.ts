@@ -1,3 +1,4 @@
+import type { ImageExporter, LifecycleRunner } from "../../ports/build-steps.js";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
@@ -17,35 +18,6 @@ import { decide } from "./deploy-policy.js";
 import type { Enqueuer } from "../../ports/queue.js";
 import type { BuildRecovery } from "./build-recovery.js";
 import { PhaseClock } from "./phase-clock.js";
-
-/** Runs the buildpacks over a checked-out app (the CNB lifecycle: detect, restore, build). */
-export interface LifecycleRunner {
-  run(input: {
-    readonly buildId: string;
-    readonly tool: string;
-    readonly component: string;
-    readonly appDir: string;
-    readonly workDir: string;
-    readonly sourceDateEpoch: number;
-    readonly noCache: boolean;
-    readonly signal: AbortSignal;
-    readonly onLog: (line: string) => void;
-  }): Promise<LifecycleResult>;
-}
-
-/** Turns a lifecycle result into an image in the registry (the CNB exporter). */
-export interface ImageExporter {
-  export(input: {
-    readonly result: LifecycleResult;
-    readonly repository: string;
-    readonly tag: string;
-    readonly sourceDateEpoch: number;
-    readonly commit: string;
-    readonly sourceUrl: string;
-    readonly workDir: string;
-    readonly onLog: (line: string) => void;
-  }): Promise<{ image: string; digest: string; blobsUploaded: number }>;
-}
 
 const TAIL_LINES = 30;
 

@@ -1,13 +1,9 @@
+import type { ManifestDeleter } from "../../ports/registry.js";
 import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { ReleaseStore, RouteStore } from "../../ports/store.js";
 import type { AfterLive } from "./deployer.js";
 import type { Release } from "./release.js";
-
-/** The one registry call retention needs (RegistryClient.deleteManifest). */
-export interface ManifestDeleter {
-  deleteManifest(repository: string, digest: string): Promise<boolean>;
-}
 
 /**
  * Keeps the images of a tool's newest `keep` releases that went live (and of every newer release, the

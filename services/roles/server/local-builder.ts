@@ -8,7 +8,7 @@ import { DEFAULT_SUITE, SUITES, ensureStack, type StackStep } from "../../adapte
 import { loadBuildpackOrder, type BuildpackOrder } from "../../domain/lifecycle/buildpack-order.js";
 import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
 import type { StackCatalogue } from "../../domain/lifecycle/types.js";
-import type { ImageExporter, LifecycleRunner } from "../../domain/pipeline/build-pipeline.js";
+import type { ImageExporter, LifecycleRunner } from "../../ports/build-steps.js";
 import type { Config } from "../../platform/env.js";
 import { SlipwayError } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";

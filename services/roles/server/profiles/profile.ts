@@ -1,6 +1,6 @@
 import type { RenderOptions } from "../../../domain/kubernetes/index.js";
 import type { JobService } from "../../../domain/jobs/job-service.js";
-import type { JobsRuntime } from "../../../domain/jobs/runtime.js";
+import type { JobsRuntime } from "../../../ports/jobs-runtime.js";
 import type { AfterLive } from "../../../domain/releases/deployer.js";
 import type { ReplicasOf } from "../../../domain/releases/webservice-service.js";
 import type { Config } from "../../../platform/env.js";
