@@ -604,7 +604,7 @@ export class KubernetesApplier {
       const rs = newestReplicaSet(deployment, sets.items)?.metadata?.name;
       return (rs && (await this.creationFailure(namespace, "ReplicaSet", rs))) ?? condition;
     } catch (error) {
-      this.logger.debug({ namespace, error: errorMessage(error) }, "could not read the ReplicaSet's events");
+      this.logger.debug({ namespace, err: error }, "could not read the ReplicaSet's events");
       return condition;
     }
   }

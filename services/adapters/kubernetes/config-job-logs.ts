@@ -1,7 +1,6 @@
 import { CoreV1Api, Log, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import type { JobDefinition, JobRun, RunStatus } from "../../domain/jobs/job.js";
 import { LABELS, MANAGED_BY, namespaceName } from "../../domain/kubernetes/index.js";
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { JobsStore } from "../../ports/jobs-store.js";
 import type { StateStore } from "../../ports/store.js";
@@ -62,7 +61,7 @@ export class KubernetesConfigJobFollower {
     this.loop = new LookLoop(
       () => this.look(),
       deps.options?.pollMs ?? 5000,
-      (e) => deps.logger.warn({ error: errorMessage(e) }, "could not look for job pods"),
+      (e) => deps.logger.warn({ err: e }, "could not look for job pods"),
     );
   }
 
@@ -99,7 +98,7 @@ export class KubernetesConfigJobFollower {
           })
         ).items;
       } catch (error) {
-        this.deps.logger.warn({ tool: tool.name, error: errorMessage(error) }, "could not list job pods");
+        this.deps.logger.warn({ tool: tool.name, err: error }, "could not list job pods");
         // Not knowing which pods exist is no reason to end their runs.
         for (const f of this.followed.values()) if (f.tool === tool.name) f.seen = true;
         continue;
@@ -253,7 +252,7 @@ export class KubernetesConfigJobFollower {
         f.writing = f.writing.then(() =>
           this.deps.jobs
             .appendLog(f.tool, f.job, f.pod, lines)
-            .catch((e) => log.warn({ error: errorMessage(e) }, "job output could not be kept")),
+            .catch((e) => log.warn({ err: e }, "job output could not be kept")),
         );
       },
       log,

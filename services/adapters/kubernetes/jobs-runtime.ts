@@ -20,7 +20,7 @@ import {
   type ToolQuota,
 } from "../../domain/kubernetes/index.js";
 import type { Release } from "../../domain/releases/release.js";
-import { PipelineError, TransientError, errorMessage } from "../../platform/errors.js";
+import { PipelineError, TransientError } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { KubernetesApplier } from "./applier.js";
 import { QUOTA_GRACE_MS, kubeError } from "./applier.js";
@@ -192,7 +192,7 @@ export class KubernetesJobsRuntime implements JobsRuntime {
       } catch (error) {
         // A cluster that is briefly unreachable must not fail a run that may have been up for weeks.
         if (!(error instanceof TransientError)) throw error;
-        log.warn({ error: errorMessage(error) }, "could not read the job's pod; trying again");
+        log.warn({ err: error }, "could not read the job's pod; trying again");
         await this.pause(run, pollMs);
         continue;
       }
@@ -368,7 +368,7 @@ export class KubernetesJobsRuntime implements JobsRuntime {
           await this.applier.remove(ref);
           break;
         } catch (error) {
-          log.warn({ error: errorMessage(error), name: ref.name }, "could not delete a finished run");
+          log.warn({ err: error, name: ref.name }, "could not delete a finished run");
           await sleep(1000 * (attempt + 1));
         }
       }

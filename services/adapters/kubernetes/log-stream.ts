@@ -1,6 +1,5 @@
 import { Writable } from "node:stream";
 import type { Log } from "@kubernetes/client-node";
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 
 /** Longer lines are cut, as on the local profile: one line must not fill a run's log. */
@@ -122,7 +121,7 @@ export function followLog(
     })
     .catch((error: unknown) => {
       state.ended = true;
-      logger.debug({ error: errorMessage(error), pod }, "could not follow the log yet");
+      logger.debug({ err: error, pod }, "could not follow the log yet");
     });
   return state;
 }

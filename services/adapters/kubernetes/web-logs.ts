@@ -1,6 +1,5 @@
 import { CoreV1Api, Log, type KubeConfig } from "@kubernetes/client-node";
 import { LABELS, MANAGED_BY, namespaceName } from "../../domain/kubernetes/index.js";
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { ProcessLogs } from "../../ports/process-logs.js";
 import type { StateStore } from "../../ports/store.js";
@@ -51,7 +50,7 @@ export class KubernetesWebLogFollower {
     this.loop = new LookLoop(
       () => this.look(),
       deps.options?.pollMs ?? 5000,
-      (e) => deps.logger.warn({ error: errorMessage(e) }, "could not look for web pods"),
+      (e) => deps.logger.warn({ err: e }, "could not look for web pods"),
     );
   }
 
@@ -84,7 +83,7 @@ export class KubernetesWebLogFollower {
           ].join(","),
         })
         .catch((error: unknown) => {
-          this.deps.logger.warn({ tool: tool.name, error: errorMessage(error) }, "could not list web pods");
+          this.deps.logger.warn({ tool: tool.name, err: error }, "could not list web pods");
           return { items: [] };
         });
       for (const pod of pods.items) {
@@ -121,7 +120,7 @@ export class KubernetesWebLogFollower {
             target.writing = target.writing.then(() =>
               this.deps.logs
                 .append(target.tool, target.releaseId, lines)
-                .catch((e) => log.warn({ error: errorMessage(e) }, "webservice output could not be kept")),
+                .catch((e) => log.warn({ err: e }, "webservice output could not be kept")),
             );
           },
           log,

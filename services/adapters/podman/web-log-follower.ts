@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { ProcessLogs } from "../../ports/process-logs.js";
 import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
@@ -87,14 +86,13 @@ export class LogFollowingRuntime implements AppRuntime {
         writing = writing.then(() =>
           this.deps.logs
             .append(app.tool, app.releaseId, lines)
-            .catch((e) => log.warn({ error: errorMessage(e) }, "webservice output could not be kept")),
+            .catch((e) => log.warn({ err: e }, "webservice output could not be kept")),
         );
       },
       { flushMs: FLUSH_MS, flushLines: FLUSH_LINES },
     );
     child.on("error", (e) => {
-      if (!controller.signal.aborted)
-        log.warn({ error: errorMessage(e) }, "could not follow webservice output");
+      if (!controller.signal.aborted) log.warn({ err: e }, "could not follow webservice output");
     });
     child.on("close", () => {
       end();

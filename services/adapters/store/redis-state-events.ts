@@ -151,7 +151,7 @@ export class RedisStateEvents implements StateEvents {
           await this.ensureGroup().catch(() => undefined);
           continue;
         }
-        if (!failing) this.logger.warn({ error: errorMessage(error) }, "state events not read; retrying");
+        if (!failing) this.logger.warn({ err: error }, "state events not read; retrying");
         failing = true;
         await sleep(1_000);
       }
@@ -265,13 +265,10 @@ export class RedisStateEvents implements StateEvents {
       () => this.redis.xack(STATE_EVENTS_STREAM, this.options.group, id).then(() => undefined),
       (error: unknown) =>
         // Left pending: claimed again after claimIdleMs.
-        this.logger.warn(
-          { event_id: id, attempt, error: errorMessage(error) },
-          "state event not handled; will retry",
-        ),
+        this.logger.warn({ event_id: id, attempt, err: error }, "state event not handled; will retry"),
     );
     const tracked = done.catch((error: unknown) =>
-      this.logger.warn({ event_id: id, error: errorMessage(error) }, "state event not acknowledged"),
+      this.logger.warn({ event_id: id, err: error }, "state event not acknowledged"),
     );
     this.inFlight.add(tracked);
     void tracked.finally(() => this.inFlight.delete(tracked));

@@ -124,7 +124,7 @@ export class JobRunner {
     const loop = () => {
       if (this.closed) return;
       this.ticking = this.tick()
-        .catch((e) => logger.warn({ error: errorMessage(e) }, "jobs tick failed"))
+        .catch((e) => logger.warn({ err: e }, "jobs tick failed"))
         .finally(() => {
           if (!this.closed) this.timer = setTimeout(loop, this.deps.options.tickMs);
         });
@@ -205,9 +205,7 @@ export class JobRunner {
     }
     const shot: OneShot = { def, process: undefined, stopped: false, done: Promise.resolve() };
     shot.done = this.runWithRetries(def, trigger, requestId, shot)
-      .catch((e) =>
-        this.deps.logger.warn({ tool: def.tool, job: def.name, error: errorMessage(e) }, "job run failed"),
-      )
+      .catch((e) => this.deps.logger.warn({ tool: def.tool, job: def.name, err: e }, "job run failed"))
       .finally(() => this.oneShots.delete(k));
     this.oneShots.set(k, shot);
   }
@@ -396,9 +394,7 @@ export class JobRunner {
       done: Promise.resolve(),
     };
     sup.done = this.superviseLoop(def, sup)
-      .catch((e) =>
-        this.deps.logger.warn({ tool: def.tool, job: def.name, error: errorMessage(e) }, "supervisor failed"),
-      )
+      .catch((e) => this.deps.logger.warn({ tool: def.tool, job: def.name, err: e }, "supervisor failed"))
       .finally(() => {
         if (this.supervisors.get(k) === sup) this.supervisors.delete(k);
         void this.deps.store.release(`continuous:${k}`, this.deps.options.owner).catch(() => undefined);

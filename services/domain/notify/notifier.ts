@@ -1,7 +1,6 @@
 import type { Build } from "../builds/build.js";
 import type { JobDefinition, JobRun } from "../jobs/job.js";
 import type { Release } from "../releases/release.js";
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { JobBatch, Mailer, NotifyStore, WebhookSender } from "../../ports/notify.js";
 import type { EventDelivery, StateEvent, StateEvents } from "../../ports/state-events.js";
@@ -59,7 +58,7 @@ export class Notifier {
       if (this.closed) return;
       this.sweeping = this.sweep()
         .catch((error: unknown) =>
-          this.deps.logger.warn({ error: errorMessage(error) }, "job mail batches not sent; will retry"),
+          this.deps.logger.warn({ err: error }, "job mail batches not sent; will retry"),
         )
         .finally(() => {
           if (!this.closed) this.timer = setTimeout(tick, this.deps.sweepMs ?? 30_000);
@@ -219,7 +218,7 @@ export class Notifier {
         await store.markDelivered(`${key}:mail`);
         log.info({ recipients: recipients.length }, "notification mailed");
       } catch (error) {
-        log.warn({ error: errorMessage(error) }, "notification not mailed; will retry");
+        log.warn({ err: error }, "notification not mailed; will retry");
         failures.push(error);
       }
     }
@@ -230,7 +229,7 @@ export class Notifier {
         await store.markDelivered(`${key}:webhook`);
         log.info({}, "notification posted to the webhook");
       } catch (error) {
-        log.warn({ error: errorMessage(error) }, "notification not posted to the webhook; will retry");
+        log.warn({ err: error }, "notification not posted to the webhook; will retry");
         failures.push(error);
       }
     }

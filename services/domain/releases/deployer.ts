@@ -104,10 +104,10 @@ export class Deployer {
       await plan.retire();
       await this.deps.retention
         ?.afterLive(release)
-        .catch((e) => log.warn({ error: errorMessage(e) }, "image retention failed"));
+        .catch((e) => log.warn({ err: e }, "image retention failed"));
       await this.deps
         .onLive?.(release)
-        .catch((e) => log.warn({ error: errorMessage(e) }, "jobs of the release could not be updated"));
+        .catch((e) => log.warn({ err: e }, "jobs of the release could not be updated"));
     } catch (error) {
       await plan?.abandon().catch(() => undefined);
       // A report that already says what serves (a stuck Kubernetes rollout) keeps its own statement;
@@ -141,7 +141,7 @@ export class Deployer {
         const next = await rollout.restore(release, route, await this.varsOf(tool), log);
         if (next) await store.setRoute(next);
       } catch (error) {
-        log.warn({ error: errorMessage(error) }, "live release could not be restarted");
+        log.warn({ err: error }, "live release could not be restarted");
       }
     }
   }

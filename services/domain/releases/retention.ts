@@ -1,5 +1,4 @@
 import type { ManifestDeleter } from "../../ports/registry.js";
-import { errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
 import type { ReleaseStore, RouteStore } from "../../ports/store.js";
 import type { AfterLive } from "./deployer.js";
@@ -58,7 +57,7 @@ export class ImageRetention implements AfterLive {
         await this.deps.registry.deleteManifest(repositoryOf(old.image), old.image_digest);
       } catch (error) {
         this.deps.logger.warn(
-          { tool, releaseId: old.id, error: errorMessage(error) },
+          { tool, releaseId: old.id, err: error },
           "could not delete an old release's image",
         );
         continue;

@@ -11,7 +11,6 @@ import type { AfterLive, Deployer } from "../../../domain/releases/deployer.js";
 import { deployerOnKubernetes } from "../../../domain/releases/kubernetes-rollout.js";
 import type { Release } from "../../../domain/releases/release.js";
 import type { Config } from "../../../platform/env.js";
-import { errorMessage } from "../../../platform/errors.js";
 import type { Logger } from "../../../platform/logger.js";
 import type { EnvSource } from "../../../ports/envvars.js";
 import type { BuildLogs } from "../../../ports/logs.js";
@@ -68,9 +67,7 @@ export function kubernetesProfile(config: Config, deps: ProfileDeps): RuntimePro
         cluster.health
           .reachable()
           .then(start)
-          .catch((e: unknown) =>
-            logger.error({ error: errorMessage(e) }, "deploys and jobs on Kubernetes could not start"),
-          );
+          .catch((e: unknown) => logger.error({ err: e }, "deploys and jobs on Kubernetes could not start"));
         return Promise.resolve();
       },
       resume: () => Promise.resolve(),
@@ -230,8 +227,7 @@ async function startWhileReachable(
     try {
       return await start();
     } catch (error) {
-      if (attempt === 1)
-        logger.warn({ error: errorMessage(error) }, "cluster work failed to start; retrying");
+      if (attempt === 1) logger.warn({ err: error }, "cluster work failed to start; retrying");
       await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt)));
       await health.reachable();
     }

@@ -6,7 +6,6 @@ import { PodmanRuntime } from "../../../adapters/podman/runtime.js";
 import { LogFollowingRuntime } from "../../../adapters/podman/web-log-follower.js";
 import { deployerOnPodman } from "../../../domain/releases/podman-rollout.js";
 import type { Config } from "../../../platform/env.js";
-import { errorMessage } from "../../../platform/errors.js";
 import type { DeployerParts, ProfileDeps, RuntimeProfile } from "./profile.js";
 
 /**
@@ -70,10 +69,8 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
         whenAvailable: (start) => start(),
         resume: async () => {
           const names = (await store.listTools()).map((t) => t.name);
-          deployer.reconcile(names).catch((e) => logger.warn({ error: errorMessage(e) }, "reconcile failed"));
-          runtime
-            .resume()
-            .catch((e) => logger.warn({ error: errorMessage(e) }, "web output could not be followed again"));
+          deployer.reconcile(names).catch((e) => logger.warn({ err: e }, "reconcile failed"));
+          runtime.resume().catch((e) => logger.warn({ err: e }, "web output could not be followed again"));
         },
         startJobs: (start) => start(),
         started: () => undefined,

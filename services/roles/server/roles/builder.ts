@@ -5,7 +5,6 @@ import type { BuildpackOrder } from "../../../domain/lifecycle/buildpack-order.j
 import { BuildPipeline } from "../../../domain/pipeline/build-pipeline.js";
 import { BuildRecovery } from "../../../domain/pipeline/build-recovery.js";
 import { StackWaitNotes } from "../../../domain/pipeline/stack-wait.js";
-import { errorMessage } from "../../../platform/errors.js";
 import type { Logger } from "../../../platform/logger.js";
 import { localBuilder } from "../local-builder.js";
 import type { Shared } from "./shared.js";
@@ -95,9 +94,7 @@ export function startBuilderRole(
     shared.closers.add(startSweeping(recovery, logger));
     logger.info({ builder: builders.id }, "builder ready");
   })();
-  ready.catch((e) =>
-    logger.error({ error: errorMessage(e) }, "the builder could not start; builds stay queued"),
-  );
+  ready.catch((e) => logger.error({ err: e }, "the builder could not start; builds stay queued"));
   return ready;
 }
 
@@ -111,7 +108,7 @@ const SWEEP_MS = 10_000;
  */
 function startSweeping(recovery: BuildRecovery, logger: Logger): () => Promise<void> {
   const sweep = (what: () => Promise<unknown>) =>
-    what().catch((e: unknown) => logger.warn({ error: errorMessage(e) }, "build recovery sweep failed"));
+    what().catch((e: unknown) => logger.warn({ err: e }, "build recovery sweep failed"));
   let running = sweep(async () => {
     await recovery.sweepSandboxes();
     await recovery.sweep();

@@ -1,4 +1,3 @@
-import { errorMessage } from "../../../platform/errors.js";
 import type { Logger } from "../../../platform/logger.js";
 import type { Closers } from "../profiles/profile.js";
 
@@ -25,6 +24,6 @@ export class Shutdown implements Closers {
     for (const c of this.closers.reverse())
       await Promise.resolve()
         .then(c)
-        .catch((e: unknown) => this.logger.warn({ error: errorMessage(e) }, "close failed"));
+        .catch((e: unknown) => this.logger.warn({ err: e }, "close failed"));
   }
 }
