@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { clearRootfs } from "../services/adapters/stack/rootfs.js";
 import { run } from "../services/platform/process.js";
 import { git, gitRepo, viaProxy, waitFor } from "./helpers/apps.js";
 import { buildIdFrom } from "./helpers/local-server.js";
@@ -36,10 +37,11 @@ afterAll(async () => {
     ).catch(() => process.kill(serverPid, "SIGKILL"));
   }
   script?.kill("SIGTERM");
-  // The stack build's debootstraps are the server's children; they are told to stop (debootstrap's
-  // own exit trap unmounts what it mounted in the tree) and waited for before the tree is removed.
+  // The stack build's debootstraps are the server's children; they are told to stop and waited for
+  // before the tree is removed. debootstrap's exit trap does not always unmount the proc it mounted in
+  // the tree (CI once failed here with EBUSY), so the tree is cleared as the next start would clear it.
   if (stackHome) await stopProcessesUnder(stackHome);
-  if (stackHome) await rm(stackHome, { recursive: true, force: true });
+  if (stackHome) await clearRootfs(stackHome);
   if (home) await rm(home, { recursive: true, force: true });
 }, 120_000);
 
