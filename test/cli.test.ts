@@ -231,6 +231,59 @@ describe("tools rotate", () => {
   });
 });
 
+describe("tools notify", () => {
+  const alpha = () => ["tools", "notify", "cli-alpha"];
+
+  it("adds and removes a recipient, says when there was nothing to do, and that no mail is sent here", async () => {
+    const empty = await slipway([...alpha(), "list"], admin());
+    expect(empty.code).toBe(0);
+    expect(empty.stdout.trim().split("\n")).toEqual([
+      "Recipients of cli-alpha: none",
+      "  (this server sends no mail: SLIPWAY_SMTP_URL is not set)",
+      "Webhook: none",
+    ]);
+    const added = await slipway([...alpha(), "add", "Maintainer@Example.org"], admin());
+    expect(added.stdout.trim()).toBe("maintainer@example.org is told about cli-alpha.");
+    const again = await slipway([...alpha(), "add", "maintainer@example.org"], admin());
+    expect(again.stdout.trim()).toMatch(/was already told about cli-alpha\.$/);
+    expect((await slipway([...alpha(), "list"], admin())).stdout).toMatch(
+      /^Recipients of cli-alpha: maintainer@example\.org$/im,
+    );
+    const removed = await slipway([...alpha(), "remove", "maintainer@example.org"], admin());
+    expect(removed.stdout.trim()).toBe("maintainer@example.org is no longer told about cli-alpha.");
+    expect((await slipway([...alpha(), "list"], admin())).stdout).toContain("Recipients of cli-alpha: none");
+  });
+
+  it("shows a webhook's secret once, when it is set; the list shows the URL only", async () => {
+    const url = "https://chat.example.org/hooks/slipway";
+    const set = await slipway([...alpha(), "webhook", url], admin());
+    expect(set.code).toBe(0);
+    const secret = /secret: (\S+)/.exec(set.stdout)?.[1];
+    expect(secret).toMatch(/^sln/);
+    const list = await slipway([...alpha(), "list"], admin());
+    expect(list.stdout).toContain(`Webhook: ${url}`);
+    expect(list.stdout).not.toContain(secret!);
+    expect((await slipway([...alpha(), "list", "--json"], admin())).stdout).not.toContain(secret!);
+    expect((await slipway([...alpha(), "unset-webhook"], admin())).code).toBe(0);
+    expect((await slipway([...alpha(), "list"], admin())).stdout).toContain("Webhook: none");
+  });
+
+  it("refuses a missing value, an unknown action, a bad address and another tool's token, changing nothing", async () => {
+    const noValue = await slipway([...alpha(), "add"], admin());
+    expect(noValue.code).not.toBe(0);
+    expect(noValue.stderr).toContain("tools notify cli-alpha add needs an email address");
+    const unknown = await slipway([...alpha(), "mute"], admin());
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain("list, add, remove, webhook, unset-webhook");
+    const bad = await slipway([...alpha(), "add", "not an address"], admin());
+    expect(bad.code).not.toBe(0);
+    const beta = { SLIPWAY_PORT: String(port), SLIPWAY_TOKEN: tools["cli-beta"]!.token, SLIPWAY_HOME: home };
+    const foreign = await slipway([...alpha(), "add", "intruder@example.org"], beta);
+    expect(foreign.code).not.toBe(0);
+    expect((await slipway([...alpha(), "list"], admin())).stdout).toContain("Recipients of cli-alpha: none");
+  });
+});
+
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {
   const srv = net.createServer();

@@ -277,7 +277,7 @@ describe("notifications", () => {
     expect(crlf.status).toBe(400);
     expect(
       (await call("POST", "/api/v1/tools/mailtool/notify/recipients", { address: "Ada@Example.ORG" })).body,
-    ).toMatchObject({ address: "Ada@example.org", added: true });
+    ).toMatchObject({ address: "ada@example.org", added: true });
     await call("POST", "/api/v1/tools/mailtool/notify/recipients", { address: "ops@example.org" });
     await call("POST", "/api/v1/tools/mailtool/notify/recipients", { address: "gone@example.org" });
     expect((await call("DELETE", "/api/v1/tools/mailtool/notify/recipients/gone%40example.org")).status).toBe(
@@ -289,7 +289,7 @@ describe("notifications", () => {
     const shown = await call("GET", "/api/v1/tools/mailtool/notify");
     expect(shown.body).toEqual({
       tool: "mailtool",
-      recipients: ["Ada@example.org", "ops@example.org"],
+      recipients: ["ada@example.org", "ops@example.org"],
       email_enabled: true,
       webhook: null,
     });
@@ -319,7 +319,7 @@ describe("notifications", () => {
     await waitFor("the webhook post", () => Promise.resolve(posts.length > 0 || undefined), 30_000);
     await stop();
 
-    expect(mail!.to.sort()).toEqual(["Ada@example.org", "ops@example.org"]);
+    expect(mail!.to.sort()).toEqual(["ada@example.org", "ops@example.org"]);
     expect(mail!.subject).toBe(`[slipway] mailtool: build ${build.id} failed (build)`);
     expect(mail!.text).toContain("pip install failed");
     expect(mail!.text).toContain("ERROR: requirements.txt names a package that does not exist");

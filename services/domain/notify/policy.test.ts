@@ -31,8 +31,8 @@ describe("job emails policy", () => {
 });
 
 describe("addresses and URLs", () => {
-  it("takes one plain address, domain lower-cased", () => {
-    expect(validateAddress(" Ada@Example.ORG ")).toBe("Ada@example.org");
+  it("takes one plain address, lower-cased so one person is one recipient", () => {
+    expect(validateAddress(" Ada@Example.ORG ")).toBe("ada@example.org");
     for (const bad of [
       "",
       "ada",

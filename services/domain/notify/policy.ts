@@ -45,7 +45,11 @@ export function isFailedRun(status: string): boolean {
 const ADDRESS =
   /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 
-/** A maintainer's address, checked and with its domain lower-cased; InputError says what is wrong. */
+/**
+ * A maintainer's address, checked and lower-cased; InputError says what is wrong. RFC 5321 lets a local
+ * part be case-sensitive, but no mail provider a maintainer uses treats it so: kept as typed,
+ * "Ada@example.org" and "ada@example.org" were two recipients and one person got every mail twice.
+ */
 export function validateAddress(raw: unknown): string {
   const text = typeof raw === "string" ? raw.trim() : "";
   if (text.length > 254 || !ADDRESS.test(text)) {
@@ -54,8 +58,7 @@ export function validateAddress(raw: unknown): string {
       { details: { field: "address" } },
     );
   }
-  const at = text.lastIndexOf("@");
-  return `${text.slice(0, at)}@${text.slice(at + 1).toLowerCase()}`;
+  return text.toLowerCase();
 }
 
 /** An outgoing webhook URL: http(s) only, no credentials in it (they would show in `notify show`). */
