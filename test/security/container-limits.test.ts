@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, rm, stat, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,6 +18,7 @@ import type { JobExit, JobProcess } from "../../services/ports/jobs-runtime.js";
 import type { Release } from "../../services/domain/releases/release.js";
 import { createLogger } from "../../services/platform/logger.js";
 import { run } from "../../services/platform/process.js";
+import { waitFor } from "../helpers/apps.js";
 import { startRedis } from "../helpers/redis.js";
 
 // A release phase or a job that eats memory or processes, in real podman containers with small limits:
@@ -131,6 +132,43 @@ describe("release phase at its container's limits", () => {
     const { result } = releasePhase(BOMB, 128);
     const settled = await Promise.race([result, sleep(STILL_RUNNING_AFTER_MS).then(() => "still running")]);
     expect(settled).toMatchObject({ timedOut: false, exceeded: { kind: "pids", limit: 512 } });
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+});
+
+describe("a webservice's output", () => {
+  const runtime = new PodmanRuntime({ repoRoot, registry, namePrefix: owner, networks });
+  // 400,000 lines of 100 bytes: 40 MB, four times the 10 MiB a container's log may hold on disk.
+  const FLOOD = `i=0; while [ $i -lt 400000 ]; do echo "${"x".repeat(99)}"; i=$((i+1)); done; echo flood-done; sleep 600`;
+
+  it("cannot fill the host's disk: its container log stays within 10 MiB, and the latest lines are kept", async () => {
+    // Before the limit in infra/containers.conf, this log grew by about 35 MB a second (2 TB a day).
+    const app = await runtime.start({
+      tool: "hostile",
+      process: "web",
+      releaseId: "r1",
+      image,
+      env: {},
+      port: 8000,
+      memoryMb: 64,
+      command: FLOOD,
+    });
+    try {
+      const tail = () => podman(["logs", "--tail", "1", app.id], { repoRoot, allowFailure: true });
+      await waitFor(
+        "the flood to end",
+        async () => ((await tail()).stdout.includes("flood-done") ? true : undefined),
+        110_000,
+        500,
+      );
+      const logPath = await podman(["inspect", "--format", "{{.HostConfig.LogConfig.Path}}", app.id], {
+        repoRoot,
+      });
+      const { size } = await stat(logPath.stdout.trim());
+      expect(size).toBeLessThanOrEqual(10 * 1024 * 1024);
+    } finally {
+      await runtime.stop(app.id);
+    }
     expect(await leftovers()).toEqual([]);
   }, 120_000);
 });
