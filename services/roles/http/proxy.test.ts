@@ -137,3 +137,34 @@ describe("FrontProxy for a tool with no running webservice", () => {
     expect(unknown.message).toMatch(/^no tool named "nope"/);
   });
 });
+
+describe("FrontProxy and a tool's cookies", () => {
+  it("makes every cookie a tool sets its own host's: no Domain reaches the browser", async () => {
+    // A tool at lb.localhost that sets a cookie for `localhost` would have it sent to Slipway's own
+    // host (the API and dashboard) and to every other tool, or overwrite a cookie of theirs.
+    const server = http.createServer((_req, res) => {
+      res.setHeader("set-cookie", [
+        "session=evil; Domain=localhost; Path=/; HttpOnly",
+        "other=x;domain=.localhost",
+        "own=1; Path=/; SameSite=Lax",
+      ]);
+      res.end("ok");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    closers.push(() => new Promise((r) => server.close(() => r())));
+    const up = { host: "127.0.0.1", port: (server.address() as AddressInfo).port };
+    const proxy = await FrontProxy.create(storeWith(route([up])), "localhost", memoryLogger());
+    const front = http.createServer((req, res) => void proxy.handle("lb", req, res));
+    await new Promise<void>((r) => front.listen(0, "127.0.0.1", r));
+    closers.push(async () => {
+      proxy.close();
+      await new Promise((r) => front.close(() => r(undefined)));
+    });
+    const res = await fetch(`http://127.0.0.1:${(front.address() as AddressInfo).port}/`);
+    expect(res.headers.getSetCookie()).toEqual([
+      "session=evil; Path=/; HttpOnly",
+      "other=x",
+      "own=1; Path=/; SameSite=Lax",
+    ]);
+  });
+});

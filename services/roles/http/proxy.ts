@@ -146,6 +146,8 @@ export class FrontProxy {
           agent: this.agent,
         },
         (up) => {
+          const cookies = up.headers["set-cookie"];
+          if (cookies) up.headers["set-cookie"] = cookies.map(hostOnlyCookie);
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
           up.on("end", () => resolve("done"));
@@ -183,6 +185,19 @@ export function noReleaseMessage(tool: string, build: Build | undefined, gitUrl:
   const why =
     build.reason && (build.status === "failure" || build.status === "cancelled") ? `: ${build.reason}` : "";
   return `${tool} has no release yet: build ${build.id} is ${build.status}${phase}${why}`;
+}
+
+/**
+ * A tool's cookie without its Domain attribute, so the browser keeps it for the tool's own host. With
+ * `Domain=<Slipway's domain>` it would be sent to Slipway's own host (API, dashboard) and to every
+ * other tool, and could overwrite their cookies (unless the operator's domain is on the Public Suffix
+ * List, as toolforge.org is).
+ */
+export function hostOnlyCookie(cookie: string): string {
+  return cookie
+    .split(";")
+    .filter((part, i) => i === 0 || !/^\s*domain\s*=/i.test(part))
+    .join(";");
 }
 
 function reply(res: ServerResponse, status: number, message: string): void {
