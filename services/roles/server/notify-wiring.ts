@@ -6,17 +6,19 @@ import { HttpWebhookSender } from "../../adapters/webhook-out/sender.js";
 import { Notifier } from "../../domain/notify/notifier.js";
 import { NotifyService } from "../../domain/notify/notify-service.js";
 import type { ToolService } from "../../domain/tools/tool-service.js";
+import type { CryptoBox } from "../../platform/crypto-box.js";
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 import type { JobsStore } from "../../ports/jobs-store.js";
 import type { StateStore } from "../../ports/store.js";
 import { notifyRouter } from "../http/api-notify.js";
-import { loadCryptoBox } from "./crypto-key.js";
 
 export interface NotifyFeatureDeps {
-  readonly config: Pick<Config, "home" | "smtp" | "publicUrl" | "sourceAllowHosts">;
+  readonly config: Pick<Config, "smtp" | "publicUrl" | "sourceAllowHosts">;
   readonly redisUrl: string;
   readonly redis: Redis;
+  /** The home's key: outgoing webhook secrets are kept encrypted with it. */
+  readonly box: CryptoBox;
   readonly store: StateStore;
   readonly jobs: JobsStore;
   readonly tools: ToolService;
@@ -33,9 +35,9 @@ export interface NotifyFeatureDeps {
 }
 
 /** Notifications (mail and outgoing webhooks), assembled for `startServer`. */
-export async function notifyFeature(deps: NotifyFeatureDeps) {
+export function notifyFeature(deps: NotifyFeatureDeps) {
   const { smtp, publicUrl } = deps.config;
-  const store = new RedisNotifyStore(deps.redis, await loadCryptoBox(deps.config.home));
+  const store = new RedisNotifyStore(deps.redis, deps.box);
   const logger = deps.logger.child({ component: "notify" });
   return {
     router: notifyRouter({ tools: deps.tools, notify: new NotifyService(store, smtp !== undefined) }),
