@@ -6,6 +6,7 @@ import type { EventDelivery, StateEvent } from "../../ports/state-events.js";
 import type { Build } from "../builds/build.js";
 import type { JobDefinition } from "../jobs/job.js";
 import type { Release } from "../releases/release.js";
+import { mailChannel, webhookChannel } from "./channels.js";
 import { Notifier } from "./notifier.js";
 
 const HOUR = 3600_000;
@@ -21,20 +22,22 @@ function setup(options: { failMail?: () => boolean } = {}) {
   const notifier = new Notifier({
     events: { consume: () => Promise.resolve(), close: () => Promise.resolve() },
     store,
-    mailer: {
-      send: (m) => {
-        if (options.failMail?.()) return Promise.reject(new Error("451 try again later"));
-        mails.push(m);
-        return Promise.resolve();
-      },
-      close: () => Promise.resolve(),
-    },
-    webhooks: {
-      post: (_url, _secret, body) => {
-        posts.push(body);
-        return Promise.resolve();
-      },
-    },
+    channels: [
+      mailChannel(store, {
+        send: (m) => {
+          if (options.failMail?.()) return Promise.reject(new Error("451 try again later"));
+          mails.push(m);
+          return Promise.resolve();
+        },
+        close: () => Promise.resolve(),
+      }),
+      webhookChannel(store, {
+        post: (_url, _secret, body) => {
+          posts.push(body);
+          return Promise.resolve();
+        },
+      }),
+    ],
     getBuild: (id) => Promise.resolve(builds.get(id) as Build | undefined),
     getRelease: (id) => Promise.resolve(releases.get(id) as Release | undefined),
     getJob: (_tool, name) =>
