@@ -26,6 +26,22 @@ export class PodmanToolContainers implements ToolTraces {
   ) {}
 
   /**
+   * One trace for both sides' containers on the same podman: each round finds web, job and build
+   * containers together, so a job supervisor's restart during the removal is caught by the next round.
+   */
+  join(other: ToolTraces): ToolTraces | undefined {
+    if (!(other instanceof PodmanToolContainers) || other.options.repoRoot !== this.options.repoRoot)
+      return undefined;
+    const buildOwners = [this.options.buildOwner, other.options.buildOwner].filter((o) => o !== undefined);
+    if (buildOwners.length > 1) return undefined;
+    return new PodmanToolContainers({
+      repoRoot: this.options.repoRoot,
+      toolOwners: [...(this.options.toolOwners ?? []), ...(other.options.toolOwners ?? [])],
+      buildOwner: buildOwners[0],
+    });
+  }
+
+  /**
    * Looked up afresh on each of a few rounds: a job supervisor may start a run again (or remove its own
    * container) while this removes them, until its next tick finds the job's definition gone.
    */

@@ -14,6 +14,11 @@ export interface ToolTraces {
   readonly what: string;
   /** `builds`: every build the tool ever had, for what is kept per build (sandboxes, logs). */
   remove(tool: string, builds: readonly Build[]): Promise<void>;
+  /**
+   * These and `other` traces of the same kind (the build backend's and the runtime's podman
+   * containers) as one trace removing both in the same step; undefined when they cannot be joined.
+   */
+  join?(other: ToolTraces): ToolTraces | undefined;
 }
 
 export interface DeletedTool {

@@ -52,15 +52,24 @@ export function toolDeletion(
 
 /**
  * Traces of one kind from both sides (podman's build sandboxes and web and job containers are all
- * "containers") become one step, in the order given, so the answer names each kind once.
+ * "containers") become one step, so the answer names each kind once: joined where they can be (one
+ * podman removal finding all of them each round), else one after the other in the order given.
  */
 function byKind(traces: readonly ToolTraces[]): ToolTraces[] {
-  const kinds = new Map<string, ToolTraces[]>();
-  for (const t of traces) kinds.set(t.what, [...(kinds.get(t.what) ?? []), t]);
-  return [...kinds].map(([what, same]) => ({
-    what,
+  const kinds = new Map<string, ToolTraces>();
+  for (const t of traces) {
+    const earlier = kinds.get(t.what);
+    kinds.set(t.what, earlier ? (earlier.join?.(t) ?? inTurn(earlier, t)) : t);
+  }
+  return [...kinds.values()];
+}
+
+function inTurn(first: ToolTraces, then: ToolTraces): ToolTraces {
+  return {
+    what: first.what,
     remove: async (tool: string, builds: readonly Build[]) => {
-      for (const t of same) await t.remove(tool, builds);
+      await first.remove(tool, builds);
+      await then.remove(tool, builds);
     },
-  }));
+  };
 }
