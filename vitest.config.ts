@@ -14,6 +14,11 @@ export default defineConfig({
           name: "unit",
           include: ["services/**/*.test.ts", "test/unit/**/*.test.ts"],
           setupFiles: ["test/unit/no-services.ts"],
+          // Unit files share their workers' module cache (no per-file isolation) on threads: starting a
+          // fresh fork and importing the domain again per file was most of the suite's time. Every unit
+          // file must therefore leave no global state behind (timers, mocks, env) — the fakes are per test.
+          pool: "threads",
+          isolate: false,
           testTimeout: 30_000,
           sequence: { groupOrder: 0 },
         },

@@ -146,25 +146,27 @@ afterAll(async () => {
 /** One API process's notification feature (its own connections), as `startServer` assembles it. */
 async function startFeature() {
   const conn = commandConnection(redis.url);
-  return notifyFeature({
+  const box = await loadCryptoBox(home);
+  const feature = notifyFeature({
     config: {
-      home,
       smtp: { url: `smtp://127.0.0.1:${smtpPort}?ignoreTLS=true`, from: "slipway@slipway.test" },
       publicUrl: "http://slipway.test",
       sourceAllowHosts: ["127.0.0.1"],
     },
     redisUrl: redis.url,
     redis: conn,
+    box,
     store,
     jobs: RedisJobsStore.create(conn),
-    tools: new ToolService(store, { publicUrl: "", webUrl: () => "" }, await loadCryptoBox(home)),
+    tools: new ToolService(store, { publicUrl: "", webUrl: () => "" }, box),
     envvars: { envFor: () => Promise.resolve({ DB_PASSWORD: SECRET_VALUE, DEBUG: "1" }) },
     logger: log.logger,
     now: () => clock,
     sweepMs: 100,
     blockMs: 200,
     claimIdleMs: 3_000,
-  }).then((f) => ({ ...f, conn }));
+  });
+  return { ...feature, conn };
 }
 
 /** Starts a notifier; the returned stop ends it as a process's shutdown would. */

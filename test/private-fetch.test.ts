@@ -14,6 +14,7 @@ import { BuildPipeline } from "../services/domain/pipeline/build-pipeline.js";
 import { PipelineError, SlipwayError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import type { SourceFetcher } from "../services/ports/source.js";
+import { loadCryptoBox } from "../services/roles/server/crypto-key.js";
 import { gitlabFeature } from "../services/roles/server/gitlab-wiring.js";
 import { git, gitRepo } from "./helpers/apps.js";
 import { gitHttpBackend } from "./helpers/git-http.js";
@@ -39,7 +40,7 @@ let commit: string;
 let redis: Awaited<ReturnType<typeof startRedis>>;
 let raw: Redis;
 let store: RedisStore;
-let feature: Awaited<ReturnType<typeof gitlabFeature>>;
+let feature: ReturnType<typeof gitlabFeature>;
 const logger = memoryLogger();
 
 /** The builder's fetcher: the credentials travel to a child process over IPC, never on its command line. */
@@ -104,8 +105,8 @@ beforeAll(async () => {
   redis = await startRedis();
   raw = new Redis(redis.url);
   store = RedisStore.create(redis.url);
-  feature = await gitlabFeature({
-    home: root,
+  feature = gitlabFeature({
+    box: await loadCryptoBox(root),
     publicUrl: "http://127.0.0.1:1",
     redisUrl: redis.url,
     redis: raw,

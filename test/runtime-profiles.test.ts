@@ -133,24 +133,32 @@ describe("runtime profiles", () => {
     }
   });
 
-  it("an unknown runtime profile stops the start with the known names, before anything runs", async () => {
-    const home = path.join(tmp, "unknown-home");
-    const env = {
-      SLIPWAY_HOME: home,
-      SLIPWAY_PORT: String(await freePort()),
-      SLIPWAY_REDIS_PORT: String(await freePort()),
-      SLIPWAY_REGISTRY_PORT: String(await freePort()),
-    };
-    const config = { ...loadConfig(env), runtime: "nomad" } as unknown as Parameters<typeof startServer>[0];
-    const outcome = await startServer(config, capturedLogger("info").logger, "api").then(
-      async (s) => {
-        await s.close();
-        return "started";
-      },
-      (e: unknown) => errorMessage(e),
-    );
-    expect(outcome).toBe('no runtime profile "nomad" (SLIPWAY_RUNTIME); known: podman, kubernetes');
-    // Nothing ran: not even the home folder was made.
-    await expect(stat(home)).rejects.toThrow(/ENOENT/);
-  });
+  // Each name is checked where it is registered (profiles/index.ts, build-backends/index.ts), not in
+  // env.ts, so a new runtime or build backend is its folder and one line; the operator sees the same stop.
+  it.each([
+    ["SLIPWAY_RUNTIME", "nomad", 'no runtime profile "nomad" (SLIPWAY_RUNTIME); known: podman, kubernetes'],
+    ["SLIPWAY_BUILD_BACKEND", "tekton", 'no build backend "tekton" (SLIPWAY_BUILD_BACKEND); known: podman'],
+  ])(
+    "an unknown %s stops the start with the known names, before anything runs",
+    async (name, value, message) => {
+      const home = path.join(tmp, `unknown-${value}-home`);
+      const env = {
+        SLIPWAY_HOME: home,
+        SLIPWAY_PORT: String(await freePort()),
+        SLIPWAY_REDIS_PORT: String(await freePort()),
+        SLIPWAY_REGISTRY_PORT: String(await freePort()),
+        [name]: value,
+      };
+      const outcome = await startServer(loadConfig(env), capturedLogger("info").logger, "api").then(
+        async (s) => {
+          await s.close();
+          return "started";
+        },
+        (e: unknown) => errorMessage(e),
+      );
+      expect(outcome).toBe(message);
+      // Nothing ran: not even the home folder was made.
+      await expect(stat(home)).rejects.toThrow(/ENOENT/);
+    },
+  );
 });

@@ -49,7 +49,10 @@ const schema = z.object({
   SLIPWAY_URL: z.url().optional(),
   SLIPWAY_TOKEN: z.string().optional(),
   SLIPWAY_TOOL: z.string().optional(),
-  SLIPWAY_RUNTIME: z.enum(["podman", "kubernetes"]).default("podman"),
+  // Names are checked where they are registered (roles/server/profiles, roles/server/build-backends):
+  // an unknown one stops `slipway server` before anything starts, naming the known ones.
+  SLIPWAY_RUNTIME: z.string().min(1).default("podman"),
+  SLIPWAY_BUILD_BACKEND: z.string().min(1).default("podman"),
   SLIPWAY_KUBECONFIG: z.string().optional(),
   SLIPWAY_INGRESS_DOMAIN: z.string().optional(),
   SLIPWAY_INGRESS_CLASS: z.string().default("nginx"),
@@ -167,8 +170,13 @@ export interface Config {
   readonly sourceAllowHosts: readonly string[];
   /** Where the repository's `infra/`, `buildpacks/` and `pipelines/` live. */
   readonly repoRoot: string;
-  /** Where deployed tools run: local podman containers, or a Kubernetes cluster (docs/kubernetes.md). */
-  readonly runtime: "podman" | "kubernetes";
+  /**
+   * Where deployed tools run, a runtime profile's name (roles/server/profiles/index.ts): `podman` (local
+   * containers) or `kubernetes` (a cluster, docs/kubernetes.md).
+   */
+  readonly runtime: string;
+  /** Where builds run, a build backend's name (roles/server/build-backends/index.ts): `podman`. */
+  readonly buildBackend: string;
   readonly kubernetes: {
     /** kubeconfig file; undefined: the in-cluster service account, else `~/.kube/config`. */
     readonly kubeconfig: string | undefined;
@@ -276,6 +284,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
     sourceAllowHosts: parseAllowHosts(e.SLIPWAY_SOURCE_ALLOW_HOSTS),
     repoRoot,
     runtime: e.SLIPWAY_RUNTIME,
+    buildBackend: e.SLIPWAY_BUILD_BACKEND,
     kubernetes: {
       kubeconfig: e.SLIPWAY_KUBECONFIG ? path.resolve(e.SLIPWAY_KUBECONFIG) : undefined,
       ingressDomain: e.SLIPWAY_INGRESS_DOMAIN ?? e.SLIPWAY_WEB_DOMAIN,

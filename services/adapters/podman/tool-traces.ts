@@ -18,12 +18,28 @@ export class PodmanToolContainers implements ToolTraces {
   constructor(
     private readonly options: {
       readonly repoRoot: string;
-      /** Owner labels of the web and jobs containers (`containerOwner(home, "web" | "jobs")`). */
-      readonly toolOwners: readonly string[];
-      /** Owner label of the build sandboxes. */
-      readonly buildOwner: string;
+      /** Owner labels of the web and jobs containers (`containerOwner(home, "web" | "jobs")`); the runtime's. */
+      readonly toolOwners?: readonly string[] | undefined;
+      /** Owner label of the build sandboxes; the build backend's. */
+      readonly buildOwner?: string | undefined;
     },
   ) {}
+
+  /**
+   * One trace for both sides' containers on the same podman: each round finds web, job and build
+   * containers together, so a job supervisor's restart during the removal is caught by the next round.
+   */
+  join(other: ToolTraces): ToolTraces | undefined {
+    if (!(other instanceof PodmanToolContainers) || other.options.repoRoot !== this.options.repoRoot)
+      return undefined;
+    const buildOwners = [this.options.buildOwner, other.options.buildOwner].filter((o) => o !== undefined);
+    if (buildOwners.length > 1) return undefined;
+    return new PodmanToolContainers({
+      repoRoot: this.options.repoRoot,
+      toolOwners: [...(this.options.toolOwners ?? []), ...(other.options.toolOwners ?? [])],
+      buildOwner: buildOwners[0],
+    });
+  }
 
   /**
    * Looked up afresh on each of a few rounds: a job supervisor may start a run again (or remove its own
@@ -42,12 +58,13 @@ export class PodmanToolContainers implements ToolTraces {
 
   private async find(tool: string, builds: readonly Build[]): Promise<string[]> {
     const ids: string[] = [];
-    for (const owner of this.options.toolOwners) {
+    for (const owner of this.options.toolOwners ?? []) {
       ids.push(...(await this.ps([`label=io.slipway.owner=${owner}`, `label=io.slipway.tool=${tool}`])));
     }
     const buildIds = new Set(builds.map((b) => b.id));
-    if (buildIds.size > 0) {
-      const rows = await this.rows([`label=io.slipway.owner=${this.options.buildOwner}`]);
+    const { buildOwner } = this.options;
+    if (buildIds.size > 0 && buildOwner !== undefined) {
+      const rows = await this.rows([`label=io.slipway.owner=${buildOwner}`]);
       ids.push(...rows.filter((r) => buildIds.has(r.Labels?.["io.slipway.build"] ?? "")).map((r) => r.Id));
     }
     return ids;

@@ -2,15 +2,17 @@ import { describe, expect, it } from "vitest";
 import { MemoryNotifyStore } from "../../../test/fakes/memory-notify.js";
 import { memoryLogger } from "../../platform/logger.js";
 import type { MailMessage } from "../../ports/notify.js";
+import type { NotifyChannel } from "../../ports/notify-channel.js";
 import type { EventDelivery, StateEvent } from "../../ports/state-events.js";
 import type { Build } from "../builds/build.js";
 import type { JobDefinition } from "../jobs/job.js";
 import type { Release } from "../releases/release.js";
+import { mailChannel, webhookChannel } from "./channels.js";
 import { Notifier } from "./notifier.js";
 
 const HOUR = 3600_000;
 
-function setup(options: { failMail?: () => boolean } = {}) {
+function setup(options: { failMail?: () => boolean; more?: readonly NotifyChannel[] } = {}) {
   const store = new MemoryNotifyStore();
   const mails: MailMessage[] = [];
   const posts: string[] = [];
@@ -21,20 +23,23 @@ function setup(options: { failMail?: () => boolean } = {}) {
   const notifier = new Notifier({
     events: { consume: () => Promise.resolve(), close: () => Promise.resolve() },
     store,
-    mailer: {
-      send: (m) => {
-        if (options.failMail?.()) return Promise.reject(new Error("451 try again later"));
-        mails.push(m);
-        return Promise.resolve();
-      },
-      close: () => Promise.resolve(),
-    },
-    webhooks: {
-      post: (_url, _secret, body) => {
-        posts.push(body);
-        return Promise.resolve();
-      },
-    },
+    channels: [
+      mailChannel(store, {
+        send: (m) => {
+          if (options.failMail?.()) return Promise.reject(new Error("451 try again later"));
+          mails.push(m);
+          return Promise.resolve();
+        },
+        close: () => Promise.resolve(),
+      }),
+      webhookChannel(store, {
+        post: (_url, _secret, body) => {
+          posts.push(body);
+          return Promise.resolve();
+        },
+      }),
+      ...(options.more ?? []),
+    ],
     getBuild: (id) => Promise.resolve(builds.get(id) as Build | undefined),
     getRelease: (id) => Promise.resolve(releases.get(id) as Release | undefined),
     getJob: (_tool, name) =>
@@ -75,6 +80,31 @@ function setup(options: { failMail?: () => boolean } = {}) {
 }
 
 describe("Notifier", () => {
+  it("tells a registered channel too, only for tools it has a target for, once per event", async () => {
+    const said: string[] = [];
+    const chat: NotifyChannel = {
+      name: "chat",
+      target: (tool) =>
+        Promise.resolve(
+          tool === "t"
+            ? { send: (n, key) => Promise.resolve(void said.push(`${key} ${n.subject}`)) }
+            : undefined,
+        ),
+      close: () => Promise.resolve(),
+    };
+    const s = setup({ more: [chat] });
+    s.builds.set("b1", { id: "b1", phase: "build", reason: "compile error" });
+    s.builds.set("b2", { id: "b2", phase: "build", reason: "compile error" });
+    const event: StateEvent = { kind: "build", id: "b1", tool: "t", status: "failure" };
+    await s.deliver(event, "7-0");
+    await s.deliver(event, "7-0", 2);
+    await s.deliver({ kind: "build", id: "b2", tool: "other", status: "failure" }, "8-0");
+    expect(said).toEqual(["7-0 build b1 failed (build)"]);
+    expect(await s.store.delivered("7-0:chat")).toBe(true);
+    // No recipients and no webhook: nothing was mailed or posted.
+    expect([s.mails, s.posts]).toEqual([[], []]);
+  });
+
   it("mails a failed deploy once: the release's event, not its build's", async () => {
     const s = setup();
     await s.store.addRecipient("t", "ada@example.org");

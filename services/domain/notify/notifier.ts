@@ -2,17 +2,17 @@ import type { Build } from "../builds/build.js";
 import type { JobDefinition, JobRun } from "../jobs/job.js";
 import type { Release } from "../releases/release.js";
 import type { Logger } from "../../platform/logger.js";
-import type { JobBatch, Mailer, NotifyStore, WebhookSender } from "../../ports/notify.js";
+import type { JobBatch, NotifyStore } from "../../ports/notify.js";
+import type { NotifyChannel } from "../../ports/notify-channel.js";
 import type { EventDelivery, StateEvent, StateEvents } from "../../ports/state-events.js";
-import { composeMail, type Notification } from "./message.js";
+import type { Notification } from "./message.js";
 import { JOB_MAIL_WINDOW_MS, emailsPolicyOf, isFailedRun, reasonOf, tailOf, wantsJobMail } from "./policy.js";
 
 export interface NotifierDeps {
   readonly events: StateEvents;
   readonly store: NotifyStore;
-  /** Undefined when no SMTP server is configured: then only webhooks are notified. */
-  readonly mailer: Mailer | undefined;
-  readonly webhooks: WebhookSender;
+  /** Where notifications go, tried in this order (roles/server/notify-channels.ts): mail, the webhook. */
+  readonly channels: readonly NotifyChannel[];
   readonly getBuild: (id: string) => Promise<Build | undefined>;
   readonly getRelease: (id: string) => Promise<Release | undefined>;
   readonly getJob: (tool: string, name: string) => Promise<JobDefinition | undefined>;
@@ -208,28 +208,19 @@ export class Notifier {
 
   /** Sends on each channel that has not taken this notification yet; rejects if one failed. */
   private async deliver(n: Notification, key: string): Promise<void> {
-    const { store, mailer, webhooks } = this.deps;
+    const { store, channels } = this.deps;
     const log = this.deps.logger.child({ tool: n.tool, kind: n.kind, key });
     const failures: unknown[] = [];
-    const recipients = mailer ? await store.recipients(n.tool) : [];
-    if (mailer && recipients.length > 0 && !(await store.delivered(`${key}:mail`))) {
+    for (const channel of channels) {
+      const target = await channel.target(n.tool);
+      const delivery = `${key}:${channel.name}`;
+      if (!target || (await store.delivered(delivery))) continue;
       try {
-        await mailer.send({ to: recipients, ...composeMail(n) });
-        await store.markDelivered(`${key}:mail`);
-        log.info({ recipients: recipients.length }, "notification mailed");
+        await target.send(n, key);
+        await store.markDelivered(delivery);
+        log.info({ channel: channel.name, ...target.fields }, "notification sent");
       } catch (error) {
-        log.warn({ err: error }, "notification not mailed; will retry");
-        failures.push(error);
-      }
-    }
-    const hook = await store.webhook(n.tool);
-    if (hook && !(await store.delivered(`${key}:webhook`))) {
-      try {
-        await webhooks.post(hook.url, hook.secret, JSON.stringify({ ...n, event_id: key }));
-        await store.markDelivered(`${key}:webhook`);
-        log.info({}, "notification posted to the webhook");
-      } catch (error) {
-        log.warn({ err: error }, "notification not posted to the webhook; will retry");
+        log.warn({ channel: channel.name, err: error }, "notification not sent; will retry");
         failures.push(error);
       }
     }

@@ -5,7 +5,8 @@ import { memoryLogger } from "../../platform/logger.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { KubernetesObject } from "../kubernetes/index.js";
 import type { Deployer } from "./deployer.js";
-import { deployerOnKubernetes, type ClusterApplier } from "./kubernetes-rollout.js";
+import type { ClusterApplier } from "../../ports/cluster-applier.js";
+import { deployerOnKubernetes } from "./kubernetes-rollout.js";
 
 // The Kubernetes rollout under the one deploy routine, over a cluster in memory that keeps the last
 // applied image of the web Deployment: what the tool would run.

@@ -18,31 +18,12 @@ import {
   type ToolWorkload,
 } from "../kubernetes/index.js";
 import { PipelineError, errorMessage } from "../../platform/errors.js";
+import type { ClusterApplier } from "../../ports/cluster-applier.js";
 import type { PullCredentials } from "../../ports/registry-access.js";
 import type { Rollout, RolloutPlan, Say } from "../../ports/rollout.js";
 import type { AppRuntime } from "../../ports/runtime.js";
 import { Deployer, WEB_PORT, imageByDigest, webSettings, type DeployerDeps } from "./deployer.js";
 import type { Release } from "./release.js";
-
-/**
- * What the Kubernetes rollout needs of a cluster (KubernetesApplier satisfies it). Kept this small so
- * the domain does not know client-node.
- */
-export interface ClusterApplier {
-  /** Server-side applies a tool's objects; with `prune`, deletes the tool's objects not among them. */
-  apply(tool: string, objects: readonly KubernetesObject[], options: { prune: boolean }): Promise<unknown>;
-  /** Resolves once the Deployment rolled out; rejects with a report of its new pods when it is stuck. */
-  waitForRollout(
-    namespace: string,
-    name: string,
-    options: { timeoutS: number; signal?: AbortSignal | undefined; pollMs?: number | undefined },
-  ): Promise<unknown>;
-  /**
-   * The LimitRanges and ResourceQuotas live in the tool's namespace (an operator's beside Slipway's); none
-   * before the namespace exists. Without it the release is checked against the ones Slipway renders only.
-   */
-  namespacePolicy?(tool: string): Promise<LimitPolicy>;
-}
 
 export interface KubernetesRolloutOptions {
   readonly render: RenderOptions;

@@ -1,6 +1,7 @@
 import { TERMINAL_STATUSES, type Build } from "../builds/build.js";
 import { ConflictError, NotFoundError, SlipwayError, errorMessage } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
+import type { BuildCanceller } from "../../ports/build-canceller.js";
 import type { StateStore } from "../../ports/store.js";
 
 /**
@@ -13,11 +14,11 @@ export interface ToolTraces {
   readonly what: string;
   /** `builds`: every build the tool ever had, for what is kept per build (sandboxes, logs). */
   remove(tool: string, builds: readonly Build[]): Promise<void>;
-}
-
-/** Cancels a build that has not finished (takes it off the queue, or stops its sandbox). */
-export interface BuildCanceller {
-  cancel(id: string): Promise<unknown>;
+  /**
+   * These and `other` traces of the same kind (the build backend's and the runtime's podman
+   * containers) as one trace removing both in the same step; undefined when they cannot be joined.
+   */
+  join?(other: ToolTraces): ToolTraces | undefined;
 }
 
 export interface DeletedTool {

@@ -8,13 +8,14 @@ import { RedisStateEvents } from "../../adapters/store/redis-state-events.js";
 import { GitlabLinkService } from "../../domain/gitlab/link-service.js";
 import { isLinkedRepository } from "../../domain/gitlab/repository.js";
 import { StatusNotifier } from "../../domain/gitlab/status-notifier.js";
+import type { CryptoBox } from "../../platform/crypto-box.js";
 import type { Logger } from "../../platform/logger.js";
 import type { StateStore } from "../../ports/store.js";
 import { gitlabApiRouter } from "../http/api-gitlab.js";
-import { loadCryptoBox } from "./crypto-key.js";
 
 export interface GitlabFeatureDeps {
-  readonly home: string;
+  /** The home's one key (SLIPWAY_HOME/encryption-key): losing it means linking every tool again. */
+  readonly box: CryptoBox;
   readonly publicUrl: string;
   readonly redisUrl: string;
   readonly redis: Redis;
@@ -30,9 +31,8 @@ export interface GitlabFeatureDeps {
  * GitLab linking, commit statuses and deploy-token fetches, assembled for `startServer`: the one place
  * that knows which adapters back them.
  */
-export async function gitlabFeature(deps: GitlabFeatureDeps) {
-  // The home's one key (SLIPWAY_HOME/encryption-key): losing it means linking every tool again.
-  const box = await loadCryptoBox(deps.home);
+export function gitlabFeature(deps: GitlabFeatureDeps) {
+  const { box } = deps;
   const links = new RedisForgeLinks(deps.redis, box);
   const logger = deps.logger.child({ component: "gitlab" });
   const service = new GitlabLinkService({

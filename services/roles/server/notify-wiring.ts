@@ -1,22 +1,23 @@
 import type { Redis } from "ioredis";
-import { SmtpMailer } from "../../adapters/smtp/mailer.js";
 import { RedisNotifyStore } from "../../adapters/store/redis-notify.js";
 import { RedisStateEvents } from "../../adapters/store/redis-state-events.js";
-import { HttpWebhookSender } from "../../adapters/webhook-out/sender.js";
 import { Notifier } from "../../domain/notify/notifier.js";
 import { NotifyService } from "../../domain/notify/notify-service.js";
 import type { ToolService } from "../../domain/tools/tool-service.js";
+import type { CryptoBox } from "../../platform/crypto-box.js";
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 import type { JobsStore } from "../../ports/jobs-store.js";
 import type { StateStore } from "../../ports/store.js";
 import { notifyRouter } from "../http/api-notify.js";
-import { loadCryptoBox } from "./crypto-key.js";
+import { NOTIFY_CHANNELS } from "./notify-channels.js";
 
 export interface NotifyFeatureDeps {
-  readonly config: Pick<Config, "home" | "smtp" | "publicUrl" | "sourceAllowHosts">;
+  readonly config: Pick<Config, "smtp" | "publicUrl" | "sourceAllowHosts">;
   readonly redisUrl: string;
   readonly redis: Redis;
+  /** The home's key: outgoing webhook secrets are kept encrypted with it. */
+  readonly box: CryptoBox;
   readonly store: StateStore;
   readonly jobs: JobsStore;
   readonly tools: ToolService;
@@ -32,20 +33,17 @@ export interface NotifyFeatureDeps {
   readonly blockMs?: number | undefined;
 }
 
-/** Notifications (mail and outgoing webhooks), assembled for `startServer`. */
-export async function notifyFeature(deps: NotifyFeatureDeps) {
+/** Notifications (every channel of notify-channels.ts), assembled for the API role. */
+export function notifyFeature(deps: NotifyFeatureDeps) {
   const { smtp, publicUrl } = deps.config;
-  const store = new RedisNotifyStore(deps.redis, await loadCryptoBox(deps.config.home));
+  const store = new RedisNotifyStore(deps.redis, deps.box);
   const logger = deps.logger.child({ component: "notify" });
   return {
     router: notifyRouter({ tools: deps.tools, notify: new NotifyService(store, smtp !== undefined) }),
 
     /** Starts telling maintainers; returns the closer. */
     async start(): Promise<() => Promise<void>> {
-      if (smtp) logger.info({ from: smtp.from }, "notification mail is on");
-      else logger.info({}, "notification mail is off: SLIPWAY_SMTP_URL is not set (webhooks still notify)");
-      const mailer = smtp ? SmtpMailer.create(smtp) : undefined;
-      const webhooks = HttpWebhookSender.create(deps.config.sourceAllowHosts);
+      const channels = NOTIFY_CHANNELS.flatMap((make) => make({ config: deps.config, store, logger }) ?? []);
       // From the first event the stream holds: a failure while no API process ran is still told.
       const events = RedisStateEvents.create(deps.redisUrl, {
         group: "notifications",
@@ -57,8 +55,7 @@ export async function notifyFeature(deps: NotifyFeatureDeps) {
       const notifier = new Notifier({
         events,
         store,
-        mailer,
-        webhooks,
+        channels,
         getBuild: (id) => deps.store.getBuild(id),
         getRelease: (id) => deps.store.getRelease(id),
         getJob: (tool, name) => deps.jobs.getJob(tool, name),
@@ -74,8 +71,7 @@ export async function notifyFeature(deps: NotifyFeatureDeps) {
       await notifier.start();
       return async () => {
         await notifier.close();
-        await mailer?.close();
-        await webhooks.close();
+        for (const channel of channels) await channel.close();
       };
     },
   };

@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 import { buildpackOrder } from "./local-builder.js";
+import { buildBackend } from "./build-backends/index.js";
 import { runtimeProfile } from "./profiles/index.js";
 import { startApiRole } from "./roles/api.js";
 import { registerBuilder, startBuilderRole } from "./roles/builder.js";
@@ -36,15 +37,16 @@ export async function startServer(
     builder: role === "all" || role === "builder",
     deployer: role === "all" || role === "deployer",
   };
-  // An unknown runtime stops the start before anything runs.
+  // An unknown runtime or build backend stops the start before anything runs.
   const createProfile = await runtimeProfile(config.runtime);
+  const createBuildBackend = await buildBackend(config.buildBackend);
   const shutdown = new Shutdown(logger);
   const close = () => shutdown.close();
   try {
     await mkdir(config.home, { recursive: true, mode: 0o700 });
     // First, before anything starts: buildpack folders that disagree with buildpacks/order.toml stop it.
     const buildpacks = runs.builder ? await buildpackOrder(config) : undefined;
-    const shared = await startShared(config, logger, shutdown, createProfile);
+    const shared = await startShared(config, logger, shutdown, createProfile, createBuildBackend);
 
     const url = runs.api ? await startApiRole(shared) : config.publicUrl;
     const builders = runs.builder ? await registerBuilder(shared) : undefined;

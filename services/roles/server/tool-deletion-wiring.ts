@@ -2,25 +2,23 @@ import path from "node:path";
 import type { Redis } from "ioredis";
 import { GitToolRepository } from "../../adapters/git/tool-repository.js";
 import { ToolCacheDirs } from "../../adapters/host/tool-dirs.js";
-import { containerOwner } from "../../adapters/podman/confinement.js";
-import { ToolNetworks } from "../../adapters/podman/network.js";
-import {
-  PodmanToolContainers,
-  PodmanToolImages,
-  PodmanToolNetwork,
-} from "../../adapters/podman/tool-traces.js";
 import { RegistryToolRepositories } from "../../adapters/registry/tool-repositories.js";
 import { RedisToolState, RedisToolSwitches } from "../../adapters/store/redis-tool-state.js";
-import { ToolDeletion, type BuildCanceller, type ToolTraces } from "../../domain/tools/tool-deletion.js";
+import type { Build } from "../../domain/builds/build.js";
+import { ToolDeletion, type ToolTraces } from "../../domain/tools/tool-deletion.js";
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
+import type { BuildCanceller } from "../../ports/build-canceller.js";
 import type { StateStore } from "../../ports/store.js";
+import type { BuildBackend } from "./build-backends/index.js";
+import type { RuntimeProfile } from "./profiles/index.js";
 
 /**
  * `tools delete` for this server. The order matters: first nothing may start again (the route and the
  * job definitions go, so neither the proxy nor the job runner brings a process back), then the
- * processes, their network and images, the stored images, the repository and caches, and the tool's
- * state last, so that a deletion cut short can be run again.
+ * processes (the build backend's sandboxes, then what the runtime profile runs), their network and
+ * images, the stored images, the repository and caches, and the tool's state last, so that a deletion
+ * cut short can be run again.
  */
 export function toolDeletion(
   config: Config,
@@ -29,27 +27,15 @@ export function toolDeletion(
     readonly store: StateStore;
     readonly builds: BuildCanceller;
     readonly reposDir: string;
-    readonly registryHost: string;
+    readonly backend: Pick<BuildBackend, "toolTraces">;
+    readonly profile: Pick<RuntimeProfile, "toolTraces">;
     readonly logger: Logger;
   },
 ): ToolDeletion {
-  const { repoRoot, home } = config;
-  const local = config.runtime !== "kubernetes";
-  const networks = new ToolNetworks({ repoRoot, owner: containerOwner(home, "net") });
+  const { home } = config;
   const traces: ToolTraces[] = [
     new RedisToolSwitches(deps.redis),
-    new PodmanToolContainers({
-      repoRoot,
-      // Build sandboxes run on this machine's podman in both profiles; web and jobs only locally.
-      toolOwners: local ? [containerOwner(home, "web"), containerOwner(home, "jobs")] : [],
-      buildOwner: containerOwner(home, "build"),
-    }),
-    ...(local
-      ? [
-          new PodmanToolNetwork({ repoRoot, name: (t) => networks.name(t) }),
-          new PodmanToolImages({ repoRoot, registryHost: deps.registryHost }),
-        ]
-      : []),
+    ...byKind([...deps.backend.toolTraces(), ...deps.profile.toolTraces()]),
     // Only the embedded registry is Slipway's to prune; an external one keeps its images.
     ...(config.registry ? [] : [new RegistryToolRepositories(path.join(home, "registry"))]),
     new GitToolRepository(deps.reposDir),
@@ -62,4 +48,28 @@ export function toolDeletion(
     traces,
     logger: deps.logger.child({ component: "tool-deletion" }),
   });
+}
+
+/**
+ * Traces of one kind from both sides (podman's build sandboxes and web and job containers are all
+ * "containers") become one step, so the answer names each kind once: joined where they can be (one
+ * podman removal finding all of them each round), else one after the other in the order given.
+ */
+function byKind(traces: readonly ToolTraces[]): ToolTraces[] {
+  const kinds = new Map<string, ToolTraces>();
+  for (const t of traces) {
+    const earlier = kinds.get(t.what);
+    kinds.set(t.what, earlier ? (earlier.join?.(t) ?? inTurn(earlier, t)) : t);
+  }
+  return [...kinds.values()];
+}
+
+function inTurn(first: ToolTraces, then: ToolTraces): ToolTraces {
+  return {
+    what: first.what,
+    remove: async (tool: string, builds: readonly Build[]) => {
+      await first.remove(tool, builds);
+      await then.remove(tool, builds);
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { ConfigError } from "../../../platform/env.js";
+import { registered } from "../registered.js";
 import type { ProfileFactory } from "./profile.js";
 
 export type { RuntimeProfile, ProfileDeps, DeployerParts, DeployerDeps, Closers } from "./profile.js";
@@ -8,20 +8,15 @@ export type { RuntimeProfile, ProfileDeps, DeployerParts, DeployerDeps, Closers 
  * line here. Each is loaded only when chosen: @kubernetes/client-node alone adds about 70 MiB to the
  * server's memory, which the local profile would carry for nothing.
  */
-const PROFILES: Readonly<Record<string, () => Promise<ProfileFactory>>> = {
+const PROFILES = registered<ProfileFactory>("runtime profile", "SLIPWAY_RUNTIME", {
   podman: async () => (await import("./local.js")).localProfile,
   kubernetes: async () => (await import("./kubernetes.js")).kubernetesProfile,
-};
+});
 
 /** The names `runtimeProfile` knows, for messages and docs. */
-export const PROFILE_NAMES: readonly string[] = Object.keys(PROFILES);
+export const PROFILE_NAMES = PROFILES.names;
 
 /** The factory of the runtime profile `name`; an unknown name stops the start before anything runs. */
-export async function runtimeProfile(name: string): Promise<ProfileFactory> {
-  const load = Object.hasOwn(PROFILES, name) ? PROFILES[name] : undefined;
-  if (!load)
-    throw new ConfigError(
-      `no runtime profile "${name}" (SLIPWAY_RUNTIME); known: ${PROFILE_NAMES.join(", ")}`,
-    );
-  return load();
+export function runtimeProfile(name: string): Promise<ProfileFactory> {
+  return PROFILES.load(name);
 }

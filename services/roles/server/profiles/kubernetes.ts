@@ -43,6 +43,8 @@ export function kubernetesProfile(config: Config, deps: ProfileDeps): RuntimePro
       replicas: (t, r) => cluster.runtime.replicas(t, r),
       cluster: () => cluster.health.view(),
     }),
+    // `tools delete` leaves the tool's namespace and objects in the cluster (as before this seam).
+    toolTraces: () => [],
     deployer: (d): DeployerParts => ({
       deployer: kubernetesDeployer(config, cluster, {
         store,

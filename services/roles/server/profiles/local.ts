@@ -2,6 +2,11 @@ import { NetProbe } from "../../../adapters/net/probe.js";
 import { containerOwner } from "../../../adapters/podman/confinement.js";
 import { PodmanJobsRuntime } from "../../../adapters/podman/jobs-runtime.js";
 import { ToolNetworks } from "../../../adapters/podman/network.js";
+import {
+  PodmanToolContainers,
+  PodmanToolImages,
+  PodmanToolNetwork,
+} from "../../../adapters/podman/tool-traces.js";
 import { PodmanRuntime } from "../../../adapters/podman/runtime.js";
 import { LogFollowingRuntime } from "../../../adapters/podman/web-log-follower.js";
 import { deployerOnPodman } from "../../../domain/releases/podman-rollout.js";
@@ -31,6 +36,14 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
     webUrl: (t) => `http://${t}.${config.webDomain}:${config.port}/`,
     frontProxy: true,
     webservice: () => ({ runtime: podmanRuntime() }),
+    toolTraces: () => [
+      new PodmanToolContainers({
+        repoRoot: config.repoRoot,
+        toolOwners: [containerOwner(config.home, "web"), containerOwner(config.home, "jobs")],
+      }),
+      new PodmanToolNetwork({ repoRoot: config.repoRoot, name: (t) => networks.name(t) }),
+      new PodmanToolImages({ repoRoot: config.repoRoot, registryHost: registry.host }),
+    ],
     deployer: (d): DeployerParts => {
       // Web processes' output is followed where they are started, and kept in Redis past their containers.
       const runtime = new LogFollowingRuntime(podmanRuntime(), {

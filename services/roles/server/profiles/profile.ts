@@ -3,6 +3,7 @@ import type { JobService } from "../../../domain/jobs/job-service.js";
 import type { JobsRuntime } from "../../../ports/jobs-runtime.js";
 import type { AfterLive } from "../../../domain/releases/deployer.js";
 import type { ReplicasOf } from "../../../domain/releases/webservice-service.js";
+import type { ToolTraces } from "../../../domain/tools/tool-deletion.js";
 import type { Config } from "../../../platform/env.js";
 import type { Logger } from "../../../platform/logger.js";
 import type { ClusterHealthSource, ClusterHealthView } from "../../../ports/cluster-health.js";
@@ -33,6 +34,11 @@ export interface RuntimeProfile {
   webservice(): WebserviceParts;
   /** What the deployer role runs here: called once, by that role only. */
   deployer(deps: DeployerDeps): DeployerParts;
+  /**
+   * What a tool leaves on this runtime (its processes, networks, pulled images), removed in this order
+   * by `tools delete` after the build backend's traces and before the stored images, repository and state.
+   */
+  toolTraces(): readonly ToolTraces[];
 }
 
 export interface WebserviceParts {

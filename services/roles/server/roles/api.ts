@@ -20,6 +20,7 @@ import { FrontProxy } from "../../http/proxy.js";
 import { forgeReceivers } from "../../webhooks/forges.js";
 import { redeployWebhook } from "../../webhooks/redeploy.js";
 import { ToolCache } from "../../webhooks/tool-cache.js";
+import { notifyFeature } from "../notify-wiring.js";
 import { toolDeletion } from "../tool-deletion-wiring.js";
 import type { Shared } from "./shared.js";
 
@@ -35,6 +36,18 @@ export async function startApiRole(shared: Shared): Promise<string> {
     ? await FrontProxy.create(store, config.webDomain, logger.child({ component: "proxy" }), config.publicUrl)
     : undefined;
   if (proxy) closers.add(() => Promise.resolve(proxy.close()));
+  // Notifications (mail, outgoing webhooks): everything is in notify-wiring.ts; only this role runs them.
+  const notify = notifyFeature({
+    config,
+    redisUrl: shared.redisUrl,
+    redis,
+    box: shared.box,
+    store,
+    jobs: shared.jobsStore,
+    tools,
+    envvars,
+    logger,
+  });
   const git = createGitRemote({
     reposDir,
     nodePath: process.execPath,
@@ -98,7 +111,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
       urls: shared.urls,
       routers: [
         gitlab.router,
-        shared.notify.router,
+        notify.router,
         releasesApiRouter({
           tools,
           releases: new ReleaseService({
@@ -115,7 +128,8 @@ export async function startApiRole(shared: Shared): Promise<string> {
             store,
             builds: new BuildControl(store, queue, buildSandboxes),
             reposDir,
-            registryHost: images.endpoint.host,
+            backend: shared.buildBackend,
+            profile,
             logger,
           }),
         }),
@@ -147,7 +161,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
   });
   // Commit statuses are posted by the API role: one per deployment, whatever the builders do.
   closers.add(await gitlab.startNotifier());
-  closers.add(await shared.notify.start());
+  closers.add(await notify.start());
   const server = await listen(app, config.host, config.port);
   closers.add(() => closeServer(server));
   const address = server.address();

@@ -6,7 +6,6 @@ import { BuildPipeline } from "../../../domain/pipeline/build-pipeline.js";
 import { BuildRecovery } from "../../../domain/pipeline/build-recovery.js";
 import { StackWaitNotes } from "../../../domain/pipeline/stack-wait.js";
 import type { Logger } from "../../../platform/logger.js";
-import { localBuilder } from "../local-builder.js";
 import type { Shared } from "./shared.js";
 
 /**
@@ -20,7 +19,7 @@ export async function registerBuilder(shared: Shared): Promise<RedisBuilderRegis
 }
 
 /**
- * The builder role: builds on this machine's podman whatever the runtime profile. Resolves when the
+ * The builder role: builds with the build backend (this machine's podman) whatever the runtime profile. Resolves when the
  * stack images are ready and the "build" worker runs; until then builds wait in the queue.
  */
 export function startBuilderRole(
@@ -43,15 +42,14 @@ export function startBuilderRole(
   const outsideFetcher = fetcherWith(config.sourceAllowHosts);
   const stackWait = new StackWaitNotes(store, logs, logger.child({ component: "stack" }));
   const ready = (async () => {
-    const builder = await localBuilder(
-      config,
+    const builder = await shared.buildBackend.steps({
       logger,
-      shared.registry,
-      (repository) => images.access.preparePush(repository),
-      builders.id,
-      (step) => stackWait.step(step),
+      registry: shared.registry,
+      beforePush: (repository) => images.access.preparePush(repository),
+      builder: builders.id,
+      onStackStep: (step) => stackWait.step(step),
       buildpacks,
-    );
+    });
     const recovery = new BuildRecovery({
       store,
       logs,

@@ -1,8 +1,6 @@
 import path from "node:path";
 import type { Redis } from "ioredis";
 import { ensureHostPackages } from "../../../adapters/host/packages.js";
-import { containerOwner } from "../../../adapters/podman/confinement.js";
-import { PodmanBuildSandboxes } from "../../../adapters/podman/sandbox.js";
 import { BuildOutbox } from "../../../adapters/queue/build-outbox.js";
 import { JobQueue, type Workers } from "../../../adapters/queue/bullmq.js";
 import { closeConnection, commandConnection } from "../../../adapters/redis/connection.js";
@@ -21,9 +19,9 @@ import { imageByDigest } from "../../../domain/releases/deployer.js";
 import { ToolService } from "../../../domain/tools/tool-service.js";
 import type { Config } from "../../../platform/env.js";
 import type { Logger } from "../../../platform/logger.js";
+import type { BuildBackend, BuildBackendFactory } from "../build-backends/index.js";
 import { loadCryptoBox } from "../crypto-key.js";
 import { gitlabFeature } from "../gitlab-wiring.js";
-import { notifyFeature } from "../notify-wiring.js";
 import type { ProfileFactory, RuntimeProfile } from "../profiles/profile.js";
 import { registryFeature } from "../registry-wiring.js";
 import { fileSecret } from "../secrets-file.js";
@@ -35,13 +33,14 @@ export type Shared = Awaited<ReturnType<typeof startShared>>;
 
 /**
  * Starts what all roles need, each piece's closer registered with `shutdown`: Redis (unless outside),
- * the registry, the queue and its outbox, then the runtime profile and the domain services.
+ * the registry, the queue and its outbox, then the runtime profile, the build backend and the domain services.
  */
 export async function startShared(
   config: Config,
   logger: Logger,
   shutdown: Shutdown,
   createProfile: ProfileFactory,
+  createBuildBackend: BuildBackendFactory,
 ) {
   await ensureHostPackages(logger, { needRedis: !config.redisUrl });
 
@@ -76,8 +75,10 @@ export async function startShared(
 
   const admin = await fileSecret(path.join(config.home, "admin-token"), "sla");
   const builderSecret = (await fileSecret(path.join(config.home, "builder-secret"), "slb")).value;
-  const gitlab = await gitlabFeature({
-    home: config.home,
+  // The home's one key (SLIPWAY_HOME/encryption-key), read once: every secret at rest is sealed with it.
+  const box = await loadCryptoBox(config.home);
+  const gitlab = gitlabFeature({
+    box,
     publicUrl: config.publicUrl,
     redisUrl,
     redis,
@@ -100,10 +101,10 @@ export async function startShared(
     closers: shutdown,
   });
   const urls = { publicUrl: config.publicUrl, webUrl: (t: string) => profile.webUrl(t) };
-  const tools = new ToolService(store, urls, await loadCryptoBox(config.home));
+  const tools = new ToolService(store, urls, box);
   const triggers = new TriggerService(store, logger.child({ component: "triggers" }));
   const envvars = new EnvVarService({
-    vars: new RedisEnvVars(redis, await loadCryptoBox(config.home)),
+    vars: new RedisEnvVars(redis, box),
     store,
     queue,
     logger: logger.child({ component: "envvars" }),
@@ -115,22 +116,8 @@ export async function startShared(
     imageOf: imageByDigest,
     logger: logger.child({ component: "jobs" }),
   });
-  // Notifications (mail, outgoing webhooks): everything is in notify-wiring.ts; the API role starts them.
-  const notify = await notifyFeature({
-    config,
-    redisUrl,
-    redis,
-    store,
-    jobs: jobsStore,
-    tools,
-    envvars,
-    logger,
-  });
-  // Build sandboxes run on this machine's podman in both profiles; found by this server's owner label.
-  const buildSandboxes = new PodmanBuildSandboxes({
-    repoRoot: config.repoRoot,
-    owner: containerOwner(config.home, "build"),
-  });
+  // Where builds run, whatever the runtime profile; its sandboxes are read by `build cancel` and recovery.
+  const buildBackend: BuildBackend = createBuildBackend(config);
   /** Every role's queue workers, closed together (see server.ts for when). */
   const workers: Workers[] = [];
   return {
@@ -147,8 +134,8 @@ export async function startShared(
     logs,
     queue,
     admin,
+    box,
     gitlab,
-    notify,
     access,
     urls,
     tools,
@@ -157,7 +144,8 @@ export async function startShared(
     jobsStore,
     jobs,
     reposDir: path.join(config.home, "repos"),
-    buildSandboxes,
+    buildBackend,
+    buildSandboxes: buildBackend.sandboxes,
     processLogs: new RedisProcessLogs(redis),
     workers,
   };
