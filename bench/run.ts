@@ -16,17 +16,7 @@ import { loadConfig } from "../services/platform/env.js";
 import { createLogger, memoryLogger } from "../services/platform/logger.js";
 import { freePort, waitForPort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
-import { scaleBench } from "./scale.js";
-
-interface Figure {
-  name: string;
-  value: number | null;
-  unit: string;
-  target: string;
-  met: boolean | null;
-  baseline?: number;
-  note?: string;
-}
+import { type Figure, scaleBench } from "./scale.js";
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
 const stackHome = process.env.SLIPWAY_BENCH_STACK_HOME ?? "/var/tmp/slipway-test-stack";
@@ -1001,10 +991,19 @@ async function coldBuildVsBuildah(rounds: number): Promise<void> {
 async function writeResults(): Promise<void> {
   const out = path.join(repoRoot, "bench", "results");
   await mkdir(out, { recursive: true });
+  // Other sections (`scale`, written by its own run) stay.
+  const previous = (await readFile(path.join(out, "latest.json"), "utf8").then(
+    JSON.parse,
+    () => ({}),
+  )) as object;
   await writeFile(
     path.join(out, "latest.json"),
     JSON.stringify(
-      { machine: { cores: os.cpus().length, node: process.version, at: new Date().toISOString() }, figures },
+      {
+        ...previous,
+        machine: { cores: os.cpus().length, node: process.version, at: new Date().toISOString() },
+        figures,
+      },
       null,
       2,
     ) + "\n",
@@ -1018,9 +1017,9 @@ async function main(): Promise<void> {
   process.stdout.write(
     `Slipway bench on ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}\n\n`,
   );
-  // `npm run bench -- scale`: only the job runner's tick and the tools list with thousands of tools.
+  // `npm run bench -- scale [window s]`: only Toolforge's size (bench/scale.ts), its own section.
   if (process.argv[2] === "scale") {
-    await scaleBench();
+    await scaleBench(process.argv[3]);
     return;
   }
   // `npm run bench -- baseline`: only the cold build against buildah, three alternating rounds.

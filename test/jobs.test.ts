@@ -498,6 +498,30 @@ function scheduledJob(tool: string, name: string, cron: string, at: Date): JobDe
   return testJob(tool, name, at, { type: "scheduled", schedule: cron, cron });
 }
 
+/**
+ * The Redis commands an action issues, as MONITOR shows them (with those Lua scripts run), up to an
+ * ECHO sent after it.
+ */
+function commandCounter(redis: Redis, monitor: Redis): (action: () => Promise<void>) => Promise<string[]> {
+  const commands: string[] = [];
+  monitor.on("monitor", (_time: string, args: string[]) => commands.push(args.slice(0, 2).join(" ")));
+  return async (action) => {
+    commands.length = 0;
+    await action();
+    const marker = `end-of-tick-${randomBytes(4).toString("hex")}`;
+    await redis.echo(marker);
+    await waitFor(
+      "the monitor to see the tick",
+      () => Promise.resolve(commands.some((c) => c.includes(marker)) || undefined),
+      5000,
+    );
+    return commands.slice(
+      0,
+      commands.findIndex((c) => c.includes(marker)),
+    );
+  };
+}
+
 /** The scheduler's rules with a clock the test moves, real Redis, and processes that end when told to. */
 describe("the scheduler", () => {
   let redisServer: { url: string; stop: () => Promise<void> };
@@ -582,6 +606,23 @@ describe("the scheduler", () => {
  * Thousands of tools: the schedule is a Redis sorted set by next fire time, so a tick reads the due jobs
  * only. Every Redis command is counted (MONITOR, which also shows the commands Lua scripts run).
  */
+/** A runner of the test's store and runtime, on the test's clock when given one. */
+function standInRunner(
+  store: RedisJobsStore,
+  runtime: JobsRuntime,
+  owner: string,
+  now?: () => Date,
+): JobRunner {
+  return new JobRunner({
+    store,
+    runtime,
+    envFor: () => Promise.resolve({}),
+    logger,
+    options: { ...DEFAULT_RUNNER_OPTIONS, owner },
+    ...(now ? { now } : {}),
+  });
+}
+
 describe("the scheduler with many tools", () => {
   const N = 1000;
   const due = [0, 500];
@@ -614,15 +655,7 @@ describe("the scheduler with many tools", () => {
       },
     };
     let now = new Date("2026-03-01T10:00:30Z");
-    const runnerOf = (owner: string) =>
-      new JobRunner({
-        store,
-        runtime,
-        envFor: () => Promise.resolve({}),
-        logger,
-        options: { ...DEFAULT_RUNNER_OPTIONS, owner },
-        now: () => now,
-      });
+    const runnerOf = (owner: string) => standInRunner(store, runtime, owner, () => now);
     const [a, b] = [runnerOf("a"), runnerOf("b")];
     for (let i = 0; i < N; i++) {
       const cron = due.includes(i) ? "* * * * *" : "0 12 * * *";
@@ -634,23 +667,7 @@ describe("the scheduler with many tools", () => {
     expect((await store.getStatus("many-0", "report"))?.next_run_at).toBe("2026-03-01T10:01:00.000Z");
 
     monitor = await redis.monitor();
-    const commands: string[] = [];
-    monitor.on("monitor", (_time: string, args: string[]) => commands.push(args.slice(0, 2).join(" ")));
-    const counted = async (tick: () => Promise<void>) => {
-      commands.length = 0;
-      await tick();
-      const marker = `end-of-tick-${randomBytes(4).toString("hex")}`;
-      await redis.echo(marker);
-      await waitFor(
-        "the monitor to see the tick",
-        () => Promise.resolve(commands.some((c) => c.includes(marker)) || undefined),
-        5000,
-      );
-      return commands.slice(
-        0,
-        commands.findIndex((c) => c.includes(marker)),
-      );
-    };
+    const counted = commandCounter(redis, monitor);
     now = new Date("2026-03-01T10:01:02Z");
     const tickA = await counted(() => a.tick());
     // Per due job: its definition, the move of its time, its status, and its run (started at once here).
@@ -683,6 +700,62 @@ describe("the scheduler with many tools", () => {
     );
     await c.close();
     expect(started).toHaveLength(due.length);
+  });
+
+  // Many continuous jobs: their definitions are read again only when they change, and their claims are
+  // renewed a few seconds apart in one command, so an idle tick costs a few commands however many run.
+  const CONTINUOUS = 500;
+  it(`a tick with ${CONTINUOUS} continuous jobs running issues a bounded number of Redis commands; a deleted one stops at the next tick, on one runner only`, async () => {
+    const store = RedisJobsStore.create(redis);
+    const running = new Map<string, string>();
+    const runtime: JobsRuntime = {
+      removeLeftovers: () => Promise.resolve(0),
+      start: (spec) => {
+        let end!: () => void;
+        const exited = new Promise<{ exitCode: number }>((resolve) => (end = () => resolve({ exitCode: 0 })));
+        running.set(spec.runId, spec.tool);
+        return Promise.resolve({
+          id: spec.runId,
+          exited: exited.finally(() => running.delete(spec.runId)),
+          kill: () => Promise.resolve(end()),
+        });
+      },
+    };
+    const at = new Date("2026-03-01T10:00:30Z");
+    // On the clock of the test above, whose schedules are not due then.
+    const runnerOf = (owner: string) => standInRunner(store, runtime, owner, () => at);
+    for (let i = 0; i < CONTINUOUS; i++)
+      await store.putJob(testJob(`cont-${i}`, "bot", at, { type: "continuous" }));
+    const [a, b] = [runnerOf("a"), runnerOf("b")];
+    await a.tick();
+    await b.tick();
+    await waitFor("every process", () => Promise.resolve(running.size === CONTINUOUS || undefined), 10_000);
+    await waitFor(
+      "their status",
+      async () =>
+        (await store.getStatus(`cont-${CONTINUOUS - 1}`, "bot"))?.state === "running" ? true : undefined,
+      10_000,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the last status writes
+    expect(running.size).toBe(CONTINUOUS); // b claimed none of them
+
+    monitor ??= await redis.monitor();
+    const counted = commandCounter(redis, monitor);
+    const idle = await counted(() => a.tick());
+    // Before: every continuous definition and one claim each, about 2 commands per job.
+    expect(idle.length, idle.slice(0, 30).join("\n")).toBeLessThan(10);
+
+    await store.deleteJob("cont-7", "bot");
+    await counted(() => Promise.all([a.tick(), b.tick()]).then(() => undefined));
+    await waitFor(
+      "the deleted job's process to stop",
+      () => Promise.resolve([...running.values()].includes("cont-7") ? undefined : true),
+      5000,
+    );
+    expect(running.size).toBe(CONTINUOUS - 1);
+    await a.close();
+    await b.close();
+    expect(running.size).toBe(0);
   });
 });
 

@@ -37,6 +37,11 @@ export interface JobsStore {
    */
   listContinuousJobs(): Promise<JobDefinition[]>;
   /**
+   * Changes whenever the continuous jobs change (one added, changed or deleted): a runner reads
+   * listContinuousJobs again only then, so an idle tick does not read every continuous definition.
+   */
+  continuousVersion(): Promise<string>;
+  /**
    * Scheduled jobs (not `runs_on: cluster`) whose next fire time is at or before `now`, earliest first,
    * at most `limit`. The schedule is kept with every put and delete: a new job, or one whose cron
    * changed, is due at once with `at` undefined (its next time is not known yet).
@@ -69,9 +74,10 @@ export interface JobsStore {
   takeRunRequests(): Promise<RunRequest[]>;
 
   /**
-   * Claims `key` for `owner` for `ttlMs` (renewing the claim if `owner` already holds it): with several
-   * deployer processes, one of them runs a continuous job or fires a schedule slot.
+   * Claims each key for `owner` for `ttlMs` (renewing the claims `owner` already holds), in one round
+   * trip; which of them `owner` holds now. With several deployer processes, one of them runs a
+   * continuous job.
    */
-  claim(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  claimAll(keys: readonly string[], owner: string, ttlMs: number): Promise<boolean[]>;
   release(key: string, owner: string): Promise<void>;
 }

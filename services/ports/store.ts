@@ -57,6 +57,21 @@ export function hasNoWebservice(route: Route): boolean {
 }
 
 /**
+ * Where a page of a list ended: the last item's sort time (ms since the epoch, its `created_at`) and its
+ * id (a tool's name, a build's id). The next page starts right after it, so items added or removed
+ * meanwhile neither repeat nor skip others.
+ */
+export interface PageKey {
+  readonly at: number;
+  readonly id: string;
+}
+
+/** The page key of a record sorted by creation time. */
+export function pageKeyOf(item: { readonly created_at: string }, id: string): PageKey {
+  return { at: Date.parse(item.created_at), id };
+}
+
+/**
  * Tools and their secrets. Kept apart from the other stores so a service that only reads a tool (or a
  * fake in a unit test) needs only these methods.
  */
@@ -64,6 +79,8 @@ export interface ToolStore {
   createTool(tool: Tool): Promise<void>;
   getTool(name: string): Promise<Tool | undefined>;
   listTools(): Promise<Tool[]>;
+  /** Oldest first, from just after `after` (from the start when undefined), at most `limit`. */
+  listToolsAfter(after: PageKey | undefined, limit: number): Promise<Tool[]>;
   updateTool(name: string, patch: Partial<Tool>): Promise<Tool>;
   /** The tool a secret (token, webhook secret, redeploy token) belongs to, by the secret's hash. */
   toolBySecretHash(hash: string): Promise<{ tool: string; kind: SecretKind } | undefined>;
@@ -84,8 +101,8 @@ export interface BuildStore {
   createBuild(build: Build): Promise<void>;
   getBuild(id: string): Promise<Build | undefined>;
   updateBuild(id: string, patch: Partial<Build>): Promise<Build>;
-  /** Newest first. */
-  listBuilds(tool: string, limit: number): Promise<Build[]>;
+  /** Newest first; with `before`, from just after that build in this order (the next page). */
+  listBuilds(tool: string, limit: number, before?: PageKey): Promise<Build[]>;
   /**
    * Everything a push decides, in one atomic step: the delivery is answered once, the commit is
    * claimed once, the build record is written and put in the queue's outbox (moved to the job queue

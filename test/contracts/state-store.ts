@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import type { Build } from "../../services/domain/builds/build.js";
 import type { Release } from "../../services/domain/releases/release.js";
 import type { Tool } from "../../services/domain/tools/tool.js";
-import type { PushIntake, StateStore } from "../../services/ports/store.js";
+import type { PageKey, PushIntake, StateStore } from "../../services/ports/store.js";
 
 /**
  * What every StateStore must do, as the domain relies on it. Run against RedisStore
@@ -31,6 +31,22 @@ export function stateStoreContract(name: string, store: () => StateStore): void 
         expect(await store().toolBySecretHash(t.token_hash)).toEqual({ tool: t.name, kind: "token" });
         expect(await store().toolBySecretHash(`${t.name}-unknown`)).toBeUndefined();
         expect((await store().listTools()).map((x) => x.name)).toContain(t.name);
+      });
+
+      it("pages tools oldest first after a key: same-time tools in name order, also after one now gone", async () => {
+        // 1990: earlier than every other tool of this file, so these four come first.
+        const when = Date.UTC(1990, 0, 1);
+        const p = fresh("page");
+        const [a, b, c, d] = [`${p}-a`, `${p}-b`, `${p}-c`, `${p}-d`];
+        for (const name of [c, a, b])
+          await store().createTool({ ...tool(name), created_at: new Date(when).toISOString() });
+        await store().createTool({ ...tool(d), created_at: new Date(when + 1000).toISOString() });
+        const names = async (after: PageKey | undefined, limit: number) =>
+          (await store().listToolsAfter(after, limit)).map((t) => t.name);
+        expect(await names(undefined, 4)).toEqual([a, b, c, d]);
+        expect(await names({ at: when, id: a }, 2)).toEqual([b, c]);
+        expect(await names({ at: when, id: `${a}a` }, 3)).toEqual([b, c, d]);
+        expect(await names({ at: when + 1000, id: d }, 5)).not.toContain(a);
       });
 
       it("patches a tool and tells its watchers before the write returns", async () => {
@@ -79,6 +95,20 @@ export function stateStoreContract(name: string, store: () => StateStore): void 
         const listed = await store().listBuilds(name, 3);
         expect(listed.map((b) => b.id)).toEqual([`${name}-b3`, `${name}-b2`, `${name}-b1`]);
         expect(await store().listBuilds(fresh("nobody"), 10)).toEqual([]);
+      });
+
+      it("pages a tool's builds newest first before a key: same-time builds in reverse id order, also before one now gone", async () => {
+        const name = fresh("tool");
+        for (const id of ["b1", "b3", "b2"])
+          await store().createBuild(build(`${name}-${id}`, name, { created_at: at(5) }));
+        await store().createBuild(build(`${name}-b0`, name, { created_at: at(1) }));
+        const ids = async (before: PageKey | undefined, limit: number) =>
+          (await store().listBuilds(name, limit, before)).map((b) => b.id.slice(name.length + 1));
+        const t = Date.parse(at(5));
+        expect(await ids(undefined, 10)).toEqual(["b3", "b2", "b1", "b0"]);
+        expect(await ids({ at: t, id: `${name}-b3` }, 2)).toEqual(["b2", "b1"]);
+        expect(await ids({ at: t, id: `${name}-b25` }, 10)).toEqual(["b2", "b1", "b0"]);
+        expect(await ids({ at: Date.parse(at(1)), id: `${name}-b0` }, 10)).toEqual([]);
       });
 
       it("patches a build, keeping the fields the patch does not name", async () => {

@@ -2,7 +2,14 @@ import type { Build } from "../../services/domain/builds/build.js";
 import type { Release } from "../../services/domain/releases/release.js";
 import type { Tool } from "../../services/domain/tools/tool.js";
 import { ConflictError, NotFoundError } from "../../services/platform/errors.js";
-import type { PushIntake, PushOutcome, Route, SecretKind, StateStore } from "../../services/ports/store.js";
+import type {
+  PageKey,
+  PushIntake,
+  PushOutcome,
+  Route,
+  SecretKind,
+  StateStore,
+} from "../../services/ports/store.js";
 
 /**
  * StateStore in memory, for unit tests of the domain: no Redis, no I/O, one process. It honours the
@@ -56,6 +63,18 @@ export class MemoryStore implements StateStore {
     return Promise.resolve(tools.map(copy));
   }
 
+  async listToolsAfter(after: PageKey | undefined, limit: number): Promise<Tool[]> {
+    const all = await this.listTools();
+    const from = after
+      ? all.filter(
+          (t) =>
+            Date.parse(t.created_at) > after.at ||
+            (Date.parse(t.created_at) === after.at && t.name > after.id),
+        )
+      : all;
+    return from.slice(0, limit);
+  }
+
   updateTool(name: string, patch: Partial<Tool>): Promise<Tool> {
     return this.attempt(() => {
       const tool = this.patch(this.tools, name, patch, `tool "${name}"`);
@@ -97,8 +116,14 @@ export class MemoryStore implements StateStore {
     return this.attempt(() => this.patch(this.builds, id, patch, `build ${id}`));
   }
 
-  listBuilds(tool: string, limit: number): Promise<Build[]> {
-    return Promise.resolve(newestFirst([...this.builds.values()], tool, limit));
+  listBuilds(tool: string, limit: number, before?: PageKey): Promise<Build[]> {
+    const older = [...this.builds.values()].filter(
+      (b) =>
+        !before ||
+        Date.parse(b.created_at) < before.at ||
+        (Date.parse(b.created_at) === before.at && b.id < before.id),
+    );
+    return Promise.resolve(newestFirst(older, tool, limit));
   }
 
   intakePush(intake: PushIntake): Promise<PushOutcome> {

@@ -20,7 +20,9 @@ const SCHEDULE = `${P}jobschedule`;
 const SCHEDULE_CRON = `${P}jobschedulecron`;
 /** Hash: `<tool>/<job>` → the definition of every local continuous job. */
 const CONTINUOUS = `${P}jobcontinuous`;
-const INDEX_KEYS = [SCHEDULE, SCHEDULE_CRON, CONTINUOUS] as const;
+/** Counter bumped with every change of CONTINUOUS: runners re-read that hash only when it moved. */
+const CONTINUOUS_VERSION = `${P}jobcontinuous:version`;
+const INDEX_KEYS = [SCHEDULE, SCHEDULE_CRON, CONTINUOUS, CONTINUOUS_VERSION] as const;
 
 const defsKey = (tool: string) => `${P}jobs:${tool}`;
 const statusKey = (tool: string, job: string) => `${P}jobstatus:${tool}:${job}`;
@@ -28,12 +30,17 @@ const runsKey = (tool: string, job: string) => `${P}jobruns:${tool}:${job}`;
 const runKey = (tool: string, job: string, id: string) => `${P}jobrun:${tool}:${job}:${id}`;
 const logKey = (tool: string, job: string, id: string) => `${P}joblog:${tool}:${job}:${id}`;
 
-// Renews a claim only for its holder, so a slow runner cannot extend a claim another one took over.
-const CLAIM = `
-local v = redis.call('GET', KEYS[1])
-if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0`;
+// Renews a claim only for its holder, so a slow runner cannot extend a claim another one took over;
+// one answer for each of KEYS.
+const CLAIM_ALL = `
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if v == false then redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) out[i] = 1
+  elseif v == ARGV[1] then redis.call('PEXPIRE', k, ARGV[2]) out[i] = 1
+  else out[i] = 0 end
+end
+return out`;
 // Writes of the runner that arrive after `jobs delete` must not bring the job's records back.
 const HSET_IF_JOB = `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -61,7 +68,12 @@ if raw then
     elseif d.type == 'scheduled' and type(d.cron) == 'string' then kind = 'scheduled' cron = d.cron end
   end
 end
-if kind == 'continuous' then redis.call('HSET', KEYS[4], ARGV[2], raw) else redis.call('HDEL', KEYS[4], ARGV[2]) end
+if kind == 'continuous' then
+  if redis.call('HGET', KEYS[4], ARGV[2]) ~= raw then
+    redis.call('HSET', KEYS[4], ARGV[2], raw)
+    redis.call('INCR', KEYS[5])
+  end
+elseif redis.call('HDEL', KEYS[4], ARGV[2]) == 1 then redis.call('INCR', KEYS[5]) end
 if kind == 'scheduled' then
   if redis.call('HGET', KEYS[3], ARGV[2]) ~= cron then
     redis.call('HSET', KEYS[3], ARGV[2], cron)
@@ -74,7 +86,7 @@ end
 return 1`;
 const PUT = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('SADD', KEYS[5], ARGV[4])
+redis.call('SADD', KEYS[6], ARGV[4])
 ${INDEX}`;
 // KEYS: SCHEDULE, SCHEDULE_CRON; ARGV: member, from score, cron, to score.
 const MOVE = `
@@ -100,7 +112,7 @@ export class RedisJobsStore implements JobsStore {
   async putJob(job: JobDefinition): Promise<void> {
     await this.redis.eval(
       PUT,
-      5,
+      6,
       defsKey(job.tool),
       ...INDEX_KEYS,
       TOOLS,
@@ -135,7 +147,8 @@ export class RedisJobsStore implements JobsStore {
       .del(statusKey(tool, name), runsKey(tool, name))
       .zrem(SCHEDULE, member(tool, name))
       .hdel(SCHEDULE_CRON, member(tool, name))
-      .hdel(CONTINUOUS, member(tool, name));
+      .hdel(CONTINUOUS, member(tool, name))
+      .incr(CONTINUOUS_VERSION);
     for (const id of ids) m.del(runKey(tool, name, id), logKey(tool, name, id));
     await m.exec();
   }
@@ -143,6 +156,10 @@ export class RedisJobsStore implements JobsStore {
   async listContinuousJobs(): Promise<JobDefinition[]> {
     const all = await this.redis.hvals(CONTINUOUS);
     return all.map((raw) => JSON.parse(raw) as JobDefinition);
+  }
+
+  async continuousVersion(): Promise<string> {
+    return (await this.redis.get(CONTINUOUS_VERSION)) ?? "0";
   }
 
   async dueSchedules(now: Date, limit: number): Promise<ScheduleEntry[]> {
@@ -188,7 +205,7 @@ export class RedisJobsStore implements JobsStore {
     for (const tool of await this.redis.smembers(TOOLS)) {
       const names = await this.redis.hkeys(defsKey(tool));
       const p = this.redis.pipeline();
-      for (const name of names) p.eval(INDEX, 4, defsKey(tool), ...INDEX_KEYS, name, member(tool, name));
+      for (const name of names) p.eval(INDEX, 5, defsKey(tool), ...INDEX_KEYS, name, member(tool, name));
       for (const [error] of (await p.exec()) ?? []) if (error) throw error;
     }
   }
@@ -286,9 +303,16 @@ export class RedisJobsStore implements JobsStore {
     return items.map((raw) => JSON.parse(raw) as RunRequest);
   }
 
-  async claim(key: string, owner: string, ttlMs: number): Promise<boolean> {
-    const r = await this.redis.eval(CLAIM, 1, `${P}jobclaim:${key}`, owner, String(ttlMs));
-    return r === 1;
+  async claimAll(keys: readonly string[], owner: string, ttlMs: number): Promise<boolean[]> {
+    if (keys.length === 0) return [];
+    const held = (await this.redis.eval(
+      CLAIM_ALL,
+      keys.length,
+      ...keys.map((k) => `${P}jobclaim:${k}`),
+      owner,
+      String(ttlMs),
+    )) as number[];
+    return held.map((h) => h === 1);
   }
 
   async release(key: string, owner: string): Promise<void> {

@@ -5,7 +5,7 @@ import type { Release } from "../../domain/releases/release.js";
 import type { Tool } from "../../domain/tools/tool.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import type { StateEvent } from "../../ports/state-events.js";
-import type { PushIntake, PushOutcome, Route, SecretKind, StateStore } from "../../ports/store.js";
+import type { PageKey, PushIntake, PushOutcome, Route, SecretKind, StateStore } from "../../ports/store.js";
 import { closeConnection, commandConnection, duplicateConnection } from "../redis/connection.js";
 import { appendStateEvent, STATE_EVENTS_MAXLEN, STATE_EVENTS_STREAM } from "./redis-state-events.js";
 
@@ -112,6 +112,13 @@ export class RedisStore implements StateStore {
     return this.many<Tool>(names.map((n) => `${P}tool:${n}`));
   }
 
+  async listToolsAfter(after: PageKey | undefined, limit: number): Promise<Tool[]> {
+    const names = after
+      ? await this.pageAfter(`${P}tools`, after, limit, false)
+      : await this.redis.zrange(`${P}tools`, 0, limit - 1);
+    return this.many<Tool>(names.map((n) => `${P}tool:${n}`));
+  }
+
   async updateTool(name: string, patch: Partial<Tool>): Promise<Tool> {
     const tool = await this.patch<Tool>(`${P}tool:${name}`, patch, `tool "${name}"`);
     await this.toolChanged(name);
@@ -209,8 +216,11 @@ export class RedisStore implements StateStore {
     });
   }
 
-  async listBuilds(tool: string, limit: number): Promise<Build[]> {
-    const ids = await this.redis.zrevrange(`${P}tool:${tool}:builds`, 0, limit - 1);
+  async listBuilds(tool: string, limit: number, before?: PageKey): Promise<Build[]> {
+    const key = `${P}tool:${tool}:builds`;
+    const ids = before
+      ? await this.pageAfter(key, before, limit, true)
+      : await this.redis.zrevrange(key, 0, limit - 1);
     return this.many<Build>(ids.map((id) => `${P}build:${id}`));
   }
 
@@ -338,6 +348,17 @@ export class RedisStore implements StateStore {
     return result;
   }
 
+  /** Members of a creation-time index after `after`, in index order (`reverse`: newest first). */
+  private async pageAfter(key: string, after: PageKey, limit: number, reverse: boolean): Promise<string[]> {
+    const ids = await this.script(
+      PAGE_AFTER,
+      PAGE_AFTER_SHA,
+      [key],
+      [String(after.at), after.id, limit, reverse ? "1" : "0"],
+    );
+    return ids as string[];
+  }
+
   private async many<T>(keys: string[]): Promise<T[]> {
     if (keys.length === 0) return [];
     const values = await this.redis.mget(...keys);
@@ -417,6 +438,32 @@ if has_delivery then redis.call('SET', KEYS[1], ARGV[8], 'EX', ARGV[3]) end
 redis.call('PUBLISH', ARGV[14], '')
 return {'queued', superseded}`;
 const INTAKE_SHA = createHash("sha1").update(INTAKE).digest("hex");
+
+/**
+ * One page of a creation-time index (KEYS: the sorted set; ARGV: time, id, count, reverse) starting
+ * after the item (time, id), which may be gone since. ZCOUNT finds where its time begins (O(log n));
+ * items of the same time are in id order (reversed for ZREVRANGE), so those up to the id are skipped.
+ */
+const PAGE_AFTER = `
+local at, id, count, rev = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
+local start
+if rev then start = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+else start = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1]) end
+local out = {}
+while #out < count do
+  local chunk
+  if rev then chunk = redis.call('ZREVRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES')
+  else chunk = redis.call('ZRANGE', KEYS[1], start, start + count - 1, 'WITHSCORES') end
+  if #chunk == 0 then break end
+  for i = 1, #chunk, 2 do
+    local m, t = chunk[i], tonumber(chunk[i + 1])
+    local past = t ~= at or (rev and m < id) or ((not rev) and m > id)
+    if past and #out < count then out[#out + 1] = m end
+  end
+  start = start + count
+end
+return out`;
+const PAGE_AFTER_SHA = createHash("sha1").update(PAGE_AFTER).digest("hex");
 
 function hashOf(key: string): number {
   let h = 0;

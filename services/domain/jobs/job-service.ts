@@ -77,8 +77,17 @@ export class JobService {
     },
   ) {}
 
-  async list(tool: string): Promise<JobView[]> {
-    const defs = await this.deps.jobs.listJobs(tool);
+  /**
+   * By name; with `page`, at most `limit` jobs named after `after`. A tool's definitions are one read;
+   * the statuses (a read each) are read for the page only.
+   */
+  async list(tool: string, page?: { after?: string | undefined; limit: number }): Promise<JobView[]> {
+    let defs = await this.deps.jobs.listJobs(tool);
+    if (page) {
+      // The order listJobs answers in, so the page starts where the cursor's name would be.
+      const after = page.after;
+      defs = defs.filter((j) => after === undefined || j.name.localeCompare(after) > 0).slice(0, page.limit);
+    }
     return Promise.all(defs.map(async (job) => ({ job, status: await this.statusOf(job) })));
   }
 

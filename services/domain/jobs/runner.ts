@@ -86,6 +86,13 @@ export class JobRunner {
    * `jobs restart`) tries again. Kept in memory, so a restarted deployer also tries again once.
    */
   private readonly oneShotRevision = new Map<string, number>();
+  /** The continuous definitions as of `continuousSeen` (the store's version of them). */
+  private continuous = new Map<string, JobDefinition>();
+  private continuousSeen: string | undefined;
+  /** When the claims of the continuous jobs were last renewed (monotonic ms); see claimContinuous. */
+  private claimedAt = -Infinity;
+  /** A supervisor ended: its job may need starting again before the next renewal. */
+  private claimsDue = false;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private closed = false;
@@ -149,8 +156,16 @@ export class JobRunner {
 
   async tick(): Promise<void> {
     const { store } = this.deps;
-    // Jobs the cluster runs (Deployments, CronJobs) are not in these indexes: not this runner's.
-    const continuous = new Map((await store.listContinuousJobs()).map((j) => [key(j), j]));
+    // Jobs the cluster runs (Deployments, CronJobs) are not in these indexes: not this runner's. The
+    // continuous definitions are read again only when they changed (the version is read first, so a
+    // change during the read is seen next tick).
+    const version = await store.continuousVersion();
+    const changed = version !== this.continuousSeen;
+    if (changed) {
+      this.continuous = new Map((await store.listContinuousJobs()).map((j) => [key(j), j]));
+      this.continuousSeen = version;
+    }
+    const continuous = this.continuous;
 
     for (const [k, sup] of this.supervisors) {
       if (continuous.get(k)?.revision !== sup.revision) await this.stopSupervisor(k);
@@ -168,11 +183,8 @@ export class JobRunner {
       if (continuous.get(k)?.revision !== revision) this.oneShotRevision.delete(k);
     }
 
-    for (const [k, def] of continuous) {
-      if (this.oneShotRevision.get(k) === def.revision) continue;
-      const mine = await store.claim(`continuous:${k}`, this.deps.options.owner, this.leaseMs());
-      if (mine && !this.supervisors.has(k)) this.supervise(def);
-    }
+    if (changed || this.claimsDue || performance.now() - this.claimedAt >= this.leaseMs() / 3)
+      await this.claimContinuous(continuous);
     const now = this.now();
     for (const entry of await store.dueSchedules(now, DUE_PER_TICK)) await this.schedule(entry, now);
     for (const request of await store.takeRunRequests()) {
@@ -180,6 +192,26 @@ export class JobRunner {
       if (def && def.runs_on !== "cluster" && def.type !== "continuous")
         this.fire(def, "manual", request.run_id);
     }
+  }
+
+  /**
+   * Claims (or renews) every continuous job in one round trip and supervises those it got. Done when
+   * the definitions changed, when a supervisor ended, and otherwise a third of a lease apart (5 s by
+   * default): a claim outlives two missed renewals, and a job a crashed runner held is taken over
+   * within a lease and a third.
+   */
+  private async claimContinuous(continuous: ReadonlyMap<string, JobDefinition>): Promise<void> {
+    this.claimsDue = false;
+    this.claimedAt = performance.now();
+    const wanted = [...continuous].filter(([k, def]) => this.oneShotRevision.get(k) !== def.revision);
+    const held = await this.deps.store.claimAll(
+      wanted.map(([k]) => `continuous:${k}`),
+      this.deps.options.owner,
+      this.leaseMs(),
+    );
+    wanted.forEach(([k, def], i) => {
+      if (held[i] && !this.supervisors.has(k)) this.supervise(def);
+    });
   }
 
   private async schedule(entry: ScheduleEntry, now: Date): Promise<void> {
@@ -397,6 +429,7 @@ export class JobRunner {
       .catch((e) => this.deps.logger.warn({ tool: def.tool, job: def.name, err: e }, "supervisor failed"))
       .finally(() => {
         if (this.supervisors.get(k) === sup) this.supervisors.delete(k);
+        this.claimsDue = true;
         void this.deps.store.release(`continuous:${k}`, this.deps.options.owner).catch(() => undefined);
       });
     this.supervisors.set(k, sup);

@@ -31,12 +31,14 @@ export function jobsRouter(deps: { readonly tools: ToolService; readonly jobs: J
       return;
     }
     const page = pageOf(req, JOB_PAGES);
-    const jobs = (await deps.jobs.list(tool)).slice(page.offset, page.offset + page.limit + 1);
+    const jobs = await deps.jobs.list(tool, { after: page.after?.id, limit: page.limit + 1 });
     sendPage(
       req,
       res,
       page,
-      jobs.map(({ job, status }) => jobView(job, status)),
+      jobs,
+      ({ job }) => ({ at: 0, id: job.name }),
+      ({ job, status }) => jobView(job, status),
     );
   });
 

@@ -4,12 +4,12 @@ import { TERMINAL_STATUSES, type Build } from "../../domain/builds/build.js";
 import type { BuildControl } from "../../domain/pipeline/build-control.js";
 import type { TriggerService } from "../../domain/pipeline/triggers.js";
 import { ROTATABLE_SECRETS, toolView, type ToolService } from "../../domain/tools/tool-service.js";
-import { validateToolName } from "../../domain/tools/tool.js";
+import { validateToolName, type Tool } from "../../domain/tools/tool.js";
 import { ConflictError, InputError, NotFoundError } from "../../platform/errors.js";
 import type { BuildLogs } from "../../ports/logs.js";
 import type { ClusterHealthSource } from "../../ports/cluster-health.js";
 import type { RefResolver } from "../../ports/refs.js";
-import type { StateStore } from "../../ports/store.js";
+import { pageKeyOf, type StateStore } from "../../ports/store.js";
 import { bearerAuth, requireAdmin, requireTool } from "./auth.js";
 import { openApiDocument } from "./openapi.js";
 import { BUILD_PAGES, pageOf, sendPage, TOOL_PAGES } from "./pagination.js";
@@ -79,15 +79,20 @@ export function apiRouter(deps: ApiDeps): Router {
 
   r.get("/api/v1/tools", async (req, res) => {
     const page = pageOf(req, TOOL_PAGES);
-    const all = await deps.store.listTools();
     const p = req.principal;
-    const visible = p?.kind === "tool" ? all.filter((t) => t.name === p.tool) : all;
-    const items = visible.slice(page.offset, page.offset + page.limit + 1);
+    // A tool's own token sees that tool only: one read, whatever the page.
+    const own = p?.kind === "tool" ? await deps.store.getTool(p.tool) : undefined;
+    const items =
+      p?.kind === "tool"
+        ? [own].filter((t): t is Tool => t !== undefined && !page.after)
+        : await deps.store.listToolsAfter(page.after, page.limit + 1);
     sendPage(
       req,
       res,
       page,
-      items.map((t) => toolView(t, deps.urls)),
+      items,
+      (t) => pageKeyOf(t, t.name),
+      (t) => toolView(t, deps.urls),
     );
   });
 
@@ -144,8 +149,8 @@ export function apiRouter(deps: ApiDeps): Router {
   r.get("/api/v1/tools/:tool/builds", async (req, res) => {
     const tool = await toolOf(req, deps);
     const page = pageOf(req, BUILD_PAGES);
-    const builds = await deps.store.listBuilds(tool.name, page.offset + page.limit + 1);
-    sendPage(req, res, page, builds.slice(page.offset).map(buildView));
+    const builds = await deps.store.listBuilds(tool.name, page.limit + 1, page.after);
+    sendPage(req, res, page, builds, (b) => pageKeyOf(b, b.id), buildView);
   });
 
   // Builds by id alone: what `git push` tells the pusher to follow needs no tool name.
