@@ -3,6 +3,7 @@ import { ProcessFetcher } from "../../../adapters/git/fetch-process.js";
 import { RedisBuilderRegistry } from "../../../adapters/store/redis-builders.js";
 import type { BuildpackOrder } from "../../../domain/lifecycle/buildpack-order.js";
 import { BuildPipeline } from "../../../domain/pipeline/build-pipeline.js";
+import { lifecycleBackend } from "../../../domain/pipeline/local-backend.js";
 import { BuildRecovery } from "../../../domain/pipeline/build-recovery.js";
 import { StackWaitNotes } from "../../../domain/pipeline/stack-wait.js";
 import type { Logger } from "../../../platform/logger.js";
@@ -74,8 +75,7 @@ export function startBuilderRole(
           );
         },
       },
-      lifecycle: builder.lifecycle,
-      exporter: builder.exporter,
+      backend: lifecycleBackend(builder.lifecycle, builder.exporter),
       builders,
       recovery,
       workRoot: path.join(config.home, "work"),
