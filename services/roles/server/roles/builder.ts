@@ -8,6 +8,7 @@ import { BuildRecovery } from "../../../domain/pipeline/build-recovery.js";
 import { StackWaitNotes } from "../../../domain/pipeline/stack-wait.js";
 import type { Logger } from "../../../platform/logger.js";
 import { localBuilder } from "../local-builder.js";
+import { tektonBuilder } from "../tekton-builder.js";
 import type { Shared } from "./shared.js";
 
 /**
@@ -44,15 +45,19 @@ export function startBuilderRole(
   const outsideFetcher = fetcherWith(config.sourceAllowHosts);
   const stackWait = new StackWaitNotes(store, logs, logger.child({ component: "stack" }));
   const ready = (async () => {
-    const builder = await localBuilder(
-      config,
-      logger,
-      shared.registry,
-      (repository) => images.access.preparePush(repository),
-      builders.id,
-      (step) => stackWait.step(step),
-      buildpacks,
-    );
+    // Opt-in (SLIPWAY_BUILD_BACKEND=tekton): builds run as PipelineRuns, no local stack is made.
+    const builder =
+      config.buildBackend === "tekton"
+        ? undefined
+        : await localBuilder(
+            config,
+            logger,
+            shared.registry,
+            (repository) => images.access.preparePush(repository),
+            builders.id,
+            (step) => stackWait.step(step),
+            buildpacks,
+          );
     const recovery = new BuildRecovery({
       store,
       logs,
@@ -75,7 +80,9 @@ export function startBuilderRole(
           );
         },
       },
-      backend: lifecycleBackend(builder.lifecycle, builder.exporter),
+      backend: builder
+        ? lifecycleBackend(builder.lifecycle, builder.exporter)
+        : await tektonBuilder(config, logger, access),
       builders,
       recovery,
       workRoot: path.join(config.home, "work"),
