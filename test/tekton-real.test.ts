@@ -5,6 +5,13 @@ import { runName, type TektonBuildSettings } from "../services/adapters/tekton/p
 import type { BuildPhase, BuildRequest } from "../services/ports/build-backend.js";
 import { PipelineError, SlipwayError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import { BuildPipeline } from "../services/domain/pipeline/build-pipeline.js";
+import { TriggerService } from "../services/domain/pipeline/triggers.js";
+import { ToolService } from "../services/domain/tools/tool-service.js";
+import type { BuildLogs } from "../services/ports/logs.js";
+import { MemoryStore } from "./fakes/memory-store.js";
 import { kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
 import { TektonStandIn, installTektonCrds, type RunPlay } from "./helpers/tekton-controller.js";
 
@@ -238,5 +245,77 @@ describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a r
     expect(error).toBeInstanceOf(SlipwayError);
     expect((error as SlipwayError).code).toBe("cancelled");
     expect(run.spec.status).toBe("Cancelled");
+  }, 60_000);
+
+  it("through the build pipeline: the tool's credential reaches only its run's Secret, and a failed step becomes the build's reason and log tail", async () => {
+    const store = new MemoryStore();
+    const logLines = new Map<string, string[]>();
+    const tool = (
+      await new ToolService(store, { publicUrl: "http://s", webUrl: (t) => `http://${t}.localhost/` }).create(
+        "hello",
+      )
+    ).name;
+    const withCredential = await TektonBackend.start(
+      cluster.kubeConfig("admin"),
+      {
+        ...SETTINGS,
+        pipelinesDir: path.join(repoRoot, "pipelines"),
+        pollMs: 150,
+        credential: () => Promise.resolve({ username: "deploy", password: "t0ken" }),
+      },
+      memoryLogger(),
+    );
+    const work = await mkdtemp(path.join(os.tmpdir(), "slipway-tekton-"));
+    const pipeline = new BuildPipeline({
+      store,
+      logs: {
+        append: (id: string, line: string) => {
+          logLines.set(id, [...(logLines.get(id) ?? []), line]);
+          return Promise.resolve();
+        },
+      } as unknown as BuildLogs,
+      queue: { enqueue: () => Promise.resolve(), removeWaiting: () => Promise.resolve(false) },
+      fetcher: { fetch: (request) => Promise.resolve({ commit: request.commit, commitTime: 1_700_000_000 }) },
+      backend: withCredential,
+      workRoot: work,
+      logger: memoryLogger(),
+      timeoutS: 120,
+    });
+    const pushed = await new TriggerService(store, memoryLogger()).push({
+      tool: (await store.getTool(tool))!,
+      ref: "refs/heads/main",
+      commit: "b".repeat(40),
+      sourceUrl: "https://forge.example/hello.git",
+      defaultBranch: "main",
+      trigger: { kind: "git_push", ref: "refs/heads/main" },
+      explicit: false,
+    });
+    if (pushed.status !== "queued") throw new Error(`not queued: ${pushed.status}`);
+    const name = runName(pushed.build_id);
+    plays.set(name, {
+      steps: {
+        "build/build": { exitCode: 1, logs: ["ERROR: No matching distribution found for numpy==9.9"] },
+      },
+    });
+    try {
+      await pipeline.run(pushed.build_id, { signal: new AbortController().signal, finalAttempt: true });
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    const build = (await store.getBuild(pushed.build_id))!;
+    expect(build).toMatchObject({
+      status: "failure",
+      phase: "build",
+      reason: "build failed: step build/build exited with code 1",
+      log_tail: ["ERROR: No matching distribution found for numpy==9.9"],
+    });
+    expect(logLines.get(pushed.build_id)).toContain("build/detect: ok");
+    // The source credential existed for the run and is gone once the build ended.
+    expect(standIn.secretsSeen.get(name)).toEqual([`${name}-source`, "registry-push"]);
+    const after = await cluster.api("GET", `/api/v1/namespaces/${NS}/secrets/${name}-source`).then(
+      () => "still there",
+      (e: unknown) => String(e),
+    );
+    expect(after).toContain(" 404 ");
   }, 60_000);
 });

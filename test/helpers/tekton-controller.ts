@@ -71,6 +71,8 @@ export class TektonStandIn {
   readonly refused: string[] = [];
   /** Pods it created. */
   readonly pods: string[] = [];
+  /** The Secrets each run's workspaces name that existed when the run started, by run name. */
+  readonly secretsSeen = new Map<string, string[]>();
   private readonly seen = new Set<string>();
   private readonly playing: Promise<void>[] = [];
   private stopped = false;
@@ -130,6 +132,18 @@ export class TektonStandIn {
     const cancelled = async () =>
       (await this.cluster.api<Obj>("GET", `${TEKTON}/${ns}/pipelineruns/${run.metadata.name}`)).spec
         .status === "Cancelled";
+    const secrets = ((run.spec.workspaces ?? []) as { secret?: { secretName: string } }[])
+      .map((w) => w.secret?.secretName)
+      .filter((n): n is string => n !== undefined);
+    const existing: string[] = [];
+    for (const secret of secrets) {
+      const found = await this.cluster.api("GET", `/api/v1/namespaces/${ns}/secrets/${secret}`).then(
+        () => true,
+        () => false,
+      );
+      if (found) existing.push(secret);
+    }
+    this.secretsSeen.set(run.metadata.name, existing);
     await runStatus({
       startTime: now(),
       conditions: [{ type: "Succeeded", status: "Unknown", reason: "Running", lastTransitionTime: now() }],
