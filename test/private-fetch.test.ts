@@ -246,14 +246,13 @@ describe("a build of a linked tool from its private project", () => {
       logs: logs(),
       queue: { enqueue: () => Promise.resolve(), removeWaiting: () => Promise.resolve(false) },
       fetcher: builderFetcher,
-      lifecycle: {
+      backend: {
         // Stands in for the buildpacks: records what was checked out, then stops the build.
-        run: async ({ appDir }) => {
+        build: async ({ appDir }) => {
           seen = (await readdir(appDir)).sort();
           throw new PipelineError("build_failed", "stub lifecycle: stops after the fetch");
         },
       },
-      exporter: { export: () => Promise.reject(new Error("not reached")) },
       workRoot: path.join(root, "work"),
       logger,
       timeoutS: 120,

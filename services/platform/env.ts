@@ -30,6 +30,11 @@ const schema = z.object({
   SLIPWAY_BUILD_MEMORY_MB: z.coerce.number().int().min(256).default(2048),
   SLIPWAY_BUILD_CPUS: positive.default(2),
   SLIPWAY_BUILD_TIMEOUT_S: z.coerce.number().int().min(10).default(900),
+  SLIPWAY_TEKTON_NAMESPACE: z.string().min(1).default("slipway-builds"),
+  SLIPWAY_TEKTON_BUILD_IMAGE: z.string().min(1).optional(),
+  SLIPWAY_TEKTON_RUN_IMAGE: z.string().min(1).optional(),
+  SLIPWAY_TEKTON_FETCH_IMAGE: z.string().min(1).optional(),
+  SLIPWAY_TEKTON_PUSH_SECRET: z.string().min(1).default("slipway-registry-push"),
   SLIPWAY_RUN_MEMORY_MB: z.coerce.number().int().min(64).default(512),
   SLIPWAY_RUN_CPUS: z.coerce.number().min(0.01).max(64).default(0.5),
   SLIPWAY_HEALTH_TIMEOUT_S: z.coerce.number().int().min(1).default(60),
@@ -175,7 +180,10 @@ export interface Config {
    * containers) or `kubernetes` (a cluster, docs/kubernetes.md).
    */
   readonly runtime: string;
-  /** Where builds run, a build backend's name (roles/server/build-backends/index.ts): `podman`. */
+  /**
+   * Where builds run, a build backend's name (roles/server/build-backends/index.ts): `podman` (this
+   * machine) or `tekton` (PipelineRuns on a cluster, docs/tekton.md).
+   */
   readonly buildBackend: string;
   readonly kubernetes: {
     /** kubeconfig file; undefined: the in-cluster service account, else `~/.kube/config`. */
@@ -198,6 +206,17 @@ export interface Config {
   };
   /** An outside registry images go to; undefined: the embedded docker-registry on loopback. */
   readonly registry: ExternalRegistryConfig | undefined;
+  /** The Tekton build backend's settings (`SLIPWAY_BUILD_BACKEND=tekton`, docs/tekton.md). */
+  readonly tekton: {
+    /** Namespace of the PipelineRuns, build caches and the push Secret. */
+    readonly namespace: string;
+    /** The stack's images in a registry the cluster pulls from, and an image with git. */
+    readonly buildImage: string | undefined;
+    readonly runImage: string | undefined;
+    readonly fetchImage: string | undefined;
+    /** Secret (docker config.json) the export Task pushes with. */
+    readonly pushSecret: string;
+  };
   readonly cli: {
     /** SLIPWAY_URL, else the server this environment's SLIPWAY_HOST and SLIPWAY_PORT describe. */
     readonly url: string;
@@ -298,6 +317,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       subject: kubeSubject(e.SLIPWAY_KUBE_SUBJECT),
     },
     registry,
+    tekton: {
+      namespace: e.SLIPWAY_TEKTON_NAMESPACE,
+      buildImage: e.SLIPWAY_TEKTON_BUILD_IMAGE,
+      runImage: e.SLIPWAY_TEKTON_RUN_IMAGE,
+      fetchImage: e.SLIPWAY_TEKTON_FETCH_IMAGE,
+      pushSecret: e.SLIPWAY_TEKTON_PUSH_SECRET,
+    },
     cli: {
       url: (e.SLIPWAY_URL ?? localUrl).replace(/\/$/, ""),
       urlFrom: e.SLIPWAY_URL ? "SLIPWAY_URL" : "SLIPWAY_HOST/SLIPWAY_PORT",

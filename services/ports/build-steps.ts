@@ -12,6 +12,7 @@ export interface LifecycleRunner {
     readonly noCache: boolean;
     readonly signal: AbortSignal;
     readonly onLog: (line: string) => void;
+    readonly onPhase?: ((phase: "detect" | "restore" | "build") => void) | undefined;
   }): Promise<LifecycleResult>;
 }
 

@@ -77,6 +77,8 @@ export interface PodScript {
   readonly exitCode?: number;
   /** Lines the container "printed" (served by pods/log). */
   readonly logs?: readonly string[];
+  /** Lines by container name, for pods whose containers print different things (Tekton steps). */
+  readonly containerLogs?: Readonly<Record<string, readonly string[]>>;
   /** pods/log answers this HTTP status instead (e.g. 500), to play a kubelet that cannot read the log. */
   readonly logStatus?: number;
   /** A web pod that never becomes Ready. */
@@ -398,8 +400,10 @@ export async function startKubeCluster(
         const stamp = u.searchParams.get("timestamps") === "true";
         const key = `${m[1]}/${m[2]}/${m[3]}`;
         // A running container printed its lines once it ran: no earlier than the first read of them.
-        if (script.running && !runningSince.has(key)) runningSince.set(key, Date.now());
-        const all = script.logs ?? [`stand-in kubelet ran ${m[3]}`];
+        // So did a container with lines of its own (a Tekton step): a second read sees the same times.
+        if ((script.running || script.containerLogs) && !runningSince.has(key))
+          runningSince.set(key, Date.now());
+        const all = script.containerLogs?.[m[3]!] ?? script.logs ?? [`stand-in kubelet ran ${m[3]}`];
         // As a kubelet: `tailLines` keeps the last lines only.
         const tail = Number(u.searchParams.get("tailLines") ?? Number.NaN);
         const lines = Number.isInteger(tail) && tail >= 0 ? all.slice(Math.max(0, all.length - tail)) : all;

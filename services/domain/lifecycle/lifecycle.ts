@@ -101,6 +101,8 @@ export interface LifecycleInput {
   /** Aborting (timeout, cancel) stops the running step and fails the build. */
   readonly signal?: AbortSignal | undefined;
   readonly onLog: (line: string) => void;
+  /** Told as detect, restore and build start (the `===>` lines are for the reader only). */
+  readonly onPhase?: ((phase: "detect" | "restore" | "build") => void) | undefined;
 }
 
 interface Buildpack {
@@ -118,6 +120,7 @@ interface Buildpack {
  */
 export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<LifecycleResult> {
   // Before project.toml and the sandbox start: both belong to detect (its failures and its time).
+  lifecycleInput.onPhase?.("detect");
   lifecycleInput.onLog("===> DETECTING");
   const buildpacks = await loadBuildpacks(lifecycleInput.buildpacks);
   const project = await applyProject(lifecycleInput, buildpacks);
@@ -192,10 +195,12 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
     ))
       input.onLog(line);
 
+    input.onPhase?.("restore");
     input.onLog("===> RESTORING");
     if (input.noCache) input.onLog("Skipping the cache (no-cache build)");
     else for (const bp of groupBps) await restoreCache(input, dirs.layers, bp);
 
+    input.onPhase?.("build");
     input.onLog("===> BUILDING");
     let buildEnvFromLayers: Record<string, string> = {};
     const launches: { buildpackId: string; launch: LaunchToml }[] = [];

@@ -14,6 +14,7 @@ import { BuildControl } from "./build-control.js";
 import { BuildRecovery } from "./build-recovery.js";
 import { PipelineError } from "../../platform/errors.js";
 import { BuildPipeline } from "./build-pipeline.js";
+import { lifecycleBackend } from "./local-backend.js";
 import type { LifecycleRunner } from "../../ports/build-steps.js";
 import type { Enqueuer } from "../../ports/queue.js";
 import { TriggerService } from "./triggers.js";
@@ -44,7 +45,25 @@ const logs = {
 /** The files each commit holds, keyed by commit id. */
 const commits = new Map<string, Record<string, string>>();
 
-function pipeline(extra: Partial<ConstructorParameters<typeof BuildPipeline>[0]> = {}): BuildPipeline {
+const fakeLifecycle: LifecycleRunner = {
+  run: (input) =>
+    Promise.resolve({
+      group: [],
+      processes: [
+        { type: "web", command: ["node"], args: ["server.js"], default: true, buildpackId: "x" },
+        { type: "release", command: ["node"], args: ["migrate.js"], default: false, buildpackId: "x" },
+      ],
+      layers: [],
+      appDir: input.appDir,
+      cnbDir: input.workDir,
+      labels: [],
+    } satisfies LifecycleResult),
+};
+
+function pipeline(
+  extra: Partial<ConstructorParameters<typeof BuildPipeline>[0]> & { lifecycle?: LifecycleRunner } = {},
+): BuildPipeline {
+  const { lifecycle = fakeLifecycle, ...rest } = extra;
   return new BuildPipeline({
     store,
     logs,
@@ -58,32 +77,18 @@ function pipeline(extra: Partial<ConstructorParameters<typeof BuildPipeline>[0]>
         return { commit: request.commit, commitTime: 1_700_000_000 };
       },
     },
-    lifecycle: {
-      run: (input) =>
-        Promise.resolve({
-          group: [],
-          processes: [
-            { type: "web", command: ["node"], args: ["server.js"], default: true, buildpackId: "x" },
-            { type: "release", command: ["node"], args: ["migrate.js"], default: false, buildpackId: "x" },
-          ],
-          layers: [],
-          appDir: input.appDir,
-          cnbDir: input.workDir,
-          labels: [],
-        } satisfies LifecycleResult),
-    },
-    exporter: {
+    backend: lifecycleBackend(lifecycle, {
       export: (input) =>
         Promise.resolve({
           image: `127.0.0.1:5000/${input.repository}:${input.tag}`,
           digest: `sha256:${"a".repeat(64)}`,
           blobsUploaded: 0,
         }),
-    },
+    }),
     workRoot: work,
     logger: memoryLogger(),
     timeoutS: 60,
-    ...extra,
+    ...rest,
   });
 }
 
@@ -392,5 +397,55 @@ describe("a build stopped at its container's limit", () => {
       buildpack: "me/hog",
       reason: "build failed in me/hog: build ran out of memory (limit 2048 MiB)",
     });
+  });
+});
+
+describe("phases", () => {
+  it("come from the backend's phase events, not from lines in the log that look like markers", async () => {
+    const tool = await newTool();
+    const sha = commit({ Procfile: "web: node server.js\n" });
+    const { build } = await push(tool, "refs/heads/main", sha, {
+      run: (input) => {
+        input.onPhase?.("detect");
+        input.onPhase?.("build");
+        // A buildpack's own output that happens to read like a phase marker moves nothing.
+        input.onLog("===> EXPORTING the assets");
+        return Promise.reject(new PipelineError("build_failed", "npm run build exited with 1"));
+      },
+    });
+    expect(build).toMatchObject({ status: "failure", phase: "build" });
+    expect(build?.reason).toMatch(/^build failed/);
+  });
+
+  it("a backend other than the local one reports its own phases and the image's processes", async () => {
+    const tool = await newTool();
+    const sha = commit({ Procfile: "web: node server.js\nworker: node worker.js\n" });
+    const triggered = await trigger(tool, sha, "git_push");
+    if (triggered.status !== "queued") throw new Error("not queued");
+    const seen: string[] = [];
+    await pipeline({
+      backend: {
+        build: (request, { onLog, onPhase }) => {
+          seen.push(request.repository, request.tag, request.ref);
+          onPhase("detect");
+          onLog("step-detect: slipway/procfile");
+          onPhase("export");
+          return Promise.resolve({
+            image: `registry.example/${request.repository}:${request.tag}`,
+            digest: `sha256:${"b".repeat(64)}`,
+            processes: [
+              { type: "web", buildpackId: "slipway/procfile" },
+              { type: "worker", buildpackId: "slipway/procfile" },
+            ],
+          });
+        },
+      },
+    }).run(triggered.build_id, { signal: new AbortController().signal, finalAttempt: true });
+    const build = await store.getBuild(triggered.build_id);
+    expect(seen).toEqual([`tool-${tool}/web`, sha, "refs/heads/main"]);
+    expect(build).toMatchObject({ status: "deploying", image_digest: `sha256:${"b".repeat(64)}` });
+    const lines = logLines.get(triggered.build_id) ?? [];
+    expect(lines).toContain(`Image registry.example/tool-${tool}/web:${sha}@sha256:${"b".repeat(64)}`);
+    expect(lines.find((l) => l.startsWith("Timings:"))).toMatch(/detect .* export .* total/);
   });
 });

@@ -1,4 +1,4 @@
-import type { ImageExporter, LifecycleRunner } from "../../ports/build-steps.js";
+import type { BuildBackend, BuildPhase, BuiltImage } from "../../ports/build-backend.js";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
@@ -10,7 +10,7 @@ import type { SourceFetcher } from "../../ports/source.js";
 import type { BuildStore, ReleaseStore, ToolStore } from "../../ports/store.js";
 import { TERMINAL_STATUSES, type Build, type Phase } from "../builds/build.js";
 import { failureCause } from "../lifecycle/failure-cause.js";
-import type { LifecycleResult } from "../lifecycle/types.js";
+import { throwIfAborted } from "./local-backend.js";
 import type { Release } from "../releases/release.js";
 import { defaultConfigFromProcfile, describeProcfileRoles, type ComponentsConfig } from "../config/index.js";
 import { readAppConfig, samePolicy, toolPolicy, type AppConfig } from "./app-config.js";
@@ -33,8 +33,8 @@ export class BuildPipeline {
       readonly logs: BuildLogs;
       readonly queue: Enqueuer;
       readonly fetcher: SourceFetcher;
-      readonly lifecycle: LifecycleRunner;
-      readonly exporter: ImageExporter;
+      /** Where detect, restore, build and export run (this machine's podman, or a cluster). */
+      readonly backend: BuildBackend;
       /**
        * This builder process, recorded on the builds it runs, and what ends a build whose builder
        * died. Absent where one pipeline runs in-process (tests): no crash can leave an orphan there.
@@ -111,17 +111,14 @@ export class BuildPipeline {
     let phase: Phase = "fetch";
     const clock = new PhaseClock(phase);
     let pending = Promise.resolve();
+    const enter = (next: BuildPhase) => {
+      phase = next;
+      clock.enter(phase);
+      void store.updateBuild(buildId, { phase }).catch(() => undefined);
+    };
     const emit = (line: string) => {
       tail.push(line);
       if (tail.length > TAIL_LINES) tail.shift();
-      const marker = /^===> (DETECTING|RESTORING|BUILDING|EXPORTING)/.exec(line);
-      if (marker) {
-        phase = (
-          { DETECTING: "detect", RESTORING: "restore", BUILDING: "build", EXPORTING: "export" } as const
-        )[marker[1] as "DETECTING"];
-        clock.enter(phase);
-        void store.updateBuild(buildId, { phase }).catch(() => undefined);
-      }
       // Appends are chained so lines stay in order without awaiting each one.
       pending = pending.then(() => this.deps.logs.append(buildId, line)).catch(() => undefined);
     };
@@ -178,38 +175,34 @@ export class BuildPipeline {
         return;
       }
 
-      const result = await this.deps.lifecycle.run({
-        buildId,
-        tool: build.tool,
-        component: build.component,
-        appDir,
-        workDir,
-        sourceDateEpoch: source.commitTime,
-        noCache: build.no_cache ?? false,
-        signal: controller.signal,
-        onLog: emit,
-      });
+      const exported = await this.deps.backend.build(
+        {
+          buildId,
+          tool: build.tool,
+          component: build.component,
+          commit: build.commit,
+          ref: build.ref,
+          sourceUrl: build.source_url,
+          appDir,
+          workDir,
+          sourceDateEpoch: source.commitTime,
+          noCache: build.no_cache ?? false,
+          repository: `tool-${build.tool}/${build.component}`,
+          tag: build.commit,
+        },
+        { onLog: emit, onPhase: enter, signal: controller.signal },
+      );
       throwIfAborted(controller.signal);
-
-      emit("===> EXPORTING");
-      const exported = await this.deps.exporter.export({
-        result,
-        repository: `tool-${build.tool}/${build.component}`,
-        tag: build.commit,
-        sourceDateEpoch: source.commitTime,
-        commit: build.commit,
-        sourceUrl: build.source_url,
-        workDir,
-        onLog: emit,
-      });
-      throwIfAborted(controller.signal);
-      emit(`Image ${exported.image}@${exported.digest} (${exported.blobsUploaded} blobs uploaded)`);
+      emit(
+        `Image ${exported.image}@${exported.digest}` +
+          (exported.blobsUploaded === undefined ? "" : ` (${exported.blobsUploaded} blobs uploaded)`),
+      );
       emit(`Timings: ${clock.summary()}`);
 
-      const config = appConfig?.config ?? this.procfileConfig(result, emit);
+      const config = appConfig?.config ?? this.procfileConfig(exported.processes, emit);
       const release = await this.createRelease(build, exported.image, exported.digest, {
         config,
-        processes: result.processes.map((p) => p.type),
+        processes: exported.processes.map((p) => p.type),
       });
       await pending;
       // Not ended yet: the deployer gives the build its outcome (releases/outcome.ts).
@@ -349,14 +342,14 @@ export class BuildPipeline {
 
   /** No config file: the Procfile's process types make the components (see config/procfile-default.ts). */
   private procfileConfig(
-    result: LifecycleResult,
+    processes: BuiltImage["processes"],
     emit: (line: string) => void,
   ): ComponentsConfig | undefined {
-    const types = result.processes.map((p) => p.type);
+    const types = processes.map((p) => p.type);
     try {
       const config = defaultConfigFromProcfile(types);
       // Only a Procfile's types are worth describing: without one the buildpacks' `web` is all there is.
-      if (result.processes.some((p) => p.buildpackId === "slipway/procfile")) {
+      if (processes.some((p) => p.buildpackId === "slipway/procfile")) {
         for (const line of describeProcfileRoles(types)) emit(line);
       }
       return config;
@@ -388,11 +381,6 @@ export class BuildPipeline {
     await this.deps.store.createRelease(release);
     return release;
   }
-}
-
-function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted)
-    throw signal.reason instanceof Error ? signal.reason : new SlipwayError("cancelled", "cancelled");
 }
 
 function redactUrl(url: string): string {

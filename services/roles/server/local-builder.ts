@@ -93,6 +93,7 @@ export async function localBuilder(
           buildId: input.buildId,
           signal: input.signal,
           onLog: input.onLog,
+          onPhase: input.onPhase,
         }),
     },
     exporter: {

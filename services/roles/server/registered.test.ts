@@ -13,8 +13,8 @@ describe("registered runtimes and build backends", () => {
   });
 
   it("refuses an unknown build backend, naming the variable and the known backends", async () => {
-    await expect(buildBackend("tekton")).rejects.toThrow(
-      'no build backend "tekton" (SLIPWAY_BUILD_BACKEND); known: podman',
+    await expect(buildBackend("jenkins")).rejects.toThrow(
+      'no build backend "jenkins" (SLIPWAY_BUILD_BACKEND); known: podman, tekton',
     );
   });
 

@@ -10,7 +10,7 @@ import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 import type { BuildCanceller } from "../../ports/build-canceller.js";
 import type { StateStore } from "../../ports/store.js";
-import type { BuildBackend } from "./build-backends/index.js";
+import type { BuildBackendSetup } from "./build-backends/index.js";
 import type { RuntimeProfile } from "./profiles/index.js";
 
 /**
@@ -27,7 +27,7 @@ export function toolDeletion(
     readonly store: StateStore;
     readonly builds: BuildCanceller;
     readonly reposDir: string;
-    readonly backend: Pick<BuildBackend, "toolTraces">;
+    readonly backend: Pick<BuildBackendSetup, "toolTraces">;
     readonly profile: Pick<RuntimeProfile, "toolTraces">;
     readonly logger: Logger;
   },

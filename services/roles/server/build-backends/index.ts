@@ -1,7 +1,7 @@
 import { registered } from "../registered.js";
 import type { BuildBackendFactory } from "./backend.js";
 
-export type { BuildBackend, BuildBackendFactory, BuildStepsDeps } from "./backend.js";
+export type { BuildBackendSetup, BuildBackendFactory, BuildStartDeps } from "./backend.js";
 
 /**
  * Every build backend by its `SLIPWAY_BUILD_BACKEND` name. A new backend is one file beside these (its
@@ -9,6 +9,7 @@ export type { BuildBackend, BuildBackendFactory, BuildStepsDeps } from "./backen
  */
 const BUILD_BACKENDS = registered<BuildBackendFactory>("build backend", "SLIPWAY_BUILD_BACKEND", {
   podman: async () => (await import("./podman.js")).podmanBuildBackend,
+  tekton: async () => (await import("./tekton.js")).tektonBuildBackend,
 });
 
 /** The names `buildBackend` knows, for messages and docs. */

@@ -19,7 +19,7 @@ export async function registerBuilder(shared: Shared): Promise<RedisBuilderRegis
 }
 
 /**
- * The builder role: builds with the build backend (this machine's podman) whatever the runtime profile. Resolves when the
+ * The builder role: builds with the build backend (SLIPWAY_BUILD_BACKEND) whatever the runtime profile. Resolves when the
  * stack images are ready and the "build" worker runs; until then builds wait in the queue.
  */
 export function startBuilderRole(
@@ -42,13 +42,14 @@ export function startBuilderRole(
   const outsideFetcher = fetcherWith(config.sourceAllowHosts);
   const stackWait = new StackWaitNotes(store, logs, logger.child({ component: "stack" }));
   const ready = (async () => {
-    const builder = await shared.buildBackend.steps({
+    const backend = await shared.buildBackend.start({
       logger,
       registry: shared.registry,
       beforePush: (repository) => images.access.preparePush(repository),
       builder: builders.id,
       onStackStep: (step) => stackWait.step(step),
       buildpacks,
+      access,
     });
     const recovery = new BuildRecovery({
       store,
@@ -72,8 +73,7 @@ export function startBuilderRole(
           );
         },
       },
-      lifecycle: builder.lifecycle,
-      exporter: builder.exporter,
+      backend,
       builders,
       recovery,
       workRoot: path.join(config.home, "work"),

@@ -19,7 +19,7 @@ import { imageByDigest } from "../../../domain/releases/deployer.js";
 import { ToolService } from "../../../domain/tools/tool-service.js";
 import type { Config } from "../../../platform/env.js";
 import type { Logger } from "../../../platform/logger.js";
-import type { BuildBackend, BuildBackendFactory } from "../build-backends/index.js";
+import type { BuildBackendFactory, BuildBackendSetup } from "../build-backends/index.js";
 import { loadCryptoBox } from "../crypto-key.js";
 import { gitlabFeature } from "../gitlab-wiring.js";
 import type { ProfileFactory, RuntimeProfile } from "../profiles/profile.js";
@@ -117,7 +117,7 @@ export async function startShared(
     logger: logger.child({ component: "jobs" }),
   });
   // Where builds run, whatever the runtime profile; its sandboxes are read by `build cancel` and recovery.
-  const buildBackend: BuildBackend = createBuildBackend(config);
+  const buildBackend: BuildBackendSetup = createBuildBackend(config);
   /** Every role's queue workers, closed together (see server.ts for when). */
   const workers: Workers[] = [];
   return {

@@ -1,0 +1,321 @@
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TektonBackend, readPipelines } from "../services/adapters/tekton/backend.js";
+import { runName, type TektonBuildSettings } from "../services/adapters/tekton/pipeline-run.js";
+import type { BuildPhase, BuildRequest } from "../services/ports/build-backend.js";
+import { PipelineError, SlipwayError } from "../services/platform/errors.js";
+import { memoryLogger } from "../services/platform/logger.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import { BuildPipeline } from "../services/domain/pipeline/build-pipeline.js";
+import { TriggerService } from "../services/domain/pipeline/triggers.js";
+import { ToolService } from "../services/domain/tools/tool-service.js";
+import type { BuildLogs } from "../services/ports/logs.js";
+import { MemoryStore } from "./fakes/memory-store.js";
+import { kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
+import { TektonStandIn, installTektonCrds, type RunPlay } from "./helpers/tekton-controller.js";
+
+// The Tekton build backend against a real kube-apiserver with Tekton's CRDs installed: every object
+// Slipway makes (the Tasks and Pipeline of pipelines/, one PipelineRun per build) must be accepted as
+// written, and the build pods made from the Tasks must pass Pod Security `restricted`. No Tekton
+// controller runs here; test/helpers/tekton-controller.ts plays it (TaskRuns, pods, status, results).
+
+const assets = kubeAssets();
+if (assets.skip) console.warn(`tekton-real tests skipped: ${assets.skip}`);
+
+const repoRoot = path.resolve(import.meta.dirname, "..");
+const NS = "slipway-builds";
+const DIGEST = `sha256:${"c".repeat(64)}`;
+const SETTINGS: TektonBuildSettings = {
+  namespace: NS,
+  registry: "harbor.example",
+  buildImage: "harbor.example/slipway/build:bookworm",
+  runImage: "harbor.example/slipway/run:bookworm",
+  fetchImage: "harbor.example/slipway/git:2",
+  pushSecret: "registry-push",
+  memoryMb: 1536,
+  cpus: 1,
+  timeoutS: 600,
+  cacheSize: "2Gi",
+  workspaceSize: "1Gi",
+  uid: 1000,
+  gid: 1000,
+};
+
+let n = 0;
+function request(): BuildRequest {
+  const buildId = `01jtekton${(++n).toString().padStart(4, "0")}`;
+  return {
+    buildId,
+    tool: "hello",
+    component: "web",
+    commit: "a".repeat(40),
+    ref: "refs/heads/main",
+    sourceUrl: "https://forge.example/hello.git",
+    appDir: "/nonexistent",
+    workDir: "/nonexistent",
+    sourceDateEpoch: 1_700_000_000,
+    noCache: false,
+    repository: "tool-hello/web",
+    tag: "a".repeat(40),
+  };
+}
+
+describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a real API server", () => {
+  let cluster: KubeCluster;
+  let standIn: TektonStandIn;
+  let backend: TektonBackend;
+  const plays = new Map<string, RunPlay>();
+
+  beforeAll(async () => {
+    cluster = await startKubeCluster();
+    await installTektonCrds(cluster);
+    await cluster.api("POST", "/api/v1/namespaces", {
+      metadata: {
+        name: NS,
+        labels: {
+          "pod-security.kubernetes.io/enforce": "restricted",
+          "pod-security.kubernetes.io/enforce-version": "v1.24",
+        },
+      },
+    });
+    await cluster.api("POST", `/api/v1/namespaces/${NS}/secrets`, {
+      metadata: { name: "registry-push" },
+      type: "Opaque",
+      stringData: { "config.json": "{}" },
+    });
+    standIn = new TektonStandIn(cluster, NS, (run) => plays.get(run.metadata.name) ?? {});
+    standIn.start();
+    backend = await TektonBackend.start(
+      cluster.kubeConfig("admin"),
+      { ...SETTINGS, pipelinesDir: path.join(repoRoot, "pipelines"), pollMs: 150 },
+      memoryLogger(),
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await standIn?.stop();
+    await cluster?.stop();
+  });
+
+  async function build(play: RunPlay, abortWhen?: (phase: BuildPhase) => boolean) {
+    const req = request();
+    plays.set(runName(req.buildId), play);
+    const lines: string[] = [];
+    const phases: BuildPhase[] = [];
+    const controller = new AbortController();
+    const outcome = await backend
+      .build(req, {
+        onLog: (l) => lines.push(l),
+        onPhase: (p) => {
+          phases.push(p);
+          if (abortWhen?.(p))
+            setTimeout(() => controller.abort(new SlipwayError("cancelled", "cancelled by request")), 400);
+        },
+        signal: controller.signal,
+      })
+      .then(
+        (image) => ({ image, error: undefined }),
+        (error: unknown) => ({ image: undefined, error }),
+      );
+    const run = await cluster.api<{
+      metadata: { labels: Record<string, string> };
+      spec: Record<string, unknown>;
+    }>("GET", `/apis/tekton.dev/v1/namespaces/${NS}/pipelineruns/${runName(req.buildId)}`);
+    return { req, lines, phases, run, ...outcome };
+  }
+
+  it("applies pipelines/ at start: the server keeps every field of the Tasks and the Pipeline, managed by slipway", async () => {
+    const objects = await readPipelines(path.join(repoRoot, "pipelines"));
+    expect(objects.map((o) => `${o.kind}/${o.metadata!.name}`).sort()).toEqual([
+      "Pipeline/slipway-build",
+      "Task/slipway-build",
+      "Task/slipway-export",
+      "Task/slipway-fetch",
+    ]);
+    for (const o of objects) {
+      const plural = o.kind === "Task" ? "tasks" : "pipelines";
+      const stored = await cluster.api<{
+        spec: unknown;
+        metadata: { managedFields: { manager: string; operation: string }[] };
+      }>("GET", `/apis/tekton.dev/v1/namespaces/${NS}/${plural}/${o.metadata!.name}`);
+      // A field the CRD schema does not know would be pruned silently: what is stored is what was sent.
+      expect(stored.spec).toEqual((o as unknown as { spec: unknown }).spec);
+      expect(stored.metadata.managedFields).toContainEqual(
+        expect.objectContaining({ manager: "slipway", operation: "Apply" }),
+      );
+    }
+  });
+
+  it("a build: one PipelineRun with the build's labels and limits, its steps' logs in order, phases as events, the digest as result", async () => {
+    const processes = JSON.stringify([{ type: "web", buildpackId: "slipway/procfile" }]);
+    const { req, lines, phases, run, image, error } = await build({
+      steps: { "build/detect": { logs: ["slipway/procfile 0.1.0", "slipway/python 0.3.0"] } },
+      results: {
+        "export/image-digest": DIGEST,
+        "export/image": "harbor.example/tool-hello/web:aaaa",
+        "build/processes": processes,
+      },
+    });
+    expect(error).toBeUndefined();
+    expect(image).toMatchObject({
+      digest: DIGEST,
+      image: "harbor.example/tool-hello/web:aaaa",
+      processes: [{ type: "web", buildpackId: "slipway/procfile" }],
+    });
+    expect(Object.keys(image!.phaseTimings ?? {})).toEqual(
+      expect.arrayContaining(["detect", "build", "export"]),
+    );
+    expect(lines).toEqual([
+      "fetch/fetch: ok",
+      "slipway/procfile 0.1.0",
+      "slipway/python 0.3.0",
+      "build/restore: ok",
+      "build/build: ok",
+      "build/save-cache: ok",
+      "export/export: ok",
+    ]);
+    expect(phases).toEqual(["detect", "restore", "build", "export"]);
+    expect(run.metadata.labels).toMatchObject({
+      "slipway.dev/tool": "hello",
+      "slipway.dev/build": req.buildId,
+    });
+    expect(run.spec).toMatchObject({
+      pipelineRef: { name: "slipway-build" },
+      timeouts: { pipeline: "600s" },
+      params: expect.arrayContaining([
+        { name: "commit", value: req.commit },
+        { name: "image", value: `harbor.example/tool-hello/web:${req.tag}` },
+      ]),
+      taskRunSpecs: [
+        {
+          pipelineTaskName: "build",
+          stepSpecs: [{ name: "build", computeResources: { limits: { memory: "1536Mi", cpu: "1" } } }],
+        },
+      ],
+    });
+    // The Tasks' pods, unprivileged as written, passed Pod Security `restricted` of the builds namespace.
+    expect(standIn.refused).toEqual([]);
+    expect(standIn.pods.filter((p) => p.startsWith(runName(req.buildId)))).toHaveLength(3);
+    // The tool component's cache claim exists for the next build.
+    await cluster.api("GET", `/api/v1/namespaces/${NS}/persistentvolumeclaims/cache-hello-web`);
+  }, 60_000);
+
+  it("a step that fails: the build fails in that step's phase, with its exit code and its last lines", async () => {
+    const { error, lines } = await build({
+      steps: {
+        "build/detect": {
+          exitCode: 1,
+          logs: ["no buildpack group passed detection", "tried: slipway/python"],
+        },
+      },
+    });
+    expect(error).toBeInstanceOf(PipelineError);
+    const e = error as PipelineError;
+    expect(e.code).toBe("detect_failed");
+    expect(e.message).toBe("step build/detect exited with code 1");
+    expect(e.details).toMatchObject({
+      phase: "detect",
+      step: "build/detect",
+      exit_code: 1,
+      log_tail: ["no buildpack group passed detection", "tried: slipway/python"],
+    });
+    expect(lines).not.toContain("build/restore: ok");
+  }, 60_000);
+
+  it("a build step OOMKilled fails as out of memory; a run out of time as out of time", async () => {
+    const oom = await build({
+      steps: { "build/build": { exitCode: 137, reason: "OOMKilled", logs: ["Collecting numpy", "Killed"] } },
+    });
+    expect((oom.error as PipelineError).message).toContain("ran out of memory");
+    expect((oom.error as PipelineError).details).toMatchObject({
+      phase: "build",
+      limit: { kind: "memory" },
+      log_tail: ["Collecting numpy", "Killed"],
+    });
+    const late = await build({ timeoutAt: "export/export" });
+    expect((late.error as PipelineError).code).toBe("export_failed");
+    expect((late.error as PipelineError).message).toContain("ran out of time");
+    expect((late.error as PipelineError).details).toMatchObject({ phase: "export", limit: { kind: "time" } });
+  }, 90_000);
+
+  it("a cancelled build cancels its PipelineRun (spec.status Cancelled) and ends as cancelled", async () => {
+    const { error, run, phases } = await build({ hangAt: "build/build" }, (p) => p === "build");
+    expect(phases).toEqual(["detect", "restore", "build"]);
+    expect(error).toBeInstanceOf(SlipwayError);
+    expect((error as SlipwayError).code).toBe("cancelled");
+    expect(run.spec.status).toBe("Cancelled");
+  }, 60_000);
+
+  it("through the build pipeline: the tool's credential reaches only its run's Secret, and a failed step becomes the build's reason and log tail", async () => {
+    const store = new MemoryStore();
+    const logLines = new Map<string, string[]>();
+    const tool = (
+      await new ToolService(store, { publicUrl: "http://s", webUrl: (t) => `http://${t}.localhost/` }).create(
+        "hello",
+      )
+    ).name;
+    const withCredential = await TektonBackend.start(
+      cluster.kubeConfig("admin"),
+      {
+        ...SETTINGS,
+        pipelinesDir: path.join(repoRoot, "pipelines"),
+        pollMs: 150,
+        credential: () => Promise.resolve({ username: "deploy", password: "t0ken" }),
+      },
+      memoryLogger(),
+    );
+    const work = await mkdtemp(path.join(os.tmpdir(), "slipway-tekton-"));
+    const pipeline = new BuildPipeline({
+      store,
+      logs: {
+        append: (id: string, line: string) => {
+          logLines.set(id, [...(logLines.get(id) ?? []), line]);
+          return Promise.resolve();
+        },
+      } as unknown as BuildLogs,
+      queue: { enqueue: () => Promise.resolve(), removeWaiting: () => Promise.resolve(false) },
+      fetcher: { fetch: (request) => Promise.resolve({ commit: request.commit, commitTime: 1_700_000_000 }) },
+      backend: withCredential,
+      workRoot: work,
+      logger: memoryLogger(),
+      timeoutS: 120,
+    });
+    const pushed = await new TriggerService(store, memoryLogger()).push({
+      tool: (await store.getTool(tool))!,
+      ref: "refs/heads/main",
+      commit: "b".repeat(40),
+      sourceUrl: "https://forge.example/hello.git",
+      defaultBranch: "main",
+      trigger: { kind: "git_push", ref: "refs/heads/main" },
+      explicit: false,
+    });
+    if (pushed.status !== "queued") throw new Error(`not queued: ${pushed.status}`);
+    const name = runName(pushed.build_id);
+    plays.set(name, {
+      steps: {
+        "build/build": { exitCode: 1, logs: ["ERROR: No matching distribution found for numpy==9.9"] },
+      },
+    });
+    try {
+      await pipeline.run(pushed.build_id, { signal: new AbortController().signal, finalAttempt: true });
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    const build = (await store.getBuild(pushed.build_id))!;
+    expect(build).toMatchObject({
+      status: "failure",
+      phase: "build",
+      reason: "build failed: step build/build exited with code 1",
+      log_tail: ["ERROR: No matching distribution found for numpy==9.9"],
+    });
+    expect(logLines.get(pushed.build_id)).toContain("build/detect: ok");
+    // The source credential existed for the run and is gone once the build ended.
+    expect(standIn.secretsSeen.get(name)).toEqual([`${name}-source`, "registry-push"]);
+    const after = await cluster.api("GET", `/api/v1/namespaces/${NS}/secrets/${name}-source`).then(
+      () => "still there",
+      (e: unknown) => String(e),
+    );
+    expect(after).toContain(" 404 ");
+  }, 60_000);
+});
