@@ -23,6 +23,7 @@ import type { Config } from "../../../platform/env.js";
 import type { Logger } from "../../../platform/logger.js";
 import { loadCryptoBox } from "../crypto-key.js";
 import { gitlabFeature } from "../gitlab-wiring.js";
+import { metricsFeature } from "../metrics-wiring.js";
 import { notifyFeature } from "../notify-wiring.js";
 import type { ProfileFactory, RuntimeProfile } from "../profiles/profile.js";
 import { registryFeature } from "../registry-wiring.js";
@@ -126,6 +127,17 @@ export async function startShared(
     envvars,
     logger,
   });
+  // Prometheus metrics (metrics-wiring.ts): counted in Redis by every role, served by the API role.
+  const metrics = metricsFeature({
+    config,
+    redisUrl,
+    redis,
+    store,
+    queue,
+    registry: images.endpoint,
+    profile,
+    logger,
+  });
   // Build sandboxes run on this machine's podman in both profiles; found by this server's owner label.
   const buildSandboxes = new PodmanBuildSandboxes({
     repoRoot: config.repoRoot,
@@ -149,6 +161,7 @@ export async function startShared(
     admin,
     gitlab,
     notify,
+    metrics,
     access,
     urls,
     tools,
