@@ -5,9 +5,9 @@ import { parsePromText, valueOf, type Sample } from "./helpers/prom-text.js";
 
 /**
  * `/metrics` as an operator's Prometheus sees it, on the local profile: two pushes that go live, one
- * that fails, a rollback and webhook deliveries move the counters and histograms with the right labels;
- * the queue, the dependencies and the tool's container are measured at scrape time; only the admin
- * token may scrape, and no token appears in what it returns.
+ * that fails, a rollback, webhook deliveries and two failed job runs move the counters and histograms
+ * with the right labels; the queue, the dependencies and the tool's container are measured at scrape
+ * time; only the admin token may scrape, and no token appears in what it returns.
  */
 const TOOL = "metrics-app";
 const local = localServerForFile({ name: "metrics" }, [TOOL]);
@@ -33,14 +33,46 @@ async function samples(): Promise<Sample[]> {
 describe("Prometheus metrics", () => {
   let tool: { git_url: string; token: string; redeploy_url: string };
 
-  it("a build, a failed build, a rollback and webhooks show in /metrics with their labels", async () => {
+  it("builds, a failed build, a rollback, webhooks and job runs show in /metrics with their labels", async () => {
     tool = await api("/api/v1/tools", { method: "POST", body: JSON.stringify({ name: TOOL }) });
     const pushUrl = tool.git_url.replace("http://", `http://user:${tool.token}@`);
-    const repo = await gitRepo(pythonApp("v1"));
+    // A one-off job in the config that always fails: its runs are counted by tool, job and outcome.
+    const repo = await gitRepo({
+      ...pythonApp("v1"),
+      Procfile: "web: python3 app.py\n",
+      "slipway.yaml": [
+        "components:",
+        "  web: { run: { command: web, port: 8000 } }",
+        "  migrate:",
+        "    component_type: one-off",
+        "    run: { command: 'python3 -c \"import sys; sys.exit(3)\"' }",
+        "",
+      ].join("\n"),
+    });
     const push = async () =>
       client.buildDone<BuildView>(buildIdFrom(await git(repo.dir, ["push", pushUrl, "main"])));
 
     expect((await push()).status).toBe("success");
+    const jobs = `/api/v1/tools/${TOOL}/jobs`;
+    for (let i = 0; i < 2; i++) {
+      const ran = await waitFor(
+        "the config's one-off job",
+        () => api<{ run_id: string }>(jobs, { method: "POST", body: JSON.stringify({ name: "migrate" }) }),
+        60_000,
+        1000,
+      );
+      const done = await waitFor(
+        "the job run",
+        async () => {
+          const r = await api<{ final: boolean; status: string }>(
+            `${jobs}/migrate/runs/${ran.run_id}?wait=20`,
+          );
+          return r.final ? r : undefined;
+        },
+        120_000,
+      );
+      expect(done.status).toBe("failed");
+    }
     await repo.commit(pythonApp("v2"), "v2");
     expect((await push()).status).toBe("success");
     expect(await viaProxy(local.port, TOOL)).toEqual({ status: 200, body: "v2" });
@@ -56,7 +88,7 @@ describe("Prometheus metrics", () => {
     }
 
     // No buildpack detects a README alone: a failure in detect.
-    await git(repo.dir, ["rm", "-q", "app.py"]);
+    await git(repo.dir, ["rm", "-q", "app.py", "Procfile", "slipway.yaml"]);
     await repo.commit({ "README.md": "nothing to run\n" }, "broken");
     expect((await push()).status).toBe("failure");
 
@@ -108,6 +140,8 @@ describe("Prometheus metrics", () => {
         outcome: good.status === 202 ? "accepted" : "not_built",
       }),
     ).toBe(1);
+
+    expect(valueOf(s, "slipway_job_runs_total", { tool: TOOL, job: "migrate", outcome: "failed" })).toBe(2);
 
     // Measured at scrape time.
     for (const component of ["redis", "registry", "runtime"])
