@@ -141,6 +141,11 @@ describe("Prometheus metrics", () => {
       }),
     ).toBe(1);
 
+    const started = performance.now();
+    await samples();
+    console.log(
+      `one scrape with the tool's web container running: ${Math.round(performance.now() - started)} ms`,
+    );
     expect(valueOf(s, "slipway_job_runs_total", { tool: TOOL, job: "migrate", outcome: "failed" })).toBe(2);
 
     // Measured at scrape time.

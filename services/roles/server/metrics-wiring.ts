@@ -17,8 +17,12 @@ import { metricsRouter, webhookDeliveryCounter } from "../http/metrics.js";
 import { FORGES } from "../webhooks/forges.js";
 import type { RuntimeProfile } from "./profiles/profile.js";
 
-/** A probe at scrape time answers within this, or its dependency counts as down. */
+/**
+ * A probe at scrape time answers within this, or its dependency counts as down. The runtime's is three
+ * podman calls (two listings and the stats); all stay under Prometheus' default 10 s scrape timeout.
+ */
 const PROBE_MS = 2_000;
+const RUNTIME_PROBE_MS = 5_000;
 
 export interface MetricsFeatureDeps {
   readonly config: Pick<Config, "home" | "repoRoot" | "runtime">;
@@ -50,8 +54,8 @@ export function metricsFeature(deps: MetricsFeatureDeps) {
     const up = (component: string, ok: boolean) =>
       out.push({ metric: METRICS.up, labels: { component }, value: ok ? 1 : 0 });
     const [redisUp, registryUp, runtimeUp] = await Promise.all([
-      probe(() => deps.redis.ping()),
-      probe(async (signal) => {
+      probe(PROBE_MS, () => deps.redis.ping()),
+      probe(PROBE_MS, async (signal) => {
         const { url, username, password } = deps.registry;
         const res = await fetch(`${url}/v2/`, {
           signal,
@@ -60,7 +64,7 @@ export function metricsFeature(deps: MetricsFeatureDeps) {
         await res.body?.cancel();
         if (res.status >= 500) throw new Error(`HTTP ${res.status}`);
       }),
-      probe(async (signal) => {
+      probe(RUNTIME_PROBE_MS, async (signal) => {
         if (deps.config.runtime === "kubernetes") {
           if (deps.profile.cluster?.view().status !== "available") throw new Error("cluster unavailable");
           return;
@@ -126,9 +130,9 @@ export function metricsFeature(deps: MetricsFeatureDeps) {
   };
 }
 
-/** Whether `check` resolves within PROBE_MS. */
-async function probe(check: (signal: AbortSignal) => Promise<unknown>): Promise<boolean> {
-  const signal = AbortSignal.timeout(PROBE_MS);
+/** Whether `check` resolves within `ms`. */
+async function probe(ms: number, check: (signal: AbortSignal) => Promise<unknown>): Promise<boolean> {
+  const signal = AbortSignal.timeout(ms);
   try {
     await Promise.race([
       check(signal),
