@@ -2,19 +2,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RedisStore } from "../../services/adapters/store/redis-store.js";
-import { freePort } from "../../services/platform/net.js";
 import type { RunningServer } from "../../services/roles/server/server.js";
 import { git, gitRepo, viaProxy, waitFor } from "../helpers/apps.js";
 import { GitlabDouble, pushEvent } from "../helpers/gitlab-double.js";
-import {
-  clientOf,
-  removeToolContainers,
-  startLocalServer,
-  type LocalServerOptions,
-} from "../helpers/local-server.js";
-import { startRedis } from "../helpers/redis.js";
-import { startRegistry } from "../helpers/registry.js";
+import { clientOf, removeToolContainers, startLocalServer } from "../helpers/local-server.js";
+import { roleServers } from "../helpers/role-servers.js";
 
 /**
  * A real build of a GitLab-linked tool while no API process runs: the roles run as separate servers on
@@ -28,14 +20,11 @@ const PROJECT_PATH = "tools/api-down";
 const TOOL = "api-down";
 
 let tmp: string;
-let redis: Awaited<ReturnType<typeof startRedis>>;
-let registry: Awaited<ReturnType<typeof startRegistry>>;
-let store: RedisStore;
+let roles: Awaited<ReturnType<typeof roleServers>> | undefined;
 let gitlab: GitlabDouble;
 let commit: string;
 let api: RunningServer | undefined;
 const others: RunningServer[] = [];
-let roleOptions: (role: "api" | "builder" | "deployer") => LocalServerOptions;
 
 const client = clientOf(() => api!);
 
@@ -50,38 +39,25 @@ beforeAll(async () => {
   gitlab.addToken(MAINTAINER, { role: "maintainer" });
   gitlab.serveRepositories(reposDir);
 
-  redis = await startRedis();
-  registry = await startRegistry();
-  store = RedisStore.create(redis.url);
   // Every role shares the home (encryption key, builder secret), Redis, registry and public URL.
-  const env = {
-    REDIS_URL: redis.url,
-    SLIPWAY_REGISTRY_URL: registry.url,
-    SLIPWAY_REGISTRY_USERNAME: registry.username,
-    SLIPWAY_REGISTRY_PASSWORD: registry.password,
-    SLIPWAY_PORT: String(await freePort()),
-    SLIPWAY_HEALTH_TIMEOUT_S: "30",
+  roles = await roleServers(tmp, {
     // The GitLab double serves the repository on loopback, which source fetches refuse unless allowed.
     SLIPWAY_SOURCE_ALLOW_HOSTS: new URL(gitlab.url).host,
-  };
-  const home = path.join(tmp, "slipway");
-  roleOptions = (role) => ({ home, env, role, ready: role === "builder" });
+  });
 }, 1_200_000);
 
 afterAll(async () => {
   await api?.close();
   for (const s of others) await s.close();
   await removeToolContainers(TOOL);
-  await store?.close();
-  await registry?.stop();
-  await redis?.stop();
+  await roles?.stop();
   await gitlab?.close();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
 describe("commit statuses of a build that ran while the API role was stopped", () => {
   it("are posted when the API role starts again: pending, running, success, each once", async () => {
-    api = (await startLocalServer(roleOptions("api"))).server;
+    api = (await startLocalServer(roles!.options("api"))).server;
     const tool = await client.api<{ name: string; token: string }>("/api/v1/tools", {
       method: "POST",
       body: JSON.stringify({ name: TOOL }),
@@ -114,22 +90,14 @@ describe("commit statuses of a build that ran while the API role was stopped", (
     api = undefined;
     const atStop = gitlab.postedStates(PROJECT_ID, commit);
     expect(["pending"]).toEqual(expect.arrayContaining(atStop));
-    others.push((await startLocalServer(roleOptions("deployer"))).server);
-    others.push((await startLocalServer(roleOptions("builder"))).server);
-    const built = await waitFor(
-      `build ${buildId}`,
-      async () => {
-        const b = await store.getBuild(buildId);
-        return b && ["success", "failure", "cancelled", "superseded"].includes(b.status) ? b : undefined;
-      },
-      600_000,
-      500,
-    );
+    others.push((await startLocalServer(roles!.options("deployer"))).server);
+    others.push((await startLocalServer(roles!.options("builder"))).server);
+    const built = await roles!.buildEnded(buildId);
     expect(built.status, JSON.stringify(built)).toBe("success");
     const live = await waitFor(
       "the release",
       async () => {
-        const r = built.release_id ? await store.getRelease(built.release_id) : undefined;
+        const r = built.release_id ? await roles!.store.getRelease(built.release_id) : undefined;
         return r && r.status !== "deploying" ? r : undefined;
       },
       180_000,
@@ -139,7 +107,7 @@ describe("commit statuses of a build that ran while the API role was stopped", (
     // Nothing reached GitLab while no API process ran.
     expect(gitlab.postedStates(PROJECT_ID, commit)).toEqual(atStop);
 
-    const restarted = await startLocalServer(roleOptions("api"));
+    const restarted = await startLocalServer(roles!.options("api"));
     api = restarted.server;
     const success = await gitlab.settled(PROJECT_ID, commit, "success", 60_000);
     expect(success).toMatchObject({

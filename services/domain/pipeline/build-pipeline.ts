@@ -17,6 +17,7 @@ import { readAppConfig, samePolicy, toolPolicy, type AppConfig } from "./app-con
 import { decide } from "./deploy-policy.js";
 import type { Enqueuer } from "../../ports/queue.js";
 import type { BuildRecovery } from "./build-recovery.js";
+import type { BuildTimingsSink } from "../../ports/build-timings.js";
 import { PhaseClock } from "./phase-clock.js";
 
 const TAIL_LINES = 30;
@@ -45,6 +46,8 @@ export class BuildPipeline {
       readonly logger: Logger;
       readonly timeoutS: number;
       readonly cancelPollMs?: number;
+      /** Where each run's phase timings go when it ends (the metrics' phase histogram). */
+      readonly timings?: BuildTimingsSink | undefined;
     },
   ) {}
 
@@ -216,10 +219,9 @@ export class BuildPipeline {
         config,
       });
       await this.deps.queue.enqueue("deploy", { build_id: buildId, release_id: release.id }, release.id);
-      log.info(
-        { digest: exported.digest, releaseId: release.id, phaseMs: clock.timings() },
-        "build done; deploying",
-      );
+      const phaseMs = clock.timings();
+      this.deps.timings?.phasesTook(phaseMs);
+      log.info({ digest: exported.digest, releaseId: release.id, phaseMs }, "build done; deploying");
     } catch (error) {
       const reason = controller.signal.reason as unknown;
       const cause = controller.signal.aborted && reason instanceof SlipwayError ? reason : error;
@@ -237,7 +239,9 @@ export class BuildPipeline {
       await this.fail(build, cause, phase, tail, job.finalAttempt, emit);
       await pending;
       if (cause instanceof TransientError && !job.finalAttempt) throw cause;
-      log.warn({ phase, err: cause, phaseMs: clock.timings() }, "build did not succeed");
+      const phaseMs = clock.timings();
+      this.deps.timings?.phasesTook(phaseMs);
+      log.warn({ phase, err: cause, phaseMs }, "build did not succeed");
     } finally {
       clearTimeout(timer);
       clearInterval(watcher);

@@ -79,6 +79,9 @@ export async function startApiRole(shared: Shared): Promise<string> {
     proxy,
     readiness: shared.health,
     rawRouters: [
+      // First: it counts every webhook delivery's answer, whichever router gives it.
+      shared.metrics.deliveries,
+      shared.metrics.router(hashSecret(shared.admin.value)),
       (req, res, next) =>
         req.method === "POST" && req.path === "/internal/git-hook" ? git.hookHandler(req, res, next) : next(),
       gitRouterAt("/git", git.router),
@@ -162,6 +165,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
   // Commit statuses are posted by the API role: one per deployment, whatever the builders do.
   closers.add(await gitlab.startNotifier());
   closers.add(await notify.start());
+  closers.add(await shared.metrics.start());
   const server = await listen(app, config.host, config.port);
   closers.add(() => closeServer(server));
   const address = server.address();

@@ -79,6 +79,7 @@ export function startBuilderRole(
       workRoot: path.join(config.home, "work"),
       logger: logger.child({ component: "builder" }),
       timeoutS: config.build.timeoutS,
+      timings: shared.metrics.timings,
     });
     shared.workers.push(
       queue.startWorkers(

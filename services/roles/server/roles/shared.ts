@@ -22,6 +22,7 @@ import type { Logger } from "../../../platform/logger.js";
 import type { BuildBackendFactory, BuildBackendSetup } from "../build-backends/index.js";
 import { loadCryptoBox } from "../crypto-key.js";
 import { gitlabFeature } from "../gitlab-wiring.js";
+import { metricsFeature } from "../metrics-wiring.js";
 import type { ProfileFactory, RuntimeProfile } from "../profiles/profile.js";
 import { registryFeature } from "../registry-wiring.js";
 import { fileSecret } from "../secrets-file.js";
@@ -118,6 +119,17 @@ export async function startShared(
   });
   // Where builds run, whatever the runtime profile; its sandboxes are read by `build cancel` and recovery.
   const buildBackend: BuildBackendSetup = createBuildBackend(config);
+  // Prometheus metrics (metrics-wiring.ts): counted in Redis by every role, served by the API role.
+  const metrics = metricsFeature({
+    config,
+    redisUrl,
+    redis,
+    store,
+    queue,
+    registry: images.endpoint,
+    profile,
+    logger,
+  });
   /** Every role's queue workers, closed together (see server.ts for when). */
   const workers: Workers[] = [];
   return {
@@ -136,6 +148,7 @@ export async function startShared(
     admin,
     box,
     gitlab,
+    metrics,
     access,
     urls,
     tools,
