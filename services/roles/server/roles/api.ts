@@ -21,6 +21,7 @@ import { forgeReceivers } from "../../webhooks/forges.js";
 import { redeployWebhook } from "../../webhooks/redeploy.js";
 import { ToolCache } from "../../webhooks/tool-cache.js";
 import { toolDeletion } from "../tool-deletion-wiring.js";
+import { dashboardFeature } from "../dashboard-wiring.js";
 import type { Shared } from "./shared.js";
 
 /**
@@ -61,6 +62,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
     },
   };
   const webservice = profile.webservice();
+  const releases = new ReleaseService({ store, queue, keepReleases: config.keepReleases, logs: shared.logs });
   const app = createApp({
     logger,
     proxy,
@@ -86,6 +88,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
         refs,
         limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
       }),
+      dashboardFeature(shared, releases),
     ],
     api: apiRouter({
       store,
@@ -99,15 +102,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
       routers: [
         gitlab.router,
         shared.notify.router,
-        releasesApiRouter({
-          tools,
-          releases: new ReleaseService({
-            store,
-            queue,
-            keepReleases: config.keepReleases,
-            logs: shared.logs,
-          }),
-        }),
+        releasesApiRouter({ tools, releases }),
         jobsRouter({ tools, jobs: shared.jobs }),
         toolDeletionRouter({
           deletion: toolDeletion(config, {
