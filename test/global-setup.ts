@@ -8,7 +8,11 @@ import { createLogger } from "../services/platform/logger.js";
 export default async function setup(): Promise<void> {
   await ensureHostPackages(createLogger({ level: "info", destination: process.stderr }), {
     needRedis: true,
-    // test/jobs.test.ts makes its small job image from a static busybox.
-    extra: [{ pkg: "busybox-static", file: "/bin/busybox" }],
+    // test/jobs.test.ts makes its small job image from a static busybox; test/dashboard.test.ts drives
+    // Debian's headless Chromium.
+    extra: [
+      { pkg: "busybox-static", file: "/bin/busybox" },
+      { pkg: "chromium", file: "/usr/bin/chromium" },
+    ],
   });
 }
