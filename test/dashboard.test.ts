@@ -4,7 +4,7 @@ import path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../services/roles/server/server.js";
-import { git, gitRepo, pythonApp, waitFor } from "./helpers/apps.js";
+import { git, gitRepo, pythonServer, waitFor } from "./helpers/apps.js";
 import { buildIdFrom, clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
 
 /**
@@ -101,7 +101,9 @@ describe("the web dashboard", () => {
   }, 120_000);
 
   it("follows a push's build log in the page until it says live", async () => {
-    const repo = await gitRepo(pythonApp("dashboard v1"));
+    const repo = await gitRepo({
+      "app.py": pythonServer(`200, b"dashboard v1"`, `print("dashboard app starting", flush=True)`),
+    });
     const out = await git(repo.dir, [
       "push",
       toolA.git_url.replace("http://", `http://user:${toolA.token}@`),
@@ -161,6 +163,20 @@ describe("the web dashboard", () => {
       "GREETING",
     );
     expect(await page.content()).not.toContain('"hi"');
+    const web = (await page.getByRole("region", { name: "Webservice" }).textContent()) ?? "";
+    expect(web).toContain("running");
+    expect(await page.locator("#replicas-up").textContent()).toBe("1 of 1");
+    // The process's output reaches the page in batches, off the request path.
+    await waitFor(
+      "the webservice's output on the page",
+      async () => {
+        await page.reload();
+        const text = await page.getByRole("region", { name: "Webservice" }).textContent();
+        return text?.includes("dashboard app starting") ? true : undefined;
+      },
+      30_000,
+      1000,
+    );
   }, 660_000);
 
   it("shows a failed job's exit code and reason with its log", async () => {

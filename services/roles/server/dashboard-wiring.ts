@@ -1,17 +1,23 @@
 import type { RequestHandler } from "express";
 import { RedisBuilderRegistry } from "../../adapters/store/redis-builders.js";
 import type { ReleaseService } from "../../domain/releases/release-service.js";
+import type { WebserviceService } from "../../domain/releases/webservice-service.js";
 import { hashSecret } from "../../platform/secrets.js";
 import { dashboardRouter } from "../http/dashboard/router.js";
 import type { HealthCheck } from "../http/dashboard/pages.js";
 import type { Shared } from "./roles/shared.js";
 
 /** The web dashboard (services/roles/http/dashboard/) over the API role's services. */
-export function dashboardFeature(shared: Shared, releases: ReleaseService): RequestHandler {
+export function dashboardFeature(
+  shared: Shared,
+  services: { releases: ReleaseService; webservice: WebserviceService },
+): RequestHandler {
+  const { releases, webservice } = services;
   return dashboardRouter({
     store: shared.store,
     tools: shared.tools,
     releases,
+    webservice,
     jobs: shared.jobs,
     logs: shared.logs,
     envvars: shared.envvars,

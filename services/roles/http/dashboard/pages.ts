@@ -162,6 +162,15 @@ export interface ToolPageData {
   readonly builds: readonly Build[];
   readonly releases: readonly ReleaseView[];
   readonly jobs: readonly JobView[];
+  /** What serves the tool now, and its last output lines. */
+  readonly webservice?:
+    | {
+        readonly state: string;
+        readonly replicas: { readonly ready: number | null; readonly wanted: number | null };
+        readonly note: string | null;
+        readonly output: readonly string[];
+      }
+    | undefined;
   readonly envNames: readonly string[];
   readonly now: Date;
   readonly flash?: string | undefined;
@@ -245,6 +254,7 @@ export function toolPage(d: ToolPageData, viewer?: Viewer): Html {
         ],
         html`<p>No jobs. Define them with <code>slipway jobs run</code> or in slipway.yaml.</p>`,
       )}
+      ${d.webservice ? webservicePart(d.webservice) : ""}
       ${part(
         "env",
         `Environment variables`,
@@ -272,6 +282,27 @@ export function toolPage(d: ToolPageData, viewer?: Viewer): Html {
           <dd>${d.gitlab?.project_url ? link(d.gitlab.project_url) : "not linked"}</dd>
         </dl>
       </section>`,
+  );
+}
+
+function webservicePart(w: NonNullable<ToolPageData["webservice"]>): Html {
+  const { ready, wanted } = w.replicas;
+  return part(
+    "web",
+    "Webservice",
+    html`<dl class="facts">
+        <dt>State</dt>
+        <dd>${status(w.state)}${w.note ? html` <small>${w.note}</small>` : ""}</dd>
+        <dt>Replicas up</dt>
+        <dd id="replicas-up">${ready ?? "–"} of ${wanted ?? "–"}</dd>
+      </dl>
+      ${
+        w.output.length
+          ? html`<h3 id="output-h">Output (last ${w.output.length} lines)</h3>
+              <pre class="log" tabindex="0" aria-labelledby="output-h">
+${w.output.map((l) => `${l}\n`).join("")}</pre>`
+          : html`<p>No output yet.</p>`
+      }`,
   );
 }
 

@@ -4,6 +4,7 @@ import type { BuildLogs } from "../../../ports/logs.js";
 import type { StateStore } from "../../../ports/store.js";
 import type { JobService } from "../../../domain/jobs/job-service.js";
 import type { ReleaseService } from "../../../domain/releases/release-service.js";
+import type { WebserviceService } from "../../../domain/releases/webservice-service.js";
 import { toolView, type ToolService } from "../../../domain/tools/tool-service.js";
 import { validateToolName } from "../../../domain/tools/tool.js";
 import { AuthError, ForbiddenError, NotFoundError } from "../../../platform/errors.js";
@@ -31,6 +32,8 @@ export interface DashboardDeps {
   readonly store: StateStore;
   readonly tools: ToolService;
   readonly releases: ReleaseService;
+  /** What serves the tool (replicas up) and its output. */
+  readonly webservice?: Pick<WebserviceService, "status" | "logs"> | undefined;
   readonly jobs: JobService;
   readonly logs: BuildLogs;
   readonly envvars: { list(tool: string): Promise<readonly EnvVar[]> };
@@ -44,6 +47,8 @@ export interface DashboardDeps {
   readonly health?: (() => Promise<HealthCheck[]>) | undefined;
 }
 
+/** Lines of the webservice's output the tool page shows (`slipway webservice logs` reads more). */
+const OUTPUT_LINES = 50;
 const ACTIVE = new Set(["pending", "running", "deploying"]);
 
 declare module "express-serve-static-core" {
@@ -146,12 +151,15 @@ export function dashboardRouter(deps: DashboardDeps): Router {
 
   r.get("/ui/tools/:tool", async (req, res) => {
     const tool = await toolOf(req);
-    const [builds, releases, jobs, vars, extras] = await Promise.all([
+    const [builds, releases, jobs, vars, extras, serving, output] = await Promise.all([
       deps.store.listBuilds(tool.name, 20),
       deps.releases.list(tool.name, 20),
       deps.jobs.list(tool.name),
       deps.envvars.list(tool.name),
       deps.toolExtras?.(tool.name) ?? {},
+      deps.webservice?.status(tool.name).catch(() => undefined),
+      // No output yet (nothing deployed) is the common case of an empty tool, not an error.
+      deps.webservice?.logs(tool.name, undefined, OUTPUT_LINES).catch(() => undefined),
     ]);
     const view = toolView(tool, deps.urls);
     const gitlab = (extras as { gitlab?: { web_url?: string } | null }).gitlab ?? undefined;
@@ -167,6 +175,12 @@ export function dashboardRouter(deps: DashboardDeps): Router {
           builds,
           releases,
           jobs,
+          webservice: serving && {
+            state: serving.state,
+            replicas: { ready: serving.replicas_ready, wanted: serving.replicas_wanted },
+            note: serving.note,
+            output: output?.lines.map((l) => l.line) ?? [],
+          },
           envNames: vars.map((v) => v.name).sort(),
           now: new Date(),
           flash,

@@ -63,6 +63,15 @@ export async function startApiRole(shared: Shared): Promise<string> {
   };
   const webservice = profile.webservice();
   const releases = new ReleaseService({ store, queue, keepReleases: config.keepReleases, logs: shared.logs });
+  const webserviceService = new WebserviceService({
+    store,
+    runtime: webservice.runtime,
+    replicas: webservice.replicas,
+    cluster: webservice.cluster,
+    logs: shared.processLogs,
+    marks: shared.processLogs,
+    restart: (tool, why, actor, base) => envvars.restart(tool, why, actor, base, "restart"),
+  });
   const app = createApp({
     logger,
     proxy,
@@ -88,7 +97,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
         refs,
         limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
       }),
-      dashboardFeature(shared, releases),
+      dashboardFeature(shared, { releases, webservice: webserviceService }),
     ],
     api: apiRouter({
       store,
@@ -119,18 +128,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
           access: images.access,
           restart: (tool, why, actor) => envvars.restart(tool, why, actor, undefined, "restart"),
         }),
-        webserviceRouter({
-          tools,
-          webservice: new WebserviceService({
-            store,
-            runtime: webservice.runtime,
-            replicas: webservice.replicas,
-            cluster: webservice.cluster,
-            logs: shared.processLogs,
-            marks: shared.processLogs,
-            restart: (tool, why, actor, base) => envvars.restart(tool, why, actor, base, "restart"),
-          }),
-        }),
+        webserviceRouter({ tools, webservice: webserviceService }),
       ],
       envvars,
       toolExtras: gitlab.toolExtras,
