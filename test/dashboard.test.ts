@@ -166,6 +166,9 @@ describe("the web dashboard", () => {
     const web = (await page.getByRole("region", { name: "Webservice" }).textContent()) ?? "";
     expect(web).toContain("running");
     expect(await page.locator("#replicas-up").textContent()).toBe("1 of 1");
+    // CPU and memory of its container now, from podman stats.
+    const usage = page.getByRole("region", { name: "Webservice" }).locator("table");
+    expect(await usage.textContent()).toMatch(/web\s*0\s*[\d.]+%\s*[\d.]+\s*[kMG]?i?B \/ /);
     // The process's output reaches the page in batches, off the request path.
     await waitFor(
       "the webservice's output on the page",

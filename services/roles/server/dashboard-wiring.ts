@@ -1,4 +1,5 @@
 import type { RequestHandler } from "express";
+import { PodmanRuntime } from "../../adapters/podman/runtime.js";
 import { RedisBuilderRegistry } from "../../adapters/store/redis-builders.js";
 import type { ReleaseService } from "../../domain/releases/release-service.js";
 import type { WebserviceService } from "../../domain/releases/webservice-service.js";
@@ -10,9 +11,9 @@ import type { Shared } from "./roles/shared.js";
 /** The web dashboard (services/roles/http/dashboard/) over the API role's services. */
 export function dashboardFeature(
   shared: Shared,
-  services: { releases: ReleaseService; webservice: WebserviceService },
+  services: { releases: ReleaseService; webservice: WebserviceService; runtime: unknown },
 ): RequestHandler {
-  const { releases, webservice } = services;
+  const { releases, webservice, runtime } = services;
   return dashboardRouter({
     store: shared.store,
     tools: shared.tools,
@@ -27,6 +28,8 @@ export function dashboardFeature(
     logger: shared.logger.child({ component: "dashboard" }),
     toolExtras: shared.gitlab.toolExtras,
     health: () => health(shared),
+    // CPU and memory now: podman's containers only (the cluster profile's pods are not read).
+    usage: runtime instanceof PodmanRuntime ? (tool) => runtime.usage(tool) : undefined,
   });
 }
 

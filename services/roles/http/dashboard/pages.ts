@@ -1,6 +1,7 @@
 import { TERMINAL_STATUSES, type Build } from "../../../domain/builds/build.js";
 import type { JobView, RunLog } from "../../../domain/jobs/job-service.js";
 import type { ReleaseView } from "../../../domain/releases/release-service.js";
+import type { ContainerUsage } from "../../../ports/runtime.js";
 import type { Principal } from "../auth.js";
 import { html, type Html } from "./html.js";
 
@@ -169,6 +170,8 @@ export interface ToolPageData {
         readonly replicas: { readonly ready: number | null; readonly wanted: number | null };
         readonly note: string | null;
         readonly output: readonly string[];
+        /** CPU and memory per container now; undefined where the runtime does not say. */
+        readonly usage?: readonly ContainerUsage[] | undefined;
       }
     | undefined;
   readonly envNames: readonly string[];
@@ -296,6 +299,14 @@ function webservicePart(w: NonNullable<ToolPageData["webservice"]>): Html {
         <dt>Replicas up</dt>
         <dd id="replicas-up">${ready ?? "–"} of ${wanted ?? "–"}</dd>
       </dl>
+      ${
+        w.usage?.length
+          ? table(
+              ["Process", "Replica", "CPU now", "Memory now"],
+              w.usage.map((u) => [u.process, u.replica, u.cpu, u.memory]),
+            )
+          : ""
+      }
       ${
         w.output.length
           ? html`<h3 id="output-h">Output (last ${w.output.length} lines)</h3>

@@ -1,5 +1,6 @@
 import express, { Router, type ErrorRequestHandler, type Request, type Response } from "express";
 import type { EnvVar } from "../../../ports/envvars.js";
+import type { ContainerUsage } from "../../../ports/runtime.js";
 import type { BuildLogs } from "../../../ports/logs.js";
 import type { StateStore } from "../../../ports/store.js";
 import type { JobService } from "../../../domain/jobs/job-service.js";
@@ -43,6 +44,8 @@ export interface DashboardDeps {
   readonly logger: Logger;
   /** Extra fields of the tool (the GitLab link, without credentials). */
   readonly toolExtras?: ((tool: string) => Promise<Record<string, unknown>>) | undefined;
+  /** CPU and memory of the tool's containers now (the local profile's podman). */
+  readonly usage?: ((tool: string) => Promise<readonly ContainerUsage[]>) | undefined;
   /** Redis, registry, runtime and builders as the admin page shows them. */
   readonly health?: (() => Promise<HealthCheck[]>) | undefined;
 }
@@ -151,7 +154,7 @@ export function dashboardRouter(deps: DashboardDeps): Router {
 
   r.get("/ui/tools/:tool", async (req, res) => {
     const tool = await toolOf(req);
-    const [builds, releases, jobs, vars, extras, serving, output] = await Promise.all([
+    const [builds, releases, jobs, vars, extras, serving, output, usage] = await Promise.all([
       deps.store.listBuilds(tool.name, 20),
       deps.releases.list(tool.name, 20),
       deps.jobs.list(tool.name),
@@ -160,6 +163,7 @@ export function dashboardRouter(deps: DashboardDeps): Router {
       deps.webservice?.status(tool.name).catch(() => undefined),
       // No output yet (nothing deployed) is the common case of an empty tool, not an error.
       deps.webservice?.logs(tool.name, undefined, OUTPUT_LINES).catch(() => undefined),
+      deps.usage?.(tool.name).catch(() => undefined),
     ]);
     const view = toolView(tool, deps.urls);
     const gitlab = (extras as { gitlab?: { web_url?: string } | null }).gitlab ?? undefined;
@@ -180,6 +184,7 @@ export function dashboardRouter(deps: DashboardDeps): Router {
             replicas: { ready: serving.replicas_ready, wanted: serving.replicas_wanted },
             note: serving.note,
             output: output?.lines.map((l) => l.line) ?? [],
+            usage,
           },
           envNames: vars.map((v) => v.name).sort(),
           now: new Date(),

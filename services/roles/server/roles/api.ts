@@ -97,7 +97,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
         refs,
         limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
       }),
-      dashboardFeature(shared, { releases, webservice: webserviceService }),
+      dashboardFeature(shared, { releases, webservice: webserviceService, runtime: webservice.runtime }),
     ],
     api: apiRouter({
       store,
