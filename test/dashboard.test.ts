@@ -211,7 +211,7 @@ describe("the web dashboard", () => {
     await shot(page, "job-failed");
   }, 360_000);
 
-  it("never shows one tool's pages or data to another tool's session", async () => {
+  it("never shows one tool's pages or data to another tool's session, and a rotated token ends its sessions", async () => {
     const bPages = [
       `/ui/tools/${B}`,
       `/ui/tools/${B}/builds/${firstBuild}`,
@@ -257,6 +257,10 @@ describe("the web dashboard", () => {
     expect((await post(page, { csrf }, "http://evil.example")).status()).toBe(403);
     const after = await api<{ id: string }[]>(`/api/v1/tools/${A}/releases`);
     expect(after.length).toBe(releases.length);
+    // Rotating B's token ends the sessions signed in with it.
+    await api(`/api/v1/tools/${B}/rotate`, { method: "POST", body: JSON.stringify({ secret: "token" }) });
+    await other.goto(`${server.url}/ui/tools/${B}`);
+    expect(other.url()).toBe(`${server.url}/ui/`);
   }, 120_000);
 
   it("shows the admin every tool, the build queue and the health of Redis, registry, runtime and builders", async () => {
