@@ -8,7 +8,13 @@ import { createLogger } from "../services/platform/logger.js";
 export default async function setup(): Promise<void> {
   await ensureHostPackages(createLogger({ level: "info", destination: process.stderr }), {
     needRedis: true,
-    // test/jobs.test.ts makes its small job image from a static busybox.
-    extra: [{ pkg: "busybox-static", file: "/bin/busybox" }],
+    // test/jobs.test.ts makes its small job image from a static busybox; test/dashboard.test.ts drives
+    // Debian's headless Chromium; test/metrics-rules.test.ts checks the documented alert rules with
+    // promtool (Debian ships it in prometheus; no server is started by installing it).
+    extra: [
+      { pkg: "busybox-static", file: "/bin/busybox" },
+      { pkg: "chromium", file: "/usr/bin/chromium" },
+      { pkg: "prometheus", file: "/usr/bin/promtool" },
+    ],
   });
 }

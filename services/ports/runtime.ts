@@ -47,6 +47,14 @@ export interface RunningApp {
 }
 
 /** Runs a tool's processes (podman locally, Kubernetes in a cluster). */
+/** One running container's CPU and memory use now, as the runtime reports it ("0.52%", "21MB / 268MB"). */
+export interface ContainerUsage {
+  readonly process: string;
+  readonly replica: number;
+  readonly cpu: string;
+  readonly memory: string;
+}
+
 export interface AppRuntime {
   start(spec: RunSpec): Promise<RunningApp>;
   stop(id: string): Promise<void>;

@@ -1,6 +1,6 @@
 import { SlipwayError, TransientError } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
-import type { AppRuntime, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
+import type { AppRuntime, ContainerUsage, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
 import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
 import { ContainerLimits } from "./limits.js";
@@ -206,6 +206,23 @@ export class PodmanRuntime implements AppRuntime {
         address: { host: published?.host_ip || "127.0.0.1", port: published?.host_port ?? 0 },
       };
     });
+  }
+
+  /** CPU and memory of a tool's running containers now (`podman stats --no-stream`); [] if podman cannot say. */
+  async usage(tool: string): Promise<ContainerUsage[]> {
+    const apps = await this.list(tool);
+    if (apps.length === 0) return [];
+    const res = await podman(
+      ["stats", "--no-stream", "--format", "{{.ID}}\t{{.CPUPerc}}\t{{.MemUsage}}", ...apps.map((a) => a.id)],
+      { repoRoot: this.options.repoRoot, allowFailure: true },
+    );
+    return res.stdout
+      .split("\n")
+      .map((line) => line.split("\t"))
+      .flatMap(([id, cpu, memory]) => {
+        const app = id ? apps.find((a) => a.id.startsWith(id)) : undefined;
+        return app && cpu && memory ? [{ process: app.process, replica: app.replica ?? 0, cpu, memory }] : [];
+      });
   }
 
   async logs(id: string, tail: number): Promise<string[]> {

@@ -33,6 +33,13 @@ export class RedisBuilderRegistry implements BuilderRegistry {
     return registry;
   }
 
+  /** The builders whose heartbeat is current (the admin dashboard's health). */
+  static async living(redis: Redis): Promise<string[]> {
+    const ids = await redis.smembers(`${P}s`);
+    const alive = await Promise.all(ids.map(async (id) => (await redis.exists(`${P}:${id}:alive`)) === 1));
+    return ids.filter((_id, i) => alive[i]);
+  }
+
   async took(buildId: string): Promise<void> {
     await this.redis.sadd(`${P}:${this.id}:builds`, buildId);
   }

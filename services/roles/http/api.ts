@@ -210,8 +210,13 @@ async function sendLogs(req: Request, res: Response, deps: ApiDeps, build: Build
   res.json({ build_id: build.id, status: build.status, lines: lines.map((l) => l.line) });
 }
 
-/** Plain text, one line per log line, streamed as it is written; ends when the build ends. */
-async function followLogs(req: Request, res: Response, deps: ApiDeps, build: Build): Promise<void> {
+/** Plain text, one line per log line, streamed as it is written; ends when the build ends (the dashboard's too). */
+export async function followLogs(
+  req: Request,
+  res: Response,
+  deps: Pick<ApiDeps, "store" | "logs">,
+  build: Build,
+): Promise<void> {
   res.status(200).type("text/plain; charset=utf-8");
   res.setHeader("Cache-Control", "no-store");
   res.flushHeaders();

@@ -22,18 +22,25 @@ export function bearerAuth(store: StateStore, adminTokenHash: string) {
     const header = req.headers.authorization ?? "";
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new AuthError("send an API token as 'Authorization: Bearer <token>'");
-    const hash = hashSecret(match[1]!);
-    const presented = Buffer.from(hash, "hex");
-    if (timingSafeEqual(presented, admin)) {
-      req.principal = { kind: "admin" };
-      next();
-      return;
-    }
-    const owner = await store.toolBySecretHash(hash);
-    if (!owner || owner.kind !== "token") throw new AuthError("unknown or revoked token");
-    req.principal = { kind: "tool", tool: owner.tool };
+    const principal = await principalOfHash(store, admin, hashSecret(match[1]!));
+    if (!principal) throw new AuthError("unknown or revoked token");
+    req.principal = principal;
     next();
   };
+}
+
+/**
+ * Whose token hashes to `hash`: the admin (compared in constant time) or a tool whose API token it is.
+ * The dashboard's sessions keep the hash and ask again on every request, so a rotated token ends them.
+ */
+export async function principalOfHash(
+  store: Pick<StateStore, "toolBySecretHash">,
+  adminHash: Buffer,
+  hash: string,
+): Promise<Principal | undefined> {
+  if (timingSafeEqual(Buffer.from(hash, "hex"), adminHash)) return { kind: "admin" };
+  const owner = await store.toolBySecretHash(hash);
+  return owner?.kind === "token" ? { kind: "tool", tool: owner.tool } : undefined;
 }
 
 export function requireAdmin(req: Request): void {

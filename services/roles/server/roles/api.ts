@@ -22,6 +22,7 @@ import { redeployWebhook } from "../../webhooks/redeploy.js";
 import { ToolCache } from "../../webhooks/tool-cache.js";
 import { notifyFeature } from "../notify-wiring.js";
 import { toolDeletion } from "../tool-deletion-wiring.js";
+import { dashboardFeature } from "../dashboard-wiring.js";
 import type { Shared } from "./shared.js";
 
 /**
@@ -74,6 +75,16 @@ export async function startApiRole(shared: Shared): Promise<string> {
     },
   };
   const webservice = profile.webservice();
+  const releases = new ReleaseService({ store, queue, keepReleases: config.keepReleases, logs: shared.logs });
+  const webserviceService = new WebserviceService({
+    store,
+    runtime: webservice.runtime,
+    replicas: webservice.replicas,
+    cluster: webservice.cluster,
+    logs: shared.processLogs,
+    marks: shared.processLogs,
+    restart: (tool, why, actor, base) => envvars.restart(tool, why, actor, base, "restart"),
+  });
   const app = createApp({
     logger,
     proxy,
@@ -102,6 +113,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
         refs,
         limits: { limiter: new RedisRateLimiter(redis), ...config.webhookRate },
       }),
+      dashboardFeature(shared, { releases, webservice: webserviceService, runtime: webservice.runtime }),
     ],
     api: apiRouter({
       store,
@@ -115,15 +127,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
       routers: [
         gitlab.router,
         notify.router,
-        releasesApiRouter({
-          tools,
-          releases: new ReleaseService({
-            store,
-            queue,
-            keepReleases: config.keepReleases,
-            logs: shared.logs,
-          }),
-        }),
+        releasesApiRouter({ tools, releases }),
         jobsRouter({ tools, jobs: shared.jobs }),
         toolDeletionRouter({
           deletion: toolDeletion(config, {
@@ -141,18 +145,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
           access: images.access,
           restart: (tool, why, actor) => envvars.restart(tool, why, actor, undefined, "restart"),
         }),
-        webserviceRouter({
-          tools,
-          webservice: new WebserviceService({
-            store,
-            runtime: webservice.runtime,
-            replicas: webservice.replicas,
-            cluster: webservice.cluster,
-            logs: shared.processLogs,
-            marks: shared.processLogs,
-            restart: (tool, why, actor, base) => envvars.restart(tool, why, actor, base, "restart"),
-          }),
-        }),
+        webserviceRouter({ tools, webservice: webserviceService }),
       ],
       envvars,
       toolExtras: gitlab.toolExtras,
