@@ -153,6 +153,22 @@ export class RedisJobsStore implements JobsStore {
     await m.exec();
   }
 
+  /**
+   * Takes every job of a deleted tool out of what the runners read (definitions, the continuous index
+   * and the schedule), in one transaction; runs and logs go with the rest of the tool's state.
+   */
+  async forgetTool(tool: string): Promise<void> {
+    const members = (await this.redis.hkeys(defsKey(tool))).map((name) => member(tool, name));
+    const m = this.redis.multi().del(defsKey(tool)).srem(TOOLS, tool);
+    if (members.length > 0) {
+      m.zrem(SCHEDULE, ...members)
+        .hdel(SCHEDULE_CRON, ...members)
+        .hdel(CONTINUOUS, ...members)
+        .incr(CONTINUOUS_VERSION);
+    }
+    await m.exec();
+  }
+
   async listContinuousJobs(): Promise<JobDefinition[]> {
     const all = await this.redis.hvals(CONTINUOUS);
     return all.map((raw) => JSON.parse(raw) as JobDefinition);

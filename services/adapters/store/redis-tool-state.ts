@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Build } from "../../domain/builds/build.js";
 import type { Tool } from "../../domain/tools/tool.js";
 import type { ToolTraces } from "../../domain/tools/tool-deletion.js";
+import { RedisJobsStore } from "./redis-jobs.js";
 
 const P = "slipway:";
 
@@ -55,7 +56,8 @@ export class RedisToolState implements ToolTraces {
 
 /**
  * What would start a tool's processes again: its route (the front proxy, the deployer's reconcile)
- * and its job definitions (the job runner's tick). Removed first, before the containers.
+ * and its jobs (the job runner reads the continuous index and the schedule, not each tool's
+ * definitions). Removed first, before the containers.
  */
 export class RedisToolSwitches implements ToolTraces {
   readonly what = "route and job definitions";
@@ -63,12 +65,8 @@ export class RedisToolSwitches implements ToolTraces {
   constructor(private readonly redis: Redis) {}
 
   async remove(tool: string): Promise<void> {
-    await this.redis
-      .multi()
-      .del(`${P}route:${tool}`)
-      .del(`${P}jobs:${tool}`)
-      .srem(`${P}jobtools`, tool)
-      .exec();
+    await RedisJobsStore.create(this.redis).forgetTool(tool);
+    await this.redis.del(`${P}route:${tool}`);
     await this.redis.publish(`${P}routes`, tool);
   }
 }
