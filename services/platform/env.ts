@@ -152,6 +152,8 @@ export interface Config {
   };
   /** Images of a tool's newest N releases stay in the registry (rollback targets); older ones are deleted. */
   readonly keepReleases: number;
+  /** Tests only, not an environment variable: how often the local deployer samples tools' CPU and memory. */
+  readonly usageSampleMs?: number | undefined;
   readonly limits: {
     readonly webhookBytes: number;
     readonly sourceBytes: number;

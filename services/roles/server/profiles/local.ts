@@ -8,8 +8,10 @@ import {
   PodmanToolNetwork,
 } from "../../../adapters/podman/tool-traces.js";
 import { PodmanRuntime } from "../../../adapters/podman/runtime.js";
+import { toolContainerUsage } from "../../../adapters/podman/stats.js";
 import { LogFollowingRuntime } from "../../../adapters/podman/web-log-follower.js";
 import { deployerOnPodman } from "../../../domain/releases/podman-rollout.js";
+import { UsageSampler } from "../../../domain/usage/sampler.js";
 import type { Config } from "../../../platform/env.js";
 import type { DeployerParts, ProfileDeps, RuntimeProfile } from "./profile.js";
 
@@ -86,7 +88,27 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
           runtime.resume().catch((e) => logger.warn({ err: e }, "web output could not be followed again"));
         },
         startJobs: (start) => start(),
-        started: () => undefined,
+        // Each tool's CPU and memory every minute, for the dashboard's last hour.
+        started: () => {
+          const sampler = new UsageSampler({
+            source: {
+              read: (signal) =>
+                toolContainerUsage({
+                  repoRoot: config.repoRoot,
+                  owners: {
+                    web: containerOwner(config.home, "web"),
+                    jobs: containerOwner(config.home, "jobs"),
+                  },
+                  signal,
+                }),
+            },
+            history: d.usageHistory,
+            logger: logger.child({ component: "usage" }),
+            options: config.usageSampleMs ? { intervalMs: config.usageSampleMs } : undefined,
+          });
+          sampler.start();
+          closers.add(() => sampler.close());
+        },
       };
     },
   };

@@ -14,6 +14,7 @@ import type { ProcessLogs } from "../../../ports/process-logs.js";
 import type { PullCredentials } from "../../../ports/registry-access.js";
 import type { AppRuntime } from "../../../ports/runtime.js";
 import type { StateStore } from "../../../ports/store.js";
+import type { UsageHistory } from "../../../ports/usage.js";
 import type { RegistryEndpoint } from "../registry-wiring.js";
 
 /**
@@ -74,6 +75,8 @@ export interface DeployerDeps {
   readonly jobsStore: JobsStore;
   readonly retention: AfterLive;
   readonly pullCredentials: (tool: string) => Promise<PullCredentials>;
+  /** Where tools' CPU and memory samples go (the dashboard's last hour); the local profile samples. */
+  readonly usageHistory: UsageHistory;
 }
 
 /**

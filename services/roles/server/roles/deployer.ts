@@ -1,6 +1,7 @@
 import { DEFAULT_RUNNER_OPTIONS, JobRunner } from "../../../domain/jobs/runner.js";
 import { ImageRetention } from "../../../domain/releases/retention.js";
 import { newId } from "../../../platform/ids.js";
+import { RedisUsageHistory } from "../../../adapters/store/redis-usage.js";
 import type { Shared } from "./shared.js";
 
 /**
@@ -22,6 +23,7 @@ export async function startDeployerRole(deps: Shared): Promise<void> {
       logger: logger.child({ component: "retention" }),
     }),
     pullCredentials: (tool) => deps.images.access.pullCredentials(tool),
+    usageHistory: new RedisUsageHistory(deps.redis),
   });
   await parts.whenAvailable(async () => {
     if (closers.closing) return;
