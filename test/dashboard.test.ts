@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { maskValue } from "../services/domain/envvars/envvars.js";
 import type { RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, pythonServer, waitFor } from "./helpers/apps.js";
 import { buildIdFrom, clientOf, removeToolContainers, startLocalServer } from "./helpers/local-server.js";
@@ -11,7 +12,9 @@ import { buildIdFrom, clientOf, removeToolContainers, startLocalServer } from ".
  * The web dashboard in Debian's headless Chromium, against a real local server: sign in with a tool
  * token, watch a push's build log stream to "live", roll back with the confirmation, read a failed job's
  * reason; a tool's session never sees another tool; the admin sees all tools, the queue and health.
- * Screenshots of the main pages land in docs/screenshots/ (the README shows one).
+ * An env var's value is shown masked on request only; CPU and memory samples (every 3 s here instead of
+ * a minute) show on the tool page. Screenshots of the main pages land in docs/screenshots/ (the README
+ * shows one).
  */
 const repoRoot = path.resolve(import.meta.dirname, "..");
 const SHOTS = path.join(repoRoot, "docs/screenshots");
@@ -37,6 +40,8 @@ const { api } = client;
 let toolA: { token: string; git_url: string };
 let toolB: { token: string; git_url: string; webhook_url: string };
 let firstBuild: string;
+/** Set before the first deploy, so setting it restarts nothing. */
+const SECRET = { name: "DATABASE_URL", value: "postgres://dash:s3cret-pw@db.internal:5432/app" };
 
 async function browser(viewport = { width: 1280, height: 900 }): Promise<Page> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-chromium-"));
@@ -63,8 +68,16 @@ const shot = (page: Page, name: string) =>
 
 beforeAll(async () => {
   await mkdir(SHOTS, { recursive: true });
-  ({ server, home } = await startLocalServer({ name: "dashboard", env: { SLIPWAY_HEALTH_TIMEOUT_S: "30" } }));
+  ({ server, home } = await startLocalServer({
+    name: "dashboard",
+    env: { SLIPWAY_HEALTH_TIMEOUT_S: "30" },
+    config: { usageSampleMs: 3000 },
+  }));
   toolA = await api("/api/v1/tools", { method: "POST", body: JSON.stringify({ name: A }) });
+  await api(`/api/v1/tools/${A}/envvars/${SECRET.name}`, {
+    method: "PUT",
+    body: JSON.stringify({ value: SECRET.value }),
+  });
   toolB = await api("/api/v1/tools", { method: "POST", body: JSON.stringify({ name: B }) });
 }, 1_200_000);
 
@@ -181,6 +194,75 @@ describe("the web dashboard", () => {
       1000,
     );
   }, 660_000);
+
+  it("shows an env var's value masked, only on request, and never to another tool's session", async () => {
+    const res = await page.goto(`${server.url}/ui/tools/${A}`);
+    expect(res?.headers()["cache-control"]).toBe("no-store");
+    const env = page.getByRole("region", { name: "Environment variables" });
+    expect(await env.textContent()).toContain(SECRET.name);
+    expect(await page.content()).not.toContain("s3cret");
+    // The button is a form's: reached and pressed with the keyboard.
+    await page.getByRole("button", { name: `Show value of ${SECRET.name}` }).focus();
+    await page.keyboard.press("Enter");
+    await page.waitForURL(`${server.url}/ui/tools/${A}/envvars/${SECRET.name}`);
+    expect(await page.locator("h1").textContent()).toBe(`Environment variable ${SECRET.name}`);
+    const masked = maskValue(SECRET.value).masked;
+    expect(masked).toMatch(/^po•+pp$/);
+    expect(await page.locator("#env-value").textContent()).toBe(masked);
+    expect(await page.content()).not.toContain("s3cret");
+    await shot(page, "env-value");
+    // A value of 8 characters or fewer: bullets only.
+    await page.goto(`${server.url}/ui/tools/${A}`);
+    await page.getByRole("button", { name: "Show value of GREETING" }).click();
+    expect(await page.locator("#env-value").textContent()).toBe("••");
+    expect(await page.content()).not.toContain('"hi"');
+
+    const csrf = await page.locator('input[name="csrf"]').first().inputValue();
+    const ask = (p: Page, form: Record<string, string>) =>
+      p.context().request.post(`${server.url}/ui/tools/${A}/envvars/${SECRET.name}`, {
+        form,
+        headers: { Origin: server.url },
+        maxRedirects: 0,
+      });
+    const own = await ask(page, { csrf });
+    expect(own.status()).toBe(200);
+    expect(own.headers()["cache-control"]).toBe("no-store");
+    expect(await own.text()).toContain(masked);
+    expect((await ask(page, { csrf: "forged" })).status()).toBe(403);
+    // B's session, with its own valid CSRF token: refused, and nothing of the value in the answer.
+    const other = await browser();
+    try {
+      await signIn(other, toolB.token);
+      const bCsrf = await other.locator('input[name="csrf"]').first().inputValue();
+      const refused = await ask(other, { csrf: bCsrf });
+      expect([403, 404]).toContain(refused.status());
+      const body = await refused.text();
+      expect(body).not.toContain("s3cret");
+      expect(body).not.toContain(masked);
+    } finally {
+      await other.context().close();
+    }
+  }, 120_000);
+
+  it("shows the webservice's CPU and memory over the last samples", async () => {
+    const region = page.getByRole("region", { name: "Resource use, last hour" });
+    await waitFor(
+      "a usage sample of the webservice on the page",
+      async () => {
+        await page.goto(`${server.url}/ui/tools/${A}`);
+        return /Webservice\s*[\d.]+%/.test((await region.textContent()) ?? "") ? true : undefined;
+      },
+      60_000,
+      1000,
+    );
+    const cpu = region.getByRole("img", { name: /^CPU of webservice: \d+ samples?, lowest [\d.]+%/ });
+    const memory = region.getByRole("img", {
+      name: /^Memory of webservice: \d+ samples?, lowest [\d.]+ [KMG]iB/,
+    });
+    expect(await cpu.count()).toBe(1);
+    expect(await memory.count()).toBe(1);
+    expect(await region.textContent()).toMatch(/Webservice\s*[\d.]+%\s*[\d.]+ [KMG]iB/);
+  }, 120_000);
 
   it("shows a failed job's exit code and reason with its log", async () => {
     const ran = await api<{ run_id: string }>(`/api/v1/tools/${A}/jobs`, {

@@ -38,6 +38,8 @@ export interface LocalServerOptions {
   role?: Role;
   /** Wait for the stack images (builder roles); false for an API-only server. */
   ready?: boolean;
+  /** Settings no environment variable gives (Config's test-only ones, e.g. usageSampleMs). */
+  config?: Partial<Config>;
 }
 
 export async function startLocalServer(options: LocalServerOptions = {}): Promise<LocalServer> {
@@ -53,7 +55,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   };
   // Without an outside Redis the server starts its own, on a free port too.
   if (!env.REDIS_URL) env.SLIPWAY_REDIS_PORT = String(await freePort());
-  const config = loadConfig(env);
+  const config: Config = { ...loadConfig(env), ...options.config };
   const server = await startServer(config, options.logger ?? stderrLogger(config), options.role);
   if (options.ready ?? true) await server.ready;
   return { server, config, port, home };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MAX_VALUE_BYTES, validateEnvName, validateEnvValue } from "./envvars.js";
+import { MAX_VALUE_BYTES, maskValue, validateEnvName, validateEnvValue } from "./envvars.js";
 
 describe("environment variable names", () => {
   it("accepts POSIX names in upper case", () => {
@@ -39,5 +39,22 @@ describe("environment variable values", () => {
     expect(() => validateEnvValue("KEY", "-----BEGIN\nxyz")).toThrow(/line break.*base64/);
     expect(() => validateEnvValue("KEY", "a\rb")).toThrow(/line break/);
     expect(() => validateEnvValue("KEY", "a\0b")).toThrow(/NUL/);
+  });
+});
+
+describe("masked values", () => {
+  it("shows the first and last two characters of a value longer than 8, and its length", () => {
+    expect(maskValue("postgres://u:hunter2@db/x")).toEqual({ masked: "po••••••••••••/x", length: 25 });
+    expect(maskValue("abcdefghi")).toEqual({ masked: "ab•••••hi", length: 9 });
+  });
+
+  it("shows only bullets and the length of a value of 8 characters or fewer", () => {
+    expect(maskValue("hunter22")).toEqual({ masked: "••••••••", length: 8 });
+    expect(maskValue("hi")).toEqual({ masked: "••", length: 2 });
+    expect(maskValue("")).toEqual({ masked: "", length: 0 });
+  });
+
+  it("counts characters, not UTF-16 units, so no character is cut in half", () => {
+    expect(maskValue("😀😀secret-value😀😀")).toEqual({ masked: "😀😀••••••••••••😀😀", length: 16 });
   });
 });

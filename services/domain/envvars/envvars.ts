@@ -71,3 +71,21 @@ export function validateEnvValue(name: string, value: string): string {
   }
   return value;
 }
+
+/** Values of this many characters or fewer are shown as bullets only: two and two would give most away. */
+export const MASK_WHOLLY_UP_TO = 8;
+
+/**
+ * A value as the dashboard shows it on request: its first and last two characters with bullets between,
+ * or only bullets when it is {@link MASK_WHOLLY_UP_TO} characters or shorter; always with its length.
+ */
+export function maskValue(value: string): { masked: string; length: number } {
+  const chars = Array.from(value);
+  const length = chars.length;
+  const bullets = (n: number) => "•".repeat(Math.min(n, 12));
+  const masked =
+    length <= MASK_WHOLLY_UP_TO
+      ? bullets(length)
+      : `${chars.slice(0, 2).join("")}${bullets(length - 4)}${chars.slice(-2).join("")}`;
+  return { masked, length };
+}

@@ -1,6 +1,7 @@
 import type { RequestHandler } from "express";
 import { PodmanRuntime } from "../../adapters/podman/runtime.js";
 import { RedisBuilderRegistry } from "../../adapters/store/redis-builders.js";
+import { RedisUsageHistory } from "../../adapters/store/redis-usage.js";
 import type { ReleaseService } from "../../domain/releases/release-service.js";
 import type { WebserviceService } from "../../domain/releases/webservice-service.js";
 import { hashSecret } from "../../platform/secrets.js";
@@ -30,6 +31,8 @@ export function dashboardFeature(
     health: () => health(shared),
     // CPU and memory now: podman's containers only (the cluster profile's pods are not read).
     usage: runtime instanceof PodmanRuntime ? (tool) => runtime.usage(tool) : undefined,
+    // The last hour, as the local deployer samples it (profiles/local.ts); the cluster's is not sampled.
+    usageHistory: runtime instanceof PodmanRuntime ? new RedisUsageHistory(shared.redis) : undefined,
   });
 }
 

@@ -32,7 +32,8 @@ pre{overflow-x:auto}
 .status-pending,.status-deploying,.status-waiting{color:var(--warn)}
 .error{color:var(--bad);font-weight:600}.flash{background:#eef7f0;border:1px solid var(--ok);padding:.5rem;border-radius:4px}
 .guide{background:#f3f5f8;border:1px solid var(--line);padding:.5rem 1rem;border-radius:4px}
-.names{columns:2 12rem}
+.names{columns:2 12rem}.names li{margin-bottom:.3rem}.names button{padding:.1rem .5rem;font-size:.85em;margin-left:.4rem}
+.spark{color:var(--accent);vertical-align:middle}
 @media (max-width:40rem){main{padding:.6rem}.facts{grid-template-columns:1fr}.facts dd{margin-bottom:.4rem}
 table,tbody,tr,td{display:block}thead{position:absolute;left:-9999px}tr{border:1px solid var(--line);border-radius:4px;margin:0 0 .6rem;padding:.3rem .5rem}
 td{border:0;padding:.15rem 0;overflow-wrap:anywhere}td::before{content:attr(data-label) ": ";font-weight:600}}

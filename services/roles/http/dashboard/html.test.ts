@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { escapeHtml, html } from "./html.js";
-import { buildPage, toolPage, type ToolPageData } from "./pages.js";
+import { buildPage, envValuePage, toolPage, type ToolPageData, type Viewer } from "./pages.js";
+
+/** A tool's addresses as the tool page gets them. */
+const TOOL = {
+  name: "t",
+  git_url: "http://s/git/t.git",
+  webhook_url: "http://s/hooks/gitlab/t",
+  web_url: "http://t.localhost",
+  redeploy_url: "http://s/hooks/redeploy/t",
+};
 
 const HOSTILE = `<script>alert("x")</script><img src=x onerror='y'>&`;
 
@@ -34,13 +43,7 @@ describe("dashboard HTML escaping", () => {
       created_at: new Date().toISOString(),
     };
     const data: ToolPageData = {
-      tool: {
-        name: "t",
-        git_url: "http://s/git/t.git",
-        webhook_url: "http://s/hooks/gitlab/t",
-        web_url: "http://t.localhost",
-        redeploy_url: "http://s/hooks/redeploy/t",
-      },
+      tool: TOOL,
       gitlab: { project_url: `javascript:${HOSTILE}` },
       live: undefined,
       builds: [build],
@@ -59,5 +62,52 @@ describe("dashboard HTML escaping", () => {
       expect(text).toContain("&lt;script&gt;");
     }
     expect(pages[0]).not.toContain('href="javascript:');
+  });
+});
+
+const viewer: Viewer = { principal: { kind: "tool", tool: "t" }, csrf: "csrf-1" };
+const base: ToolPageData = {
+  tool: TOOL,
+  gitlab: undefined,
+  live: undefined,
+  builds: [],
+  releases: [],
+  jobs: [],
+  envNames: ["API_KEY"],
+  now: new Date("2026-12-07T01:00:00Z"),
+};
+
+describe("the tool page", () => {
+  it("offers each env var's value behind a form with the session's CSRF token", () => {
+    const text = toolPage(base, viewer).text;
+    expect(text).toContain('action="/ui/tools/t/envvars/API_KEY"');
+    expect(text).toContain('aria-label="Show value of API_KEY"');
+    expect(text).toContain('name="csrf" value="csrf-1"');
+  });
+
+  it("shows CPU and memory now and as a sparkline of the samples, or says none were taken", () => {
+    const at = (m: number) => `2026-12-07T00:${String(m).padStart(2, "0")}:00.000Z`;
+    const usageHistory = [0, 1, 2].map((m) => ({
+      at: at(57 + m),
+      kinds: { web: { cpuPercent: m + 0.5, memoryBytes: (m + 1) * 1024 ** 2 } },
+    }));
+    const text = toolPage({ ...base, usageHistory }, viewer).text;
+    expect(text).toContain("Resource use, last hour");
+    expect(text).toMatch(/Webservice<\/td>\s*<td data-label="CPU now">2\.5%<\/td>/);
+    expect(text).toContain(">3.0 MiB</td>");
+    expect(text).toContain('aria-label="CPU of webservice: 3 samples, lowest 0.5%, highest 2.5%"');
+    expect(text).toContain('aria-label="Memory of webservice: 3 samples, lowest 1.0 MiB, highest 3.0 MiB"');
+    expect(text).not.toContain("Jobs</td>");
+    expect(toolPage({ ...base, usageHistory: [] }, viewer).text).toContain("No samples in the last hour");
+    // Where nothing samples (the cluster profile), no section at all.
+    expect(toolPage(base, viewer).text).not.toContain("Resource use");
+  });
+});
+
+describe("the env var value page", () => {
+  it("shows the masked value and its length, escaped", () => {
+    const text = envValuePage({ tool: "t", name: "A", masked: "<b•••b>", length: 20 }, viewer).text;
+    expect(text).toContain("&lt;b•••b&gt;");
+    expect(text).toContain("20 characters");
   });
 });

@@ -2,6 +2,7 @@ import { TERMINAL_STATUSES, type Build } from "../../../domain/builds/build.js";
 import type { JobView, RunLog } from "../../../domain/jobs/job-service.js";
 import type { ReleaseView } from "../../../domain/releases/release-service.js";
 import type { ContainerUsage } from "../../../ports/runtime.js";
+import type { UsageSample } from "../../../ports/usage.js";
 import type { Principal } from "../auth.js";
 import { html, type Html } from "./html.js";
 
@@ -175,6 +176,8 @@ export interface ToolPageData {
       }
     | undefined;
   readonly envNames: readonly string[];
+  /** CPU and memory samples of the last hour, oldest first; undefined where none are taken. */
+  readonly usageHistory?: readonly UsageSample[] | undefined;
   readonly now: Date;
   readonly flash?: string | undefined;
 }
@@ -258,15 +261,36 @@ export function toolPage(d: ToolPageData, viewer?: Viewer): Html {
         html`<p>No jobs. Define them with <code>slipway jobs run</code> or in slipway.yaml.</p>`,
       )}
       ${d.webservice ? webservicePart(d.webservice) : ""}
+      ${d.usageHistory ? usagePart(d.usageHistory, d.now) : ""}
       ${part(
         "env",
         `Environment variables`,
         d.envNames.length
           ? html`<p>
-                Names only; values are never shown here (<code>slipway envvars show NAME</code> reads one).
+                Values are not on this page: "Show value" shows one masked (<code
+                  >slipway envvars show NAME</code
+                >
+                reads it whole).
               </p>
               <ul class="names">
-                ${d.envNames.map((n) => html`<li><code>${n}</code></li>`)}
+                ${d.envNames.map(
+                  (n) =>
+                    html`<li>
+                      <code>${n}</code>
+                      ${
+                        viewer
+                          ? html`<form
+                              method="post"
+                              action="${base}/envvars/${encodeURIComponent(n)}"
+                              class="inline"
+                            >
+                              <input type="hidden" name="csrf" value="${viewer.csrf}" />
+                              <button type="submit" aria-label="Show value of ${n}">Show value</button>
+                            </form>`
+                          : ""
+                      }
+                    </li>`,
+                )}
               </ul>`
           : html`<p>None set.</p>`,
       )}
@@ -315,6 +339,71 @@ ${w.output.map((l) => `${l}\n`).join("")}</pre>`
           : html`<p>No output yet.</p>`
       }`,
   );
+}
+
+const KIND_NAMES: Record<string, string> = { web: "Webservice", job: "Jobs" };
+
+/** CPU and memory per process kind: now (the newest sample) and a sparkline of the kept samples. */
+function usagePart(samples: readonly UsageSample[], now: Date): Html {
+  const latest = samples.at(-1);
+  const kinds = (["web", "job"] as const).filter((k) => samples.some((s) => s.kinds[k]));
+  return part(
+    "usage",
+    "Resource use, last hour",
+    latest
+      ? html`<p>
+            ${samples.length} ${samples.length === 1 ? "sample" : "samples"}, one a minute while the tool has
+            containers running; the newest ${age(latest.at, now)}. Sums over the kind's containers.
+          </p>
+          ${table(
+            ["Processes", "CPU now", "CPU", "Memory now", "Memory"],
+            kinds.map((k) => {
+              const cpu = samples.map((s) => s.kinds[k]?.cpuPercent ?? 0);
+              const mem = samples.map((s) => s.kinds[k]?.memoryBytes ?? 0);
+              return [
+                KIND_NAMES[k],
+                percent(latest.kinds[k]?.cpuPercent ?? 0),
+                sparkline(cpu, percent, `CPU of ${KIND_NAMES[k]?.toLowerCase()}`),
+                bytes(latest.kinds[k]?.memoryBytes ?? 0),
+                sparkline(mem, bytes, `Memory of ${KIND_NAMES[k]?.toLowerCase()}`),
+              ];
+            }),
+          )}`
+      : html`<p>
+          No samples in the last hour: they are taken every minute while the tool has containers running.
+        </p>`,
+  );
+}
+
+const percent = (v: number) => `${v.toFixed(1)}%`;
+
+function bytes(v: number): string {
+  if (v >= 1024 ** 3) return `${(v / 1024 ** 3).toFixed(2)} GiB`;
+  if (v >= 1024 ** 2) return `${(v / 1024 ** 2).toFixed(1)} MiB`;
+  return `${Math.round(v / 1024)} KiB`;
+}
+
+/** An inline SVG line of `values` (oldest left), scaled to their highest; its label says the range. */
+function sparkline(values: readonly number[], format: (v: number) => string, what: string): Html {
+  const W = 120;
+  const H = 24;
+  const max = Math.max(...values, 0);
+  const min = Math.min(...values);
+  const x = (i: number) => (values.length > 1 ? (i / (values.length - 1)) * W : W);
+  const y = (v: number) => (max > 0 ? H - 2 - (v / max) * (H - 4) : H - 2);
+  const points = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+  const last = values.length - 1;
+  return html`<svg
+    class="spark"
+    viewBox="0 0 ${W} ${H}"
+    width="${W}"
+    height="${H}"
+    role="img"
+    aria-label="${what}: ${values.length} samples, lowest ${format(min)}, highest ${format(max)}"
+  >
+    <polyline points="${points}" fill="none" stroke="currentColor" stroke-width="1.5" />
+    <circle cx="${x(last).toFixed(1)}" cy="${y(values[last] ?? 0).toFixed(1)}" r="2" fill="currentColor" />
+  </svg>`;
 }
 
 function firstRun(t: ToolPageData["tool"]): Html {
@@ -383,6 +472,27 @@ export function buildPage(
         data-follow="${base}/builds/${encodeURIComponent(b.id)}/log"
       >
 ${d.lines.map((l) => `${l}\n`).join("")}</pre>`,
+  );
+}
+
+export function envValuePage(
+  d: { tool: string; name: string; masked: string; length: number },
+  viewer: Viewer,
+): Html {
+  return subPage(
+    `Environment variable ${d.name}`,
+    d.tool,
+    viewer,
+    html`<dl class="facts">
+        <dt>Value (masked)</dt>
+        <dd><code id="env-value">${d.length ? d.masked : "(empty)"}</code></dd>
+        <dt>Length</dt>
+        <dd>${d.length} ${d.length === 1 ? "character" : "characters"}</dd>
+      </dl>
+      <p>
+        Only the first and last two characters of a value longer than 8 are shown. The whole value:
+        <code>slipway envvars show ${d.name}</code>.
+      </p>`,
   );
 }
 

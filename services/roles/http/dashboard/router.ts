@@ -1,11 +1,13 @@
 import express, { Router, type ErrorRequestHandler, type Request, type Response } from "express";
 import type { EnvVar } from "../../../ports/envvars.js";
 import type { ContainerUsage } from "../../../ports/runtime.js";
+import type { UsageSample } from "../../../ports/usage.js";
 import type { BuildLogs } from "../../../ports/logs.js";
 import type { StateStore } from "../../../ports/store.js";
 import type { JobService } from "../../../domain/jobs/job-service.js";
 import type { ReleaseService } from "../../../domain/releases/release-service.js";
 import type { WebserviceService } from "../../../domain/releases/webservice-service.js";
+import { maskValue } from "../../../domain/envvars/envvars.js";
 import { toolView, type ToolService } from "../../../domain/tools/tool-service.js";
 import { validateToolName } from "../../../domain/tools/tool.js";
 import { AuthError, ForbiddenError, NotFoundError } from "../../../platform/errors.js";
@@ -19,6 +21,7 @@ import type { Html } from "./html.js";
 import {
   adminPage,
   buildPage,
+  envValuePage,
   errorPage,
   jobPage,
   rollbackPage,
@@ -37,7 +40,11 @@ export interface DashboardDeps {
   readonly webservice?: Pick<WebserviceService, "status" | "logs"> | undefined;
   readonly jobs: JobService;
   readonly logs: BuildLogs;
-  readonly envvars: { list(tool: string): Promise<readonly EnvVar[]> };
+  /** The API's env var service: names for the tool page, one value (masked) on request. */
+  readonly envvars: {
+    list(tool: string): Promise<readonly EnvVar[]>;
+    get(tool: string, name: string): Promise<EnvVar>;
+  };
   readonly sessions: SessionKv;
   readonly adminTokenHash: string;
   readonly urls: { publicUrl: string; webUrl: (tool: string) => string };
@@ -46,6 +53,8 @@ export interface DashboardDeps {
   readonly toolExtras?: ((tool: string) => Promise<Record<string, unknown>>) | undefined;
   /** CPU and memory of the tool's containers now (the local profile's podman). */
   readonly usage?: ((tool: string) => Promise<readonly ContainerUsage[]>) | undefined;
+  /** The tool's CPU and memory samples of the last hour (the local profile's deployer takes them). */
+  readonly usageHistory?: { recent(tool: string): Promise<readonly UsageSample[]> } | undefined;
   /** Redis, registry, runtime and builders as the admin page shows them. */
   readonly health?: (() => Promise<HealthCheck[]>) | undefined;
 }
@@ -155,7 +164,7 @@ export function dashboardRouter(deps: DashboardDeps): Router {
 
   r.get("/ui/tools/:tool", async (req, res) => {
     const tool = await toolOf(req);
-    const [builds, releases, jobs, vars, extras, serving, output, usage] = await Promise.all([
+    const [builds, releases, jobs, vars, extras, serving, output, usage, history] = await Promise.all([
       deps.store.listBuilds(tool.name, 20),
       deps.releases.list(tool.name, 20),
       deps.jobs.list(tool.name),
@@ -165,6 +174,7 @@ export function dashboardRouter(deps: DashboardDeps): Router {
       // No output yet (nothing deployed) is the common case of an empty tool, not an error.
       deps.webservice?.logs(tool.name, undefined, OUTPUT_LINES).catch(() => undefined),
       deps.usage?.(tool.name).catch(() => undefined),
+      deps.usageHistory?.recent(tool.name),
     ]);
     const view = toolView(tool, deps.urls);
     const gitlab = (extras as { gitlab?: { web_url?: string } | null }).gitlab ?? undefined;
@@ -188,12 +198,25 @@ export function dashboardRouter(deps: DashboardDeps): Router {
             usage,
           },
           envNames: vars.map((v) => v.name).sort(),
+          usageHistory: history,
           now: new Date(),
           flash,
         },
         req.viewer,
       ),
     );
+  });
+
+  // One value, masked, for the session that asks with its CSRF token: never on the tool page itself.
+  r.post("/ui/tools/:tool/envvars/:name", sameOrigin, form, async (req, res) => {
+    csrf(req);
+    const tool = await toolOf(req);
+    const { name, value } = await deps.envvars.get(tool.name, String(req.params.name));
+    (req.log ?? deps.logger).info(
+      { tool: tool.name, name, actor: req.viewer?.principal.kind },
+      "environment variable shown masked in the dashboard",
+    );
+    send(res, envValuePage({ tool: tool.name, name, ...maskValue(value) }, req.viewer!));
   });
 
   r.get("/ui/tools/:tool/builds/:id", async (req, res) => {
