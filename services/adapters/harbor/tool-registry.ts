@@ -14,7 +14,8 @@ export const PULL_ROBOT_NAME = "slipway-pull";
  * Harbor as the cluster profile's image store: each tool gets a private project `tool-<tool>` and a
  * robot account that may only pull from it, so one tool's pods cannot pull another tool's images.
  * Harbor shows a robot's secret once, so Slipway keeps it (encrypted, in `store`); when it is lost, the
- * robot's secret is refreshed rather than a second robot created.
+ * robot's secret is refreshed rather than a second robot created. Each project gets a tag-retention
+ * policy when Slipway first sees it (created, or existing from before), and goes with the tool.
  */
 export class HarborToolRegistry implements ToolRegistryAccess {
   /** Projects known to exist: a build checks its project once per process, not per push. */
@@ -28,6 +29,8 @@ export class HarborToolRegistry implements ToolRegistryAccess {
       readonly store: PullCredentialStore;
       /** `host[:port]` of Harbor's registry, as in image references. */
       readonly registryHost: string;
+      /** Artifacts per repository Harbor's daily tag retention keeps (the newest pushed). */
+      readonly keepImages: number;
       readonly logger: Logger;
     },
   ) {}
@@ -101,11 +104,29 @@ export class HarborToolRegistry implements ToolRegistryAccess {
     return this.credentialsOf({ username: robot.name, password: robot.secret });
   }
 
+  /**
+   * `tools delete`: the tool's project, its repositories, robots and retention policy. The sealed pull
+   * secret is the tool's state in Redis and goes with it. Idempotent.
+   */
+  async removeTool(tool: string): Promise<void> {
+    const project = `tool-${tool}`;
+    await this.deps.client.deleteProject(project);
+    // A tool made again under this name gets its project (and retention) made again.
+    this.projects.delete(project);
+    this.deps.logger.info({ tool, project }, "deleted the tool's Harbor project");
+  }
+
   private project(name: string): Promise<number> {
     let known = this.projects.get(name);
     if (!known) {
-      known = this.deps.client.ensureProject(name).then(({ projectId, created }) => {
-        if (created) this.deps.logger.info({ project: name }, "created Harbor project");
+      const { client, logger, keepImages } = this.deps;
+      known = client.ensureProject(name).then(async ({ projectId, created, retentionId }) => {
+        if (created) logger.info({ project: name }, "created Harbor project");
+        // Also for projects made before Slipway set retention: the first push after the upgrade.
+        if (retentionId === undefined) {
+          await client.createRetention(name, projectId, keepImages);
+          logger.info({ project: name, keep: keepImages }, "set the Harbor project's tag retention");
+        }
         return projectId;
       });
       // A failure is not remembered: the next push tries again.
