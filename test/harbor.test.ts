@@ -128,6 +128,12 @@ describe("Harbor tag retention", () => {
     expect(policy?.scope).toEqual({ level: "project", ref: harbor.project(project)!.project_id });
   });
 
+  it("leaves the shared base-layer project without one", async () => {
+    await access().preparePush("slipway/run");
+    expect(harbor.project("slipway")).toBeDefined();
+    expect(harbor.retention("slipway")).toBeUndefined();
+  });
+
   it("sets it on the first push after an upgrade for a project made without one, and only once", async () => {
     const project = `tool-${tool("old")}`;
     // What earlier Slipway versions did: the project alone.

@@ -122,8 +122,9 @@ export class HarborToolRegistry implements ToolRegistryAccess {
       const { client, logger, keepImages } = this.deps;
       known = client.ensureProject(name).then(async ({ projectId, created, retentionId }) => {
         if (created) logger.info({ project: name }, "created Harbor project");
-        // Also for projects made before Slipway set retention: the first push after the upgrade.
-        if (retentionId === undefined) {
+        // Also for projects made before Slipway set retention: the first push after the upgrade. Tool
+        // projects only: `slipway` holds the shared base layer, no artifacts to retain.
+        if (retentionId === undefined && name.startsWith("tool-")) {
           await client.createRetention(name, projectId, keepImages);
           logger.info({ project: name, keep: keepImages }, "set the Harbor project's tag retention");
         }
