@@ -100,13 +100,17 @@ describe("Harbor projects", () => {
     expect(created?.body).toEqual({ project_name: project, metadata: { public: "false" } });
   });
 
-  it("checks a project once per process, not on every push", async () => {
+  it("reads a tool's project once per push (another process may have deleted it), the base project once", async () => {
     const a = access();
     const project = `tool-${tool("beta")}`;
     await a.preparePush(`${project}/web`);
+    await a.preparePush("slipway/run");
     const reads = harbor.requests.length;
     await a.preparePush(`${project}/web`);
-    expect(harbor.requests.length).toBe(reads);
+    await a.preparePush("slipway/run");
+    expect(harbor.requests.slice(reads).map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET /projects/${project}`,
+    ]);
   });
 });
 
@@ -199,6 +203,25 @@ describe("tools delete with Harbor", () => {
 
       // A tool made again under the same name gets a new project with its retention.
       await images.access.preparePush(`${project}/web`);
+      expect(harbor.project(project)).toBeDefined();
+      expect(harbor.retention(project)).toBeDefined();
+      await images.close();
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it("a builder in another process pushes again after the tool is deleted and made again", async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), "slipway-harbor-home-"));
+    try {
+      const name = tool("again");
+      const project = `tool-${name}`;
+      const builder = access();
+      await builder.preparePush(`${project}/web`);
+      const { images, deletion } = await harborServer(home);
+      await deletion.delete(name, { force: false });
+      expect(harbor.project(project)).toBeUndefined();
+      await builder.preparePush(`${project}/web`);
       expect(harbor.project(project)).toBeDefined();
       expect(harbor.retention(project)).toBeDefined();
       await images.close();

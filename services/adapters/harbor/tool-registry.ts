@@ -18,7 +18,10 @@ export const PULL_ROBOT_NAME = "slipway-pull";
  * policy when Slipway first sees it (created, or existing from before), and goes with the tool.
  */
 export class HarborToolRegistry implements ToolRegistryAccess {
-  /** Projects known to exist: a build checks its project once per process, not per push. */
+  /**
+   * Project checks under way, and the `slipway` project once known: a tool's project is read again on
+   * each push (one GET), since `tools delete` in another process may have removed it since.
+   */
   private readonly projects = new Map<string, Promise<number>>();
   /** One credential lookup per tool at a time, so two deploys cannot refresh each other's secret away. */
   private readonly inFlight = new Map<string, Promise<PullCredentials>>();
@@ -111,8 +114,6 @@ export class HarborToolRegistry implements ToolRegistryAccess {
   async removeTool(tool: string): Promise<void> {
     const project = `tool-${tool}`;
     await this.deps.client.deleteProject(project);
-    // A tool made again under this name gets its project (and retention) made again.
-    this.projects.delete(project);
     this.deps.logger.info({ tool, project }, "deleted the tool's Harbor project");
   }
 
@@ -131,7 +132,10 @@ export class HarborToolRegistry implements ToolRegistryAccess {
         return projectId;
       });
       // A failure is not remembered: the next push tries again.
-      known.catch(() => this.projects.delete(name));
+      known.then(
+        () => name.startsWith("tool-") && this.projects.delete(name),
+        () => this.projects.delete(name),
+      );
       this.projects.set(name, known);
     }
     return known;
