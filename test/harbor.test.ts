@@ -14,6 +14,7 @@ import { RedisPullCredentials } from "../services/adapters/store/redis-pull-cred
 import { CryptoBox } from "../services/platform/crypto-box.js";
 import { loadConfig } from "../services/platform/env.js";
 import { registryFeature } from "../services/roles/server/registry-wiring.js";
+import { toolDeletion } from "../services/roles/server/tool-deletion-wiring.js";
 import { registryRouter } from "../services/roles/http/api-registry.js";
 import { errorHandler } from "../services/roles/http/errors.js";
 import type { Principal } from "../services/roles/http/auth.js";
@@ -52,14 +53,28 @@ beforeEach(() => {
   tool = (name) => `${name}${prefix}`;
 });
 
-function access(password = harbor.admin.password): HarborToolRegistry {
+function access(password = harbor.admin.password, keepImages = 10): HarborToolRegistry {
   return new HarborToolRegistry({
     client: HarborClient.create({ url: harbor.url, username: harbor.admin.username, password }),
     store: new RedisPullCredentials(conn, box),
     registryHost: harbor.host,
+    keepImages,
     logger: memoryLogger(),
   });
 }
+
+/** A server's configuration with SLIPWAY_REGISTRY_KIND=harbor pointing at the double. */
+const harborConfig = (home: string) =>
+  loadConfig(
+    {
+      SLIPWAY_HOME: home,
+      SLIPWAY_REGISTRY_URL: harbor.url,
+      SLIPWAY_REGISTRY_KIND: "harbor",
+      SLIPWAY_REGISTRY_USERNAME: harbor.admin.username,
+      SLIPWAY_REGISTRY_PASSWORD: harbor.admin.password,
+    },
+    "/repo",
+  );
 
 /** Pulls a manifest the way a cluster would: the distribution API with Harbor's token flow. */
 function pull(creds: PullCredentials, repository: string, digest: string) {
@@ -85,13 +100,172 @@ describe("Harbor projects", () => {
     expect(created?.body).toEqual({ project_name: project, metadata: { public: "false" } });
   });
 
-  it("checks a project once per process, not on every push", async () => {
+  it("reads a tool's project once per push (another process may have deleted it), the base project once", async () => {
     const a = access();
     const project = `tool-${tool("beta")}`;
     await a.preparePush(`${project}/web`);
+    await a.preparePush("slipway/run");
     const reads = harbor.requests.length;
     await a.preparePush(`${project}/web`);
-    expect(harbor.requests.length).toBe(reads);
+    await a.preparePush("slipway/run");
+    expect(harbor.requests.slice(reads).map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET /projects/${project}`,
+    ]);
+  });
+});
+
+describe("Harbor tag retention", () => {
+  it("gives a tool's new project a daily retention keeping the newest N pushed artifacts per repository", async () => {
+    const project = `tool-${tool("ret")}`;
+    await access(undefined, 7).preparePush(`${project}/web`);
+    // The double accepted it against RetentionPolicy's shape; this is what Harbor then runs.
+    const policy = harbor.retention(project);
+    expect(policy?.rules).toHaveLength(1);
+    expect(policy?.rules[0]).toMatchObject({
+      action: "retain",
+      template: "latestPushedK",
+      params: { latestPushedK: 7 },
+      tag_selectors: [{ decoration: "matches", pattern: "**" }],
+    });
+    expect(policy?.rules[0]?.scope_selectors.repository).toMatchObject([{ pattern: "**" }]);
+    expect(policy?.trigger.settings.cron).toBe("0 0 0 * * *");
+    expect(policy?.scope).toEqual({ level: "project", ref: harbor.project(project)!.project_id });
+  });
+
+  it("leaves the shared base-layer project without one", async () => {
+    await access().preparePush("slipway/run");
+    expect(harbor.project("slipway")).toBeDefined();
+    expect(harbor.retention("slipway")).toBeUndefined();
+  });
+
+  it("sets it on the first push after an upgrade for a project made without one, and only once", async () => {
+    const project = `tool-${tool("old")}`;
+    // What earlier Slipway versions did: the project alone.
+    await HarborClient.create({ url: harbor.url, ...harbor.admin }).ensureProject(project);
+    expect(harbor.retention(project)).toBeUndefined();
+    const before = posts("/retentions");
+    // Two processes racing for the first push: Harbor takes one policy, the other is told it exists.
+    await Promise.all([access().preparePush(`${project}/web`), access().preparePush(`${project}/web`)]);
+    expect(harbor.retention(project)?.rules[0]?.params).toEqual({ latestPushedK: 10 });
+    await access().preparePush(`${project}/web`);
+    expect(posts("/retentions") - before).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("tools delete with Harbor", () => {
+  async function harborServer(home: string) {
+    const config = harborConfig(home);
+    const images = await registryFeature(config, { redis: conn, logger: memoryLogger() });
+    const deletion = toolDeletion(config, {
+      redis: conn,
+      store: {
+        getTool: (name: string) => Promise.resolve({ name }),
+        listBuilds: () => Promise.resolve([]),
+      } as never,
+      builds: { cancel: () => Promise.resolve() },
+      reposDir: path.join(home, "repos"),
+      backend: { toolTraces: () => [] },
+      profile: { toolTraces: () => [] },
+      registry: images.traces,
+      logger: memoryLogger(),
+    });
+    return { images, deletion };
+  }
+
+  it("deletes the tool's project with its repositories, robot and retention; again is fine", async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), "slipway-harbor-home-"));
+    try {
+      const name = tool("gone");
+      const project = `tool-${name}`;
+      const { images, deletion } = await harborServer(home);
+      await images.access.preparePush(`${project}/web`);
+      const creds = await images.access.pullCredentials(name);
+      const digest = harbor.seedManifest(`${project}/web`, `{"schemaVersion":2,"g":1}`);
+      // A repository name with a `/` past the project: Harbor wants it double-encoded.
+      harbor.seedManifest(`${project}/web/cache`, `{"schemaVersion":2,"g":2}`);
+      const other = `tool-${tool("stays")}`;
+      harbor.seedManifest(`${other}/web`, `{"schemaVersion":2,"s":1}`);
+      await images.access.preparePush(`${other}/web`);
+
+      const answer = await deletion.delete(name, { force: false });
+      expect(answer.removed).toContain("Harbor project");
+      expect(harbor.project(project)).toBeUndefined();
+      expect(harbor.repositories(project)).toEqual([]);
+      expect(harbor.robots().filter((r) => r.name === creds.username)).toEqual([]);
+      expect(await conn.get(`slipway:registry-pull:${name}`)).toBeNull();
+      await expect(pull(creds, `${project}/web`, digest)).rejects.toMatchObject({ code: "unauthorized" });
+      // Another tool's project is untouched.
+      expect(harbor.repositories(other)).toEqual([`${other}/web`]);
+      expect(harbor.retention(other)).toBeDefined();
+
+      // Run again (the tool record was faked back): Harbor's 404 is success.
+      expect((await deletion.delete(name, { force: false })).removed).toContain("Harbor project");
+
+      // A tool made again under the same name gets a new project with its retention.
+      await images.access.preparePush(`${project}/web`);
+      expect(harbor.project(project)).toBeDefined();
+      expect(harbor.retention(project)).toBeDefined();
+      await images.close();
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it("a builder in another process pushes again after the tool is deleted and made again", async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), "slipway-harbor-home-"));
+    try {
+      const name = tool("again");
+      const project = `tool-${name}`;
+      const builder = access();
+      await builder.preparePush(`${project}/web`);
+      const { images, deletion } = await harborServer(home);
+      await deletion.delete(name, { force: false });
+      expect(harbor.project(project)).toBeUndefined();
+      await builder.preparePush(`${project}/web`);
+      expect(harbor.project(project)).toBeDefined();
+      expect(harbor.retention(project)).toBeDefined();
+      await images.close();
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it("says to run it again when Harbor fails part-way, and the next run finishes", async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), "slipway-harbor-home-"));
+    try {
+      const name = tool("flaky");
+      const project = `tool-${name}`;
+      const { images, deletion } = await harborServer(home);
+      await images.access.preparePush(`${project}/web`);
+      harbor.seedManifest(`${project}/web`, `{"schemaVersion":2,"f":1}`);
+      harbor.failNext(503);
+      await expect(deletion.delete(name, { force: false })).rejects.toThrow(
+        new RegExp(
+          `could not remove the Harbor project of "${name}".*run \`slipway tools delete ${name}\` again`,
+        ),
+      );
+      expect(harbor.project(project)).toBeDefined();
+      await deletion.delete(name, { force: false });
+      expect(harbor.project(project)).toBeUndefined();
+      await images.close();
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it("the double refuses to delete a project that still has repositories, as Harbor does", async () => {
+    const project = `tool-${tool("full")}`;
+    await access().preparePush(`${project}/web`);
+    harbor.seedManifest(`${project}/web`, `{"schemaVersion":2,"x":1}`);
+    const res = await fetch(`${harbor.url}/api/v2.0/projects/${project}`, {
+      method: "DELETE",
+      headers: {
+        "x-is-resource-name": "true",
+        authorization: `Basic ${Buffer.from(`${harbor.admin.username}:${harbor.admin.password}`).toString("base64")}`,
+      },
+    });
+    expect(res.status).toBe(412);
+    expect(harbor.project(project)).toBeDefined();
   });
 });
 
@@ -198,16 +372,7 @@ describe("server wiring", () => {
   it("uses Harbor for SLIPWAY_REGISTRY_KIND=harbor: pushes go to its host, each tool gets its own robot", async () => {
     const home = await mkdtemp(path.join(os.tmpdir(), "slipway-harbor-home-"));
     try {
-      const config = loadConfig(
-        {
-          SLIPWAY_HOME: home,
-          SLIPWAY_REGISTRY_URL: harbor.url,
-          SLIPWAY_REGISTRY_KIND: "harbor",
-          SLIPWAY_REGISTRY_USERNAME: harbor.admin.username,
-          SLIPWAY_REGISTRY_PASSWORD: harbor.admin.password,
-        },
-        "/repo",
-      );
+      const config = harborConfig(home);
       const images = await registryFeature(config, { redis: conn, logger: memoryLogger() });
       expect(images.endpoint).toMatchObject({ url: harbor.url, host: harbor.host, username: "admin" });
       await images.access.preparePush(`tool-${tool("wired")}/web`);

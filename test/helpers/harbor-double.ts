@@ -7,7 +7,8 @@ import { z } from "zod";
 /**
  * A stand-in for Harbor 2.x: the REST API v2.0 endpoints Slipway calls, with the request and response
  * shapes of Harbor's swagger (goharbor/harbor api/v2.0/swagger.yaml: ProjectReq, Project, RobotCreate,
- * RobotCreated, Robot, RobotSec, Errors), and Harbor's registry side as far as pulling goes: the
+ * RobotCreated, Robot, RobotSec, Repository, RetentionPolicy, Errors), Harbor's rules around them (a
+ * project with repositories cannot be deleted: 412; a project takes one retention policy), and Harbor's registry side as far as pulling goes: the
  * distribution API behind the token service (`/service/token`, service `harbor-registry`), where a
  * robot is granted only the actions its permissions list on its own project's repositories.
  * Requests it does not understand get Harbor's 400/404/422; it records every API request.
@@ -50,10 +51,67 @@ const robotCreate = z
   .strict();
 const robotSec = z.object({ secret: z.string().optional() }).strict();
 
+// RetentionPolicy (src/pkg/retention/policy/models.go); templates from src/pkg/retention/policy/rule/*.
+const TEMPLATES = [
+  "latestPushedK",
+  "latestPulledN",
+  "latestActiveK",
+  "nDaysSinceLastPush",
+  "nDaysSinceLastPull",
+  "lastXDays",
+  "always",
+  "nothing",
+] as const;
+const selector = (decorations: [string, ...string[]]) =>
+  z
+    .object({
+      kind: z.literal("doublestar"),
+      decoration: z.enum(decorations),
+      pattern: z.string().min(1),
+      extras: z.string().optional(),
+    })
+    .strict();
+const retentionRule = z
+  .object({
+    id: z.number().int().optional(),
+    priority: z.number().int(),
+    disabled: z.boolean(),
+    action: z.literal("retain"),
+    template: z.enum(TEMPLATES),
+    params: z.record(z.string(), z.unknown()),
+    tag_selectors: z.array(selector(["matches", "excludes"])).min(1),
+    scope_selectors: z
+      .object({ repository: z.array(selector(["repoMatches", "repoExcludes"])).min(1) })
+      .strict(),
+  })
+  .strict()
+  // The template's count is its own param: {latestPushedK: N}.
+  .refine((r) => ["always", "nothing"].includes(r.template) || Number.isInteger(r.params[r.template]), {
+    message: "params must hold the template's count",
+  });
+const retentionPolicy = z
+  .object({
+    id: z.number().int().optional(),
+    algorithm: z.literal("or"),
+    rules: z.array(retentionRule).min(1).max(15),
+    trigger: z
+      .object({
+        kind: z.literal("Schedule"),
+        // Harbor's cron (robfig/cron with seconds): six fields.
+        settings: z.object({ cron: z.string().regex(/^\S+( \S+){5}$/) }).strict(),
+        references: z.record(z.string(), z.unknown()).optional(),
+      })
+      .strict(),
+    scope: z.object({ level: z.literal("project"), ref: z.number().int() }).strict(),
+  })
+  .strict();
+export type RetentionPolicy = z.infer<typeof retentionPolicy>;
+
 interface Project {
   project_id: number;
   name: string;
   public: boolean;
+  retention_id?: number;
 }
 interface Robot {
   id: number;
@@ -82,6 +140,10 @@ export interface HarborDouble {
   readonly requests: HarborRequest[];
   project(name: string): Project | undefined;
   robots(): readonly Omit<Robot, "secret">[];
+  /** The project's tag-retention policy, as Slipway sent it. */
+  retention(project: string): RetentionPolicy | undefined;
+  /** The project's repositories (`<project>/<name>`), from the manifests pushed to it. */
+  repositories(project: string): string[];
   /** Stores a manifest as if it had been pushed: `repository` is `<project>/<name>`. Returns its digest. */
   seedManifest(repository: string, body: string): string;
   /** The next `count` API requests answer `status` with Harbor's error body. */
@@ -93,6 +155,7 @@ export async function startHarborDouble(): Promise<HarborDouble> {
   const admin = { username: "admin", password: randomBytes(12).toString("hex") };
   const projects = new Map<string, Project>();
   const robots = new Map<number, Robot>();
+  const retentions = new Map<number, RetentionPolicy>();
   const manifests = new Map<string, string>();
   const tokens = new Map<string, Map<string, Set<string>>>();
   const requests: HarborRequest[] = [];
@@ -136,8 +199,85 @@ export async function startHarborDouble(): Promise<HarborDouble> {
     res.json({
       project_id: project.project_id,
       name: project.name,
-      metadata: { public: String(project.public) },
+      metadata: {
+        public: String(project.public),
+        ...(project.retention_id ? { retention_id: String(project.retention_id) } : {}),
+      },
     });
+  });
+
+  const repositoriesOf = (project: string) => [
+    ...new Set(
+      [...manifests.keys()].map((k) => k.slice(0, k.indexOf("@"))).filter((r) => r.startsWith(`${project}/`)),
+    ),
+  ];
+
+  app.get("/api/v2.0/projects/:name/repositories", (req, res) => {
+    const name = String(req.params.name);
+    const project = req.header("x-is-resource-name") === "true" ? projects.get(name) : undefined;
+    if (!project) return void errors(res, 404, "NOT_FOUND", `project ${name} not found`);
+    const size = Math.min(Number(req.query.page_size ?? 10), 100);
+    const page = Number(req.query.page ?? 1);
+    const all = repositoriesOf(name);
+    res.setHeader("x-total-count", String(all.length));
+    res.json(
+      all.slice((page - 1) * size, page * size).map((r, i) => ({
+        id: i + 1,
+        name: r,
+        project_id: project.project_id,
+        artifact_count: [...manifests.keys()].filter((k) => k.startsWith(`${r}@`)).length,
+      })),
+    );
+  });
+
+  app.delete("/api/v2.0/projects/:name/repositories/:repo", (req, res) => {
+    const name = String(req.params.name);
+    // Express decoded the path once; Harbor wants a `/` in the repository name encoded twice.
+    const once = String(req.params.repo);
+    if (once.includes("/")) return void errors(res, 404, "NOT_FOUND", "no such route");
+    const repository = `${name}/${decodeURIComponent(once)}`;
+    if (!repositoriesOf(name).includes(repository)) {
+      return void errors(res, 404, "NOT_FOUND", `repository ${repository} not found`);
+    }
+    for (const key of [...manifests.keys()]) if (key.startsWith(`${repository}@`)) manifests.delete(key);
+    res.status(200).end();
+  });
+
+  app.delete("/api/v2.0/projects/:name", (req, res) => {
+    const name = String(req.params.name);
+    const project = req.header("x-is-resource-name") === "true" ? projects.get(name) : undefined;
+    if (!project) return void errors(res, 404, "NOT_FOUND", `project ${name} not found`);
+    if (repositoriesOf(name).length > 0) {
+      return void errors(
+        res,
+        412,
+        "PRECONDITION",
+        `the project ${name} contains repositories, can not be deleted`,
+      );
+    }
+    projects.delete(name);
+    for (const [id, r] of robots) if (r.project_id === project.project_id) robots.delete(id);
+    if (project.retention_id) retentions.delete(project.retention_id);
+    res.status(200).end();
+  });
+
+  app.post("/api/v2.0/retentions", (req, res) => {
+    const parsed = retentionPolicy.safeParse(req.body);
+    if (!parsed.success) return void errors(res, 400, "BAD_REQUEST", parsed.error.message);
+    const project = [...projects.values()].find((p) => p.project_id === parsed.data.scope.ref);
+    if (!project) return void errors(res, 400, "BAD_REQUEST", `project ${parsed.data.scope.ref} not found`);
+    if (project.retention_id) {
+      return void errors(
+        res,
+        400,
+        "BAD_REQUEST",
+        `project: ${project.project_id} already has retention policy ${project.retention_id}`,
+      );
+    }
+    const id = nextId++;
+    retentions.set(id, { ...parsed.data, id });
+    project.retention_id = id;
+    res.status(201).location(`/api/v2.0/retentions/${id}`).end();
   });
 
   app.post("/api/v2.0/projects", (req, res) => {
@@ -285,6 +425,11 @@ export async function startHarborDouble(): Promise<HarborDouble> {
     requests,
     project: (name) => projects.get(name),
     robots: () => [...robots.values()].map(({ secret: _secret, ...rest }) => rest),
+    retention(name) {
+      const id = projects.get(name)?.retention_id;
+      return id ? retentions.get(id) : undefined;
+    },
+    repositories: repositoriesOf,
     seedManifest(repository, body) {
       const digest = `sha256:${createHash("sha256").update(body).digest("hex")}`;
       manifests.set(`${repository}@${digest}`, body);

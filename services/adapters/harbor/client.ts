@@ -29,7 +29,13 @@ export interface CreatedRobot {
 
 // The shapes Slipway reads, from Harbor's swagger (api/v2.0/swagger.yaml): Project, RobotCreated,
 // Robot and RobotSec. Unknown fields are ignored; a missing one is Harbor answering something else.
-const projectSchema = z.object({ project_id: z.number().int(), name: z.string() });
+const projectSchema = z.object({
+  project_id: z.number().int(),
+  name: z.string(),
+  // ProjectMetadata: string values; `retention_id` names the project's tag-retention policy, if any.
+  metadata: z.record(z.string(), z.string()).optional(),
+});
+const repositoryListSchema = z.array(z.object({ name: z.string() }));
 const robotCreatedSchema = z.object({ id: z.number().int(), name: z.string(), secret: z.string().min(1) });
 const robotListSchema = z.array(z.object({ id: z.number().int(), name: z.string() }));
 const robotSecSchema = z.object({ secret: z.string().min(1) });
@@ -55,9 +61,12 @@ export class HarborClient {
   }
 
   /** The project's id, creating it private first when it is missing. Safe to call concurrently. */
-  async ensureProject(name: string): Promise<{ projectId: number; created: boolean }> {
+  async ensureProject(
+    name: string,
+  ): Promise<{ projectId: number; created: boolean; retentionId: number | undefined }> {
     const existing = await this.getProject(name);
-    if (existing) return { projectId: existing.project_id, created: false };
+    if (existing)
+      return { projectId: existing.project_id, created: false, retentionId: retentionOf(existing) };
     const res = await this.send("POST", "projects", `create project ${name}`, {
       // `metadata.public` is a string in Harbor's ProjectMetadata; the top-level `public` is deprecated.
       body: { project_name: name, metadata: { public: "false" } },
@@ -69,7 +78,87 @@ export class HarborClient {
     const project = await this.getProject(name);
     if (!project)
       throw new TransientError(`Harbor ${this.host} created project ${name} but does not show it yet`);
-    return { projectId: project.project_id, created };
+    return { projectId: project.project_id, created, retentionId: retentionOf(project) };
+  }
+
+  /**
+   * Gives the project a tag-retention policy keeping, in each repository, the `keep` most recently
+   * pushed artifacts, run daily at midnight (Harbor's cron has a seconds field). Harbor takes a POST only
+   * while the project has none; losing that race to another process is fine.
+   */
+  async createRetention(project: string, projectId: number, keep: number): Promise<void> {
+    const doublestar = (decoration: string) => ({ kind: "doublestar", decoration, pattern: "**" });
+    const policy = {
+      algorithm: "or",
+      rules: [
+        {
+          priority: 1,
+          disabled: false,
+          action: "retain",
+          template: "latestPushedK",
+          params: { latestPushedK: keep },
+          tag_selectors: [doublestar("matches")],
+          scope_selectors: { repository: [doublestar("repoMatches")] },
+        },
+      ],
+      trigger: { kind: "Schedule", settings: { cron: "0 0 0 * * *" } },
+      scope: { level: "project", ref: projectId },
+    };
+    try {
+      const res = await this.send("POST", "retentions", `set the tag retention of project ${project}`, {
+        body: policy,
+        accept: [201],
+      });
+      await res.body?.cancel();
+    } catch (error) {
+      if (!(error instanceof InputError || error instanceof ConflictError)) throw error;
+      const now = await this.getProject(project);
+      if (!now || retentionOf(now) === undefined) throw error;
+    }
+  }
+
+  /**
+   * Deletes the project with its repositories (Harbor refuses to delete a project that still has any:
+   * 412) and with them its robot accounts and retention policy. Gone already is fine.
+   */
+  async deleteProject(name: string): Promise<void> {
+    const project = encodeURIComponent(name);
+    const deleted = new Set<string>();
+    for (;;) {
+      const query = new URLSearchParams({ page: "1", page_size: "100" });
+      const res = await this.send(
+        "GET",
+        `projects/${project}/repositories?${query.toString()}`,
+        `list the repositories of project ${name}`,
+        { headers: { "x-is-resource-name": "true" }, accept: [200, 404] },
+      );
+      if (res.status === 404) {
+        await res.body?.cancel();
+        break;
+      }
+      const repositories = await this.parse(res, repositoryListSchema, "repository list");
+      if (repositories.length === 0) break;
+      if (repositories.every((r) => deleted.has(r.name))) {
+        throw new TransientError(`Harbor ${this.host} still lists deleted repositories of project ${name}`);
+      }
+      for (const { name: full } of repositories) {
+        deleted.add(full);
+        // Listed as `<project>/<rest>`; addressed without the project, a `/` in the rest double-encoded.
+        const rest = full.startsWith(`${name}/`) ? full.slice(name.length + 1) : full;
+        const del = await this.send(
+          "DELETE",
+          `projects/${project}/repositories/${encodeURIComponent(encodeURIComponent(rest))}`,
+          `delete repository ${full}`,
+          { accept: [200, 404] },
+        );
+        await del.body?.cancel();
+      }
+    }
+    const res = await this.send("DELETE", `projects/${project}`, `delete project ${name}`, {
+      headers: { "x-is-resource-name": "true" },
+      accept: [200, 404],
+    });
+    await res.body?.cancel();
   }
 
   /** A robot that may only pull from `project`, never expiring; ConflictError if the name is taken. */
@@ -210,6 +299,11 @@ export class HarborClient {
         throw new InputError(message, { details });
     }
   }
+}
+
+function retentionOf(project: z.infer<typeof projectSchema>): number | undefined {
+  const id = Number(project.metadata?.retention_id);
+  return Number.isInteger(id) && id > 0 ? id : undefined;
 }
 
 const messageOf = (e: unknown) =>

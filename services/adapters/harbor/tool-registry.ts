@@ -14,10 +14,14 @@ export const PULL_ROBOT_NAME = "slipway-pull";
  * Harbor as the cluster profile's image store: each tool gets a private project `tool-<tool>` and a
  * robot account that may only pull from it, so one tool's pods cannot pull another tool's images.
  * Harbor shows a robot's secret once, so Slipway keeps it (encrypted, in `store`); when it is lost, the
- * robot's secret is refreshed rather than a second robot created.
+ * robot's secret is refreshed rather than a second robot created. Each project gets a tag-retention
+ * policy when Slipway first sees it (created, or existing from before), and goes with the tool.
  */
 export class HarborToolRegistry implements ToolRegistryAccess {
-  /** Projects known to exist: a build checks its project once per process, not per push. */
+  /**
+   * Project checks under way, and the `slipway` project once known: a tool's project is read again on
+   * each push (one GET), since `tools delete` in another process may have removed it since.
+   */
   private readonly projects = new Map<string, Promise<number>>();
   /** One credential lookup per tool at a time, so two deploys cannot refresh each other's secret away. */
   private readonly inFlight = new Map<string, Promise<PullCredentials>>();
@@ -28,6 +32,8 @@ export class HarborToolRegistry implements ToolRegistryAccess {
       readonly store: PullCredentialStore;
       /** `host[:port]` of Harbor's registry, as in image references. */
       readonly registryHost: string;
+      /** Artifacts per repository Harbor's daily tag retention keeps (the newest pushed). */
+      readonly keepImages: number;
       readonly logger: Logger;
     },
   ) {}
@@ -101,15 +107,35 @@ export class HarborToolRegistry implements ToolRegistryAccess {
     return this.credentialsOf({ username: robot.name, password: robot.secret });
   }
 
+  /**
+   * `tools delete`: the tool's project, its repositories, robots and retention policy. The sealed pull
+   * secret is the tool's state in Redis and goes with it. Idempotent.
+   */
+  async removeTool(tool: string): Promise<void> {
+    const project = `tool-${tool}`;
+    await this.deps.client.deleteProject(project);
+    this.deps.logger.info({ tool, project }, "deleted the tool's Harbor project");
+  }
+
   private project(name: string): Promise<number> {
     let known = this.projects.get(name);
     if (!known) {
-      known = this.deps.client.ensureProject(name).then(({ projectId, created }) => {
-        if (created) this.deps.logger.info({ project: name }, "created Harbor project");
+      const { client, logger, keepImages } = this.deps;
+      known = client.ensureProject(name).then(async ({ projectId, created, retentionId }) => {
+        if (created) logger.info({ project: name }, "created Harbor project");
+        // Also for projects made before Slipway set retention: the first push after the upgrade. Tool
+        // projects only: `slipway` holds the shared base layer, no artifacts to retain.
+        if (retentionId === undefined && name.startsWith("tool-")) {
+          await client.createRetention(name, projectId, keepImages);
+          logger.info({ project: name, keep: keepImages }, "set the Harbor project's tag retention");
+        }
         return projectId;
       });
       // A failure is not remembered: the next push tries again.
-      known.catch(() => this.projects.delete(name));
+      known.then(
+        () => name.startsWith("tool-") && this.projects.delete(name),
+        () => this.projects.delete(name),
+      );
       this.projects.set(name, known);
     }
     return known;

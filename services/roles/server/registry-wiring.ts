@@ -7,6 +7,7 @@ import { RedisPullCredentials } from "../../adapters/store/redis-pull-credential
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
 import type { ToolRegistryAccess } from "../../ports/registry-access.js";
+import type { ToolTraces } from "../../domain/tools/tool-deletion.js";
 import { loadCryptoBox } from "./crypto-key.js";
 
 /** Where images are pushed and pulled from, and with which account. */
@@ -26,7 +27,13 @@ export interface RegistryEndpoint {
 export async function registryFeature(
   config: Config,
   deps: { readonly redis: Redis; readonly logger: Logger },
-): Promise<{ endpoint: RegistryEndpoint; access: ToolRegistryAccess; close: () => Promise<void> }> {
+): Promise<{
+  endpoint: RegistryEndpoint;
+  access: ToolRegistryAccess;
+  /** What `tools delete` removes in the registry, when it is Slipway's to remove (Harbor's project). */
+  traces?: ToolTraces;
+  close: () => Promise<void>;
+}> {
   const external = config.registry;
   if (!external) {
     const server = await RegistryServer.fromConfig(config, deps.logger);
@@ -52,7 +59,10 @@ export async function registryFeature(
     }),
     store: new RedisPullCredentials(deps.redis, await loadCryptoBox(config.home)),
     registryHost: external.host,
+    // Harbor's own retention backs up Slipway's (ImageRetention) with the same count.
+    keepImages: config.keepReleases,
     logger: deps.logger.child({ component: "harbor" }),
   });
-  return { endpoint, access, close };
+  const traces: ToolTraces = { what: "Harbor project", remove: (tool) => access.removeTool(tool) };
+  return { endpoint, access, traces, close };
 }

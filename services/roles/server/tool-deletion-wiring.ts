@@ -29,6 +29,8 @@ export function toolDeletion(
     readonly reposDir: string;
     readonly backend: Pick<BuildBackendSetup, "toolTraces">;
     readonly profile: Pick<RuntimeProfile, "toolTraces">;
+    /** The external registry's traces of a tool, when it has any (Harbor: the tool's project). */
+    readonly registry?: ToolTraces | undefined;
     readonly logger: Logger;
   },
 ): ToolDeletion {
@@ -36,8 +38,12 @@ export function toolDeletion(
   const traces: ToolTraces[] = [
     new RedisToolSwitches(deps.redis),
     ...byKind([...deps.backend.toolTraces(), ...deps.profile.toolTraces()]),
-    // Only the embedded registry is Slipway's to prune; an external one keeps its images.
-    ...(config.registry ? [] : [new RegistryToolRepositories(path.join(home, "registry"))]),
+    // The embedded registry's repositories, or Harbor's project; a plain external registry keeps its images.
+    ...(config.registry
+      ? deps.registry
+        ? [deps.registry]
+        : []
+      : [new RegistryToolRepositories(path.join(home, "registry"))]),
     new GitToolRepository(deps.reposDir),
     new ToolCacheDirs(home),
     new RedisToolState(deps.redis),

@@ -137,6 +137,7 @@ export async function startApiRole(shared: Shared): Promise<string> {
             reposDir,
             backend: shared.buildBackend,
             profile,
+            registry: images.traces,
             logger,
           }),
         }),
