@@ -59,8 +59,10 @@ export async function registryFeature(
     }),
     store: new RedisPullCredentials(deps.redis, await loadCryptoBox(config.home)),
     registryHost: external.host,
-    // Harbor's own retention backs up Slipway's (ImageRetention) with the same count.
-    keepImages: config.keepReleases,
+    // Harbor's own retention only backs up Slipway's (ImageRetention, which knows what is live): it
+    // counts pushes, so a run of failed deploys could push the live image out of a window of
+    // SLIPWAY_KEEP_RELEASES. Three times that, at least 30, makes that a month of failures, not a week.
+    keepImages: Math.max(3 * config.keepReleases, 30),
     logger: deps.logger.child({ component: "harbor" }),
   });
   const traces: ToolTraces = { what: "Harbor project", remove: (tool) => access.removeTool(tool) };
