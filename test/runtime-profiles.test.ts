@@ -137,7 +137,11 @@ describe("runtime profiles", () => {
   // env.ts, so a new runtime or build backend is its folder and one line; the operator sees the same stop.
   it.each([
     ["SLIPWAY_RUNTIME", "nomad", 'no runtime profile "nomad" (SLIPWAY_RUNTIME); known: podman, kubernetes'],
-    ["SLIPWAY_BUILD_BACKEND", "tekton", 'no build backend "tekton" (SLIPWAY_BUILD_BACKEND); known: podman'],
+    [
+      "SLIPWAY_BUILD_BACKEND",
+      "jenkins",
+      'no build backend "jenkins" (SLIPWAY_BUILD_BACKEND); known: podman, tekton',
+    ],
   ])(
     "an unknown %s stops the start with the known names, before anything runs",
     async (name, value, message) => {
