@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { counterFiles } from "./limits.js";
+import { counterFiles, firstCause } from "./limits.js";
 
 const limits = { memoryMb: 256, pids: 64 };
 
@@ -34,5 +34,15 @@ describe("counterFiles", () => {
       ["/sys/fs/cgroup/machine.slice/libpod-abc.scope/container/memory.events", "oom_kill"],
       ["/sys/fs/cgroup/machine.slice/libpod-abc.scope/container/pids.events", "max"],
     ]);
+  });
+});
+
+describe("firstCause", () => {
+  it("names the process limit when one reading finds both it and memory hit (a fork bomb)", () => {
+    const memory = { kind: "memory", limitMb: 128 } as const;
+    const pids = { kind: "pids", limit: 512 } as const;
+    expect(firstCause([memory, pids])).toEqual(pids);
+    expect(firstCause([memory])).toEqual(memory);
+    expect(firstCause([])).toBeUndefined();
   });
 });

@@ -69,14 +69,16 @@ export class ContainerLimits {
   private async read(): Promise<LimitExceeded | undefined> {
     if (this.exceededLimit) return this.exceededLimit;
     this.files ??= await this.locate();
+    const hits: LimitExceeded[] = [];
     for (const c of this.files ?? []) {
       // The container is new: any count at all is this container's.
       const value = await readCounter(c.file, c.key);
-      if (value !== undefined && value > 0 && !this.exceededLimit) {
-        this.exceededLimit = c.hit;
-        this.stop();
-        void podman(["kill", this.container], { repoRoot: this.repoRoot, allowFailure: true });
-      }
+      if (value !== undefined && value > 0) hits.push(c.hit);
+    }
+    if (hits.length > 0 && !this.exceededLimit) {
+      this.exceededLimit = firstCause(hits);
+      this.stop();
+      void podman(["kill", this.container], { repoRoot: this.repoRoot, allowFailure: true });
     }
     return this.exceededLimit;
   }
@@ -93,6 +95,15 @@ export class ContainerLimits {
     if (text === undefined) return undefined;
     return counterFiles(text, this.limits);
   }
+}
+
+/**
+ * The limit to report when one reading finds several hit. A fork bomb's hundreds of shells also fill a
+ * small memory limit, and on a busy machine both counters have moved by the time they are read: the
+ * process limit is the cause then, and "ran out of memory" would send the maintainer the wrong way.
+ */
+export function firstCause(hits: readonly LimitExceeded[]): LimitExceeded | undefined {
+  return hits.find((h) => h.kind === "pids") ?? hits[0];
 }
 
 /**
