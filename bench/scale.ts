@@ -393,7 +393,9 @@ async function writeScaleResults(windowS: number): Promise<void> {
   const previous = (await readFile(file, "utf8").then(JSON.parse, () => ({}))) as Record<string, unknown>;
   const machine = { cores: os.cpus().length, node: process.version, at: new Date().toISOString() };
   const load = os.loadavg().map(round);
-  const note = `${TOOLS} tools, ${JOBS} jobs, runner window ${windowS} s; load average ${load.join(" ")} at the end (the machine was shared with other work: figures under load)`;
+  // Busy: more than half the cores' worth of load over the last 5 minutes came from something else too.
+  const busy = (load[1] ?? 0) > machine.cores / 2;
+  const note = `${TOOLS} tools, ${JOBS} jobs, runner window ${windowS} s; load average ${load.join(" ")} at the end${busy ? " (the machine was busy: figures under load)" : ""}`;
   await writeFile(file, JSON.stringify({ ...previous, scale: { machine, note, figures } }, null, 2) + "\n");
   process.stdout.write(`  ${note}\n\nwrote the scale section of bench/results/latest.json\n`);
 }
