@@ -2,7 +2,7 @@ import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { TektonBackend } from "../../adapters/tekton/backend.js";
 import type { BuildBackend } from "../../ports/build-backend.js";
-import type { Config } from "../../platform/env.js";
+import { ConfigError, type Config } from "../../platform/env.js";
 import { CNB_USER } from "../../adapters/stack/rootfs.js";
 import type { Logger } from "../../platform/logger.js";
 import type { SourceAccess } from "./source-access.js";
@@ -18,7 +18,7 @@ export async function tektonBuilder(
 ): Promise<BuildBackend> {
   const { buildImage, runImage, fetchImage } = config.tekton;
   if (!buildImage || !runImage || !fetchImage || !config.registry) {
-    throw new Error(
+    throw new ConfigError(
       "SLIPWAY_BUILD_BACKEND=tekton needs SLIPWAY_TEKTON_BUILD_IMAGE, SLIPWAY_TEKTON_RUN_IMAGE, SLIPWAY_TEKTON_FETCH_IMAGE and SLIPWAY_REGISTRY_URL",
     );
   }
