@@ -25,15 +25,18 @@ export interface Rollout {
    */
   plan(release: Release, vars: Readonly<Record<string, string>>, say: Say): Promise<RolloutPlan>;
   /**
-   * Brings the live release's missing processes back (after a reboot removed them) and returns the
-   * route to record when it changed. Absent where the runtime keeps them running itself (Kubernetes).
+   * Brings the live release's missing processes back (after a reboot removed them, or they crashed):
+   * how many replicas are still down (the route follows through `commit`). Absent where the
+   * runtime keeps them running itself (Kubernetes).
    */
   restore?(
     release: Release,
     route: Route,
     vars: Readonly<Record<string, string>>,
     log: Logger,
-  ): Promise<Route | undefined>;
+    /** Records the new route if the release is still live; false: a rollout moved on meanwhile. */
+    commit: (next: Route) => Promise<boolean>,
+  ): Promise<{ readonly down: number }>;
 }
 
 /** One release's rollout on one runtime; made by {@link Rollout.plan}, used once. */

@@ -46,15 +46,17 @@ export interface RunningApp {
   readonly address: { readonly host: string; readonly port: number };
 }
 
-/** Runs a tool's processes (podman locally, Kubernetes in a cluster). */
-/** One running container's CPU and memory use now, as the runtime reports it ("0.52%", "21MB / 268MB"). */
+/** One running container's CPU and memory use now. */
 export interface ContainerUsage {
   readonly process: string;
   readonly replica: number;
-  readonly cpu: string;
-  readonly memory: string;
+  /** Percent of one core. */
+  readonly cpuPercent: number;
+  readonly memoryBytes: number;
+  readonly memoryLimitBytes: number;
 }
 
+/** Runs a tool's processes (podman locally, Kubernetes in a cluster). */
 export interface AppRuntime {
   start(spec: RunSpec): Promise<RunningApp>;
   stop(id: string): Promise<void>;
@@ -73,4 +75,23 @@ export interface AppRuntime {
   ): Promise<RunOnceResult>;
   /** Runs a command line inside a running process's container (a health-check script); true on exit 0. */
   exec(id: string, command: string, timeoutS: number): Promise<{ ok: boolean; output: string }>;
+}
+
+/** A container of a tool's long-running process that ended by itself (crashed, or exited), not removed. */
+export interface ExitedProcess {
+  readonly id: string;
+  readonly tool: string;
+  readonly process: string;
+  readonly releaseId: string;
+  readonly replica: number;
+  readonly exitCode: number;
+  /** How long it ran, in milliseconds (from its last start to its exit). */
+  readonly ranMs: number;
+  /** When it exited (milliseconds since the epoch): one exit, told apart from the next of the same replica. */
+  readonly exitedAt: number;
+}
+
+/** The processes of this server's that ended by themselves (locally; Kubernetes restarts its own pods). */
+export interface ExitedProcesses {
+  exited(): Promise<ExitedProcess[]>;
 }

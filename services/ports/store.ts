@@ -148,6 +148,11 @@ export interface ReleaseStore {
 export interface RouteStore {
   setRoute(route: Route): Promise<void>;
   getRoute(tool: string): Promise<Route | undefined>;
+  /**
+   * Sets the route only while the current one still names release `expected` (atomically): a restart
+   * of the live release's processes never routes back to it after a rollout moved on. False if not set.
+   */
+  replaceRoute(route: Route, expected: string): Promise<boolean>;
   /** Removes the route (`webservice stop`): the proxy answers 503 for the tool until one is set again. */
   deleteRoute(tool: string): Promise<void>;
   /** Calls `onChange` with the tool name whenever its route changes, from any process. */

@@ -250,6 +250,20 @@ export function stateStoreContract(name: string, store: () => StateStore): void 
         expect(await store().getRoute(name)).toBeUndefined();
         await vi.waitFor(() => expect(heard).toHaveLength(3));
       });
+
+      it("replaces a route only while it still names the expected release", async () => {
+        const name = fresh("tool");
+        const route = { tool: name, release_id: "r1", host: "127.0.0.1", port: 4000, upstreams: [] };
+        expect(await store().replaceRoute(route, "r1")).toBe(false);
+        expect(await store().getRoute(name)).toBeUndefined();
+        await store().setRoute(route);
+        expect(await store().replaceRoute({ ...route, port: 4001 }, "r1")).toBe(true);
+        expect(await store().getRoute(name)).toMatchObject({ release_id: "r1", port: 4001 });
+        // A rollout moved the route on meanwhile: the restart of r1's processes must not take it back.
+        await store().setRoute({ ...route, release_id: "r2", port: 5000 });
+        expect(await store().replaceRoute({ ...route, port: 4002 }, "r1")).toBe(false);
+        expect(await store().getRoute(name)).toMatchObject({ release_id: "r2", port: 5000 });
+      });
     });
 
     describe("records", () => {

@@ -224,6 +224,11 @@ export class MemoryStore implements StateStore {
     return Promise.resolve();
   }
 
+  replaceRoute(route: Route, expected: string): Promise<boolean> {
+    if (this.routes.get(route.tool)?.release_id !== expected) return Promise.resolve(false);
+    return this.setRoute(route).then(() => true);
+  }
+
   getRoute(tool: string): Promise<Route | undefined> {
     return Promise.resolve(copyOrUndefined(this.routes.get(tool)));
   }

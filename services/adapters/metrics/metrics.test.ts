@@ -153,9 +153,11 @@ describe("webhook outcomes and podman stats", () => {
   });
 
   it("reads podman's template lines and skips anything else", () => {
-    expect(parseStats("abc 1.5 1048576\n\nwarning: something\ndef 0 2048\n")).toEqual([
-      { id: "abc", cpuPercent: 1.5, memoryBytes: 1048576 },
-      { id: "def", cpuPercent: 0, memoryBytes: 2048 },
+    expect(
+      parseStats("abc 1.5 1048576 268435456\n\nwarning: something\ndef 0 2048 4096\nghi 1 2\njkl x 1 2\n"),
+    ).toEqual([
+      { id: "abc", cpuPercent: 1.5, memoryBytes: 1048576, memoryLimitBytes: 268435456 },
+      { id: "def", cpuPercent: 0, memoryBytes: 2048, memoryLimitBytes: 4096 },
     ]);
   });
 });

@@ -1,9 +1,18 @@
 import { SlipwayError, TransientError } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
-import type { AppRuntime, ContainerUsage, RunOnceResult, RunSpec, RunningApp } from "../../ports/runtime.js";
+import type {
+  AppRuntime,
+  ContainerUsage,
+  ExitedProcess,
+  ExitedProcesses,
+  RunOnceResult,
+  RunSpec,
+  RunningApp,
+} from "../../ports/runtime.js";
 import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
 import { ContainerLimits } from "./limits.js";
+import { containerStats } from "./stats.js";
 import { podman } from "./podman.js";
 import { pullImage } from "./pull.js";
 
@@ -21,7 +30,7 @@ export type { PodmanRuntimeOptions };
  * (see ToolNetworks), published on loopback only.
  * Each copy of a process (RunSpec.replica) is its own container, `<prefix>-<tool>-<process>-<release>-<n>`.
  */
-export class PodmanRuntime implements AppRuntime {
+export class PodmanRuntime implements AppRuntime, ExitedProcesses {
   constructor(private readonly options: PodmanRuntimeOptions) {}
 
   async start(spec: RunSpec): Promise<RunningApp> {
@@ -211,18 +220,52 @@ export class PodmanRuntime implements AppRuntime {
   /** CPU and memory of a tool's running containers now (`podman stats --no-stream`); [] if podman cannot say. */
   async usage(tool: string): Promise<ContainerUsage[]> {
     const apps = await this.list(tool);
-    if (apps.length === 0) return [];
-    const res = await podman(
-      ["stats", "--no-stream", "--format", "{{.ID}}\t{{.CPUPerc}}\t{{.MemUsage}}", ...apps.map((a) => a.id)],
-      { repoRoot: this.options.repoRoot, allowFailure: true },
+    const stats = await containerStats(
+      apps.map((a) => a.id),
+      { repoRoot: this.options.repoRoot },
     );
-    return res.stdout
-      .split("\n")
-      .map((line) => line.split("\t"))
-      .flatMap(([id, cpu, memory]) => {
-        const app = id ? apps.find((a) => a.id.startsWith(id)) : undefined;
-        return app && cpu && memory ? [{ process: app.process, replica: app.replica ?? 0, cpu, memory }] : [];
-      });
+    return stats.flatMap(({ id, ...use }) => {
+      const app = apps.find((a) => a.id === id);
+      return app ? [{ process: app.process, replica: app.replica ?? 0, ...use }] : [];
+    });
+  }
+
+  /**
+   * This server's process containers that ended by themselves. Nothing of Slipway's leaves one exited:
+   * a rollout, a stop and a delete remove theirs (`rm -f`), one-shot runs are not labelled as processes.
+   */
+  async exited(): Promise<ExitedProcess[]> {
+    const res = await podman(
+      [
+        "ps",
+        "--all",
+        "--format",
+        "json",
+        "--filter",
+        `label=${LABEL}.owner=${this.options.namePrefix}`,
+        "--filter",
+        "status=exited",
+      ],
+      { repoRoot: this.options.repoRoot },
+    );
+    const rows = JSON.parse(res.stdout || "[]") as (PodmanPs & ExitedPs)[];
+    return rows.flatMap((r) => {
+      const tool = r.Labels?.[`${LABEL}.tool`];
+      const releaseId = r.Labels?.[`${LABEL}.release`];
+      if (!tool || !releaseId) return [];
+      return [
+        {
+          id: r.Id,
+          tool,
+          process: r.Labels?.[`${LABEL}.process`] ?? "",
+          releaseId,
+          replica: Number(r.Labels?.[`${LABEL}.replica`] ?? 0),
+          exitCode: r.ExitCode ?? 0,
+          ranMs: Math.max(0, (r.ExitedAt ?? 0) - (r.StartedAt ?? 0)) * 1000,
+          exitedAt: (r.ExitedAt ?? 0) * 1000,
+        },
+      ];
+    });
   }
 
   async logs(id: string, tail: number): Promise<string[]> {
@@ -238,4 +281,11 @@ interface PodmanPs {
   Id: string;
   Labels?: Record<string, string>;
   Ports?: { host_ip?: string; host_port?: number }[];
+}
+
+/** `podman ps --all` fields of a stopped container; times in seconds since the epoch. */
+interface ExitedPs {
+  ExitCode?: number;
+  StartedAt?: number;
+  ExitedAt?: number;
 }

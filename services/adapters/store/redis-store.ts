@@ -266,6 +266,14 @@ export class RedisStore implements StateStore {
     await this.redis.publish(ROUTES_CHANNEL, route.tool);
   }
 
+  async replaceRoute(route: Route, expected: string): Promise<boolean> {
+    const key = `${P}route:${route.tool}`;
+    const set = await this.script(REPLACE_ROUTE, REPLACE_ROUTE_SHA, [key], [JSON.stringify(route), expected]);
+    if (set !== 1) return false;
+    await this.redis.publish(ROUTES_CHANNEL, route.tool);
+    return true;
+  }
+
   async deleteRoute(tool: string): Promise<void> {
     await this.redis.del(`${P}route:${tool}`);
     await this.redis.publish(ROUTES_CHANNEL, tool);
@@ -438,6 +446,15 @@ if has_delivery then redis.call('SET', KEYS[1], ARGV[8], 'EX', ARGV[3]) end
 redis.call('PUBLISH', ARGV[14], '')
 return {'queued', superseded}`;
 const INTAKE_SHA = createHash("sha1").update(INTAKE).digest("hex");
+
+/** KEYS[1] the route; ARGV[1] the new route, ARGV[2] the release the current route must name. */
+const REPLACE_ROUTE = `
+local current = redis.call("GET", KEYS[1])
+if not current or cjson.decode(current).release_id ~= ARGV[2] then return 0 end
+redis.call("SET", KEYS[1], ARGV[1])
+return 1
+`;
+const REPLACE_ROUTE_SHA = createHash("sha1").update(REPLACE_ROUTE).digest("hex");
 
 /**
  * One page of a creation-time index (KEYS: the sorted set; ARGV: time, id, count, reverse) starting

@@ -129,20 +129,27 @@ export class Deployer {
    * release back where it can (podman; Kubernetes keeps its pods itself), and the route follows.
    */
   async reconcile(tools: readonly string[]): Promise<void> {
+    for (const tool of tools) await this.restore(tool);
+  }
+
+  /**
+   * Starts the tool's live release's missing replicas and routes to the ones that answer; returns how
+   * many are still down (0 also where there is nothing to run, or the runtime restores by itself).
+   */
+  async restore(tool: string): Promise<number> {
     const { store, rollout } = this.deps;
-    if (!rollout.restore) return;
-    for (const tool of tools) {
-      const route = await store.getRoute(tool);
-      if (!route) continue;
-      const release = await store.getRelease(route.release_id);
-      if (!release) continue;
-      const log = this.deps.logger.child({ tool, releaseId: release.id });
-      try {
-        const next = await rollout.restore(release, route, await this.varsOf(tool), log);
-        if (next) await store.setRoute(next);
-      } catch (error) {
-        log.warn({ err: error }, "live release could not be restarted");
-      }
+    if (!rollout.restore) return 0;
+    const route = await store.getRoute(tool);
+    if (!route) return 0;
+    const release = await store.getRelease(route.release_id);
+    if (!release) return 0;
+    const log = this.deps.logger.child({ tool, releaseId: release.id });
+    try {
+      const commit = (next: Route) => store.replaceRoute(next, release.id);
+      return (await rollout.restore(release, route, await this.varsOf(tool), log, commit)).down;
+    } catch (error) {
+      log.warn({ err: error }, "live release could not be restarted");
+      return 1;
     }
   }
 

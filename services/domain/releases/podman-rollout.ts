@@ -129,10 +129,11 @@ export class PodmanRollout implements Rollout {
     route: Route,
     vars: Readonly<Record<string, string>>,
     log: Logger,
-  ): Promise<Route | undefined> {
+    commit: (next: Route) => Promise<boolean>,
+  ): Promise<{ down: number }> {
     const { runtime } = this.deps;
     const web = this.web(release);
-    if (web.replicas === 0) return undefined;
+    if (web.replicas === 0) return { down: 0 };
     const env = { ...vars, PORT: String(web.port) };
     const up = (await runtime.list(release.tool)).filter(
       (r) => r.process === "web" && r.releaseId === release.id,
@@ -150,14 +151,21 @@ export class PodmanRollout implements Rollout {
       await runtime.stop(app.id);
       log.warn({ replica: i, probe: health.detail }, "replica did not come back after a restart");
     }
+    const down = missing.length - back.length;
     const serving = [...up, ...back].sort((a, b) => (a.replica ?? 0) - (b.replica ?? 0));
     if (serving.length === 0) {
       log.warn({}, "live release did not come back after a restart");
-      return undefined;
+      return { down };
+    }
+    const next = routeTo(release, serving);
+    if ((missing.length > 0 || !sameUpstreams(route, next)) && !(await commit(next))) {
+      // A rollout made another release live while these started: they would serve nothing.
+      for (const app of back) await runtime.stop(app.id).catch(() => undefined);
+      log.info({}, "a newer release went live meanwhile; the restarted replicas were stopped");
+      return { down: 0 };
     }
     if (back.length > 0) log.info({ replicas: back.map((a) => a.replica) }, "live release restarted");
-    const next = routeTo(release, serving);
-    return missing.length > 0 || !sameUpstreams(route, next) ? next : undefined;
+    return { down };
   }
 
   private web(release: Release): WebSettings {

@@ -104,6 +104,36 @@ describe("the tool page", () => {
   });
 });
 
+describe("the webservice part", () => {
+  it("shows each replica's CPU and memory now against its limit, in the page's units", () => {
+    const webservice = {
+      state: "running",
+      replicas: { ready: 2, wanted: 2 },
+      note: null,
+      output: [],
+      usage: [
+        {
+          process: "web",
+          replica: 0,
+          cpuPercent: 0.523,
+          memoryBytes: 21 * 1024 ** 2,
+          memoryLimitBytes: 256 * 1024 ** 2,
+        },
+        {
+          process: "web",
+          replica: 1,
+          cpuPercent: 12,
+          memoryBytes: 900 * 1024,
+          memoryLimitBytes: 2 * 1024 ** 3,
+        },
+      ],
+    };
+    const text = toolPage({ ...base, webservice }, viewer).text;
+    expect(text).toMatch(/<td[^>]*>0\.5%<\/td>\s*<td[^>]*>21\.0 MiB \/ 256\.0 MiB<\/td>/);
+    expect(text).toMatch(/<td[^>]*>12\.0%<\/td>\s*<td[^>]*>900 KiB \/ 2\.00 GiB<\/td>/);
+  });
+});
+
 describe("the env var value page", () => {
   it("shows the masked value and its length, escaped", () => {
     const text = envValuePage({ tool: "t", name: "A", masked: "<b•••b>", length: 20 }, viewer).text;

@@ -327,7 +327,12 @@ function webservicePart(w: NonNullable<ToolPageData["webservice"]>): Html {
         w.usage?.length
           ? table(
               ["Process", "Replica", "CPU now", "Memory now"],
-              w.usage.map((u) => [u.process, u.replica, u.cpu, u.memory]),
+              w.usage.map((u) => [
+                u.process,
+                u.replica,
+                percent(u.cpuPercent),
+                `${bytes(u.memoryBytes)} / ${bytes(u.memoryLimitBytes)}`,
+              ]),
             )
           : ""
       }

@@ -11,6 +11,7 @@ import { PodmanRuntime } from "../../../adapters/podman/runtime.js";
 import { toolContainerUsage } from "../../../adapters/podman/stats.js";
 import { LogFollowingRuntime } from "../../../adapters/podman/web-log-follower.js";
 import { deployerOnPodman } from "../../../domain/releases/podman-rollout.js";
+import { WebKeeper } from "../../../domain/releases/web-keeper.js";
 import { UsageSampler } from "../../../domain/usage/sampler.js";
 import type { Config } from "../../../platform/env.js";
 import type { DeployerParts, ProfileDeps, RuntimeProfile } from "./profile.js";
@@ -48,7 +49,8 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
     ],
     deployer: (d): DeployerParts => {
       // Web processes' output is followed where they are started, and kept in Redis past their containers.
-      const runtime = new LogFollowingRuntime(podmanRuntime(), {
+      const processes = podmanRuntime();
+      const runtime = new LogFollowingRuntime(processes, {
         logs: d.processLogs,
         repoRoot: config.repoRoot,
         logger: logger.child({ component: "web-logs" }),
@@ -88,8 +90,17 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
           runtime.resume().catch((e) => logger.warn({ err: e }, "web output could not be followed again"));
         },
         startJobs: (start) => start(),
-        // Each tool's CPU and memory every minute, for the dashboard's last hour.
         started: () => {
+          // A crashed web process comes back (with a growing wait while it keeps crashing).
+          const keeper = new WebKeeper({
+            runtime: processes,
+            restore: (tool) => deployer.restore(tool),
+            logs: d.processLogs,
+            logger: logger.child({ component: "web-keeper" }),
+          });
+          keeper.start();
+          closers.add(() => keeper.close());
+          // Each tool's CPU and memory every minute, for the dashboard's last hour.
           const sampler = new UsageSampler({
             source: {
               read: (signal) =>
