@@ -8,12 +8,10 @@ import { memoryLogger } from "../services/platform/logger.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { BuildPipeline } from "../services/domain/pipeline/build-pipeline.js";
-import { TriggerService } from "../services/domain/pipeline/triggers.js";
-import { ToolService } from "../services/domain/tools/tool-service.js";
 import type { BuildLogs } from "../services/ports/logs.js";
 import { MemoryStore } from "./fakes/memory-store.js";
 import { kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
-import { TektonStandIn, installTektonCrds, type RunPlay } from "./helpers/tekton-controller.js";
+import { TektonStandIn, installTektonCrds, queuedPush, type RunPlay } from "./helpers/tekton-controller.js";
 
 // The Tekton build backend against a real kube-apiserver with Tekton's CRDs installed: every object
 // Slipway makes (the Tasks and Pipeline of pipelines/, one PipelineRun per build) must be accepted as
@@ -250,11 +248,6 @@ describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a r
   it("through the build pipeline: the tool's credential reaches only its run's Secret, and a failed step becomes the build's reason and log tail", async () => {
     const store = new MemoryStore();
     const logLines = new Map<string, string[]>();
-    const tool = (
-      await new ToolService(store, { publicUrl: "http://s", webUrl: (t) => `http://${t}.localhost/` }).create(
-        "hello",
-      )
-    ).name;
     const withCredential = await TektonBackend.start(
       cluster.kubeConfig("admin"),
       {
@@ -281,16 +274,7 @@ describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a r
       logger: memoryLogger(),
       timeoutS: 120,
     });
-    const pushed = await new TriggerService(store, memoryLogger()).push({
-      tool: (await store.getTool(tool))!,
-      ref: "refs/heads/main",
-      commit: "b".repeat(40),
-      sourceUrl: "https://forge.example/hello.git",
-      defaultBranch: "main",
-      trigger: { kind: "git_push", ref: "refs/heads/main" },
-      explicit: false,
-    });
-    if (pushed.status !== "queued") throw new Error(`not queued: ${pushed.status}`);
+    const pushed = { build_id: await queuedPush(store, "hello", "b".repeat(40)) };
     const name = runName(pushed.build_id);
     plays.set(name, {
       steps: {

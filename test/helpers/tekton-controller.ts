@@ -1,5 +1,9 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { TriggerService } from "../../services/domain/pipeline/triggers.js";
+import { ToolService } from "../../services/domain/tools/tool-service.js";
+import { memoryLogger } from "../../services/platform/logger.js";
+import type { MemoryStore } from "../fakes/memory-store.js";
 import { kubeAssets, type KubeCluster } from "./kube-cluster.js";
 
 // Plays Tekton's controller only as far as Slipway's Tekton backend needs it: for each PipelineRun it
@@ -73,6 +77,8 @@ export class TektonStandIn {
   readonly pods: string[] = [];
   /** The Secrets each run's workspaces name that existed when the run started, by run name. */
   readonly secretsSeen = new Map<string, string[]>();
+  /** Every run it played (name and uid), in the order they appeared. */
+  readonly played: { name: string; uid: string }[] = [];
   private readonly seen = new Set<string>();
   private readonly playing: Promise<void>[] = [];
   private stopped = false;
@@ -91,10 +97,15 @@ export class TektonStandIn {
           .api<{ items: Obj[] }>("GET", `${TEKTON}/${this.namespace}/pipelineruns`)
           .catch(() => ({ items: [] as Obj[] }));
         for (const run of runs.items) {
-          if (this.seen.has(run.metadata.name)) continue;
-          this.seen.add(run.metadata.name);
+          // By uid: a build re-run after its builder died gets a new run of the same name.
+          const uid = run.metadata.uid ?? run.metadata.name;
+          if (this.seen.has(uid)) continue;
+          this.seen.add(uid);
+          this.played.push({ name: run.metadata.name, uid });
           this.playing.push(
-            this.playRun(run).catch((e: unknown) => {
+            this.playRun(run).catch(async (e: unknown) => {
+              // A run deleted while it played (recovery removes a dead builder's runs) just stops.
+              if (!(await this.exists(run))) return;
               this.refused.push(String(e));
             }),
           );
@@ -108,6 +119,13 @@ export class TektonStandIn {
     this.stopped = true;
     await this.loop;
     await Promise.all(this.playing);
+  }
+
+  private async exists(run: Obj): Promise<boolean> {
+    return this.cluster.api<Obj>("GET", `${TEKTON}/${this.namespace}/pipelineruns/${run.metadata.name}`).then(
+      (now) => now.metadata.uid === run.metadata.uid,
+      () => false,
+    );
   }
 
   private async playRun(run: Obj): Promise<void> {
@@ -129,9 +147,13 @@ export class TektonStandIn {
         { status },
         "application/merge-patch+json",
       );
-    const cancelled = async () =>
-      (await this.cluster.api<Obj>("GET", `${TEKTON}/${ns}/pipelineruns/${run.metadata.name}`)).spec
-        .status === "Cancelled";
+    // A run deleted (or replaced by a re-run's) counts as cancelled: Tekton's pods would go with it.
+    const cancelled = async () => {
+      const now = await this.cluster
+        .api<Obj>("GET", `${TEKTON}/${ns}/pipelineruns/${run.metadata.name}`)
+        .catch(() => undefined);
+      return !now || now.metadata.uid !== run.metadata.uid || now.spec.status === "Cancelled";
+    };
     const secrets = ((run.spec.workspaces ?? []) as { secret?: { secretName: string } }[])
       .map((w) => w.secret?.secretName)
       .filter((n): n is string => n !== undefined);
@@ -153,7 +175,7 @@ export class TektonStandIn {
     for (const pt of tasks) {
       const task = await this.cluster.api<Obj>("GET", `${TEKTON}/${ns}/tasks/${pt.taskRef.name}`);
       const taskRunName = `${run.metadata.name}-${pt.name}`;
-      await this.cluster.api("POST", `${TEKTON}/${ns}/taskruns`, {
+      const taskRun = await this.cluster.api<Obj>("POST", `${TEKTON}/${ns}/taskruns`, {
         apiVersion: "tekton.dev/v1",
         kind: "TaskRun",
         metadata: {
@@ -170,6 +192,8 @@ export class TektonStandIn {
               name: run.metadata.name,
               uid: run.metadata.uid,
               controller: true,
+              // As Tekton's: a foreground delete of the run waits until its TaskRuns are gone.
+              blockOwnerDeletion: true,
             },
           ],
         },
@@ -224,7 +248,20 @@ export class TektonStandIn {
       };
       try {
         await this.cluster.api("POST", `/api/v1/namespaces/${ns}/pods`, {
-          metadata: { name: podName, labels: { "tekton.dev/taskRun": taskRunName } },
+          metadata: {
+            name: podName,
+            labels: { "tekton.dev/taskRun": taskRunName },
+            ownerReferences: [
+              {
+                apiVersion: "tekton.dev/v1",
+                kind: "TaskRun",
+                name: taskRunName,
+                uid: taskRun.metadata.uid,
+                controller: true,
+                blockOwnerDeletion: true,
+              },
+            ],
+          },
           spec: {
             restartPolicy: "Never",
             ...(podTemplate?.securityContext ? { securityContext: podTemplate.securityContext } : {}),
@@ -333,4 +370,24 @@ export class TektonStandIn {
       conditions: [{ type: "Succeeded", status: "True", reason: "Succeeded", lastTransitionTime: now() }],
     });
   }
+}
+
+/** A new tool `name` in `store` and a push of `commit` to it, queued as a build; the build's id. */
+export async function queuedPush(store: MemoryStore, name: string, commit: string): Promise<string> {
+  const tool = (
+    await new ToolService(store, { publicUrl: "http://s", webUrl: (t) => `http://${t}.localhost/` }).create(
+      name,
+    )
+  ).name;
+  const pushed = await new TriggerService(store, memoryLogger()).push({
+    tool: (await store.getTool(tool))!,
+    ref: "refs/heads/main",
+    commit,
+    sourceUrl: `https://forge.example/${name}.git`,
+    defaultBranch: "main",
+    trigger: { kind: "git_push", ref: "refs/heads/main" },
+    explicit: false,
+  });
+  if (pushed.status !== "queued") throw new Error(`not queued: ${pushed.status}`);
+  return pushed.build_id;
 }

@@ -93,15 +93,7 @@ export class TektonBackend implements BuildBackend {
     const name = runName(request.buildId);
     await this.apply(cacheClaim(this.options, request.tool, request.component));
     const credential = await this.options.credential?.(request);
-    if (credential) {
-      await this.apply({
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: { name: credentialSecretName(request.buildId), namespace },
-        type: "Opaque",
-        stringData: credential,
-      } as KubernetesObject);
-    }
+    if (credential) await this.createCredential(request.buildId, credential);
     try {
       await this.objects.create(
         pipelineRun(this.options, request, credential !== undefined),
@@ -122,6 +114,34 @@ export class TektonBackend implements BuildBackend {
             this.logger.warn({ err: e, run: name }, "could not delete a build's source credential"),
           );
       }
+    }
+  }
+
+  /**
+   * The run's source credential. Created, not applied: Slipway's role in the builds namespace may create
+   * and delete Secrets but never read one back. One left by a builder that died before deleting it (a
+   * re-run of the same build) is replaced.
+   */
+  private async createCredential(
+    buildId: string,
+    credential: { username: string; password: string },
+  ): Promise<void> {
+    const secret = {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: credentialSecretName(buildId), namespace: this.options.namespace },
+      type: "Opaque",
+      stringData: credential,
+    } as KubernetesObject;
+    const create = () => this.objects.create(secret, undefined, undefined, FIELD_MANAGER);
+    try {
+      await create().catch(async (error: unknown) => {
+        if (!(error instanceof ApiException) || (error as ApiException<unknown>).code !== 409) throw error;
+        await this.objects.delete(secret);
+        await create();
+      });
+    } catch (error) {
+      throw kubeError(`create Secret ${secret.metadata?.name ?? ""}`, error);
     }
   }
 

@@ -5,6 +5,8 @@ export const PIPELINE_NAME = "slipway-build";
 export const BUILD_LABEL = "slipway.dev/build";
 export const TOOL_LABEL = "slipway.dev/tool";
 export const COMPONENT_LABEL = "slipway.dev/component";
+/** The builder process that created the run (BuilderRegistry id): recovery removes only a dead one's runs. */
+export const BUILDER_LABEL = "slipway.dev/builder";
 export const MANAGED_BY = { "app.kubernetes.io/managed-by": "slipway" } as const;
 
 /** What a PipelineRun of a build is made from besides the build itself. */
@@ -28,6 +30,8 @@ export interface TektonBuildSettings {
   /** The build pods' user and group (the stack's). */
   readonly uid: number;
   readonly gid: number;
+  /** This builder process's id, labelled on its runs; absent in tests that run no recovery. */
+  readonly builder?: string | undefined;
 }
 
 /** `build-<id>`: a build id is lowercase base32, so it is a valid object name as it is. */
@@ -67,6 +71,7 @@ export function pipelineRun(settings: TektonBuildSettings, request: BuildRequest
     [TOOL_LABEL]: request.tool,
     [COMPONENT_LABEL]: request.component,
     [BUILD_LABEL]: request.buildId,
+    ...(settings.builder ? { [BUILDER_LABEL]: settings.builder } : {}),
   };
   const param = (name: string, value: string) => ({ name, value });
   return {

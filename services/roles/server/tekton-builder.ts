@@ -15,6 +15,7 @@ export async function tektonBuilder(
   config: Config,
   logger: Logger,
   access: SourceAccess,
+  builder: string,
 ): Promise<BuildBackend> {
   const { buildImage, runImage, fetchImage } = config.tekton;
   if (!buildImage || !runImage || !fetchImage || !config.registry) {
@@ -22,12 +23,10 @@ export async function tektonBuilder(
       "SLIPWAY_BUILD_BACKEND=tekton needs SLIPWAY_TEKTON_BUILD_IMAGE, SLIPWAY_TEKTON_RUN_IMAGE, SLIPWAY_TEKTON_FETCH_IMAGE and SLIPWAY_REGISTRY_URL",
     );
   }
-  const kubeConfig = new KubeConfig();
-  if (config.kubernetes.kubeconfig) kubeConfig.loadFromFile(config.kubernetes.kubeconfig);
-  else kubeConfig.loadFromDefault();
   return TektonBackend.start(
-    kubeConfig,
+    tektonKubeConfig(config),
     {
+      builder,
       namespace: config.tekton.namespace,
       registry: config.registry.host,
       buildImage,
@@ -47,4 +46,12 @@ export async function tektonBuilder(
     },
     logger.child({ component: "tekton" }),
   );
+}
+
+/** The cluster the builds run on: `SLIPWAY_KUBECONFIG`, else the default (in-cluster or ~/.kube/config). */
+export function tektonKubeConfig(config: Config): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  if (config.kubernetes.kubeconfig) kubeConfig.loadFromFile(config.kubernetes.kubeconfig);
+  else kubeConfig.loadFromDefault();
+  return kubeConfig;
 }
