@@ -17,7 +17,10 @@ let home: string;
 const client = clientOf(() => server);
 const { api, cli } = client;
 
-/** A stdlib Python webservice that answers its start time, and exits with code 3 on /crash. */
+/**
+ * A stdlib Python webservice that answers its start time (and " filled" once /fill wrote 40 MB to its
+ * own filesystem), and exits with code 3 on /crash.
+ */
 const APP = {
   "app.py": `import http.server, os, time
 
@@ -28,7 +31,10 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.path == "/crash":
             print("crashing on request", flush=True)
             os._exit(3)
-        body = STARTED.encode()
+        if self.path == "/fill":
+            with open("/tmp/fill", "wb") as f:
+                f.write(os.urandom(40 * 1024 * 1024))
+        body = (STARTED + (" filled" if os.path.exists("/tmp/fill") else "")).encode()
         self.send_response(200)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -58,7 +64,8 @@ async function answering(notFrom?: string): Promise<string> {
     "the webservice to answer",
     async () => {
       const r = await viaProxy(port, TOOL, "/").catch(() => undefined);
-      return r?.status === 200 && r.body !== notFrom ? r.body : undefined;
+      // A new process answers with another start time.
+      return r?.status === 200 && r.body.split(" ")[0] !== notFrom ? r.body : undefined;
     },
     60_000,
   );
@@ -72,7 +79,8 @@ async function crash(): Promise<void> {
 beforeAll(async () => {
   ({ server, port, home } = await startLocalServer({
     name: "web-restart",
-    env: { SLIPWAY_HEALTH_TIMEOUT_S: "30" },
+    env: { SLIPWAY_HEALTH_TIMEOUT_S: "30", SLIPWAY_RUN_DISK_MB: "20" },
+    config: { diskCheckMs: 2_000 },
   }));
 }, 1_200_000);
 
@@ -112,6 +120,17 @@ describe("a crashed webservice", () => {
     const status = await cli(["webservice", "status", "--tool", TOOL, "--json"]);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: "missing" });
     expect(await answering(before)).not.toBe(before);
+  }, 180_000);
+
+  it("is stopped when it writes past SLIPWAY_RUN_DISK_MB, and comes back on a fresh filesystem", async () => {
+    const before = await answering();
+    expect((await viaProxy(port, TOOL, "/fill")).body).toBe(`${before} filled`);
+    const logs = await logsUntil(/over the 20 MiB limit/);
+    expect(logs).toMatch(
+      /slipway: web replica 0 wrote 4\d MiB to its own filesystem, over the 20 MiB limit \(SLIPWAY_RUN_DISK_MB\): stopped/,
+    );
+    const after = await answering(before);
+    expect(after).not.toMatch(/filled/);
   }, 180_000);
 
   it("stays stopped after `webservice stop`", async () => {

@@ -37,6 +37,7 @@ const schema = z.object({
   SLIPWAY_TEKTON_PUSH_SECRET: z.string().min(1).default("slipway-registry-push"),
   SLIPWAY_RUN_MEMORY_MB: z.coerce.number().int().min(64).default(512),
   SLIPWAY_RUN_CPUS: z.coerce.number().min(0.01).max(64).default(0.5),
+  SLIPWAY_RUN_DISK_MB: z.coerce.number().int().min(1).default(1024),
   SLIPWAY_HEALTH_TIMEOUT_S: z.coerce.number().int().min(1).default(60),
   SLIPWAY_KEEP_RELEASES: z.coerce.number().int().min(1).default(10),
   SLIPWAY_MAX_WEBHOOK_BYTES: z.coerce
@@ -149,11 +150,15 @@ export interface Config {
     readonly healthTimeoutS: number;
     /** CPU limit (podman `--cpus`) of tool processes whose config gives no `run.cpu`. */
     readonly cpus: number;
+    /** What a local container may write to its own filesystem before it is stopped (ext4 has no quota). */
+    readonly diskMb: number;
   };
   /** Images of a tool's newest N releases stay in the registry (rollback targets); older ones are deleted. */
   readonly keepReleases: number;
   /** Tests only, not an environment variable: how often the local deployer samples tools' CPU and memory. */
   readonly usageSampleMs?: number | undefined;
+  /** Tests only, not an environment variable: how often the local deployer measures containers' writes. */
+  readonly diskCheckMs?: number | undefined;
   readonly limits: {
     readonly webhookBytes: number;
     readonly sourceBytes: number;
@@ -289,6 +294,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       memoryMb: e.SLIPWAY_RUN_MEMORY_MB,
       healthTimeoutS: e.SLIPWAY_HEALTH_TIMEOUT_S,
       cpus: e.SLIPWAY_RUN_CPUS,
+      diskMb: e.SLIPWAY_RUN_DISK_MB,
     },
     keepReleases: e.SLIPWAY_KEEP_RELEASES,
     limits: {

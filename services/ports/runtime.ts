@@ -95,3 +95,24 @@ export interface ExitedProcess {
 export interface ExitedProcesses {
   exited(): Promise<ExitedProcess[]>;
 }
+
+/** What one of this server's running tool containers has written to its own filesystem. */
+export interface WrittenLayer {
+  readonly id: string;
+  readonly tool: string;
+  /** `web` for a webservice process, `job` for a job run. */
+  readonly kind: "web" | "job";
+  /** The process type (web) or the job's name. */
+  readonly process: string;
+  /** The release of a web process (its log is kept per release); undefined for jobs. */
+  readonly releaseId: string | undefined;
+  readonly replica: number;
+  readonly bytes: number;
+}
+
+/** The containers' writable layers, measured, and a way to stop one (locally: podman on ext4, no quota). */
+export interface WrittenLayers {
+  measure(): Promise<WrittenLayer[]>;
+  /** Stops the container, leaving it exited (a web process is then restarted on a fresh filesystem). */
+  stop(id: string): Promise<void>;
+}

@@ -9,8 +9,10 @@ import {
 } from "../../../adapters/podman/tool-traces.js";
 import { PodmanRuntime } from "../../../adapters/podman/runtime.js";
 import { toolContainerUsage } from "../../../adapters/podman/stats.js";
+import { PodmanWrittenLayers } from "../../../adapters/podman/written-layers.js";
 import { LogFollowingRuntime } from "../../../adapters/podman/web-log-follower.js";
 import { deployerOnPodman } from "../../../domain/releases/podman-rollout.js";
+import { DiskWatcher } from "../../../domain/releases/disk-watcher.js";
 import { WebKeeper } from "../../../domain/releases/web-keeper.js";
 import { UsageSampler } from "../../../domain/usage/sampler.js";
 import type { Config } from "../../../platform/env.js";
@@ -27,6 +29,7 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
     repoRoot: config.repoRoot,
     owner: containerOwner(config.home, "net"),
   });
+  const owners = { web: containerOwner(config.home, "web"), jobs: containerOwner(config.home, "jobs") };
   const credentials = { host: registry.host, username: registry.username, password: registry.password };
   const podmanRuntime = () =>
     new PodmanRuntime({
@@ -100,16 +103,23 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
           });
           keeper.start();
           closers.add(() => keeper.close());
+          // A container that writes past SLIPWAY_RUN_DISK_MB to its own filesystem is stopped (no quota on ext4).
+          const disk = new DiskWatcher({
+            layers: new PodmanWrittenLayers({ repoRoot: config.repoRoot, owners }),
+            logs: d.processLogs,
+            logger: logger.child({ component: "disk-watcher" }),
+            limitMb: config.run.diskMb,
+            intervalMs: config.diskCheckMs,
+          });
+          disk.start();
+          closers.add(() => disk.close());
           // Each tool's CPU and memory every minute, for the dashboard's last hour.
           const sampler = new UsageSampler({
             source: {
               read: (signal) =>
                 toolContainerUsage({
                   repoRoot: config.repoRoot,
-                  owners: {
-                    web: containerOwner(config.home, "web"),
-                    jobs: containerOwner(config.home, "jobs"),
-                  },
+                  owners,
                   signal,
                 }),
             },
