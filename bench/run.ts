@@ -68,10 +68,16 @@ async function startServer(extraEnv: Record<string, string> = {}): Promise<Serve
     SLIPWAY_LOG_LEVEL: "warn",
     ...extraEnv,
   };
-  const child = spawn(process.execPath, [path.join(repoRoot, "dist/services/main.js"), "server"], {
-    env,
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  // SLIPWAY_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"): to profile the server under load.
+  const nodeArgs = (process.env.SLIPWAY_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, path.join(repoRoot, "dist/services/main.js"), "server"],
+    {
+      env,
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
   await waitForPort(port, 60_000);
   const token = (await readFile(path.join(home, "admin-token"), "utf8")).trim();
   const url = `http://127.0.0.1:${port}`;
@@ -287,7 +293,9 @@ async function webhookIngest(): Promise<void> {
     };
     // A short warm-up (JIT, connection pools), then the measured runs.
     await load(16, 2, "warm");
+    const cpuBefore = await nodeCpuMs(server.child.pid!);
     const main = await load(16, 10, "c16");
+    const cpuMs = (await nodeCpuMs(server.child.pid!)) - cpuBefore;
     record({
       name: "webhook: accepted per second",
       value: main.perSecond,
@@ -304,6 +312,15 @@ async function webhookIngest(): Promise<void> {
       met: main.p99 <= 25,
     });
     record({ name: "webhook: p50 latency", value: main.p50, unit: "ms", target: "(info)", met: null });
+    // Less noisy than the rate on a shared machine: what each accepted delivery cost the server.
+    record({
+      name: "webhook: server CPU per accepted delivery",
+      value: cpuMs / Math.max(1, main.ids.length),
+      unit: "ms",
+      target: "(info)",
+      met: null,
+      note: `user+sys of the server's node processes over the 16-connection run, load ${os.loadavg()[0]?.toFixed(2)}`,
+    });
     const wide = await load(64, 5, "c64");
     record({
       name: "webhook: accepted per second, 64 connections",
@@ -670,6 +687,26 @@ async function treeRssKiB(pid: number): Promise<number> {
   }
   const rss = await Promise.all(pids.map(rssKiB));
   return rss.reduce((a, b) => a + b, 0);
+}
+
+/** User+system CPU in ms of a node process and its node children (the HTTP workers, if any). */
+async function nodeCpuMs(pid: number): Promise<number> {
+  const pids = [pid];
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  for (const t of tasks) {
+    const children = await readFile(`/proc/${pid}/task/${t}/children`, "utf8").catch(() => "");
+    pids.push(...children.split(" ").filter(Boolean).map(Number));
+  }
+  const ticks = await Promise.all(
+    pids.map(async (p) => {
+      const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
+      const close = stat.lastIndexOf(")");
+      if (!stat.slice(stat.indexOf("(") + 1, close).startsWith("node")) return 0;
+      const fields = stat.slice(close + 2).split(" ");
+      return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    }),
+  );
+  return (ticks.reduce((a, b) => a + b, 0) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 function hwmKiB(pid: number): Promise<number> {

@@ -41,6 +41,7 @@ export class ToolService {
 
   /** Tools whose secret is being sealed by this process, so a burst of deliveries seals it once. */
   private readonly sealing = new Set<string>();
+  private readonly opens = new WeakSet<Tool>();
 
   async create(rawName: string): Promise<CreatedTool> {
     const name = validateNewToolName(rawName);
@@ -160,10 +161,18 @@ export class ToolService {
     return signatureMatches(secret, body, signature) ? tool : undefined;
   }
 
-  /** Whether the tool's sealed secret opens to the secret its hash names (a changed key: no). */
+  /**
+   * Whether the tool's sealed secret opens to the secret its hash names (a changed key: no). Records
+   * found to open are remembered by identity: a webhook's tool cache hands out the same record for a
+   * second, and decrypting it again for every delivery was a twentieth of a delivery's cost. A changed
+   * record is a new object, checked afresh.
+   */
   private sealedSecretOpens(tool: Tool): boolean {
+    if (this.opens.has(tool)) return true;
     try {
-      return openWebhookSecret(tool, this.box) !== undefined;
+      const opens = openWebhookSecret(tool, this.box) !== undefined;
+      if (opens) this.opens.add(tool);
+      return opens;
     } catch (error) {
       // Sealed under a key this home no longer has: sealing it again with the current key is the fix.
       if (error instanceof CryptoBoxError) return false;

@@ -26,34 +26,60 @@ const STATUS: Record<ErrorCode, number> = {
   internal: 500,
 };
 
+/** What a failed request is answered: status, extra headers and the `{"error": …}` body. */
+export interface ErrorAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: { error: { code: ErrorCode; message: string; request_id?: string } };
+}
+
 /**
  * The one place domain errors become HTTP answers: `{"error": {"code", "message"}}`. Body-parser's
  * own errors (too large, bad JSON) are bad input, never a 5xx. A failure that `readiness` explains (Redis
  * down) is a 503 with Retry-After, not a 500: the caller did nothing wrong and should simply retry.
+ * A 5xx that is not an outage is logged (with the request's logger) and its answer names the request
+ * id, so an operator finds the stack from a user's report of the id alone. Express's handler below and
+ * the routes served before Express (app.ts, FrontHandler) both answer through this.
  */
+export function errorAnswer(
+  raw: unknown,
+  request: { readonly log: Logger; readonly requestId: string | undefined },
+  readiness?: Readiness,
+): ErrorAnswer {
+  const error = raw instanceof SlipwayError ? raw : (readiness?.explain(raw) ?? raw);
+  const { status, code, message } = classify(error);
+  const headers: Record<string, string> = {};
+  if (error instanceof RateLimitedError || error instanceof UnavailableError) {
+    headers["retry-after"] = String(error.retryAfterS);
+  }
+  // An outage is logged once by whatever watches the dependency, not once per request it fails.
+  if (status >= 500 && !(error instanceof UnavailableError)) {
+    request.log.error({ err: error, code }, "request failed");
+    if (request.requestId !== undefined) {
+      headers["x-request-id"] = request.requestId;
+      return { status, headers, body: { error: { code, message, request_id: request.requestId } } };
+    }
+  }
+  return { status, headers, body: { error: { code, message } } };
+}
+
 export function errorHandler(logger: Logger, readiness?: Readiness): ErrorRequestHandler {
   return (raw: unknown, req, res, next) => {
     if (res.headersSent) {
       next(raw);
       return;
     }
-    const error = raw instanceof SlipwayError ? raw : (readiness?.explain(raw) ?? raw);
-    const { status, code, message } = classify(error);
-    if (error instanceof RateLimitedError || error instanceof UnavailableError) {
-      res.set("Retry-After", String(error.retryAfterS));
-    }
-    // An outage is logged once by whatever watches the dependency, not once per request it fails.
-    if (status >= 500 && !(error instanceof UnavailableError)) {
-      // Logged with the request's id, which the answer carries too: an operator finds the stack from a
-      // user's report of the id alone.
-      (req.log ?? logger).error({ err: error, code }, "request failed");
-      if (req.requestId !== undefined) {
-        res.set("X-Request-Id", req.requestId);
-        res.status(status).json({ error: { code, message, request_id: req.requestId } });
-        return;
-      }
-    }
-    res.status(status).json({ error: { code, message } });
+    const request = {
+      get log() {
+        return req.log ?? logger;
+      },
+      get requestId() {
+        return req.requestId;
+      },
+    };
+    const { status, headers, body } = errorAnswer(raw, request, readiness);
+    res.set(headers);
+    res.status(status).json(body);
   };
 }
 

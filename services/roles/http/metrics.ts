@@ -1,5 +1,7 @@
 import { Router, type RequestHandler } from "express";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { StateStore } from "../../ports/store.js";
+import { withFront } from "./app.js";
 import { bearerAuth, requireAdmin } from "./auth.js";
 
 /**
@@ -24,21 +26,30 @@ export function metricsRouter(deps: {
 /**
  * Counts webhook deliveries (`POST /hooks/<hook>/…`) by hook and outcome once each is answered. `hooks`
  * are the routes that exist: any other path counts as `other`, so an unauthenticated caller cannot
- * make up label values.
+ * make up label values. Counted before Express too (its `front` declines every request after noting
+ * it), as the webhook routes are served there; a request noted there is not counted again.
  */
 export function webhookDeliveryCounter(
   hooks: readonly string[],
   count: (hook: string, outcome: string) => void,
 ): RequestHandler {
   const known = new Set(hooks);
-  return (req, res, next) => {
-    if (req.method === "POST" && req.path.startsWith("/hooks/")) {
-      const segment = req.path.split("/")[2] ?? "";
-      const hook = known.has(segment) ? segment : "other";
-      res.once("finish", () => count(hook, deliveryOutcome(res.statusCode)));
-    }
+  const noted = new WeakSet<IncomingMessage>();
+  const note = (req: IncomingMessage, res: ServerResponse, path: string) => {
+    if (noted.has(req) || req.method !== "POST" || !path.startsWith("/hooks/")) return;
+    noted.add(req);
+    const segment = path.split("/")[2] ?? "";
+    const hook = known.has(segment) ? segment : "other";
+    res.once("finish", () => count(hook, deliveryOutcome(res.statusCode)));
+  };
+  const middleware: RequestHandler = (req, res, next) => {
+    note(req, res, req.path);
     next();
   };
+  return withFront(middleware, (req, res) => {
+    note(req, res, (req.url ?? "").split("?")[0]!);
+    return undefined;
+  });
 }
 
 /** 202: a build was queued; other 2xx: answered without one (ignored event, duplicate, redelivery). */

@@ -1,13 +1,15 @@
-import express, { Router, type Request, type Response } from "express";
+import express, { Router } from "express";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Trigger } from "../../domain/builds/build.js";
 import { outsideSourceUrl, type SourceRules } from "../../domain/gitlab/push-hook.js";
 import type { TriggerService } from "../../domain/pipeline/triggers.js";
 import type { ToolService } from "../../domain/tools/tool-service.js";
 import type { Tool } from "../../domain/tools/tool.js";
-import { AuthError, SlipwayError } from "../../platform/errors.js";
+import { AuthError, InputError, SlipwayError } from "../../platform/errors.js";
 import { hashSecret } from "../../platform/secrets.js";
 import type { StateStore } from "../../ports/store.js";
-import { addressLimiter, limitTool, type WebhookLimits } from "./rate-limit.js";
+import { withFront, type FrontHandler } from "../http/app.js";
+import { addressLimiter, limitAddress, limitTool, type WebhookLimits } from "./rate-limit.js";
 import type { ToolCache } from "./tool-cache.js";
 
 /**
@@ -85,17 +87,17 @@ export function forgeWebhooks(deps: WebhookDeps, forges: readonly ForgeAdapter[]
   const router = Router();
   const raw = express.raw({ type: () => true, limit: deps.maxBodyBytes });
   const byAddress = addressLimiter(deps.limits);
-  const seen = new Set<string>();
+  const byRoute = new Map<string, ForgeAdapter>();
   for (const forge of forges) {
-    if (!ROUTE.test(forge.route) || seen.has(forge.route)) {
+    if (!ROUTE.test(forge.route) || byRoute.has(forge.route)) {
       throw new SlipwayError(
         "internal",
-        `forge route "${forge.route}" ${seen.has(forge.route) ? "is registered twice" : "must be a lowercase word"}: give each forge adapter its own route`,
+        `forge route "${forge.route}" ${byRoute.has(forge.route) ? "is registered twice" : "must be a lowercase word"}: give each forge adapter its own route`,
       );
     }
-    seen.add(forge.route);
-    const handle = (req: Request, res: Response, toolName: string | undefined) =>
-      receive(deps, forge, req, res, toolName);
+    byRoute.set(forge.route, forge);
+    const handle = (req: express.Request, res: express.Response, toolName: string | undefined) =>
+      receive(deps, forge, req, req.body as Buffer | undefined, res, toolName);
     if (forge.auth.kind === "token") {
       router.post(`/hooks/${forge.route}`, byAddress, raw, (req, res) => handle(req, res, undefined));
     }
@@ -103,17 +105,100 @@ export function forgeWebhooks(deps: WebhookDeps, forges: readonly ForgeAdapter[]
       handle(req, res, String(req.params.tool)),
     );
   }
-  return router;
+  return withFront(router, frontHandler(deps, byRoute));
+}
+
+/** `/hooks/<route>` or `/hooks/<route>/<tool>`, as a delivery's URL spells them; anything else is Express's. */
+const HOOK_PATH = /^\/hooks\/([a-z0-9]+)(?:\/([A-Za-z0-9._~-]+))?(?:\?|$)/;
+
+/**
+ * The same routes served before Express (see FrontHandler): the plain spelling of a delivery's URL
+ * only. Whatever Express would treat specially (another letter case, a trailing slash, an escaped tool
+ * name, a compressed body, a client address behind a proxy) is declined and goes to the router above,
+ * so both answer every request alike.
+ */
+function frontHandler(deps: WebhookDeps, byRoute: ReadonlyMap<string, ForgeAdapter>): FrontHandler {
+  return (req, res) => {
+    if (req.method !== "POST" || req.headers["content-encoding"] !== undefined) return undefined;
+    const match = HOOK_PATH.exec(req.url ?? "");
+    const forge = match && byRoute.get(match[1]!);
+    if (!forge) return undefined;
+    const toolName = match[2];
+    if (toolName === undefined && forge.auth.kind !== "token") return undefined;
+    // Express's req.ip names the client behind a loopback proxy (X-Forwarded-For): leave that to it.
+    const address = req.socket.remoteAddress;
+    if (
+      deps.limits &&
+      deps.limits.perAddress > 0 &&
+      (address === undefined || req.headers["x-forwarded-for"])
+    )
+      return undefined;
+    return (async () => {
+      await limitAddress(deps.limits, address ?? "unknown");
+      const body = await readBody(req, deps.maxBodyBytes);
+      await receive(deps, forge, req, body, res, toolName);
+    })();
+  };
+}
+
+/**
+ * The body as `express.raw` reads it: undefined when the request has none, and the same errors for one
+ * over the limit (before reading, when Content-Length says so) or one shorter than it said.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const declared = req.headers["content-length"];
+  const length = declared === undefined ? undefined : Number(declared);
+  if (req.headers["transfer-encoding"] === undefined && (length === undefined || Number.isNaN(length))) {
+    return Promise.resolve(undefined);
+  }
+  if (length !== undefined && length > limit) {
+    req.resume();
+    return Promise.reject(tooLarge(limit));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > limit) {
+        done();
+        req.resume();
+        reject(tooLarge(limit));
+      } else chunks.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      if (length !== undefined && received !== length) {
+        reject(new InputError("request size did not match content length"));
+      } else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
+    };
+    const onAborted = () => {
+      done();
+      reject(new InputError("request aborted"));
+    };
+    const done = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("aborted", onAborted);
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("aborted", onAborted);
+  });
+}
+
+function tooLarge(limit: number): SlipwayError {
+  return new SlipwayError("payload_too_large", `request body exceeds ${limit} bytes`);
 }
 
 async function receive(
   deps: WebhookDeps,
   forge: ForgeAdapter,
-  req: Request,
-  res: Response,
+  req: IncomingMessage,
+  body: Buffer | undefined,
+  res: ServerResponse,
   toolName: string | undefined,
 ): Promise<void> {
-  const body = req.body as Buffer;
   const tool = await authenticate(deps, forge, req, body, toolName);
   await limitTool(deps.limits, tool.name);
 
@@ -143,8 +228,8 @@ async function receive(
 async function authenticate(
   deps: WebhookDeps,
   forge: ForgeAdapter,
-  req: Request,
-  body: Buffer,
+  req: IncomingMessage,
+  body: Buffer | undefined,
   toolName: string | undefined,
 ): Promise<Tool> {
   const auth = forge.auth;
@@ -153,7 +238,8 @@ async function authenticate(
     const prefix = auth.prefix ?? "";
     const signature = presented?.startsWith(prefix) ? presented.slice(prefix.length) : undefined;
     const known = toolName === undefined ? undefined : await deps.toolCache.get(toolName);
-    const tool = deps.tools.matchWebhookSignature(known, body, signature);
+    // No body at all is signed as an empty one (it cannot match a real signature either way).
+    const tool = deps.tools.matchWebhookSignature(known, body ?? Buffer.alloc(0), signature);
     if (!tool)
       throw new AuthError(
         `${headerName(auth.header)} is not a signature made with this tool's webhook secret`,
@@ -180,7 +266,7 @@ function headerName(name: string): string {
   return name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 }
 
-function requireUtf8Json(req: Request, label: string): void {
+function requireUtf8Json(req: IncomingMessage, label: string): void {
   const type = header(req, "content-type") ?? "";
   if (!/^application\/json\b/i.test(type)) {
     throw new SlipwayError("unsupported_media_type", `${label} webhooks must be sent as application/json`);
@@ -199,7 +285,7 @@ function requireUtf8Json(req: Request, label: string): void {
  * Written directly rather than with `res.json`: Express would hash every answer for an ETag that no
  * webhook sender uses, on the hottest path Slipway has.
  */
-function answer(res: Response, status: number, body: object): void {
+function answer(res: ServerResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
@@ -208,7 +294,7 @@ function answer(res: Response, status: number, body: object): void {
   res.end(text);
 }
 
-export function header(req: Request, name: string): string | undefined {
+export function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }

@@ -12,15 +12,19 @@ export interface WebhookLimits {
 /**
  * Checked before anything else, so a flood of unauthenticated requests from one address is cut off
  * before it costs a secret lookup. The address is Express's `req.ip` (the client behind a loopback
- * reverse proxy, since the app trusts only loopback proxies).
+ * reverse proxy, since the app trusts only loopback proxies): see `addressOf`.
  */
-export async function limitAddress(limits: WebhookLimits | undefined, req: Request): Promise<void> {
+export async function limitAddress(limits: WebhookLimits | undefined, address: string): Promise<void> {
   if (!limits || limits.perAddress <= 0) return;
-  const address = req.ip ?? req.socket.remoteAddress ?? "unknown";
   const decision = await limits.limiter.take(`hook-addr:${address}`, limits.perAddress);
   if (!decision.allowed) {
     throw rateLimited(`too many webhook requests from ${address}`, decision.retryAfterMs, limits.perAddress);
   }
+}
+
+/** The address a request's limit is counted for. */
+export function addressOf(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? "unknown";
 }
 
 /**
@@ -47,6 +51,6 @@ function rateLimited(what: string, retryAfterMs: number, perMinute: number): Rat
 /** `limitAddress` as middleware, to mount before a body parser. */
 export function addressLimiter(limits: WebhookLimits | undefined): RequestHandler {
   return (req, _res, next) => {
-    limitAddress(limits, req).then(() => next(), next);
+    limitAddress(limits, addressOf(req)).then(() => next(), next);
   };
 }

@@ -6,7 +6,7 @@ import { AuthError, ConflictError, SlipwayError } from "../../platform/errors.js
 import type { RefResolver } from "../../ports/refs.js";
 import type { StateStore } from "../../ports/store.js";
 import { header } from "./forge-hooks.js";
-import { limitAddress, limitTool, type WebhookLimits } from "./rate-limit.js";
+import { addressOf, limitAddress, limitTool, type WebhookLimits } from "./rate-limit.js";
 
 /**
  * Toolforge's deploy-token webhook: `POST /hooks/redeploy/<tool>?token=…` rebuilds and redeploys the
@@ -21,7 +21,7 @@ export function redeployWebhook(deps: {
 }): Router {
   const router = Router();
   router.post("/hooks/redeploy/:tool", async (req, res) => {
-    await limitAddress(deps.limits, req);
+    await limitAddress(deps.limits, addressOf(req));
     const token = typeof req.query.token === "string" ? req.query.token : header(req, "x-slipway-token");
     const tool = await deps.tools.checkRedeployToken(String(req.params.tool), token);
     if (!tool) throw new AuthError("the redeploy token does not match this tool");
