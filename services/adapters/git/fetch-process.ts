@@ -53,9 +53,9 @@ const CHILD_EXEC_ARGV = ["--max-semi-space-size=1"];
 const STDERR_KEPT = 4096;
 
 /**
- * Runs each fetch in a short-lived Node process of its own. isomorphic-git holds the whole pack, its
- * index and much garbage in memory while it fetches; in the server that memory would stay with the
- * server's heap after the build, and a repository too big for memory would take the server down with it.
+ * Runs each fetch in a short-lived Node process of its own. A fetch holds the pack, its index and much
+ * garbage in memory; in the server that memory would stay with the server's heap after the build, and a
+ * repository too big for memory would take the server down with it.
  * In a child it is given back when the child exits, the child's V8 can be tuned for the job, and a crash
  * fails only that build. Costs one Node start-up (about 0.1–0.3 s) per fetch.
  */

@@ -9,6 +9,7 @@ import type { FetchedSource, FetchRequest, SourceFetcher } from "../../ports/sou
 import { checkoutTree } from "./checkout.js";
 import { abortableHttpClient } from "./http-client.js";
 import git, { Errors } from "./isomorphic-git.js";
+import { PackStore } from "./pack-store.js";
 
 export interface IsomorphicGitFetcherOptions {
   /** Sum of all regular files in a checkout, in bytes (the operator's SLIPWAY_MAX_SOURCE_MB). */
@@ -35,8 +36,9 @@ const SHA1 = /^[0-9a-f]{40}$/;
  * validated) into `dest` without `.git`.
  *
  * isomorphic-git cannot ask for a commit by id with `singleBranch` (isomorphic-git #714, #1160), hence
- * fetching the ref and looking for the commit in its recent history. It also buffers the whole pack in
- * memory, so memory grows with the size of the commit's tree, not of the history.
+ * fetching the ref and looking for the commit in its recent history. isomorphic-git speaks the protocol;
+ * the pack is streamed to disk, indexed and read by us (`PackStore`, docs/fetch.md), which is where its
+ * fetch spent most of its time and memory.
  */
 export class IsomorphicGitFetcher implements SourceFetcher {
   private constructor(private readonly options: Required<IsomorphicGitFetcherOptions>) {}
@@ -63,11 +65,11 @@ export class IsomorphicGitFetcher implements SourceFetcher {
     const gitdir = await mkdtemp(path.join(this.options.workDir, "slipway-git-"));
     const started = Date.now();
     try {
-      const cache = {};
-      await this.fetchUntilFound({ gitdir, cache, url, auth, ref: request.ref, commit, signal, log });
-      const { commit: parsed } = await git.readCommit({ fs, gitdir, oid: commit, cache });
+      const store = new PackStore(gitdir);
+      await this.fetchUntilFound({ gitdir, store, url, auth, ref: request.ref, commit, signal, log });
+      const parsed = parseCommit(store.need(commit, "commit"), commit);
       signal?.throwIfAborted();
-      const result = await checkoutTree(gitdir, cache, parsed.tree, dest, this.options, signal);
+      const result = await checkoutTree(store, parsed.tree, dest, this.options, signal);
       if (result.submodules.length > 0) {
         log.warn(
           { submodules: result.submodules },
@@ -75,7 +77,7 @@ export class IsomorphicGitFetcher implements SourceFetcher {
         );
       }
       log.info({ files: result.files, bytes: result.bytes, ms: Date.now() - started }, "source fetched");
-      return { commit, commitTime: parsed.committer.timestamp };
+      return { commit, commitTime: parsed.commitTime };
     } catch (error) {
       await emptyDir(dest);
       throw toSlipwayError(error, request, url, commit);
@@ -86,7 +88,7 @@ export class IsomorphicGitFetcher implements SourceFetcher {
 
   private async fetchUntilFound(args: {
     gitdir: string;
-    cache: object;
+    store: PackStore;
     url: string;
     auth: { username: string; password: string } | undefined;
     ref: string;
@@ -94,11 +96,13 @@ export class IsomorphicGitFetcher implements SourceFetcher {
     signal: AbortSignal | undefined;
     log: Logger;
   }): Promise<void> {
-    const { gitdir, cache, url, auth, ref, commit, signal, log } = args;
+    const { gitdir, store, url, auth, ref, commit, signal, log } = args;
+    // isomorphic-git's own object cache, for what it reads while deepening (its haves and shallows).
+    const cache = {};
     await git.init({ fs, gitdir, bare: true });
     // fetch writes refs/remotes/origin/*, which needs a configured remote (NoRefspecError otherwise).
     await git.addRemote({ fs, gitdir, remote: "origin", url });
-    const http = abortableHttpClient(signal, this.options.allowHosts);
+    const http = store.receive(abortableHttpClient(signal, this.options.allowHosts));
     // Called after a 401: give the credentials once; if they are refused, stop instead of retrying.
     const onAuth: AuthCallback = () => (auth ? { ...auth } : { cancel: true });
     const onAuthFailure: AuthCallback = () => ({ cancel: true });
@@ -118,7 +122,7 @@ export class IsomorphicGitFetcher implements SourceFetcher {
         onAuth,
         onAuthFailure,
       });
-      if (await hasCommit(gitdir, cache, commit)) return;
+      if (store.read(commit)?.type === "commit") return;
       // A shallow file lists the cut-off commits; none means we already hold the whole history.
       if (!(await isShallow(gitdir))) break;
     }
@@ -130,14 +134,14 @@ export class IsomorphicGitFetcher implements SourceFetcher {
   }
 }
 
-async function hasCommit(gitdir: string, cache: object, oid: string): Promise<boolean> {
-  try {
-    await git.readCommit({ fs, gitdir, oid, cache });
-    return true;
-  } catch (error) {
-    if (error instanceof Errors.NotFoundError) return false;
-    throw error;
-  }
+/** The commit's tree and committer time: its `tree` line and the timestamp of its `committer` line. */
+function parseCommit(data: Buffer, oid: string): { tree: string; commitTime: number } {
+  const end = data.indexOf("\n\n");
+  const head = data.toString("utf8", 0, end < 0 ? data.length : end);
+  const tree = /^tree ([0-9a-f]{40})$/m.exec(head)?.[1];
+  const time = /^committer .* (\d+) [+-]\d{4}$/m.exec(head)?.[1];
+  if (!tree || !time) throw new SlipwayError("source_fetch_failed", `commit ${oid} is malformed`);
+  return { tree, commitTime: Number(time) };
 }
 
 async function isShallow(gitdir: string): Promise<boolean> {
