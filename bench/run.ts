@@ -22,6 +22,8 @@ const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), "
 const stackHome = process.env.SLIPWAY_BENCH_STACK_HOME ?? "/var/tmp/slipway-test-stack";
 const figures: Figure[] = [];
 const started = Date.now();
+/** The 1-, 5- and 15-minute load averages when the run began: how quiet the machine was. */
+const startLoad = os.loadavg();
 const BUDGET_MS = 9 * 60_000;
 
 function record(f: Figure): void {
@@ -1001,7 +1003,12 @@ async function writeResults(): Promise<void> {
     JSON.stringify(
       {
         ...previous,
-        machine: { cores: os.cpus().length, node: process.version, at: new Date().toISOString() },
+        machine: {
+          cores: os.cpus().length,
+          node: process.version,
+          at: new Date().toISOString(),
+          load: startLoad.map(round),
+        },
         figures,
       },
       null,
