@@ -17,11 +17,14 @@ import { createLogger, memoryLogger } from "../services/platform/logger.js";
 import { freePort, waitForPort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
 import { type Figure, scaleBench } from "./scale.js";
+import { buildsDoneBy, burst, removeToolsContainers, startFleet } from "./builders.js";
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
 const stackHome = process.env.SLIPWAY_BENCH_STACK_HOME ?? "/var/tmp/slipway-test-stack";
 const figures: Figure[] = [];
 const started = Date.now();
+/** The 1-, 5- and 15-minute load averages when the run began: how quiet the machine was. */
+const startLoad = os.loadavg();
 const BUDGET_MS = 9 * 60_000;
 
 function record(f: Figure): void {
@@ -763,6 +766,60 @@ async function fairness(server: Server, flooder: { tool: CreatedTool; repo: stri
   await rm(otherRepo, { recursive: true, force: true });
 }
 
+// --- many builders --------------------------------------------------------------------------------
+
+/**
+ * 40 builds from 20 tools (two pushes each) on one builder process, then the same burst on two builders
+ * on their own SLIPWAY_HOMEs, with one Redis and an external registry (bench/builders.ts). Written under
+ * `builders` in latest.json, as `-- scale` writes its own section.
+ */
+async function manyBuilders(): Promise<void> {
+  const TOOLS = 20;
+  const PER_TOOL = 2;
+  const load = os.loadavg().map(round);
+  const totals: number[] = [];
+  const notes: string[] = [];
+  for (const count of [1, 2]) {
+    const fleet = await startFleet({ builders: count, stackHome });
+    const prefix = `bench-b${count}`;
+    try {
+      // Timed to the last build out of its builder; waits for the deploys too, so that the first run's
+      // do not share the machine with the second run's builds.
+      const result = await burst(fleet, { tools: TOOLS, perTool: PER_TOOL, prefix, untilEnded: true });
+      const per = fleet.builders.map((b) => buildsDoneBy(b).length);
+      const failed = result.builds.filter(
+        (b) => b.record && ["failure", "cancelled"].includes(b.record.status),
+      );
+      totals.push(result.totalMs / 1000);
+      notes.push(
+        `${count} builder(s): ${round(result.totalMs / 1000)} s, builds per builder ${per.join("/")}` +
+          (failed.length > 0 ? `, ${failed.length} failed` : ""),
+      );
+      process.stdout.write(`  ${notes.at(-1)}\n`);
+    } finally {
+      await fleet.stop();
+      await removeToolsContainers(Array.from({ length: TOOLS }, (_, i) => `${prefix}-${i + 1}`));
+    }
+  }
+  const [one, two] = totals as [number, number];
+  record({
+    name: "many builders: 40 builds from 20 tools, 2 builders vs 1",
+    value: two / one,
+    unit: "x",
+    target: "~ 0.5x",
+    met: two / one <= 0.6,
+    baseline: one,
+    note: `baseline: one builder's ${round(one)} s (two: ${round(two)} s), SLIPWAY_BUILD_CONCURRENCY 2 each, first push to the last build out of its builder; ${notes.join("; ")}; ${os.cpus().length} cores, load average ${load.join(" ")} at the start`,
+  });
+  const out = path.join(repoRoot, "bench", "results");
+  await mkdir(out, { recursive: true });
+  const file = path.join(out, "latest.json");
+  const previous = (await readFile(file, "utf8").then(JSON.parse, () => ({}))) as Record<string, unknown>;
+  const machine = { cores: os.cpus().length, node: process.version, at: new Date().toISOString(), load };
+  await writeFile(file, JSON.stringify({ ...previous, builders: { machine, figures } }, null, 2) + "\n");
+  process.stdout.write(`\nwrote the builders section of bench/results/latest.json\n`);
+}
+
 // --- cold build vs buildah ---------------------------------------------------------------------------
 
 const containersEnv = { ...process.env, CONTAINERS_CONF: path.join(repoRoot, "infra/containers.conf") };
@@ -1038,7 +1095,12 @@ async function writeResults(): Promise<void> {
     JSON.stringify(
       {
         ...previous,
-        machine: { cores: os.cpus().length, node: process.version, at: new Date().toISOString() },
+        machine: {
+          cores: os.cpus().length,
+          node: process.version,
+          at: new Date().toISOString(),
+          load: startLoad.map(round),
+        },
         figures,
       },
       null,
@@ -1057,6 +1119,11 @@ async function main(): Promise<void> {
   // `npm run bench -- scale [window s]`: only Toolforge's size (bench/scale.ts), its own section.
   if (process.argv[2] === "scale") {
     await scaleBench(process.argv[3]);
+    return;
+  }
+  // `npm run bench -- builders`: one builder process, then two, sharing a burst (bench/builders.ts).
+  if (process.argv[2] === "builders") {
+    await manyBuilders();
     return;
   }
   // `npm run bench -- baseline`: only the cold build against buildah, three alternating rounds.

@@ -5,6 +5,7 @@
  * beside its target and writes them to bench/results/latest.json under `scale`, leaving the other
  * sections' figures there. `npm run bench -- scale 30` shortens the runner's measured window to 30 s.
  */
+import { spawn } from "node:child_process";
 import type { Server } from "node:http";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -26,6 +27,7 @@ import type { JobsRuntime } from "../services/ports/jobs-runtime.js";
 import { ToolService } from "../services/domain/tools/tool-service.js";
 import { CryptoBox } from "../services/platform/crypto-box.js";
 import { memoryLogger } from "../services/platform/logger.js";
+import { freePort, waitForPort } from "../services/platform/net.js";
 import { hashSecret } from "../services/platform/secrets.js";
 import { apiRouter } from "../services/roles/http/api.js";
 import { jobsRouter } from "../services/roles/http/api-jobs.js";
@@ -331,29 +333,9 @@ async function measure(redisUrl: string, windowS: number): Promise<void> {
   }
 
   // A burst of pushes, one per tool, 64 at a time, from this same process.
-  const fixture = JSON.parse(
-    await readFile(path.join(repoRoot, "test/fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
-  ) as Record<string, unknown>;
-  const hookTimes: number[] = [];
-  let accepted = 0;
   const hookCpu = process.cpuUsage();
   t = performance.now();
-  await inBatches(indexes, 64, async (i) => {
-    const start = performance.now();
-    const sha = randomBytes(20).toString("hex");
-    const res = await fetch(`${base}/hooks/gitlab/tool-${i}`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-gitlab-event": "Push Hook",
-        "x-gitlab-token": `hook-${i}`,
-      },
-      body: JSON.stringify({ ...fixture, after: sha, checkout_sha: sha, ref: "refs/heads/master" }),
-    });
-    await res.arrayBuffer();
-    if (res.status === 202) accepted++;
-    hookTimes.push(performance.now() - start);
-  });
+  const { accepted, hookTimes } = await pushToEveryTool(base);
   const hookRate = accepted / ((performance.now() - t) / 1000);
   const hookCpuMs = ((c) => (c.user + c.system) / 1000)(process.cpuUsage(hookCpu));
   record({
@@ -378,11 +360,112 @@ async function measure(redisUrl: string, windowS: number): Promise<void> {
 
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  // The same data served by a real `slipway server`, without this process's client and copies.
+  await serverProcessRss(redisUrl);
   await runner.close();
   await queue.close();
   await store.close();
   logsRedis.disconnect();
   redis.disconnect();
+}
+
+/** A GitLab push to every tool's webhook, 64 at a time: how many were accepted and how long each took. */
+async function pushToEveryTool(base: string): Promise<{ accepted: number; hookTimes: number[] }> {
+  const fixture = JSON.parse(
+    await readFile(path.join(repoRoot, "test/fixtures/gitlab/gitlab-push-hook.docs.json"), "utf8"),
+  ) as Record<string, unknown>;
+  const hookTimes: number[] = [];
+  let accepted = 0;
+  await inBatches(
+    Array.from({ length: TOOLS }, (_, i) => i),
+    64,
+    async (i) => {
+      const start = performance.now();
+      const sha = randomBytes(20).toString("hex");
+      const res = await fetch(`${base}/hooks/gitlab/tool-${i}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-gitlab-event": "Push Hook",
+          "x-gitlab-token": `hook-${i}`,
+        },
+        body: JSON.stringify({ ...fixture, after: sha, checkout_sha: sha, ref: "refs/heads/master" }),
+      });
+      await res.arrayBuffer();
+      if (res.status === 202) accepted++;
+      hookTimes.push(performance.now() - start);
+    },
+  );
+  return { accepted, hookTimes };
+}
+
+/** VmRSS and VmHWM of a process, in MiB. */
+async function processMemory(pid: number): Promise<{ rss: number; hwm: number }> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return { rss: kib("VmRSS") / 1024, hwm: kib("VmHWM") / 1024 };
+}
+
+/**
+ * `slipway server --role api` as a child process on the bench's Redis (3,200 tools, 10,000 jobs): its
+ * RSS once it served what the bench asked of the in-process server — every page of the tools list, 300
+ * jobs lists, 60 build lists and a push to every tool's webhook. The api role, because a deployer here
+ * would start the 10,000 jobs' containers; the runner's own memory is in the in-process figure.
+ */
+async function serverProcessRss(redisUrl: string): Promise<void> {
+  const home = await mkdtemp(path.join(os.tmpdir(), "slipway-bench-scale-server-"));
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [path.join(repoRoot, "dist/services/main.js"), "server", "--role", "api"],
+    {
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: os.homedir(),
+        SLIPWAY_HOME: home,
+        SLIPWAY_PORT: String(port),
+        SLIPWAY_REGISTRY_PORT: String(await freePort()),
+        REDIS_URL: redisUrl,
+        SLIPWAY_LOG_LEVEL: "warn",
+        // One address sends every delivery here; the limits are not what this measures.
+        SLIPWAY_WEBHOOK_RATE_PER_TOOL: "0",
+        SLIPWAY_WEBHOOK_RATE_PER_ADDRESS: "0",
+      },
+      cwd: home,
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
+  const exited = new Promise((r) => child.once("exit", r));
+  try {
+    await waitForPort(port, 120_000);
+    const base = `http://127.0.0.1:${port}`;
+    const token = (await readFile(path.join(home, "admin-token"), "utf8")).trim();
+    const started = await processMemory(child.pid!);
+    const get = async (route: string) => {
+      const res = await fetch(`${base}${route}`, { headers: { authorization: `Bearer ${token}` } });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`slipway server: GET ${route}: HTTP ${res.status} ${text.slice(0, 200)}`);
+      return /<([^>]+)>; rel="next"/.exec(res.headers.get("link") ?? "")?.[1];
+    };
+    for (let next: string | undefined = "/api/v1/tools?limit=100"; next;) next = await get(next);
+    for (let i = 0; i < 300; i++) await get(`/api/v1/tools/tool-${(i * 37) % TOOLS}/jobs`);
+    for (let i = 0; i < 60; i++) await get(`/api/v1/tools/tool-${i % BUILD_TOOLS}/builds`);
+    const { accepted } = await pushToEveryTool(base);
+    const loaded = await processMemory(child.pid!);
+    record({
+      name: "slipway server RSS, all loaded (api role)",
+      value: loaded.rss,
+      unit: "MiB",
+      target: "<= 200 MiB",
+      met: loaded.rss <= 200,
+      note: `a child \`slipway server --role api\` on this Redis: ${round(started.rss)} MiB once listening; then every tools page, 300 jobs lists, 60 build lists and ${accepted} of ${TOOLS} webhooks accepted; peak ${round(loaded.hwm)} MiB`,
+    });
+  } finally {
+    child.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await rm(home, { recursive: true, force: true });
+  }
 }
 
 /** Writes the figures under `scale` in bench/results/latest.json, keeping the other sections. */
