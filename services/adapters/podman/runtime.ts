@@ -33,7 +33,7 @@ export class PodmanRuntime implements AppRuntime {
     // (`podman port`) cost every deploy one more podman start. Another process may take the port
     // between the choice and podman binding it; podman then refuses, and another port is tried.
     for (let attempt = 1; ; attempt++) {
-      const hostPort = await freePort();
+      const hostPort = await (this.options.hostPort ?? freePort)();
       const args = (envFile: string) => [
         "run",
         "--detach",
@@ -58,7 +58,8 @@ export class PodmanRuntime implements AppRuntime {
         );
       }
       return {
-        id: started.stdout.trim(),
+        // With --replace, podman first prints the name of the container it removed: the id is the last line.
+        id: started.stdout.trim().split("\n").at(-1) ?? "",
         tool: spec.tool,
         process: spec.process,
         releaseId: spec.releaseId,
