@@ -22,6 +22,8 @@ export interface PodmanRuntimeOptions {
   readonly namePrefix: string;
   /** Each tool's own network, which its containers are started on (never podman's shared default). */
   readonly networks: ToolNetworks;
+  /** Picks the loopback port a web process is published on; a free one by default (tests: a taken one). */
+  readonly hostPort?: (() => Promise<number>) | undefined;
 }
 
 /**

@@ -1,5 +1,6 @@
-import { SlipwayError, TransientError } from "../../platform/errors.js";
+import { SlipwayError } from "../../platform/errors.js";
 import { newId } from "../../platform/ids.js";
+import { freePort } from "../../platform/net.js";
 import type {
   AppRuntime,
   ContainerUsage,
@@ -35,41 +36,46 @@ export class PodmanRuntime implements AppRuntime, ExitedProcesses {
 
   async start(spec: RunSpec): Promise<RunningApp> {
     const { repoRoot } = this.options;
-    await this.pull(spec.image);
-    const network = await this.options.networks.ensure(spec.tool);
+    const [, network] = await Promise.all([this.pull(spec.image), this.options.networks.ensure(spec.tool)]);
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${spec.replica ?? 0}`;
-    await podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
-    const args = (envFile: string) => [
-      "run",
-      "--detach",
-      "--name",
-      name,
-      ...this.common(spec, envFile, network),
-      "--publish",
-      `127.0.0.1::${spec.port}`,
-      ...(spec.command ? ["--entrypoint", LAUNCHER, spec.image, spec.command] : [spec.image]),
-    ];
-    const started = await withEnvFile(spec.env, (envFile) =>
-      podman(args(envFile), { repoRoot, allowFailure: true }),
-    );
-    if (started.code !== 0) {
-      throw new SlipwayError(
-        "deploy_failed",
-        `podman could not start ${spec.process}: ${started.stderr.trim().slice(-300)}`,
+    // The host port is chosen here rather than by podman: asking podman which one it took afterwards
+    // (`podman port`) cost every deploy one more podman start. Another process may take the port
+    // between the choice and podman binding it; podman then refuses, and another port is tried.
+    for (let attempt = 1; ; attempt++) {
+      const hostPort = await (this.options.hostPort ?? freePort)();
+      const args = (envFile: string) => [
+        "run",
+        "--detach",
+        "--name",
+        name,
+        // A leftover container of the same name (a deploy of this release cut short, or the attempt
+        // before whose port was taken) is removed within the same call, not by a `podman rm` first.
+        "--replace",
+        ...this.common(spec, envFile, network),
+        "--publish",
+        `127.0.0.1:${hostPort}:${spec.port}`,
+        ...(spec.command ? ["--entrypoint", LAUNCHER, spec.image, spec.command] : [spec.image]),
+      ];
+      const started = await withEnvFile(spec.env, (envFile) =>
+        podman(args(envFile), { repoRoot, allowFailure: true }),
       );
+      if (started.code !== 0) {
+        if (attempt < 3 && /address already in use/i.test(started.stderr)) continue;
+        throw new SlipwayError(
+          "deploy_failed",
+          `podman could not start ${spec.process}: ${started.stderr.trim().slice(-300)}`,
+        );
+      }
+      return {
+        // With --replace, podman first prints the name of the container it removed: the id is the last line.
+        id: started.stdout.trim().split("\n").at(-1) ?? "",
+        tool: spec.tool,
+        process: spec.process,
+        releaseId: spec.releaseId,
+        replica: spec.replica ?? 0,
+        address: { host: "127.0.0.1", port: hostPort },
+      };
     }
-    const id = started.stdout.trim();
-    const port = await podman(["port", id, `${spec.port}/tcp`], { repoRoot });
-    const match = /:(\d+)\s*$/.exec(port.stdout.trim().split("\n")[0] ?? "");
-    if (!match) throw new TransientError(`podman published no port for ${name}: "${port.stdout.trim()}"`);
-    return {
-      id,
-      tool: spec.tool,
-      process: spec.process,
-      releaseId: spec.releaseId,
-      replica: spec.replica ?? 0,
-      address: { host: "127.0.0.1", port: Number(match[1]) },
-    };
   }
 
   /**

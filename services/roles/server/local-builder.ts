@@ -7,6 +7,7 @@ import { PodmanBuildSandbox, sandboxName } from "../../adapters/podman/sandbox.j
 import { DEFAULT_SUITE, SUITES, ensureStack, type StackStep } from "../../adapters/stack/index.js";
 import { loadBuildpackOrder, type BuildpackOrder } from "../../domain/lifecycle/buildpack-order.js";
 import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
+import { TimedSandbox } from "../../domain/pipeline/sandbox-timings.js";
 import type { StackCatalogue } from "../../domain/lifecycle/types.js";
 import type { ImageExporter, LifecycleRunner } from "../../ports/build-steps.js";
 import type { Config } from "../../platform/env.js";
@@ -71,10 +72,15 @@ export async function localBuilder(
 
   return {
     lifecycle: {
-      run: async (input) =>
-        runLifecycle({
+      run: async (input) => {
+        const sandbox = new TimedSandbox(
           // On the tool's network, like its webservice and jobs: a build cannot reach other tools' containers.
-          sandbox: PodmanBuildSandbox.create(sandboxOwnership, await networks.ensure(input.tool)),
+          PodmanBuildSandbox.create(sandboxOwnership, await networks.ensure(input.tool)),
+          (error) =>
+            logger.warn({ err: error, buildId: input.buildId }, "build sandbox could not be removed"),
+        );
+        const result = await runLifecycle({
+          sandbox,
           stack,
           stacks,
           buildpacks: order,
@@ -94,7 +100,10 @@ export async function localBuilder(
           signal: input.signal,
           onLog: input.onLog,
           onPhase: input.onPhase,
-        }),
+        });
+        input.onLog(`Sandbox timings: ${sandbox.summary()}`);
+        return result;
+      },
     },
     exporter: {
       export: async (input) => {
