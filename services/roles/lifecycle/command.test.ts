@@ -96,6 +96,9 @@ describe("slipway-lifecycle arguments", () => {
       repository: "tool-x/web",
       tag: "abc",
     });
+    expect(problem(() => parseImage("tool-x/web:abc", "--image"))).toContain(
+      '--image must start with the registry host, not "tool-x/web:abc"',
+    );
     expect(problem(() => parseImage("tool-x/web", "--image"))).toContain(
       '--image must be <registry host>/<repository>:<tag>, not "tool-x/web"',
     );

@@ -128,6 +128,9 @@ export function parseImage(ref: string, option: string): { host: string; reposit
   if (!match)
     throw new InputError(`${option} must be <registry host>/<repository>:<tag>, not ${JSON.stringify(ref)}`);
   const [, host, repository, tag] = match as unknown as [string, string, string, string];
+  // As docker tells a registry from a repository's first part: a dot, a port, or localhost.
+  if (!/[.:]/.test(host) && host !== "localhost")
+    throw new InputError(`${option} must start with the registry host, not ${JSON.stringify(ref)}`);
   return { host, repository, tag };
 }
 
