@@ -11,7 +11,13 @@ import { BuildPipeline } from "../services/domain/pipeline/build-pipeline.js";
 import type { BuildLogs } from "../services/ports/logs.js";
 import { MemoryStore } from "./fakes/memory-store.js";
 import { kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
-import { TektonStandIn, installTektonCrds, queuedPush, type RunPlay } from "./helpers/tekton-controller.js";
+import {
+  TektonStandIn,
+  createBuildsNamespace,
+  installTektonCrds,
+  queuedPush,
+  type RunPlay,
+} from "./helpers/tekton-controller.js";
 
 // The Tekton build backend against a real kube-apiserver with Tekton's CRDs installed: every object
 // Slipway makes (the Tasks and Pipeline of pipelines/, one PipelineRun per build) must be accepted as
@@ -68,20 +74,7 @@ describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a r
   beforeAll(async () => {
     cluster = await startKubeCluster();
     await installTektonCrds(cluster);
-    await cluster.api("POST", "/api/v1/namespaces", {
-      metadata: {
-        name: NS,
-        labels: {
-          "pod-security.kubernetes.io/enforce": "restricted",
-          "pod-security.kubernetes.io/enforce-version": "v1.24",
-        },
-      },
-    });
-    await cluster.api("POST", `/api/v1/namespaces/${NS}/secrets`, {
-      metadata: { name: "registry-push" },
-      type: "Opaque",
-      stringData: { "config.json": "{}" },
-    });
+    await createBuildsNamespace(cluster, NS, "registry-push");
     standIn = new TektonStandIn(cluster, NS, (run) => plays.get(run.metadata.name) ?? {});
     standIn.start();
     backend = await TektonBackend.start(

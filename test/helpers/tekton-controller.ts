@@ -70,6 +70,28 @@ export async function installTektonCrds(cluster: KubeCluster): Promise<void> {
   if (waited.code !== 0) throw new Error(`Tekton's CRDs not established: ${waited.stderr}`);
 }
 
+/** The builds namespace as an install makes it: Pod Security `restricted` enforced, with the push Secret. */
+export async function createBuildsNamespace(
+  cluster: KubeCluster,
+  namespace: string,
+  pushSecret: string,
+): Promise<void> {
+  await cluster.api("POST", "/api/v1/namespaces", {
+    metadata: {
+      name: namespace,
+      labels: {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "v1.24",
+      },
+    },
+  });
+  await cluster.api("POST", `/api/v1/namespaces/${namespace}/secrets`, {
+    metadata: { name: pushSecret },
+    type: "Opaque",
+    stringData: { "config.json": "{}" },
+  });
+}
+
 export class TektonStandIn {
   /** Pods it could not create, with the API server's answer (Pod Security refusals land here). */
   readonly refused: string[] = [];
