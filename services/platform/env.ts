@@ -440,3 +440,11 @@ function hostOf(url: string | undefined): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * slipway-lifecycle's environment (it runs inside the build image, where Slipway's Config does not
+ * apply): read once by its entry point, for its own settings and for what build steps inherit.
+ */
+export function lifecycleEnvironment(): Readonly<Record<string, string | undefined>> {
+  return { ...process.env };
+}

@@ -45,6 +45,11 @@ export interface ExportRequest {
   /** Shared repository holding each stack's base layer, mounted into tool repositories. */
   readonly baseRepository?: string | undefined;
   /**
+   * The run image's layer as `baseRepository` already holds it (readRunImageLayer): mounted, never
+   * uploaded. Without it the layer is made from `stack.runRootfs` (runImageLayer).
+   */
+  readonly baseLayer?: LayerBlob | undefined;
+  /**
    * Per tool component, kept between builds: launch and launcher layers whose files did not change
    * are reused from here instead of being written again. Without it every layer is written each time.
    */
@@ -128,7 +133,7 @@ export async function exportImage(registry: ExportRegistry, request: ExportReque
       return pending;
     };
     const writes = [
-      runImageLayer(stack),
+      request.baseLayer ? Promise.resolve(request.baseLayer) : runImageLayer(stack),
       stable(result.cnbDir, CNB_DIR, "cnb.tar.gz", { uid: 0, gid: 0, epoch: NORMALIZED_EPOCH }),
       writeLayer(result.appDir, APP_DIR, path.join(work, "app.tar.gz"), {
         ...owner,
@@ -260,6 +265,12 @@ async function pushBase(
       counts.mounted++;
       return;
     }
+    // A layer read from the registry (readRunImageLayer) has no bytes here to send instead.
+    if (base.path === "")
+      throw new SlipwayError(
+        "export_failed",
+        `the run image's layer could not be mounted from ${baseRepository} into ${repository}`,
+      );
     if (await registry.pushBlob(baseRepository, base, base.path)) {
       counts.uploaded++;
       counts.bytes += base.size;

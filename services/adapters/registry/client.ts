@@ -144,6 +144,19 @@ export class RegistryClient implements ImageRegistry {
     return { digest: sha256(body), body };
   }
 
+  /** A small blob's bytes (an image config), checked against its digest. */
+  async getBlob(repository: string, digest: string): Promise<Uint8Array> {
+    const res = await this.send("GET", `/v2/${repository}/blobs/${digest}`, { scopes: [pull(repository)] });
+    if (res.status !== 200) return this.fail(res, `reading blob ${short(digest)} of ${repository}`);
+    const body = new Uint8Array(await res.arrayBuffer());
+    if (sha256(body) !== digest)
+      throw new SlipwayError(
+        "export_failed",
+        `blob ${short(digest)} of ${repository} does not match its digest`,
+      );
+    return body;
+  }
+
   /**
    * Deletes a manifest by digest (the registry runs with `storage.delete.enabled`); every tag pointing at
    * it goes with it. False when it was already gone. The blobs stay until `garbage-collect` runs.

@@ -35,6 +35,7 @@ import {
   type DetectOutcome,
   type OrderGroup,
   type PlanEntry,
+  type ResolvedGroup,
   parseBuildPlan,
   resolveOrder,
 } from "./order.js";
@@ -78,6 +79,12 @@ export interface LifecycleInput {
   readonly appDir: string;
   /** A directory for this build only: `layers/`, `platform/` and `cnb/` are created in it. */
   readonly workDir: string;
+  /**
+   * The sandbox runs on this process's own file system (slipway-lifecycle inside the build image):
+   * buildpacks see every directory at its host path, the layers are `layersDir` (the build's
+   * `platform/`, `cnb/` and inline buildpacks go in its scratch) and `workDir` is unused.
+   */
+  readonly inPlace?: { readonly layersDir: string } | undefined;
   /** Persistent cache of this tool and component: cache layers are restored from and saved to it. */
   readonly cacheDir: string;
   /** Skip restoring the cache (it is still saved afterwards, so the next build is warm again). */
@@ -112,6 +119,61 @@ interface Buildpack {
   readonly escaped: string;
 }
 
+/** The build's directories on the host, and the paths its buildpacks see them at. */
+interface Layout {
+  readonly layers: string;
+  readonly platform: string;
+  readonly cnb: string;
+  readonly inlineBuildpacks: string;
+  readonly seen: { readonly app: string; readonly layers: string; readonly platform: string };
+  /** Where the sandbox sees a buildpack of `hostDir`. */
+  buildpackDir(hostDir: string, escaped: string, version: string): string;
+}
+
+function layoutOf(input: LifecycleInput): Layout {
+  if (input.inPlace) {
+    const layers = input.inPlace.layersDir;
+    const platform = path.join(layers, SCRATCH, "platform");
+    return {
+      layers,
+      platform,
+      cnb: path.join(layers, SCRATCH, "cnb"),
+      inlineBuildpacks: path.join(layers, SCRATCH, "inline-buildpacks"),
+      seen: { app: input.appDir, layers, platform },
+      buildpackDir: (hostDir) => hostDir,
+    };
+  }
+  return {
+    layers: path.join(input.workDir, "layers"),
+    platform: path.join(input.workDir, "platform"),
+    cnb: path.join(input.workDir, "cnb"),
+    inlineBuildpacks: path.join(input.workDir, "inline-buildpacks"),
+    seen: { app: APP_DIR, layers: LAYERS_DIR, platform: PLATFORM_DIR },
+    buildpackDir: (_hostDir, escaped, version) => `${BUILDPACKS_DIR}/${escaped}/${version}`,
+  };
+}
+
+/** A build between its phases: the input with project.toml's env and the chosen stack, its buildpacks. */
+interface PreparedBuild {
+  readonly input: LifecycleInput;
+  readonly buildpacks: Map<string, Buildpack>;
+  readonly order: readonly OrderGroup[];
+  readonly layout: Layout;
+  /** Host directories of the app's inline buildpacks (project.toml), written by detect. */
+  readonly inline: readonly string[];
+}
+
+/**
+ * What one phase hands the next when each runs as its own process (`slipway-lifecycle`): kept in the
+ * layers' scratch directory, which is not a layer and is never exported.
+ */
+export interface LifecycleState {
+  readonly env: Readonly<Record<string, string>>;
+  readonly inline: readonly string[];
+  readonly group: ResolvedGroup;
+  readonly result?: LifecycleResult | undefined;
+}
+
 /**
  * Runs detect, restore and build for one app (spec `platform.md` §detector, §restorer, §builder) in
  * one sandbox from the stack's build image, then computes what the exporter needs: the launch layers,
@@ -119,11 +181,116 @@ interface Buildpack {
  * `build_failed`, `cancelled`) with the phase, buildpack, exit code and last log lines.
  */
 export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<LifecycleResult> {
+  const build = await detectPrepare(lifecycleInput);
+  const sandbox = await startSandbox(build);
+  try {
+    const step = stepRunner(sandbox, build.input, build.layout);
+    const group = await detectGroup(build, step);
+    await restorePhase(build, group);
+    const built = await buildPhase(build, group, step);
+    await saveCachePhase(build, group, built.layersByBp);
+    const result = await finishBuild(build, group, built);
+    await rm(path.join(build.layout.layers, SCRATCH), { recursive: true, force: true });
+    return result;
+  } finally {
+    await sandbox.close();
+  }
+}
+
+/**
+ * One phase of the lifecycle in its own process, on this process's file system (`inPlace`), as the
+ * CNB lifecycle binary runs in the build image: `detect` starts the build and writes the state the
+ * later phases read from the layers' scratch; `build` also computes the processes and launcher
+ * scripts the exporter needs. Returns the state after the phase.
+ */
+export async function runLifecyclePhase(
+  phase: "detect" | "restore" | "build" | "save-cache",
+  input: LifecycleInput,
+): Promise<LifecycleState> {
+  if (!input.inPlace) throw new InputError("a lifecycle phase of its own runs in place only");
+  if (phase === "detect") {
+    const build = await detectPrepare(input);
+    const sandbox = await startSandbox(build);
+    try {
+      const group = await detectGroup(build, stepRunner(sandbox, build.input, build.layout));
+      const state: LifecycleState = { env: build.input.env, inline: build.inline, group };
+      await writeState(build.layout, state);
+      return state;
+    } finally {
+      await sandbox.close();
+    }
+  }
+  const layout = layoutOf(input);
+  const state = await readState(layout);
+  const build: PreparedBuild = {
+    input: { ...input, env: state.env },
+    buildpacks: await loadBuildpacks([...input.buildpacks, ...state.inline], layout),
+    order: [],
+    layout,
+    inline: state.inline,
+  };
+  if (phase === "restore") {
+    await restorePhase(build, state.group);
+    return state;
+  }
+  const groupBps = state.group.buildpacks.map((g) => buildpackOf(build, g.id));
+  if (phase === "save-cache") {
+    const layersByBp = new Map<string, Map<string, LayerToml>>();
+    for (const bp of groupBps)
+      layersByBp.set(bp.descriptor.id, await readLayers(layout.layers, bp.escaped, bp.descriptor.id));
+    await saveCachePhase(build, state.group, layersByBp);
+    return state;
+  }
+  const sandbox = await startSandbox(build);
+  try {
+    const built = await buildPhase(build, state.group, stepRunner(sandbox, build.input, layout));
+    const next: LifecycleState = { ...state, result: await finishBuild(build, state.group, built) };
+    await writeState(layout, next);
+    return next;
+  } finally {
+    await sandbox.close();
+  }
+}
+
+/** The state the phases before left (see LifecycleState); a missing one names the phase to run first. */
+export async function readLifecycleState(layersDir: string): Promise<LifecycleState> {
+  return readState({ layers: layersDir });
+}
+
+const STATE_FILE = `${SCRATCH}/state.json`;
+
+async function writeState(layout: Pick<Layout, "layers">, state: LifecycleState): Promise<void> {
+  await writeFile(path.join(layout.layers, STATE_FILE), JSON.stringify(state));
+}
+
+async function readState(layout: Pick<Layout, "layers">): Promise<LifecycleState> {
+  let text;
+  try {
+    text = await readFile(path.join(layout.layers, STATE_FILE), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    throw new InputError(
+      `${layout.layers} holds no detected build: run detect first (then restore and build)`,
+    );
+  }
+  return JSON.parse(text) as LifecycleState;
+}
+
+function buildpackOf(build: PreparedBuild, id: string): Buildpack {
+  const bp = build.buildpacks.get(id);
+  if (!bp) throw new PipelineError("build_failed", `buildpack ${id} of the detected group is not available`);
+  return bp;
+}
+
+/** Reads the buildpacks and project.toml, chooses the stack and makes the build's directories. */
+async function detectPrepare(lifecycleInput: LifecycleInput): Promise<PreparedBuild> {
   // Before project.toml and the sandbox start: both belong to detect (its failures and its time).
   lifecycleInput.onPhase?.("detect");
   lifecycleInput.onLog("===> DETECTING");
-  const buildpacks = await loadBuildpacks(lifecycleInput.buildpacks);
-  const project = await applyProject(lifecycleInput, buildpacks);
+  const layout = layoutOf(lifecycleInput);
+  await clearDirs(layout);
+  const buildpacks = await loadBuildpacks(lifecycleInput.buildpacks, layout);
+  const project = await applyProject(lifecycleInput, buildpacks, layout);
   // project.toml's build env is platform env with the lowest precedence: the caller's env wins.
   const withEnv: LifecycleInput = { ...lifecycleInput, env: { ...project.buildEnv, ...lifecycleInput.env } };
   // After project.toml: its build env may carry BP_CPYTHON_VERSION.
@@ -132,19 +299,13 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
     input.order ?? [
       { group: [...buildpacks.values()].map((b) => ({ id: b.descriptor.id, optional: true })) },
     ];
-  const dirs = {
-    layers: path.join(input.workDir, "layers"),
-    platform: path.join(input.workDir, "platform"),
-    cnb: path.join(input.workDir, "cnb"),
-  };
-  await prepareDirs(input, dirs);
-  const baseEnv = baseEnvironment(input);
-  const userEnv = Object.fromEntries(
-    Object.entries(input.env).filter(([k]) => ENV_NAME.test(k) && !k.startsWith("CNB_")),
-  );
-  const envFor = (bp: Buildpack) => (bp.descriptor.clearEnv ? baseEnv : { ...baseEnv, ...userEnv });
+  await prepareDirs(input, layout);
+  return { input, buildpacks, order, layout, inline: project.inline };
+}
 
-  const sandbox = await input.sandbox.start({
+function startSandbox(build: PreparedBuild): Promise<Sandbox> {
+  const { input, layout, buildpacks } = build;
+  return input.sandbox.start({
     name: input.name,
     buildId: input.buildId,
     image: input.stack.buildImage,
@@ -154,189 +315,233 @@ export async function runLifecycle(lifecycleInput: LifecycleInput): Promise<Life
     cpus: input.limits.cpus,
     env: {},
     mounts: [
-      { host: input.appDir, container: APP_DIR, readOnly: false },
+      { host: input.appDir, container: layout.seen.app, readOnly: false },
       { host: input.appDir, container: HEROKU_APP_DIR, readOnly: false },
-      { host: dirs.layers, container: LAYERS_DIR, readOnly: false },
-      { host: dirs.platform, container: PLATFORM_DIR, readOnly: true },
+      { host: layout.layers, container: layout.seen.layers, readOnly: false },
+      { host: layout.platform, container: layout.seen.platform, readOnly: true },
       ...[...buildpacks.values()].map((b) => ({ host: b.hostDir, container: b.dir, readOnly: true })),
       ...(input.libDir ? [{ host: input.libDir, container: CNB_LIB_DIR, readOnly: true }] : []),
     ],
   });
-  try {
-    const step = stepRunner(sandbox, input);
+}
 
-    const tried: { id: string; result: string; output: string[] }[] = [];
-    const ids = [...new Set(order.flatMap((g) => g.group.map((e) => e.id)))];
-    for (const id of ids) {
-      if (!buildpacks.has(id))
-        throw new PipelineError("detect_failed", `the detect order names ${id}, which is not available`);
-    }
-    const detected = await detectAll(
-      step,
-      dirs.layers,
-      ids.map((id) => buildpacks.get(id)!),
-      (bp) => ({ ...envFor(bp), ...cnbVars(bp) }),
-      input.stack,
-    );
-    const outcome = (id: string): DetectOutcome => {
-      const { exitCode, output, plan } = detected.get(id)!;
-      const result = exitCode === 0 ? "pass" : exitCode === 100 ? "fail" : `error (exit code ${exitCode})`;
-      tried.push({ id, result, output });
-      if (exitCode === 0) return { status: "pass", plan: parseBuildPlan(plan, `${id} build plan`) };
-      return exitCode === 100 ? { status: "fail" } : { status: "error", exitCode };
-    };
-    const group = await resolveOrder(order, (id) => Promise.resolve().then(() => outcome(id)));
-    if (!group) throw detectFailed(tried);
-    const groupBps = group.buildpacks.map((g) => buildpacks.get(g.id)!);
-    for (const bp of groupBps) input.onLog(`${bp.descriptor.id} ${bp.descriptor.version}`);
-    for (const line of unusedBuildVariableWarnings(
-      input.env,
-      groupBps.map((bp) => bp.descriptor),
-    ))
-      input.onLog(line);
+function envFor(build: PreparedBuild, bp: Buildpack): Record<string, string> {
+  const baseEnv = baseEnvironment(build.input);
+  if (bp.descriptor.clearEnv) return baseEnv;
+  const userEnv = Object.fromEntries(
+    Object.entries(build.input.env).filter(([k]) => ENV_NAME.test(k) && !k.startsWith("CNB_")),
+  );
+  return { ...baseEnv, ...userEnv };
+}
 
-    input.onPhase?.("restore");
-    input.onLog("===> RESTORING");
-    if (input.noCache) input.onLog("Skipping the cache (no-cache build)");
-    else for (const bp of groupBps) await restoreCache(input, dirs.layers, bp);
-
-    input.onPhase?.("build");
-    input.onLog("===> BUILDING");
-    let buildEnvFromLayers: Record<string, string> = {};
-    const launches: { buildpackId: string; launch: LaunchToml }[] = [];
-    const layersByBp = new Map<string, Map<string, LayerToml>>();
-    for (const [i, bp] of groupBps.entries()) {
-      const plan: readonly PlanEntry[] = group.buildpacks[i]!.plan;
-      const planRel = `${SCRATCH}/plan/${bp.escaped}.toml`;
-      // An earlier buildpack of the group may have planted symlinks under /layers: write through none.
-      await buildOutput(`a buildpack before ${bp.descriptor.id}`, () =>
-        writeFileConfined(
-          dirs.layers,
-          planRel,
-          stringify({ entries: plan.map((e) => ({ name: e.name, metadata: e.metadata })) }),
-        ),
-      );
-      await mkdir(path.join(dirs.layers, bp.escaped), { recursive: true });
-      await chownTree(path.join(dirs.layers, bp.escaped), input.stack, false);
-      input.onLog(`-----> ${bp.descriptor.id} ${bp.descriptor.version}`);
-      const tail: string[] = [];
-      const exitCode = await step.exec(
-        "build",
-        bp,
-        [`${bp.dir}/bin/build`],
-        {
-          ...envFor(bp),
-          ...buildEnvFromLayers,
-          ...cnbVars(bp),
-          CNB_LAYERS_DIR: `${LAYERS_DIR}/${bp.escaped}`,
-          CNB_BP_PLAN_PATH: `${LAYERS_DIR}/${planRel}`,
-        },
-        (line) => {
-          input.onLog(line);
-          tail.push(line);
-          if (tail.length > LOG_TAIL) tail.shift();
-        },
-      );
-      if (exitCode !== 0) {
-        throw new PipelineError(
-          "build_failed",
-          `build failed in phase build: buildpack ${bp.descriptor.id} exited with code ${exitCode}${failureLine(tail)}`,
-          { details: { phase: "build", buildpack: bp.descriptor.id, exit_code: exitCode, log_tail: tail } },
-        );
-      }
-      const layers = await buildOutput(`buildpack ${bp.descriptor.id}`, () =>
-        readLayers(dirs.layers, bp.escaped, bp.descriptor.id),
-      );
-      layersByBp.set(bp.descriptor.id, layers);
-      // Later buildpacks see this one's build layers; the base env comes first so layer paths prepend to it.
-      const current = { ...envFor(bp), ...buildEnvFromLayers };
-      let next = current;
-      for (const [name, layer] of layers) {
-        if (!layer.types.build) continue;
-        const rel = `${bp.escaped}/${name}`;
-        const imagePath = `${LAYERS_DIR}/${rel}`;
-        next = await buildOutput(`buildpack ${bp.descriptor.id}`, async () =>
-          applyEnvOps(next, [
-            ...layerPathOps(imagePath, await subdirs(dirs.layers, rel), "build"),
-            ...envOpsFromFiles(await envFiles(dirs.layers, `${rel}/env`)),
-            ...envOpsFromFiles(await envFiles(dirs.layers, `${rel}/env.build`)),
-          ]),
-        );
-      }
-      buildEnvFromLayers = changedVars(envFor(bp), next);
-      const launchText = await buildOutput(`buildpack ${bp.descriptor.id}`, () =>
-        readFileConfined(dirs.layers, `${bp.escaped}/launch.toml`).catch(absent(undefined)),
-      );
-      if (launchText !== undefined) {
-        launches.push({
-          buildpackId: bp.descriptor.id,
-          launch: parseLaunchToml(launchText, `${bp.descriptor.id} launch.toml`),
-        });
-      }
-    }
-
-    for (const bp of groupBps)
-      await saveCache(
-        input,
-        dirs.layers,
-        bp,
-        layersByBp.get(bp.descriptor.id) ?? new Map<string, LayerToml>(),
-      );
-
-    const launchLayers: LaunchLayer[] = [];
-    const envLayers: LaunchEnvLayer[] = [];
-    for (const bp of groupBps) {
-      for (const [name, layer] of layersByBp.get(bp.descriptor.id) ?? []) {
-        const rel = `${bp.escaped}/${name}`;
-        const hostDir = path.join(dirs.layers, rel);
-        if (!layer.types.launch || !(await isDir(hostDir))) continue;
-        const imagePath = `${LAYERS_DIR}/${rel}`;
-        launchLayers.push({ buildpackId: bp.descriptor.id, name, hostDir, imagePath });
-        envLayers.push(
-          await buildOutput(`buildpack ${bp.descriptor.id}`, () =>
-            launchEnvLayer(dirs.layers, rel, imagePath),
-          ),
-        );
-      }
-    }
-    const processes = mergeProcesses(launches);
-    const scripts = renderCnbScripts({
-      layers: envLayers,
-      processes,
-      appDir: APP_DIR,
-      layersDir: LAYERS_DIR,
-    });
-    await rm(dirs.cnb, { recursive: true, force: true });
-    for (const [rel, content] of scripts.files) {
-      const file = path.join(dirs.cnb, rel);
-      await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(file, content);
-      await chmod(file, 0o755);
-    }
-    await rm(path.join(dirs.layers, SCRATCH), { recursive: true, force: true });
-    for (const p of processes)
-      input.onLog(
-        `Process type ${p.type}${p.default ? " (default)" : ""}: ${[...p.command, ...p.args].join(" ")}`,
-      );
-
-    const groupEntries: GroupEntry[] = groupBps.map((b) => ({
-      id: b.descriptor.id,
-      version: b.descriptor.version,
-      api: b.descriptor.api,
-      homepage: b.descriptor.homepage,
-    }));
-    return {
-      group: groupEntries,
-      processes,
-      layers: launchLayers,
-      appDir: input.appDir,
-      cnbDir: dirs.cnb,
-      labels: launches.flatMap((l) => l.launch.labels),
-      stack: input.stack,
-    };
-  } finally {
-    await sandbox.close();
+async function detectGroup(
+  build: PreparedBuild,
+  step: ReturnType<typeof stepRunner>,
+): Promise<ResolvedGroup> {
+  const { input, buildpacks, order, layout } = build;
+  const tried: { id: string; result: string; output: string[] }[] = [];
+  const ids = [...new Set(order.flatMap((g) => g.group.map((e) => e.id)))];
+  for (const id of ids) {
+    if (!buildpacks.has(id))
+      throw new PipelineError("detect_failed", `the detect order names ${id}, which is not available`);
   }
+  const detected = await detectAll(
+    step,
+    layout,
+    ids.map((id) => buildpacks.get(id)!),
+    (bp) => ({ ...envFor(build, bp), ...cnbVars(bp, layout) }),
+    input.stack,
+  );
+  const outcome = (id: string): DetectOutcome => {
+    const { exitCode, output, plan } = detected.get(id)!;
+    const result = exitCode === 0 ? "pass" : exitCode === 100 ? "fail" : `error (exit code ${exitCode})`;
+    tried.push({ id, result, output });
+    if (exitCode === 0) return { status: "pass", plan: parseBuildPlan(plan, `${id} build plan`) };
+    return exitCode === 100 ? { status: "fail" } : { status: "error", exitCode };
+  };
+  const group = await resolveOrder(order, (id) => Promise.resolve().then(() => outcome(id)));
+  if (!group) throw detectFailed(tried);
+  const groupBps = group.buildpacks.map((g) => buildpacks.get(g.id)!);
+  for (const bp of groupBps) input.onLog(`${bp.descriptor.id} ${bp.descriptor.version}`);
+  for (const line of unusedBuildVariableWarnings(
+    input.env,
+    groupBps.map((bp) => bp.descriptor),
+  ))
+    input.onLog(line);
+  return group;
+}
+
+async function restorePhase(build: PreparedBuild, group: ResolvedGroup): Promise<void> {
+  const { input } = build;
+  input.onPhase?.("restore");
+  input.onLog("===> RESTORING");
+  if (input.noCache) input.onLog("Skipping the cache (no-cache build)");
+  else
+    for (const g of group.buildpacks)
+      await restoreCache(input, build.layout.layers, buildpackOf(build, g.id));
+}
+
+interface Built {
+  readonly layersByBp: Map<string, Map<string, LayerToml>>;
+  readonly launches: { buildpackId: string; launch: LaunchToml }[];
+}
+
+async function buildPhase(
+  build: PreparedBuild,
+  group: ResolvedGroup,
+  step: ReturnType<typeof stepRunner>,
+): Promise<Built> {
+  const { input, layout } = build;
+  const dirs = layout;
+  const groupBps = group.buildpacks.map((g) => buildpackOf(build, g.id));
+  input.onPhase?.("build");
+  input.onLog("===> BUILDING");
+  let buildEnvFromLayers: Record<string, string> = {};
+  const launches: { buildpackId: string; launch: LaunchToml }[] = [];
+  const layersByBp = new Map<string, Map<string, LayerToml>>();
+  for (const [i, bp] of groupBps.entries()) {
+    const plan: readonly PlanEntry[] = group.buildpacks[i]!.plan;
+    const planRel = `${SCRATCH}/plan/${bp.escaped}.toml`;
+    // An earlier buildpack of the group may have planted symlinks under /layers: write through none.
+    await buildOutput(`a buildpack before ${bp.descriptor.id}`, () =>
+      writeFileConfined(
+        dirs.layers,
+        planRel,
+        stringify({ entries: plan.map((e) => ({ name: e.name, metadata: e.metadata })) }),
+      ),
+    );
+    await mkdir(path.join(dirs.layers, bp.escaped), { recursive: true });
+    await chownTree(path.join(dirs.layers, bp.escaped), input.stack, false);
+    input.onLog(`-----> ${bp.descriptor.id} ${bp.descriptor.version}`);
+    const tail: string[] = [];
+    const exitCode = await step.exec(
+      "build",
+      bp,
+      [`${bp.dir}/bin/build`],
+      {
+        ...envFor(build, bp),
+        ...buildEnvFromLayers,
+        ...cnbVars(bp, layout),
+        CNB_LAYERS_DIR: `${layout.seen.layers}/${bp.escaped}`,
+        CNB_BP_PLAN_PATH: `${layout.seen.layers}/${planRel}`,
+      },
+      (line) => {
+        input.onLog(line);
+        tail.push(line);
+        if (tail.length > LOG_TAIL) tail.shift();
+      },
+    );
+    if (exitCode !== 0) {
+      throw new PipelineError(
+        "build_failed",
+        `build failed in phase build: buildpack ${bp.descriptor.id} exited with code ${exitCode}${failureLine(tail)}`,
+        { details: { phase: "build", buildpack: bp.descriptor.id, exit_code: exitCode, log_tail: tail } },
+      );
+    }
+    const layers = await buildOutput(`buildpack ${bp.descriptor.id}`, () =>
+      readLayers(dirs.layers, bp.escaped, bp.descriptor.id),
+    );
+    layersByBp.set(bp.descriptor.id, layers);
+    // Later buildpacks see this one's build layers; the base env comes first so layer paths prepend to it.
+    const current = { ...envFor(build, bp), ...buildEnvFromLayers };
+    let next = current;
+    for (const [name, layer] of layers) {
+      if (!layer.types.build) continue;
+      const rel = `${bp.escaped}/${name}`;
+      const imagePath = `${layout.seen.layers}/${rel}`;
+      next = await buildOutput(`buildpack ${bp.descriptor.id}`, async () =>
+        applyEnvOps(next, [
+          ...layerPathOps(imagePath, await subdirs(dirs.layers, rel), "build"),
+          ...envOpsFromFiles(await envFiles(dirs.layers, `${rel}/env`)),
+          ...envOpsFromFiles(await envFiles(dirs.layers, `${rel}/env.build`)),
+        ]),
+      );
+    }
+    buildEnvFromLayers = changedVars(envFor(build, bp), next);
+    const launchText = await buildOutput(`buildpack ${bp.descriptor.id}`, () =>
+      readFileConfined(dirs.layers, `${bp.escaped}/launch.toml`).catch(absent(undefined)),
+    );
+    if (launchText !== undefined) {
+      launches.push({
+        buildpackId: bp.descriptor.id,
+        launch: parseLaunchToml(launchText, `${bp.descriptor.id} launch.toml`),
+      });
+    }
+  }
+  return { layersByBp, launches };
+}
+
+async function saveCachePhase(
+  build: PreparedBuild,
+  group: ResolvedGroup,
+  layersByBp: Map<string, Map<string, LayerToml>>,
+): Promise<void> {
+  for (const g of group.buildpacks)
+    await saveCache(
+      build.input,
+      build.layout.layers,
+      buildpackOf(build, g.id),
+      layersByBp.get(g.id) ?? new Map<string, LayerToml>(),
+    );
+}
+
+/** The launch layers, the processes and the `/cnb` launcher scripts: what the exporter needs. */
+async function finishBuild(
+  build: PreparedBuild,
+  group: ResolvedGroup,
+  built: Built,
+): Promise<LifecycleResult> {
+  const { input, layout } = build;
+  const dirs = layout;
+  const groupBps = group.buildpacks.map((g) => buildpackOf(build, g.id));
+  const launchLayers: LaunchLayer[] = [];
+  const envLayers: LaunchEnvLayer[] = [];
+  for (const bp of groupBps) {
+    for (const [name, layer] of built.layersByBp.get(bp.descriptor.id) ?? []) {
+      const rel = `${bp.escaped}/${name}`;
+      const hostDir = path.join(dirs.layers, rel);
+      if (!layer.types.launch || !(await isDir(hostDir))) continue;
+      const imagePath = `${layout.seen.layers}/${rel}`;
+      launchLayers.push({ buildpackId: bp.descriptor.id, name, hostDir, imagePath });
+      envLayers.push(
+        await buildOutput(`buildpack ${bp.descriptor.id}`, () => launchEnvLayer(dirs.layers, rel, imagePath)),
+      );
+    }
+  }
+  const processes = mergeProcesses(built.launches);
+  const scripts = renderCnbScripts({
+    layers: envLayers,
+    processes,
+    appDir: APP_DIR,
+    layersDir: layout.seen.layers,
+  });
+  await rm(dirs.cnb, { recursive: true, force: true });
+  for (const [rel, content] of scripts.files) {
+    const file = path.join(dirs.cnb, rel);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, content);
+    await chmod(file, 0o755);
+  }
+  for (const p of processes)
+    input.onLog(
+      `Process type ${p.type}${p.default ? " (default)" : ""}: ${[...p.command, ...p.args].join(" ")}`,
+    );
+
+  const groupEntries: GroupEntry[] = groupBps.map((b) => ({
+    id: b.descriptor.id,
+    version: b.descriptor.version,
+    api: b.descriptor.api,
+    homepage: b.descriptor.homepage,
+  }));
+  return {
+    group: groupEntries,
+    processes,
+    layers: launchLayers,
+    appDir: input.appDir,
+    cnbDir: dirs.cnb,
+    labels: built.launches.flatMap((l) => l.launch.labels),
+    stack: input.stack,
+  };
 }
 
 /**
@@ -373,10 +578,11 @@ async function selectStack(input: LifecycleInput): Promise<Stack> {
 async function applyProject(
   input: LifecycleInput,
   buildpacks: Map<string, Buildpack>,
-): Promise<{ buildEnv: Record<string, string>; order?: OrderGroup[] | undefined }> {
+  layout: Layout,
+): Promise<{ buildEnv: Record<string, string>; order?: OrderGroup[] | undefined; inline: string[] }> {
   const file = path.join(input.appDir, PROJECT_FILE);
   const info = await lstat(file).catch(() => undefined);
-  if (!info || info.isDirectory()) return { buildEnv: {} };
+  if (!info || info.isDirectory()) return { buildEnv: {}, inline: [] };
   try {
     // Read on the host, outside the sandbox: a symlink could point at a host file and leak it in errors.
     if (!info.isFile())
@@ -387,8 +593,9 @@ async function applyProject(
     const base = input.order ?? [
       { group: [...buildpacks.values()].map((b) => ({ id: b.descriptor.id, optional: true })) },
     ];
-    const inlineRoot = path.join(input.workDir, "inline-buildpacks");
+    const inlineRoot = layout.inlineBuildpacks;
     await rm(inlineRoot, { recursive: true, force: true });
+    const inline: string[] = [];
     for (const e of [...project.pre, ...(project.group ?? []), ...project.post]) {
       if (e.kind !== "inline") continue;
       if (buildpacks.has(e.id))
@@ -397,7 +604,8 @@ async function applyProject(
         );
       const hostDir = path.join(inlineRoot, escapeId(e.id));
       await writeInlineBuildpack(hostDir, e);
-      const loaded = await loadBuildpacks([hostDir]);
+      inline.push(hostDir);
+      const loaded = await loadBuildpacks([hostDir], layout);
       for (const [id, bp] of loaded) buildpacks.set(id, bp);
     }
     const available = new Map(
@@ -415,7 +623,7 @@ async function applyProject(
         `${PROJECT_FILE}: ${project.include ? "include" : "exclude"} removed ${removed.length} path(s) from the app`,
       );
     if (order) input.onLog(`${PROJECT_FILE}: buildpack group ${order[0]!.group.map((g) => g.id).join(", ")}`);
-    return { buildEnv: { ...project.buildEnv }, order };
+    return { buildEnv: { ...project.buildEnv }, order, inline };
   } catch (error) {
     if (!(error instanceof InputError)) throw error;
     input.onLog(`error: ${error.message}`);
@@ -426,7 +634,10 @@ async function applyProject(
   }
 }
 
-async function loadBuildpacks(hostDirs: readonly string[]): Promise<Map<string, Buildpack>> {
+async function loadBuildpacks(
+  hostDirs: readonly string[],
+  layout: Pick<Layout, "buildpackDir">,
+): Promise<Map<string, Buildpack>> {
   const out = new Map<string, Buildpack>();
   for (const hostDir of hostDirs) {
     const file = path.join(hostDir, "buildpack.toml");
@@ -436,19 +647,24 @@ async function loadBuildpacks(hostDirs: readonly string[]): Promise<Map<string, 
       descriptor,
       hostDir,
       escaped,
-      dir: `${BUILDPACKS_DIR}/${escaped}/${descriptor.version}`,
+      dir: layout.buildpackDir(hostDir, escaped, descriptor.version),
     });
   }
   return out;
 }
 
-/** The container runs as the stack's non-root user, so everything it writes to must belong to that user. */
-async function prepareDirs(
-  input: LifecycleInput,
-  dirs: { layers: string; platform: string; cnb: string },
-): Promise<void> {
-  await rm(dirs.layers, { recursive: true, force: true });
+/**
+ * Removes what an earlier build left. In place the layers dir may be a mount point (a volume), which
+ * cannot be removed itself: its contents are. First, as detect writes inline buildpacks into it.
+ */
+async function clearDirs(dirs: Layout): Promise<void> {
+  for (const entry of await readdir(dirs.layers).catch(absent([])))
+    await rm(path.join(dirs.layers, entry), { recursive: true, force: true });
   await rm(dirs.platform, { recursive: true, force: true });
+}
+
+/** The container runs as the stack's non-root user, so everything it writes to must belong to that user. */
+async function prepareDirs(input: LifecycleInput, dirs: Layout): Promise<void> {
   await mkdir(path.join(dirs.platform, "env"), { recursive: true });
   await mkdir(dirs.layers, { recursive: true });
   await mkdir(input.cacheDir, { recursive: true });
@@ -494,12 +710,12 @@ function baseEnvironment(input: LifecycleInput): Record<string, string> {
   };
 }
 
-function cnbVars(bp: Buildpack): Record<string, string> {
-  return { CNB_BUILDPACK_DIR: bp.dir, CNB_PLATFORM_DIR: PLATFORM_DIR };
+function cnbVars(bp: Buildpack, layout: Layout): Record<string, string> {
+  return { CNB_BUILDPACK_DIR: bp.dir, CNB_PLATFORM_DIR: layout.seen.platform };
 }
 
 /** Runs one step in the sandbox; turns an abort into a PipelineError naming where it happened. */
-function stepRunner(sandbox: Sandbox, input: LifecycleInput) {
+function stepRunner(sandbox: Sandbox, input: LifecycleInput, layout: Layout) {
   return {
     async exec(
       phase: string,
@@ -511,7 +727,7 @@ function stepRunner(sandbox: Sandbox, input: LifecycleInput) {
       try {
         const r = await sandbox.exec(command, {
           env,
-          workdir: APP_DIR,
+          workdir: layout.seen.app,
           onOutput: (line) => onLine(line),
           signal: input.signal,
         });
@@ -555,13 +771,14 @@ function stepRunner(sandbox: Sandbox, input: LifecycleInput) {
  */
 async function detectAll(
   step: ReturnType<typeof stepRunner>,
-  layersDir: string,
+  layout: Layout,
   bps: readonly Buildpack[],
   envOf: (bp: Buildpack) => Record<string, string>,
   stack: Stack,
 ): Promise<Map<string, { exitCode: number; output: string[]; plan: string }>> {
+  const layersDir = layout.layers;
   const scratch = path.join(layersDir, SCRATCH, "detect");
-  const inImage = `${LAYERS_DIR}/${SCRATCH}/detect`;
+  const inImage = `${layout.seen.layers}/${SCRATCH}/detect`;
   const lines = ["#!/bin/bash"];
   for (const bp of bps) {
     const dir = `${inImage}/${bp.escaped}`;
@@ -706,7 +923,7 @@ async function saveCache(
     // download cache: thousands of files) move into the cache instead of being linked file by file.
     const move = !layer.types.launch;
     if (await isDir(path.join(from, name))) {
-      if (move) await rename(path.join(from, name), path.join(tmp, name));
+      if (move) await moveTree(path.join(from, name), path.join(tmp, name));
       else await copyTree(path.join(from, name), path.join(tmp, name));
     }
     await copyTree(path.join(from, `${name}.toml`), path.join(tmp, `${name}.toml`));
@@ -715,6 +932,16 @@ async function saveCache(
     await copyTree(path.join(from, "store.toml"), path.join(tmp, "store.toml"));
   await rm(final, { recursive: true, force: true });
   await rename(tmp, final);
+}
+
+/** A rename, or a copy where the two are different mounts (slipway-lifecycle: the layers and cache volumes). */
+async function moveTree(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
+    await copyTree(from, to);
+  }
 }
 
 /**
