@@ -445,7 +445,8 @@ async function newestBuildTimings(server: Server, tool: string): Promise<{ build
   return { buildS: (Date.parse(b.finished_at) - Date.parse(b.started_at)) / 1000, phases };
 }
 
-async function pushToLive(server: Server): Promise<{ tool: CreatedTool; repo: string }> {
+/** `label`: which build backend's figures these are, when the bench measures more than one. */
+async function pushToLive(server: Server, label = ""): Promise<{ tool: CreatedTool; repo: string }> {
   const tool = await api<CreatedTool>(server, "POST", "/api/v1/tools", { name: "bench-node" });
   const repo = await nodeAppRepo("v0");
   const t0 = performance.now();
@@ -453,7 +454,7 @@ async function pushToLive(server: Server): Promise<{ tool: CreatedTool; repo: st
   const first = (await untilServed(server, tool.name, "v0", 300_000)) ? (performance.now() - t0) / 1000 : NaN;
   const cold = await newestBuildTimings(server, tool.name);
   record({
-    name: "push to live: first push (cold)",
+    name: `push to live${label}: first push (cold)`,
     value: first,
     unit: "s",
     target: "(info)",
@@ -478,7 +479,7 @@ async function pushToLive(server: Server): Promise<{ tool: CreatedTool; repo: st
   const p50 = percentile(times, 50);
   const median = times.indexOf(p50);
   record({
-    name: "push to live: code-only change, p50 of 5",
+    name: `push to live${label}: code-only change, p50 of 5`,
     value: p50,
     unit: "s",
     target: "<= 5 s",
@@ -1037,6 +1038,24 @@ async function main(): Promise<void> {
       await rm(pushed.repo, { recursive: true, force: true });
     } finally {
       await server.stop();
+    }
+    await writeResults();
+    return;
+  }
+  // `npm run bench -- pipelines`: push to live with SLIPWAY_BUILD_BACKEND=pipelines (pipelines/ run
+  // with podman, docs/tekton.md) beside today's podman backend, measured one after the other in one run.
+  if (process.argv[2] === "pipelines") {
+    for (const [backend, label] of [
+      ["podman", ""],
+      ["pipelines", " (pipelines backend)"],
+    ] as const) {
+      const server = await startServer({ SLIPWAY_BUILD_CONCURRENCY: "4", SLIPWAY_BUILD_BACKEND: backend });
+      try {
+        const pushed = await pushToLive(server, label);
+        await rm(pushed.repo, { recursive: true, force: true });
+      } finally {
+        await server.stop();
+      }
     }
     await writeResults();
     return;
