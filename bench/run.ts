@@ -520,12 +520,14 @@ async function newestBuildTimings(
   };
 }
 
+/** `backend`: which build backend's figures these are, when the bench measures more than one. */
 async function pushToLive(
   server: Server,
   kind: AppKind = "node",
+  backend = "",
 ): Promise<{ tool: CreatedTool; repo: string }> {
   const app = APPS[kind];
-  const label = kind === "node" ? "push to live" : "push to live (Python)";
+  const label = `${kind === "node" ? "push to live" : "push to live (Python)"}${backend}`;
   const tool = await api<CreatedTool>(server, "POST", "/api/v1/tools", { name: `bench-${kind}` });
   const repo = await app.repo("v0");
   const t0 = performance.now();
@@ -1220,6 +1222,24 @@ async function main(): Promise<void> {
       await rm(python.repo, { recursive: true, force: true });
     } finally {
       await server.stop();
+    }
+    await writeResults();
+    return;
+  }
+  // `npm run bench -- pipelines`: push to live with SLIPWAY_BUILD_BACKEND=pipelines (pipelines/ run
+  // with podman, docs/tekton.md) beside today's podman backend, measured one after the other in one run.
+  if (process.argv[2] === "pipelines") {
+    for (const [backend, label] of [
+      ["podman", ""],
+      ["pipelines", " (pipelines backend)"],
+    ] as const) {
+      const server = await startServer({ SLIPWAY_BUILD_CONCURRENCY: "4", SLIPWAY_BUILD_BACKEND: backend });
+      try {
+        const pushed = await pushToLive(server, "node", label);
+        await rm(pushed.repo, { recursive: true, force: true });
+      } finally {
+        await server.stop();
+      }
     }
     await writeResults();
     return;

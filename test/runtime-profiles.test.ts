@@ -140,7 +140,7 @@ describe("runtime profiles", () => {
     [
       "SLIPWAY_BUILD_BACKEND",
       "jenkins",
-      'no build backend "jenkins" (SLIPWAY_BUILD_BACKEND); known: podman, tekton',
+      'no build backend "jenkins" (SLIPWAY_BUILD_BACKEND); known: podman, tekton, pipelines',
     ],
   ])(
     "an unknown %s stops the start with the known names, before anything runs",

@@ -17,6 +17,8 @@ export interface SandboxSpec {
   readonly env: Readonly<Record<string, string>>;
   /** The build it belongs to, labelled on the container so a sandbox a killed builder left is found. */
   readonly buildId?: string | undefined;
+  /** The image's filesystem read-only (a Tekton step's `readOnlyRootFilesystem`); mounts keep their own mode. */
+  readonly readOnlyRootfs?: boolean | undefined;
 }
 
 export interface ExecResult {

@@ -80,6 +80,8 @@ export class PodmanBuildSandbox implements BuildSandbox {
       this.network,
       "--pull",
       "never",
+      // No tmpfs /tmp either: a read-only pod on Kubernetes has none unless a volume is mounted there.
+      ...(spec.readOnlyRootfs ? ["--read-only", "--read-only-tmpfs=false"] : []),
     ];
     for (const m of spec.mounts) {
       args.push(

@@ -1,5 +1,3 @@
-import { readFile, readdir } from "node:fs/promises";
-import path from "node:path";
 import {
   ApiException,
   KubernetesObjectApi,
@@ -8,7 +6,6 @@ import {
   type KubeConfig,
 } from "@kubernetes/client-node";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { parseAllDocuments } from "yaml";
 import type {
   BuildBackend,
   BuildEvents,
@@ -27,7 +24,10 @@ import {
   runName,
   type TektonBuildSettings,
 } from "./pipeline-run.js";
+import { readPipelines } from "./pipelines-dir.js";
 import { mapFailure, mapSuccess, stepPhase, type PipelineRunState, type TaskRunState } from "./status.js";
+
+export { readPipelines };
 
 const TAIL_LINES = 30;
 const PHASES: readonly BuildPhase[] = ["detect", "restore", "build", "export"];
@@ -41,19 +41,6 @@ export interface TektonBackendOptions extends TektonBuildSettings {
   readonly credential?: (
     request: BuildRequest,
   ) => Promise<{ username: string; password: string } | undefined>;
-}
-
-/** Reads every object of `pipelines/*.yaml`: the Tasks and the Pipeline a cluster runs builds with. */
-export async function readPipelines(dir: string): Promise<KubernetesObject[]> {
-  const files = (await readdir(dir)).filter((f) => f.endsWith(".yaml")).sort();
-  const out: KubernetesObject[] = [];
-  for (const file of files) {
-    for (const doc of parseAllDocuments(await readFile(path.join(dir, file), "utf8"))) {
-      const o = doc.toJS() as KubernetesObject | null;
-      if (o) out.push(o);
-    }
-  }
-  return out;
 }
 
 /**

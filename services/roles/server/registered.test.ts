@@ -14,7 +14,7 @@ describe("registered runtimes and build backends", () => {
 
   it("refuses an unknown build backend, naming the variable and the known backends", async () => {
     await expect(buildBackend("jenkins")).rejects.toThrow(
-      'no build backend "jenkins" (SLIPWAY_BUILD_BACKEND); known: podman, tekton',
+      'no build backend "jenkins" (SLIPWAY_BUILD_BACKEND); known: podman, tekton, pipelines',
     );
   });
 

@@ -38,6 +38,8 @@ export interface BuildStartDeps {
   readonly buildpacks: BuildpackOrder | undefined;
   /** How a tool's source is reached (its deploy credential), for a backend that fetches by itself. */
   readonly access: SourceAccess;
+  /** The registry's push account, for a backend whose export step pushes by itself (pipelines). */
+  readonly registryAccount?: { readonly host: string; readonly username: string; readonly password: string };
 }
 
 /** Makes a backend from the settings; no I/O until `steps`. */

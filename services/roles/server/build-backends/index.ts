@@ -10,6 +10,7 @@ export type { BuildBackendSetup, BuildBackendFactory, BuildStartDeps } from "./b
 const BUILD_BACKENDS = registered<BuildBackendFactory>("build backend", "SLIPWAY_BUILD_BACKEND", {
   podman: async () => (await import("./podman.js")).podmanBuildBackend,
   tekton: async () => (await import("./tekton.js")).tektonBuildBackend,
+  pipelines: async () => (await import("./pipelines.js")).pipelinesBuildBackend,
 });
 
 /** The names `buildBackend` knows, for messages and docs. */

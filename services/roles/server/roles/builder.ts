@@ -50,6 +50,7 @@ export function startBuilderRole(
       onStackStep: (step) => stackWait.step(step),
       buildpacks,
       access,
+      registryAccount: images.endpoint,
     });
     const recovery = new BuildRecovery({
       store,

@@ -1,0 +1,166 @@
+import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { BuildBackend, BuildPhase, BuildRequest, BuiltImage } from "../../ports/build-backend.js";
+import type { BuildSandbox } from "../../ports/sandbox.js";
+import { LIFECYCLE_MOUNT } from "../stack/lifecycle-dir.js";
+import { mapSuccess, stepPhase } from "../tekton/status.js";
+import type { Definitions } from "./definitions.js";
+import { LocalTektonExecutor } from "./executor.js";
+
+const PIPELINE = "slipway-build";
+const PHASES: readonly BuildPhase[] = ["detect", "restore", "build", "export"];
+
+export interface PipelinesBackendOptions {
+  readonly definitions: Definitions;
+  /** The stack's build image: the build and export steps' image, and locally the fetch image (git, sh). */
+  readonly buildImage: string;
+  /** The run image in the registry (`host/repository:tag`) the export step lays the app on. */
+  readonly runImage: string;
+  /** Registry host images go to, and the push account the export step (only) gets as config.json. */
+  readonly registry: { readonly host: string; readonly username: string; readonly password: string };
+  /** The build user of the stack (the pod template's runAsUser/runAsGroup). */
+  readonly user: { readonly uid: number; readonly gid: number };
+  /** SLIPWAY_BUILD_MEMORY_MB / SLIPWAY_BUILD_CPUS / SLIPWAY_BUILD_TIMEOUT_S, as for a PipelineRun. */
+  readonly memoryMb: number;
+  readonly cpus: number;
+  readonly timeoutS: number;
+  /** A tool component's build cache directory (the cluster's cache claim). */
+  readonly cacheDir: (tool: string, component: string) => string;
+  /** The sandbox of a pipeline task's steps for this tool: each task on the network it needs. */
+  readonly sandbox: (tool: string, pipelineTask: string) => Promise<BuildSandbox>;
+  /** slipway-lifecycle's /cnb, which a cluster's build image carries as a layer, and its environment. */
+  readonly imageOverlay: LocalTektonExecutorOverlay;
+  /** The tool's deploy credential for its repository, when it has one. */
+  readonly credential: (request: BuildRequest) => Promise<{ username: string; password: string } | undefined>;
+}
+
+type LocalTektonExecutorOverlay = NonNullable<
+  ConstructorParameters<typeof LocalTektonExecutor>[1]["imageOverlay"]
+>;
+
+/**
+ * Builds by running `pipelines/pipeline.yaml` on this machine (`SLIPWAY_BUILD_BACKEND=pipelines`):
+ * the same Tasks a cluster runs, each step a podman container (LocalTektonExecutor). The PipelineRun's
+ * params and workspaces are what the Tekton backend gives a cluster's run; credentials are files in the
+ * build's work dir, there for the run only, and each mounted in the one Task that declares it.
+ */
+export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend {
+  return {
+    build: async (request, { onLog, onPhase, signal }): Promise<BuiltImage> => {
+      const dir = path.join(request.workDir, "pipeline");
+      const source = path.join(dir, "source");
+      const push = path.join(dir, "push-credential");
+      const deploy = path.join(dir, "deploy-credential");
+      const cache = options.cacheDir(request.tool, request.component);
+      for (const d of [source, push, cache]) await mkdir(d, { recursive: true });
+      const sandboxes = new Map<string, BuildSandbox>();
+      for (const task of ["fetch", "build", "export"])
+        sandboxes.set(task, await options.sandbox(request.tool, task));
+      let entered = -1;
+      try {
+        const auth = Buffer.from(`${options.registry.username}:${options.registry.password}`).toString(
+          "base64",
+        );
+        await secretFile(
+          push,
+          "config.json",
+          JSON.stringify({ auths: { [options.registry.host]: { auth } } }),
+          options.user,
+        );
+        const credential = await options.credential(request);
+        if (credential) {
+          await mkdir(deploy, { recursive: true });
+          await secretFile(deploy, "username", credential.username, options.user);
+          await secretFile(deploy, "password", credential.password, options.user);
+        }
+        const executor = new LocalTektonExecutor(options.definitions, {
+          sandbox: (task) => sandboxes.get(task)!,
+          user: options.user,
+          defaults: { memoryMb: options.memoryMb, cpus: options.cpus },
+          workDir: path.join(dir, "tekton"),
+          namePrefix: `slipway-build-${request.buildId}`,
+          buildId: request.buildId,
+          imageOverlay: options.imageOverlay,
+        });
+        const outcome = await executor.runPipeline(
+          PIPELINE,
+          {
+            params: {
+              tool: request.tool,
+              component: request.component,
+              url: request.sourceUrl.replace(/\/\/[^@/]*@/, "//"),
+              ref: request.ref,
+              commit: request.commit,
+              image: `${options.registry.host}/${request.repository}:${request.tag}`,
+              "no-cache": String(request.noCache),
+              "build-image": options.buildImage,
+              "run-image": options.runImage,
+              "fetch-image": options.buildImage,
+            },
+            workspaces: {
+              source,
+              cache,
+              ...(credential ? { "deploy-credential": deploy } : {}),
+              "push-credential": push,
+            },
+            timeoutMs: options.timeoutS * 1000,
+            // As the Tekton backend's taskRunSpecs: the build step gets the build settings' limits.
+            stepLimits: { "build/build": { memoryMb: options.memoryMb, cpus: options.cpus } },
+          },
+          {
+            onLog,
+            signal,
+            onStep: (task, step) => {
+              // Phases only move forward, as the cluster backend reports them.
+              const phase = stepPhase(task, step);
+              const at = phase ? PHASES.indexOf(phase) : -1;
+              if (at <= entered) return;
+              entered = at;
+              onPhase(phase!);
+            },
+          },
+        );
+        return mapSuccess(outcome.pipelineRun, outcome.taskRuns);
+      } finally {
+        await rm(push, { recursive: true, force: true });
+        await rm(deploy, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/**
+ * slipway-lifecycle's `/cnb` (prepareLifecycleDir) as this machine gives it to the steps: mounted where a
+ * cluster's build image has it as a layer, with that image's PATH and the package mirrors the build uses.
+ */
+export function lifecycleOverlay(
+  lifecycleDir: string,
+  mirrors: {
+    readonly npmRegistry: string;
+    readonly debianMirror: string;
+    readonly pipIndexUrl?: string | undefined;
+  },
+): LocalTektonExecutorOverlay {
+  return {
+    mounts: [{ host: lifecycleDir, container: LIFECYCLE_MOUNT }],
+    env: {
+      PATH: `${LIFECYCLE_MOUNT}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+      SLIPWAY_NPM_REGISTRY: mirrors.npmRegistry,
+      SLIPWAY_DEBIAN_MIRROR: mirrors.debianMirror,
+      ...(mirrors.pipIndexUrl ? { PIP_INDEX_URL: mirrors.pipIndexUrl } : {}),
+    },
+  };
+}
+
+/** A credential file readable by the build user only (a Secret volume's file, on this machine). */
+async function secretFile(
+  dir: string,
+  name: string,
+  content: string,
+  user: { readonly uid: number; readonly gid: number },
+): Promise<void> {
+  const file = path.join(dir, name);
+  await writeFile(file, content, { mode: 0o600 });
+  await chmod(file, 0o600);
+  if (process.getuid?.() === 0) await chown(file, user.uid, user.gid);
+}
