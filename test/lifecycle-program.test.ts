@@ -11,11 +11,11 @@ import {
   prepareLifecycleDir,
 } from "../services/adapters/stack/lifecycle-dir.js";
 import type { Stack } from "../services/domain/lifecycle/types.js";
-import { freePort } from "../services/platform/net.js";
 import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
 import { FIXTURES, config } from "./helpers/buildpack-build.js";
 import { startRegistry, type TestRegistry } from "./helpers/registry.js";
+import { serveImage } from "./helpers/serve-image.js";
 import { TEST_STACK_HOME } from "./helpers/stack.js";
 
 /**
@@ -199,35 +199,8 @@ async function pipeline(ws: Workspace, tag: string) {
 }
 
 /** Pulls the image by digest, runs it, and returns its answer to GET /. */
-async function serve(image: string, digest: string): Promise<string> {
-  const ref = `${image.replace(/:[^:/]+$/, "")}@${digest}`;
-  const name = `slipway-test-lp-run-${randomBytes(3).toString("hex")}`;
-  const port = await freePort();
-  const opts = { repoRoot: config.repoRoot };
-  await podman(
-    ["pull", "--quiet", "--tls-verify=false", "--creds", `${registry.username}:${registry.password}`, ref],
-    opts,
-  );
-  try {
-    await podman(
-      ["run", "-d", "--name", name, "--cap-drop=all", "-p", `127.0.0.1:${port}:8080`, "-e", "PORT=8080", ref],
-      opts,
-    );
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/`);
-        if (res.status === 200) return await res.text();
-      } catch {
-        // Not listening yet.
-      }
-      if (Date.now() > deadline) throw new Error(`${ref} did not answer on port ${port}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  } finally {
-    await podman(["rm", "-f", "-t", "0", name], { ...opts, allowFailure: true });
-    await podman(["rmi", "-f", ref], { ...opts, allowFailure: true });
-  }
+function serve(image: string, digest: string): Promise<string> {
+  return serveImage(config.repoRoot, registry, image, digest);
 }
 
 /** Every file under `dir`, as text: the credential must be in none of them. */
