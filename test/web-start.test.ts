@@ -8,6 +8,7 @@ import { containerOwner } from "../services/adapters/podman/confinement.js";
 import { ToolNetworks } from "../services/adapters/podman/network.js";
 import { podman } from "../services/adapters/podman/podman.js";
 import { PodmanRuntime } from "../services/adapters/podman/runtime.js";
+import { PodmanBuildSandbox } from "../services/adapters/podman/sandbox.js";
 import { freePort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
 
@@ -115,4 +116,49 @@ describe("a web process's container start", () => {
     const listed = (await runtime.list("webstart")).filter((a) => a.releaseId === "r2");
     expect(listed.map((a) => a.id)).toEqual([again.id]);
   }, 120_000);
+
+  // The tool's network is remembered once seen instead of asked for at every start (it was a podman
+  // call on the critical path of every deploy and build); one removed behind the server's back, by
+  // hand or by another server process deleting the tool, must still be created again on the next start.
+  it("creates the tool's network again when it was removed behind the server's back", async () => {
+    const runtime = new PodmanRuntime({ repoRoot, registry, namePrefix: owner, networks });
+    const first = await runtime.start(spec("r3"));
+    await runtime.stop(first.id);
+    const network = networks.name("webstart");
+    await podman(["network", "rm", "-f", network], { repoRoot });
+
+    const app = await runtime.start(spec("r4"));
+    expect(await page(app.address.port)).toBe("served\n");
+    expect((await podman(["network", "exists", network], { repoRoot, allowFailure: true })).code).toBe(0);
+    await runtime.stop(app.id);
+
+    await podman(["network", "rm", "-f", network], { repoRoot });
+    const once = await runtime.runOnce({ ...spec("r5"), env: {} }, "echo once", 60);
+    expect(once.code).toBe(0);
+    expect(once.tail).toContain("once");
+
+    await podman(["network", "rm", "-f", network], { repoRoot });
+    const sandbox = await PodmanBuildSandbox.create(
+      { repoRoot, owner: containerOwner(home, "build") },
+      { networks, tool: "webstart" },
+    ).start({
+      name: `${owner}-sandbox`,
+      image,
+      mounts: [],
+      user: "1000:1000",
+      memoryMb: 64,
+      cpus: 1,
+      env: {},
+    });
+    try {
+      const ran = await sandbox.exec(["sh", "-c", "echo built"], {
+        env: {},
+        workdir: "/tmp",
+        onOutput: () => {},
+      });
+      expect(ran.exitCode).toBe(0);
+    } finally {
+      await sandbox.close();
+    }
+  }, 180_000);
 });

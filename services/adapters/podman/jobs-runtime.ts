@@ -31,48 +31,49 @@ export class PodmanJobsRuntime implements JobsRuntime {
   async start(spec: JobProcessSpec, onLines: (lines: string[]) => void): Promise<JobProcess> {
     const { repoRoot, registry, namePrefix, networks } = this.options;
     if (spec.image.startsWith(`${registry.host}/`)) await pullImage(spec.image, registry, repoRoot);
-    const network = await networks.ensure(spec.tool);
     const name = `${namePrefix}-job-${spec.tool}-${spec.job}-${spec.runId.slice(-8)}`;
     await podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
     // The env goes in a 0600 file, never as `--env NAME=value` arguments that `ps` shows.
-    const started = await withEnvFile(spec.env, (envFile) =>
-      podman(
-        [
-          "run",
-          "--detach",
-          "--name",
-          name,
-          "--label",
-          `${LABEL}.owner=${namePrefix}`,
-          "--label",
-          `${LABEL}.role=job`,
-          "--label",
-          `${LABEL}.tool=${spec.tool}`,
-          "--label",
-          `${LABEL}.job=${spec.job}`,
-          "--label",
-          `${LABEL}.run=${spec.runId}`,
-          "--network",
-          network,
-          ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: PIDS }),
-          "--pull",
-          "never",
-          // The container's own log is only a buffer until it is read; bounded so a chatty job cannot fill the disk.
-          "--log-driver",
-          "k8s-file",
-          "--log-opt",
-          "max-size=10mb",
-          "--env-file",
-          envFile,
-          "--entrypoint",
-          "/bin/sh",
-          spec.image,
-          "-c",
-          JOB_COMMAND_WRAPPER,
-          "slipway-job",
-          spec.command,
-        ],
-        { repoRoot, allowFailure: true },
+    const started = await networks.retryIfGone(spec.tool, (network) =>
+      withEnvFile(spec.env, (envFile) =>
+        podman(
+          [
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--label",
+            `${LABEL}.owner=${namePrefix}`,
+            "--label",
+            `${LABEL}.role=job`,
+            "--label",
+            `${LABEL}.tool=${spec.tool}`,
+            "--label",
+            `${LABEL}.job=${spec.job}`,
+            "--label",
+            `${LABEL}.run=${spec.runId}`,
+            "--network",
+            network,
+            ...confinementArgs({ memoryMb: spec.memoryMb, cpus: spec.cpus, pids: PIDS }),
+            "--pull",
+            "never",
+            // The container's own log is only a buffer until it is read; bounded so a chatty job cannot fill the disk.
+            "--log-driver",
+            "k8s-file",
+            "--log-opt",
+            "max-size=10mb",
+            "--env-file",
+            envFile,
+            "--entrypoint",
+            "/bin/sh",
+            spec.image,
+            "-c",
+            JOB_COMMAND_WRAPPER,
+            "slipway-job",
+            spec.command,
+          ],
+          { repoRoot, allowFailure: true },
+        ),
       ),
     );
     if (started.code !== 0) {

@@ -3,6 +3,14 @@ import { podman } from "./podman.js";
 
 const LABEL = "io.slipway";
 
+/** What podman says when a container is started on a network that no longer exists. */
+const NETWORK_GONE = /network not found|unable to find network/i;
+
+/** Whether a failed `podman run`'s stderr says its network is gone. */
+export function networkGone(stderr: string): boolean {
+  return NETWORK_GONE.test(stderr);
+}
+
 /**
  * One podman network per tool, shared by the tool's web, job and build containers, so that no tool's
  * container can reach another tool's container at its address: only through the front proxy, as
@@ -20,6 +28,12 @@ const LABEL = "io.slipway";
 export class ToolNetworks {
   /** A create in flight per network, so that a tool's replicas starting at once create it once. */
   private readonly creating = new Map<string, Promise<string>>();
+  /**
+   * Networks this process has found or created. Asking podman each time cost every build and every
+   * deploy a `podman network exists`: 0.3 s alone, 2 to 4.5 s while another container is being
+   * removed (both take podman's network lock), and it sat on the critical path of push to live.
+   */
+  private readonly known = new Set<string>();
 
   constructor(private readonly options: { readonly repoRoot: string; readonly owner: string }) {}
 
@@ -29,16 +43,42 @@ export class ToolNetworks {
   }
 
   /**
-   * The network of `tool`, created if missing. Checked with podman each time rather than remembered:
-   * a network removed by hand (or by `removeUnused`) is then simply created again.
+   * The network of `tool`, created if missing. Remembered once seen: a network removed behind this
+   * process's back (by hand, or by another server process deleting the tool) makes the next container
+   * start fail with `networkGone`, and the caller then `forget`s it and asks again, which creates it.
    */
   ensure(tool: string): Promise<string> {
     const name = this.name(tool);
+    if (this.known.has(name)) return Promise.resolve(name);
     const pending = this.creating.get(name);
     if (pending) return pending;
-    const created = this.create(tool, name).finally(() => this.creating.delete(name));
+    const created = this.create(tool, name)
+      .then((n) => {
+        this.known.add(n);
+        return n;
+      })
+      .finally(() => this.creating.delete(name));
     this.creating.set(name, created);
     return created;
+  }
+
+  /** Drops what this process remembers of `tool`'s network, so the next `ensure` asks podman again. */
+  forget(tool: string): void {
+    this.known.delete(this.name(tool));
+  }
+
+  /**
+   * Runs `start` (a container start on the tool's network); when podman answers that the network is
+   * gone, creates it again and runs `start` once more.
+   */
+  async retryIfGone<T extends { readonly code: number; readonly stderr: string }>(
+    tool: string,
+    start: (network: string) => Promise<T>,
+  ): Promise<T> {
+    const first = await start(await this.ensure(tool));
+    if (first.code === 0 || !networkGone(first.stderr)) return first;
+    this.forget(tool);
+    return start(await this.ensure(tool));
   }
 
   private async create(tool: string, name: string): Promise<string> {
@@ -78,6 +118,8 @@ export class ToolNetworks {
    * Networks of other owners are never touched.
    */
   removeUnused(tool?: string): Promise<number> {
+    if (tool === undefined) this.known.clear();
+    else this.forget(tool);
     const labels = { [`${LABEL}.owner`]: this.options.owner, ...(tool ? { [`${LABEL}.tool`]: tool } : {}) };
     return removeUnusedNetworks(this.options.repoRoot, labels);
   }

@@ -13,6 +13,7 @@ import type {
 import { confinementArgs, type PodmanRuntimeOptions } from "./confinement.js";
 import { withEnvFile } from "./env-file.js";
 import { ContainerLimits } from "./limits.js";
+import { networkGone } from "./network.js";
 import { containerStats } from "./stats.js";
 import { podman } from "./podman.js";
 import { pullImage } from "./pull.js";
@@ -36,7 +37,8 @@ export class PodmanRuntime implements AppRuntime, ExitedProcesses {
 
   async start(spec: RunSpec): Promise<RunningApp> {
     const { repoRoot } = this.options;
-    const [, network] = await Promise.all([this.pull(spec.image), this.options.networks.ensure(spec.tool)]);
+    const { networks } = this.options;
+    let [, network] = await Promise.all([this.pull(spec.image), networks.ensure(spec.tool)]);
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${spec.replica ?? 0}`;
     // The host port is chosen here rather than by podman: asking podman which one it took afterwards
     // (`podman port`) cost every deploy one more podman start. Another process may take the port
@@ -61,6 +63,11 @@ export class PodmanRuntime implements AppRuntime, ExitedProcesses {
       );
       if (started.code !== 0) {
         if (attempt < 3 && /address already in use/i.test(started.stderr)) continue;
+        if (attempt < 3 && networkGone(started.stderr)) {
+          networks.forget(spec.tool);
+          network = await networks.ensure(spec.tool);
+          continue;
+        }
         throw new SlipwayError(
           "deploy_failed",
           `podman could not start ${spec.process}: ${started.stderr.trim().slice(-300)}`,
@@ -91,24 +98,25 @@ export class PodmanRuntime implements AppRuntime, ExitedProcesses {
   ): Promise<RunOnceResult> {
     const { repoRoot } = this.options;
     await this.pull(spec.image);
-    const network = await this.options.networks.ensure(spec.tool);
     // Not labelled as a process of the tool's: `list()` must never route to (or stop) a one-shot run.
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${newId().slice(0, 8)}`;
     const remove = () => podman(["rm", "-f", "-t", "0", name], { repoRoot, allowFailure: true });
-    const started = await withEnvFile(spec.env, (envFile) =>
-      podman(
-        [
-          "run",
-          "--detach",
-          "--name",
-          name,
-          ...this.common(spec, envFile, network, false),
-          "--entrypoint",
-          "sleep",
-          spec.image,
-          "infinity",
-        ],
-        { repoRoot, allowFailure: true },
+    const started = await this.options.networks.retryIfGone(spec.tool, (network) =>
+      withEnvFile(spec.env, (envFile) =>
+        podman(
+          [
+            "run",
+            "--detach",
+            "--name",
+            name,
+            ...this.common(spec, envFile, network, false),
+            "--entrypoint",
+            "sleep",
+            spec.image,
+            "infinity",
+          ],
+          { repoRoot, allowFailure: true },
+        ),
       ),
     );
     if (started.code !== 0) {

@@ -6,8 +6,10 @@ import type {
   SandboxFound,
   SandboxSpec,
 } from "../../ports/sandbox.js";
+import { CommandError } from "../../platform/process.js";
 import { confinementArgs } from "./confinement.js";
 import { ContainerLimits } from "./limits.js";
+import type { ToolNetworks } from "./network.js";
 import { podman } from "./podman.js";
 
 /** Processes a build may run at once by default: enough for npm and node-gyp, too few for a fork bomb. */
@@ -21,6 +23,9 @@ const BUILDER_LABEL = "io.slipway.builder";
 export function sandboxName(buildId: string): string {
   return `slipway-build-${buildId}`;
 }
+
+/** A fixed podman network, or a tool's own (created again if it went away: see ToolNetworks). */
+export type SandboxNetwork = string | { readonly networks: ToolNetworks; readonly tool: string };
 
 /** Which server (owner, from containerOwner) and builder process start the sandboxes. */
 export interface SandboxOwnership {
@@ -42,7 +47,7 @@ export interface SandboxOwnership {
 export class PodmanBuildSandbox implements BuildSandbox {
   private constructor(
     private readonly options: SandboxOwnership,
-    private readonly network: string,
+    private readonly network: SandboxNetwork,
   ) {}
 
   /**
@@ -50,14 +55,13 @@ export class PodmanBuildSandbox implements BuildSandbox {
    * build runs where it cannot reach another tool's containers, see ToolNetworks). Podman's default
    * network only for builds that belong to no tool (tests of the lifecycle alone).
    */
-  static create(options: SandboxOwnership, network = "bridge"): PodmanBuildSandbox {
+  static create(options: SandboxOwnership, network: SandboxNetwork = "bridge"): PodmanBuildSandbox {
     return new PodmanBuildSandbox(options, network);
   }
 
   async start(spec: SandboxSpec): Promise<Sandbox> {
     const pids = spec.pids ?? PIDS_LIMIT;
     const args = [
-      "run",
       "--detach",
       "--name",
       spec.name,
@@ -76,8 +80,6 @@ export class PodmanBuildSandbox implements BuildSandbox {
       `${spec.memoryMb}m`,
       "--cpus",
       String(spec.cpus),
-      "--network",
-      this.network,
       "--pull",
       "never",
       // No tmpfs /tmp either: a read-only pod on Kubernetes has none unless a volume is mounted there.
@@ -93,7 +95,11 @@ export class PodmanBuildSandbox implements BuildSandbox {
     // A leftover container of the same name (a crashed earlier attempt) would make `run` fail;
     // --replace removes it within the same call, sparing every build a separate `podman rm`.
     args.push("--replace", "--entrypoint", "sleep", spec.image, "infinity");
-    await podman(args, { repoRoot: this.options.repoRoot });
+    const run = (network: string) =>
+      podman(["run", "--network", network, ...args], { repoRoot: this.options.repoRoot, allowFailure: true });
+    const net = this.network;
+    const started = typeof net === "string" ? await run(net) : await net.networks.retryIfGone(net.tool, run);
+    if (started.code !== 0) throw new CommandError("podman", started);
     const limits = ContainerLimits.watch(this.options.repoRoot, spec.name, { memoryMb: spec.memoryMb, pids });
     return new PodmanSandbox(this.options.repoRoot, spec.name, limits);
   }

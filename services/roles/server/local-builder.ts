@@ -75,7 +75,7 @@ export async function localBuilder(
       run: async (input) => {
         const sandbox = new TimedSandbox(
           // On the tool's network, like its webservice and jobs: a build cannot reach other tools' containers.
-          PodmanBuildSandbox.create(sandboxOwnership, await networks.ensure(input.tool)),
+          PodmanBuildSandbox.create(sandboxOwnership, { networks, tool: input.tool }),
           (error) =>
             logger.warn({ err: error, buildId: input.buildId }, "build sandbox could not be removed"),
         );

@@ -60,10 +60,12 @@ export function pipelinesBuildBackend(config: Config): BuildBackendSetup {
         cpus: config.build.cpus,
         timeoutS: config.build.timeoutS,
         cacheDir: (tool, component) => path.join(config.home, "cache", tool, component),
-        sandbox: async (tool, task) =>
-          PodmanBuildSandbox.create(
-            sandboxOwnership,
-            HOST_NETWORK_TASKS.has(task) ? "host" : await networks.ensure(tool),
+        sandbox: (tool, task) =>
+          Promise.resolve(
+            PodmanBuildSandbox.create(
+              sandboxOwnership,
+              HOST_NETWORK_TASKS.has(task) ? "host" : { networks, tool },
+            ),
           ),
         imageOverlay: lifecycleOverlay(lifecycleDir, config),
         credential: async (request) => (await d.access.plan(request.sourceUrl, undefined, request.tool)).auth,
