@@ -6,6 +6,7 @@ import path from "node:path";
 import express from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pushRunImage } from "../services/adapters/oci/run-image.js";
+import { podman } from "../services/adapters/podman/podman.js";
 import { PodmanBuildSandbox } from "../services/adapters/podman/sandbox.js";
 import { ensureStack } from "../services/adapters/stack/index.js";
 import { prepareLifecycleDir } from "../services/adapters/stack/lifecycle-dir.js";
@@ -88,6 +89,24 @@ afterAll(async () => {
   if (root) await rm(root, { recursive: true, force: true });
 });
 
+/** Runs `script` with sh in the pushed image (pulled by digest), as the image's user. */
+async function inImage(image: string, digest: string, script: string) {
+  const ref = `${image.replace(/:[^:/]+$/, "")}@${digest}`;
+  const opts = { repoRoot: config.repoRoot };
+  await podman(
+    ["pull", "--quiet", "--tls-verify=false", "--creds", `${registry.username}:${registry.password}`, ref],
+    opts,
+  );
+  try {
+    return await podman(["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", ref, "-c", script], {
+      ...opts,
+      allowFailure: true,
+    });
+  } finally {
+    await podman(["rmi", "-f", ref], { ...opts, allowFailure: true });
+  }
+}
+
 /** A repository of `fixture` on the git server; builds its commit through the backend. */
 async function build(fixture: string, files: Record<string, string> = {}) {
   const work = await gitRepo(files, fixture ? path.join(FIXTURES, fixture) : undefined);
@@ -142,6 +161,16 @@ describe("SLIPWAY_BUILD_BACKEND=pipelines builds fixture apps with pipelines/ as
       expect(lines.join("\n")).not.toContain(DEPLOY_PASSWORD);
       expect(lines.join("\n")).not.toContain(registry.password);
       expect(await serveImage(config.repoRoot, registry, built.image, built.digest)).toMatch(answer);
+      // The layout of a local build: the buildpacks' layers at /layers, the app at /workspace, nothing
+      // at the workspace paths the Tasks' pods would otherwise have built under.
+      const listing = await inImage(
+        built.image,
+        built.digest,
+        "ls /layers; ls /workspace; ls -d /workspace/source",
+      );
+      expect(listing.stdout).toMatch(new RegExp(`^\\S*${fixture}\\S*$`, "m"));
+      expect(listing.stdout).toMatch(/^(server\.js|app\.py)$/m);
+      expect(listing.stderr).toContain("/workspace/source");
     },
     900_000,
   );

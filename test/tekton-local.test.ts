@@ -94,6 +94,9 @@ afterAll(async () => {
 describe("pipelines/task-fetch.yaml run locally", () => {
   async function fetchTask(commit: string, withCredential = true) {
     const source = await dir("source");
+    // What a new volume or an earlier attempt leaves: the checkout is the workspace, nothing else.
+    await mkdir(path.join(source, "lost+found"));
+    await writeFile(path.join(source, "stale.js"), "// from an earlier attempt\n");
     const credential = await dir("credential");
     await writeFile(path.join(credential, "username"), DEPLOY_USER);
     await writeFile(path.join(credential, "password"), DEPLOY_PASSWORD);
@@ -121,8 +124,8 @@ describe("pipelines/task-fetch.yaml run locally", () => {
   it("fetches the exact commit (not the branch tip) with the deploy credential, and reports its time", async () => {
     const { outcome, source, lines, steps, prefix } = await fetchTask(first);
     const { results } = await outcome;
-    expect(await readFile(path.join(source, "app", "server.js"), "utf8")).toBe("// first\n");
-    expect((await readdir(path.join(source, "app"))).sort()).toEqual(["package.json", "server.js"]);
+    expect(await readFile(path.join(source, "server.js"), "utf8")).toBe("// first\n");
+    expect((await readdir(source)).sort()).toEqual(["package.json", "server.js"]);
     const commitTime = (
       await git(root, [
         "--git-dir",
@@ -138,7 +141,7 @@ describe("pipelines/task-fetch.yaml run locally", () => {
     expect(lines).toContain(`===> FETCHING ${repoUrl} refs/heads/main at ${first}`);
     expect(lines.join("\n")).not.toContain(DEPLOY_PASSWORD);
     // The checkout belongs to the build user, as on a cluster's volume with the pod's fsGroup.
-    expect((await stat(path.join(source, "app", "server.js"))).uid).toBe(CNB_USER.uid);
+    expect((await stat(path.join(source, "server.js"))).uid).toBe(CNB_USER.uid);
     expect(await leftovers(prefix)).toBe("");
     expect(tip).not.toBe(first);
   });

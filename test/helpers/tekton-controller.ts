@@ -232,7 +232,7 @@ export class TektonStandIn {
           ]),
         ),
       });
-      const workspaces = ((task.spec.workspaces ?? []) as { name: string }[]).map((w) => w.name);
+      const workspaces = (task.spec.workspaces ?? []) as { name: string; mountPath?: string }[];
       const stepSpecs = (
         (run.spec.taskRunSpecs ?? []) as {
           pipelineTaskName: string;
@@ -295,9 +295,20 @@ export class TektonStandIn {
               securityContext: s.securityContext ?? stepTemplate.securityContext,
               resources:
                 stepSpecs?.find((x) => x.name === s.name)?.computeResources ?? s.computeResources ?? {},
-              volumeMounts: workspaces.map((w) => ({ name: `ws-${w}`, mountPath: `/workspace/${w}` })),
+              // As Tekton mounts them: its own emptyDir at /workspace, each workspace at its mountPath
+              // (so a Task mounting one at /workspace is refused by the API server, as on a cluster).
+              volumeMounts: [
+                { name: "tekton-internal-workspace", mountPath: "/workspace" },
+                ...workspaces.map((w) => ({
+                  name: `ws-${w.name}`,
+                  mountPath: w.mountPath ?? `/workspace/${w.name}`,
+                })),
+              ],
             })),
-            volumes: workspaces.map((w) => ({ name: `ws-${w}`, emptyDir: {} })),
+            volumes: [
+              { name: "tekton-internal-workspace", emptyDir: {} },
+              ...workspaces.map((w) => ({ name: `ws-${w.name}`, emptyDir: {} })),
+            ],
           },
         });
         this.pods.push(podName);

@@ -1,13 +1,9 @@
-import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { z } from "zod";
 import type { Stack } from "../../domain/lifecycle/types.js";
 import { SlipwayError, errorMessage } from "../../platform/errors.js";
 import type { ImageRegistry } from "../../ports/registry.js";
-import { CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, canonicalJson, imageManifest } from "./image.js";
 import type { LayerBlob } from "./layer.js";
+import { imageArchitecture, pushImage } from "./push-image.js";
 import { runImageLayer } from "./run-layer.js";
 
 /** A registry that can also hand out a small blob (the run image's config). */
@@ -35,30 +31,13 @@ export async function pushRunImage(
   tag: string = stack.id,
 ): Promise<string> {
   const layer = await runImageLayer(stack);
-  await registry.pushBlob(repository, layer, layer.path);
-  const config = Buffer.from(
-    canonicalJson({
-      architecture: process.arch === "arm64" ? "arm64" : "amd64",
-      os: "linux",
-      config: { User: `${stack.uid}:${stack.gid}`, Labels: { "io.buildpacks.stack.id": stack.id } },
-      rootfs: { type: "layers", diff_ids: [layer.diffId] },
-    }),
-  );
-  const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-run-image-"));
-  try {
-    const configBlob = {
-      digest: `sha256:${createHash("sha256").update(config).digest("hex")}`,
-      size: config.length,
-      mediaType: CONFIG_MEDIA_TYPE,
-    };
-    await writeFile(path.join(dir, "config.json"), config);
-    await registry.pushBlob(repository, configBlob, path.join(dir, "config.json"));
-    const manifest = Buffer.from(canonicalJson(imageManifest(configBlob, [layer])));
-    await registry.putManifest(repository, tag, manifest, MANIFEST_MEDIA_TYPE);
-    return `${registry.host}/${repository}:${tag}`;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const config = {
+    architecture: imageArchitecture(),
+    os: "linux",
+    config: { User: `${stack.uid}:${stack.gid}`, Labels: { "io.buildpacks.stack.id": stack.id } },
+    rootfs: { type: "layers", diff_ids: [layer.diffId] },
+  };
+  return (await pushImage(registry, repository, [layer], config, tag)).reference;
 }
 
 /**

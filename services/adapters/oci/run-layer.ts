@@ -12,7 +12,7 @@ const cachedSchema = z.object({
   size: z.number().int().nonnegative(),
 });
 
-/** Layers being written by this process, so concurrent exports of one stack write it once. */
+/** Layers being written by this process, so concurrent callers write each one once. */
 const inFlight = new Map<string, Promise<LayerBlob>>();
 
 /**
@@ -21,40 +21,55 @@ const inFlight = new Map<string, Promise<LayerBlob>>();
  * would, so the cache never needs invalidating).
  */
 export function runImageLayer(stack: Pick<Stack, "id" | "runRootfs">): Promise<LayerBlob> {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(stack.id)) {
-    throw new SlipwayError(
-      "stack_unavailable",
-      `stack id ${JSON.stringify(stack.id)} cannot name a cache file`,
-    );
-  }
   const dir = path.resolve(stack.runRootfs).replace(/\/+$/, "") + "-layer";
-  const key = path.join(dir, stack.id);
+  return cachedLayer(dir, stack.id, async (outFile) => {
+    try {
+      if (!(await stat(stack.runRootfs)).isDirectory()) throw new Error("not a directory");
+    } catch (e) {
+      throw new SlipwayError("stack_unavailable", `run image root filesystem ${stack.runRootfs} is missing`, {
+        cause: e,
+      });
+    }
+    return writeRootfsLayer(stack.runRootfs, outFile);
+  });
+}
+
+/**
+ * A layer kept as `<dir>/<id>.tar.gz` (with `<id>.json`), written by `write` the first time. `id` must
+ * change whenever the layer's contents would (a content hash), so the cache never needs invalidating.
+ */
+export function cachedLayer(
+  dir: string,
+  id: string,
+  write: (outFile: string) => Promise<LayerBlob>,
+): Promise<LayerBlob> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id)) {
+    throw new SlipwayError("stack_unavailable", `layer id ${JSON.stringify(id)} cannot name a cache file`);
+  }
+  const key = path.join(dir, id);
   let pending = inFlight.get(key);
   if (!pending) {
-    pending = loadOrWrite(stack.runRootfs, dir, stack.id).finally(() => inFlight.delete(key));
+    pending = loadOrWrite(dir, id, write).finally(() => inFlight.delete(key));
     inFlight.set(key, pending);
   }
   return pending;
 }
 
-async function loadOrWrite(rootfs: string, dir: string, id: string): Promise<LayerBlob> {
+async function loadOrWrite(
+  dir: string,
+  id: string,
+  write: (outFile: string) => Promise<LayerBlob>,
+): Promise<LayerBlob> {
   const blobPath = path.join(dir, `${id}.tar.gz`);
   const metaPath = path.join(dir, `${id}.json`);
   const cached = await readCached(blobPath, metaPath);
   if (cached) return cached;
-  try {
-    if (!(await stat(rootfs)).isDirectory()) throw new Error("not a directory");
-  } catch (e) {
-    throw new SlipwayError("stack_unavailable", `run image root filesystem ${rootfs} is missing`, {
-      cause: e,
-    });
-  }
   await mkdir(dir, { recursive: true });
   // Written under temporary names and renamed, blob first: the metadata file is the commit point, so
   // a crash or a second Slipway process never sees a half-written layer.
   const suffix = `.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
-    const blob = await writeRootfsLayer(rootfs, blobPath + suffix);
+    const blob = await write(blobPath + suffix);
     await rename(blobPath + suffix, blobPath);
     const meta = { diffId: blob.diffId, digest: blob.digest, size: blob.size };
     await writeFile(metaPath + suffix, JSON.stringify(meta) + "\n");

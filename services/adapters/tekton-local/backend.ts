@@ -49,10 +49,11 @@ export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend
     build: async (request, { onLog, onPhase, signal }): Promise<BuiltImage> => {
       const dir = path.join(request.workDir, "pipeline");
       const source = path.join(dir, "source");
+      const layers = path.join(dir, "layers");
       const push = path.join(dir, "push-credential");
       const deploy = path.join(dir, "deploy-credential");
       const cache = options.cacheDir(request.tool, request.component);
-      for (const d of [source, push, cache]) await mkdir(d, { recursive: true });
+      for (const d of [source, layers, push, cache]) await mkdir(d, { recursive: true });
       const sandboxes = new Map<string, BuildSandbox>();
       for (const task of ["fetch", "build", "export"])
         sandboxes.set(task, await options.sandbox(request.tool, task));
@@ -99,6 +100,7 @@ export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend
             },
             workspaces: {
               source,
+              layers,
               cache,
               ...(credential ? { "deploy-credential": deploy } : {}),
               "push-credential": push,

@@ -24,7 +24,7 @@ export interface TektonBuildSettings {
   readonly memoryMb: number;
   readonly cpus: number;
   readonly timeoutS: number;
-  /** Size of each tool component's cache claim and of a run's source workspace. */
+  /** Size of each tool component's cache claim and of each of a run's two workspaces (source, layers). */
   readonly cacheSize: string;
   readonly workspaceSize: string;
   /** The build pods' user and group (the stack's). */
@@ -118,15 +118,18 @@ export function pipelineRun(settings: TektonBuildSettings, request: BuildRequest
         },
       ],
       workspaces: [
-        {
-          name: "source",
+        // A claim per run for each. The Tasks mount the checkout at /app and the layers at /layers, so
+        // each workspace is a directory of its own: a subPath keeps a new volume's lost+found out of it.
+        ...["source", "layers"].map((name) => ({
+          name,
+          subPath: name,
           volumeClaimTemplate: {
             spec: {
               accessModes: ["ReadWriteOnce"],
               resources: { requests: { storage: settings.workspaceSize } },
             },
           },
-        },
+        })),
         {
           name: "cache",
           persistentVolumeClaim: { claimName: cacheClaimName(request.tool, request.component) },

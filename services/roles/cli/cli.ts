@@ -12,6 +12,7 @@ import { registerGitlabCommands } from "./gitlab-commands.js";
 import { registerJobsCommands } from "./jobs-commands.js";
 import { registerNotifyCommands } from "./notify-commands.js";
 import { registerRenderCommands } from "./render-commands.js";
+import { registerStackCommands } from "./stack-commands.js";
 import { registerWebserviceCommands } from "./webservice-commands.js";
 
 interface BuildRow {
@@ -52,6 +53,7 @@ export function buildCli(config: Config, startServer: (role: string) => Promise<
   registerJobsCommands(program, client, config.cli.tool);
   registerWebserviceCommands(program, client, config.cli.tool);
   registerRenderCommands(program, client);
+  registerStackCommands(program, config);
   const tools = program.command("tools").description("create and inspect tools");
   registerGitlabCommands(tools, client);
   registerNotifyCommands(tools, client);

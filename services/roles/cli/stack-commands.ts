@@ -1,0 +1,39 @@
+import type { Command } from "commander";
+import type { Config } from "../../platform/env.js";
+import { createLogger } from "../../platform/logger.js";
+import { jsonOption as json, print as out } from "./options.js";
+
+/**
+ * `slipway stack push`: an operator's step before `SLIPWAY_BUILD_BACKEND=tekton` (docs/kubernetes.md).
+ * It runs on this machine (podman and the stack), not through the API, and prints the settings to use.
+ */
+export function registerStackCommands(program: Command, config: Config): void {
+  const stack = program.command("stack").description("the build stack's images");
+  stack
+    .command("push")
+    .description(
+      "push the stack's build and run images to SLIPWAY_REGISTRY_URL for cluster builds; prints the settings",
+    )
+    .addOption(json())
+    .action(async (o: { json?: boolean }) => {
+      // Progress goes to stderr: stdout is the settings, for `>> slipway.env`.
+      const logger = createLogger({ level: config.logLevel, destination: process.stderr });
+      // Loaded here: the stack and registry code is not needed by the API-calling commands.
+      const { pushStackImages } = await import("./stack-push.js");
+      const images = await pushStackImages(config, logger);
+      out(
+        o.json,
+        {
+          build_image: images.build.reference,
+          build_digest: images.build.digest,
+          build_blobs_uploaded: images.build.uploaded,
+          run_image: images.run,
+        },
+        () =>
+          [
+            `SLIPWAY_TEKTON_BUILD_IMAGE=${images.build.reference}`,
+            `SLIPWAY_TEKTON_RUN_IMAGE=${images.run}`,
+          ].join("\n"),
+      );
+    });
+}
