@@ -121,12 +121,21 @@ async function build(fixture: string, files: Record<string, string> = {}) {
 }
 
 describe("SLIPWAY_BUILD_BACKEND=pipelines builds fixture apps with pipelines/ as written", () => {
+  // Every fixture the podman backend deploys (test/buildpack-apps.test.ts), each through the same
+  // backend and registry: what it answers where a user would look.
   it.each([
-    ["nodejs", /^node \d+ is-odd\(3\)=true\n$/],
-    ["python", /^python 3\.\d+\n$/],
+    ["nodejs", "/", /^node \d+ is-odd\(3\)=true\n$/],
+    ["python", "/", /^python 3\.\d+\n$/],
+    ["php", "/", /^php 8 CLI-SERVER\n$/],
+    ["go", "/", /^built with go1\.\d+/],
+    ["static", "/", /hello from the static fixture/],
+    ["procfile", "/hello.txt", /^served by a Procfile command\n$/],
+    ["mixed", "/app.js", /built by Node\.js 22/],
+    ["vite-svelte", "/", /<div id="app"><\/div>/],
+    ["apt-jq", "/jq", /^\{"sum":6\}\n$/],
   ])(
-    "%s: fetched, built and exported by the Tasks; the image runs and answers",
-    async (fixture, answer) => {
+    "%s: fetched, built and exported by the Tasks; the image runs and answers %s",
+    async (fixture, requestPath, answer) => {
       const { result, lines, phases } = await build(fixture);
       const built = await result;
       expect(phases).toEqual(["detect", "restore", "build", "export"]);
@@ -141,7 +150,9 @@ describe("SLIPWAY_BUILD_BACKEND=pipelines builds fixture apps with pipelines/ as
       ]);
       expect(lines.join("\n")).not.toContain(DEPLOY_PASSWORD);
       expect(lines.join("\n")).not.toContain(registry.password);
-      expect(await serveImage(config.repoRoot, registry, built.image, built.digest)).toMatch(answer);
+      expect(await serveImage(config.repoRoot, registry, built.image, built.digest, requestPath)).toMatch(
+        answer,
+      );
     },
     900_000,
   );
