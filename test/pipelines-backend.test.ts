@@ -26,8 +26,8 @@ import { TEST_STACK_HOME } from "./helpers/stack.js";
 /**
  * SLIPWAY_BUILD_BACKEND=pipelines end to end on this machine: `pipelines/pipeline.yaml` as written,
  * fetch (git over HTTP with the deploy credential), detect/restore/build/save-cache (slipway-lifecycle
- * in the stack's build image) and export (to a real registry), each step a podman container; the
- * pushed image is pulled by digest, run, and answers HTTP.
+ * in the stack's build image) and export (to a real registry), each TaskRun a podman container and each
+ * step a `podman exec` in it; the pushed image is pulled by digest, run, and answers HTTP.
  */
 const config = loadConfig({ ...process.env, SLIPWAY_HOME: TEST_STACK_HOME });
 const FIXTURES = path.join(config.repoRoot, "test", "fixtures", "apps");
