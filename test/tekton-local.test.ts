@@ -191,9 +191,11 @@ spec:
         grep CapEff /proc/self/status
     - name: read
       image: $(params.image)
+      securityContext: { runAsUser: 2000 }
       command: [sh, -c]
       args:
         - |
+          echo "read as $(id -u)"
           test ! -e /tmp/mine && echo "tmp is the step's own"
           printf '%s!' "$(cat $(workspaces.shared.path)/note)" > $(results.message.path)
     - name: readonly
@@ -240,6 +242,9 @@ spec:
         esac
     - name: after
       image: $(params.image)
+      # Smaller than act's: the Task's one container gets the larger of its steps' limits.
+      computeResources:
+        limits: { memory: 32Mi }
       command: [echo, "after ran"]
 ---
 apiVersion: tekton.dev/v1
@@ -289,6 +294,7 @@ describe("the local executor runs a Task's parts as Tekton does", () => {
     ]);
     expect(lines).toContain(`hello pipeline as ${CNB_USER.uid} extra=false`);
     expect(lines).toContain("CapEff:\t0000000000000000");
+    expect(lines).toContain("read as 2000");
     expect(lines).toContain("tmp is the step's own");
     expect(lines).toContain("root filesystem is read-only");
     expect(lines).toContain("got: hello pipeline!");

@@ -37,6 +37,11 @@ export interface Sandbox {
     options: {
       readonly env: Readonly<Record<string, string>>;
       readonly workdir: string;
+      /**
+       * `uid:gid` this command runs as, where it differs from the container's (a Task's steps that share
+       * one container but not a `runAsUser`); the container's user when absent.
+       */
+      readonly user?: string | undefined;
       readonly onOutput: (line: string, stream: "stdout" | "stderr") => void;
       readonly signal?: AbortSignal | undefined;
     },

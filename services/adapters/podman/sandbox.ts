@@ -160,6 +160,7 @@ class PodmanSandbox implements Sandbox {
 
   async exec(command: readonly string[], options: Parameters<Sandbox["exec"]>[1]): Promise<ExecResult> {
     const args = ["exec", "--workdir", options.workdir];
+    if (options.user !== undefined) args.push("--user", options.user);
     for (const [k, v] of Object.entries(options.env)) args.push("--env", `${k}=${v}`);
     args.push(this.name, ...command);
     // Killing the podman client does not stop what it started inside the container, so an abort kills

@@ -40,7 +40,8 @@ type LocalTektonExecutorOverlay = NonNullable<
 
 /**
  * Builds by running `pipelines/pipeline.yaml` on this machine (`SLIPWAY_BUILD_BACKEND=pipelines`):
- * the same Tasks a cluster runs, each step a podman container (LocalTektonExecutor). The PipelineRun's
+ * the same Tasks a cluster runs, each TaskRun a podman container and each step a `podman exec` in it
+ * (LocalTektonExecutor). The PipelineRun's
  * params and workspaces are what the Tekton backend gives a cluster's run; credentials are files in the
  * build's work dir, there for the run only, and each mounted in the one Task that declares it.
  */

@@ -1,10 +1,10 @@
-import { chmod, chown, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { throwIfAborted } from "../../domain/pipeline/local-backend.js";
 import { parseQuantity } from "../../domain/kubernetes/limits.js";
 import { InputError, PipelineError, SlipwayError, errorMessage } from "../../platform/errors.js";
 import { describeLimit, type LimitExceeded } from "../../ports/limits.js";
-import type { BuildSandbox, Sandbox } from "../../ports/sandbox.js";
+import type { BuildSandbox, Sandbox, SandboxSpec } from "../../ports/sandbox.js";
 import { mapFailure, type PipelineRunState, type TaskRunState } from "../tekton/status.js";
 import type { Definitions, StepSpec, TaskDefinition } from "./definitions.js";
 import { expand, type Reference } from "./variables.js";
@@ -20,7 +20,7 @@ const WORKSPACE_ROOT = "/workspace";
 
 export interface LocalTektonOptions {
   /**
-   * Starts each step's containers of a pipeline task (podman: confined, limits watched), on the network
+   * Starts the containers of a pipeline task's TaskRun (podman: confined, limits watched), on the network
    * that task may use: a cluster's network policy per task, locally a podman network per task.
    */
   readonly sandbox: (pipelineTask: string) => BuildSandbox;
@@ -30,7 +30,7 @@ export interface LocalTektonOptions {
   readonly defaults: { readonly memoryMb: number; readonly cpus: number };
   /** Scratch directory for this run's results and scripts. */
   readonly workDir: string;
-  /** Prefix of this run's container names (one container per step, `--replace`d if left over). */
+  /** Prefix of this run's container names (one container per TaskRun, `--replace`d if left over). */
   readonly namePrefix: string;
   /** The build the containers belong to (labelled, so a dead builder's containers are found). */
   readonly buildId?: string | undefined;
@@ -75,9 +75,10 @@ export interface RunOutcome {
 type StepState = NonNullable<NonNullable<TaskRunState["status"]>["steps"]>[number];
 
 /**
- * Runs the Tasks and Pipelines of `pipelines/` on this machine: each step a podman container started
- * from the step's image with the Task's workspaces bind-mounted, its results directory, its env and
- * its limits, one step after another, one task after another. What a step prints streams to `onLog`;
+ * Runs the Tasks and Pipelines of `pipelines/` on this machine: each TaskRun a podman container (a pod,
+ * see TaskPod) started from its steps' image with the Task's workspaces and results directory
+ * bind-mounted, each step a `podman exec` in it with the step's env, user and command, one step after
+ * another, one task after another. What a step prints streams to `onLog`;
  * a failure is the same error the cluster backend reports for the same TaskRun state (status.ts).
  */
 export class LocalTektonExecutor {
@@ -275,6 +276,9 @@ export class LocalTektonExecutor {
       status: { conditions: [{ type: "Succeeded", status, reason, message }], steps },
     });
     const template = task.spec.stepTemplate;
+    // Every step is planned before any runs: its container's limits are the largest of the steps that
+    // share it, and a step refused (runAsNonRoot as root) refuses the TaskRun before it starts anything.
+    const planned: PlannedStep[] = [];
     for (const step of task.spec.steps) {
       const env: Record<string, string> = {};
       for (const e of [...(template?.env ?? []), ...(step.env ?? [])]) env[e.name] = sub(e.value);
@@ -283,77 +287,81 @@ export class LocalTektonExecutor {
       const gid = security.runAsGroup ?? this.options.user.gid;
       if (security.runAsNonRoot && uid === 0)
         throw new InputError(`${where}: step ${step.name} has runAsNonRoot but would run as root (uid 0)`);
-      const limits = this.limits(
-        step,
-        template?.computeResources,
-        input.stepLimits?.[`${pipelineTask}/${step.name}`],
-        where,
-      );
-      const command = await this.command(step, scriptsDir, sub);
-      const startedAt = new Date().toISOString();
-      events.onStep?.(pipelineTask, step.name);
-      const tail: string[] = [];
-      state.tails.set(`${pipelineTask}/${step.name}`, tail);
-      let sandbox: Sandbox | undefined;
-      let exitCode: number;
-      let exceeded: LimitExceeded | undefined;
-      try {
-        signal.throwIfAborted();
-        sandbox = await this.options.sandbox(pipelineTask).start({
-          name: `${this.options.namePrefix}-${pipelineTask}-${step.name}`.slice(0, 200),
-          image: sub(step.image),
-          mounts,
-          user: `${uid}:${gid}`,
-          memoryMb: limits.memoryMb,
-          cpus: limits.cpus,
-          env: this.options.imageOverlay?.env ?? {},
-          buildId: this.options.buildId,
-          readOnlyRootfs: security.readOnlyRootFilesystem ?? false,
-        });
-        ({ exitCode, exceeded } = await sandbox.exec(command, {
-          env,
-          workdir: step.workingDir === undefined ? WORKSPACE_ROOT : sub(step.workingDir),
-          signal,
-          onOutput: (line) => {
-            tail.push(line);
-            if (tail.length > TAIL_LINES) tail.shift();
-            events.onLog(line);
-          },
-        }));
-      } catch (error) {
-        if (!signal.aborted) {
-          if (error instanceof SlipwayError) throw error;
-          throw new PipelineError(
-            "build_failed",
-            `could not run step ${pipelineTask}/${step.name}: ${errorMessage(error)}`,
-            {
-              cause: error,
-            },
-          );
-        }
-        exitCode = 137;
-      } finally {
-        await sandbox?.close();
-      }
-      if (signal.aborted) exitCode = exitCode === 0 ? 137 : exitCode;
-      const reason = exceeded?.kind === "memory" ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error";
-      steps.push({
+      const image = sub(step.image);
+      const readOnlyRootfs = security.readOnlyRootFilesystem ?? false;
+      planned.push({
         name: step.name,
-        container: `step-${step.name}`,
-        terminated: { exitCode, reason, startedAt, finishedAt: new Date().toISOString() },
+        container: `${image}\n${readOnlyRootfs}`,
+        image,
+        readOnlyRootfs,
+        user: `${uid}:${gid}`,
+        env,
+        workdir: step.workingDir === undefined ? WORKSPACE_ROOT : sub(step.workingDir),
+        limits: this.limits(
+          step,
+          template?.computeResources,
+          input.stepLimits?.[`${pipelineTask}/${step.name}`],
+          where,
+        ),
+        command: await this.command(step, scriptsDir, sub),
       });
-      if (exitCode !== 0 || signal.aborted) {
-        state.exceeded = exceeded;
-        const timedOut = state.timedOut;
-        state.taskRuns.push(
-          taskRun(
-            "False",
-            timedOut ? "TaskRunTimeout" : "Failed",
-            `step ${step.name} exited with code ${exitCode}`,
-          ),
-        );
-        throw new StopRun();
+    }
+    const pod = new TaskPod(this.options, pipelineTask, dir, mounts, planned);
+    try {
+      for (const step of planned) {
+        const startedAt = new Date().toISOString();
+        events.onStep?.(pipelineTask, step.name);
+        const tail: string[] = [];
+        state.tails.set(`${pipelineTask}/${step.name}`, tail);
+        let exitCode: number;
+        let exceeded: LimitExceeded | undefined;
+        try {
+          signal.throwIfAborted();
+          const sandbox = await pod.container(step);
+          ({ exitCode, exceeded } = await sandbox.exec(step.command, {
+            env: step.env,
+            workdir: step.workdir,
+            user: step.user,
+            signal,
+            onOutput: (line) => {
+              tail.push(line);
+              if (tail.length > TAIL_LINES) tail.shift();
+              events.onLog(line);
+            },
+          }));
+        } catch (error) {
+          if (!signal.aborted) {
+            if (error instanceof SlipwayError) throw error;
+            throw new PipelineError(
+              "build_failed",
+              `could not run step ${pipelineTask}/${step.name}: ${errorMessage(error)}`,
+              { cause: error },
+            );
+          }
+          exitCode = 137;
+        }
+        if (signal.aborted) exitCode = exitCode === 0 ? 137 : exitCode;
+        const reason = exceeded?.kind === "memory" ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error";
+        steps.push({
+          name: step.name,
+          container: `step-${step.name}`,
+          terminated: { exitCode, reason, startedAt, finishedAt: new Date().toISOString() },
+        });
+        if (exitCode !== 0 || signal.aborted) {
+          state.exceeded = exceeded;
+          const timedOut = state.timedOut;
+          state.taskRuns.push(
+            taskRun(
+              "False",
+              timedOut ? "TaskRunTimeout" : "Failed",
+              `step ${step.name} exited with code ${exitCode}`,
+            ),
+          );
+          throw new StopRun();
+        }
       }
+    } finally {
+      await pod.close();
     }
     const results = await this.results(task, resultsDir);
     if (typeof results === "string") {
@@ -492,4 +500,95 @@ function bindWorkspaces(
     if (host !== undefined) out[d.name] = host;
   }
   return out;
+}
+
+/** A step with everything substituted, ready to exec. */
+interface PlannedStep {
+  readonly name: string;
+  /** Steps with the same key share a container: the same image and root filesystem mode. */
+  readonly container: string;
+  readonly image: string;
+  readonly readOnlyRootfs: boolean;
+  /** `uid:gid` */
+  readonly user: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly workdir: string;
+  readonly limits: { readonly memoryMb: number; readonly cpus: number };
+  readonly command: readonly string[];
+}
+
+/**
+ * A TaskRun's pod on this machine: one podman container per distinct image (and root filesystem mode)
+ * among the Task's steps, which for every Task of `pipelines/` is one container per TaskRun, started at
+ * the first step that needs it and idle between steps; each step is a `podman exec` in it with its own
+ * user, env, working directory and command. A container start is about a second here and a build has
+ * six steps, so this is most of what the pipelines backend cost over the podman backend.
+ *
+ * What that changes against a cluster, where each step is a container of its own: the container's
+ * memory and CPU limits are the largest of its steps' (one cgroup), and the steps see one root
+ * filesystem. `/tmp` is kept per step all the same — a host directory mounted there and emptied before
+ * each later step — so a Task that hands files over in `/tmp` fails locally as it would on a cluster;
+ * the rest of the root filesystem (a user's home) is shared, which a cluster would not do.
+ */
+class TaskPod {
+  private readonly started = new Map<string, { readonly sandbox: Sandbox; readonly tmp?: string }>();
+  private readonly limits = new Map<string, { memoryMb: number; cpus: number }>();
+
+  constructor(
+    private readonly options: LocalTektonOptions,
+    private readonly pipelineTask: string,
+    private readonly dir: string,
+    private readonly mounts: SandboxSpec["mounts"],
+    steps: readonly PlannedStep[],
+  ) {
+    for (const s of steps) {
+      const l = this.limits.get(s.container);
+      this.limits.set(
+        s.container,
+        l
+          ? { memoryMb: Math.max(l.memoryMb, s.limits.memoryMb), cpus: Math.max(l.cpus, s.limits.cpus) }
+          : { ...s.limits },
+      );
+    }
+  }
+
+  /** The running container of `step`, started now if it is the first step to need it. */
+  async container(step: PlannedStep): Promise<Sandbox> {
+    const found = this.started.get(step.container);
+    if (found) {
+      if (found.tmp !== undefined) await emptyDir(found.tmp);
+      return found.sandbox;
+    }
+    const index = this.started.size;
+    // A read-only root filesystem keeps no writable /tmp, as a pod's read-only container has none.
+    const tmp = step.readOnlyRootfs ? undefined : path.join(this.dir, `tmp-${index}`);
+    if (tmp !== undefined) {
+      await mkdir(tmp, { recursive: true });
+      await chmod(tmp, 0o1777);
+    }
+    const limits = this.limits.get(step.container)!;
+    const sandbox = await this.options.sandbox(this.pipelineTask).start({
+      name: `${this.options.namePrefix}-${this.pipelineTask}${index === 0 ? "" : `-${index}`}`.slice(0, 200),
+      image: step.image,
+      mounts:
+        tmp === undefined ? this.mounts : [...this.mounts, { host: tmp, container: "/tmp", readOnly: false }],
+      user: step.user,
+      memoryMb: limits.memoryMb,
+      cpus: limits.cpus,
+      env: this.options.imageOverlay?.env ?? {},
+      buildId: this.options.buildId,
+      readOnlyRootfs: step.readOnlyRootfs,
+    });
+    this.started.set(step.container, tmp === undefined ? { sandbox } : { sandbox, tmp });
+    return sandbox;
+  }
+
+  async close(): Promise<void> {
+    for (const { sandbox } of this.started.values()) await sandbox.close();
+  }
+}
+
+/** Removes what is in `dir` but not `dir` itself: a running container has it bind-mounted. */
+async function emptyDir(dir: string): Promise<void> {
+  for (const entry of await readdir(dir)) await rm(path.join(dir, entry), { recursive: true, force: true });
 }

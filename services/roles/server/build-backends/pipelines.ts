@@ -18,9 +18,9 @@ const HOST_NETWORK_TASKS = new Set(["fetch", "export"]);
 
 /**
  * Builds by running `pipelines/` on this machine (`SLIPWAY_BUILD_BACKEND=pipelines`, docs/tekton.md):
- * the Tasks a cluster runs, each step a podman container, slipway-lifecycle mounted at /cnb. Its step
- * containers carry this server's build owner label, so `build cancel`, recovery and `tools delete` find
- * them as they find the podman backend's sandboxes. fetch and export run no tool code and use the host's
+ * the Tasks a cluster runs, each TaskRun a podman container (each step a `podman exec` in it),
+ * slipway-lifecycle mounted at /cnb. Its TaskRun containers carry this server's build owner label, so
+ * `build cancel`, recovery and `tools delete` find them as they find the podman backend's sandboxes. fetch and export run no tool code and use the host's
  * network (the git remote and the registry listen on loopback); build runs on the tool's own network.
  */
 export function pipelinesBuildBackend(config: Config): BuildBackendSetup {
