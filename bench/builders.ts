@@ -17,8 +17,7 @@ import { RedisStore } from "../services/adapters/store/redis-store.js";
 import type { Build } from "../services/domain/builds/build.js";
 import { freePort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
-import { podman } from "../services/adapters/podman/podman.js";
-import { removeUnusedNetworks } from "../services/adapters/podman/network.js";
+import { removeServerTraces } from "../services/adapters/podman/server-traces.js";
 
 /** The checkout: this file runs from bench/ (vitest) or dist/bench/ (`npm run bench`). */
 export const repoRoot = (() => {
@@ -74,6 +73,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   let store: RedisStore | undefined;
   const stop = async () => {
     await Promise.all(processes.map(stopRole));
+    const registryHost = registry && new URL(registry.url).host;
+    for (const home of new Set(processes.map((p) => p.home)))
+      await removeServerTraces({ repoRoot, home, registryHost });
     await store?.close();
     await registry?.close();
     await redis?.close();
@@ -324,19 +326,6 @@ export function buildsDoneBy(p: RoleProcess): string[] {
       if (id) ids.push(id);
     }
   return ids;
-}
-
-/** Removes the tools' containers (their webservices) and networks; builders remove their own sandboxes. */
-export async function removeToolsContainers(tools: readonly string[]): Promise<void> {
-  for (const tool of tools) {
-    const found = await podman(["ps", "-a", "-q", "--filter", `label=io.slipway.tool=${tool}`], {
-      repoRoot,
-      allowFailure: true,
-    });
-    const ids = found.stdout.split("\n").filter(Boolean);
-    if (ids.length > 0) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
-    await removeUnusedNetworks(repoRoot, { "io.slipway.tool": tool });
-  }
 }
 
 async function git(cwd: string, args: string[]): Promise<string> {

@@ -11,13 +11,14 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { BUILDAH, ensureHostPackages, WRK } from "../services/adapters/host/packages.js";
+import { removeServerTraces } from "../services/adapters/podman/server-traces.js";
 import { ensureStack } from "../services/adapters/stack/index.js";
 import { loadConfig } from "../services/platform/env.js";
 import { createLogger, memoryLogger } from "../services/platform/logger.js";
 import { freePort, waitForPort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
 import { type Figure, scaleBench } from "./scale.js";
-import { buildsDoneBy, burst, removeToolsContainers, startFleet } from "./builders.js";
+import { buildsDoneBy, burst, startFleet } from "./builders.js";
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
 const stackHome = process.env.SLIPWAY_BENCH_STACK_HOME ?? "/var/tmp/slipway-test-stack";
@@ -96,14 +97,9 @@ async function startServer(extraEnv: Record<string, string> = {}): Promise<Serve
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
       await Promise.race([exited, sleep(20_000)]);
-      await run(
-        "bash",
-        ["-c", "podman ps -aq --filter label=io.slipway.owner=slipway | xargs -r podman rm -f -t 0"],
-        {
-          env: { ...process.env, CONTAINERS_CONF: path.join(repoRoot, "infra/containers.conf") },
-          allowFailure: true,
-        },
-      );
+      // Its webservices keep running past the server (as they would for a real one), its networks and
+      // pulled images stay too: a bench leaves nothing behind.
+      await removeServerTraces({ repoRoot, home, registryHost: `127.0.0.1:${env.SLIPWAY_REGISTRY_PORT}` });
       await rm(home, { recursive: true, force: true });
     },
   };
@@ -865,8 +861,8 @@ async function manyBuilders(): Promise<void> {
       );
       process.stdout.write(`  ${notes.at(-1)}\n`);
     } finally {
+      // Also the tools' webservices and networks: of this fleet's homes only, not another bench's tools.
       await fleet.stop();
-      await removeToolsContainers(Array.from({ length: TOOLS }, (_, i) => `${prefix}-${i + 1}`));
     }
   }
   const [one, two] = totals as [number, number];
@@ -1143,17 +1139,9 @@ async function coldBuildVsBuildah(rounds: number, kind: AppKind = "node"): Promi
         `above the base layer: slipway ${round(ours.app / 1e6)} MB, buildah ${round(theirs.app / 1e6)} MB`,
     });
   } finally {
+    // Also removes the images the deploys pulled (about 260 MB each), so repeated runs do not fill the disk.
     await server.stop();
     await run("buildah", ["rmi", "-f", tag], { env: containersEnv, allowFailure: true });
-    // The images the deploys pulled (about 260 MB each), so repeated runs do not fill the disk.
-    await run(
-      "bash",
-      [
-        "-c",
-        "podman images --format '{{.ID}} {{.Repository}}' | grep '/tool-bench-cold-' | cut -d' ' -f1 | sort -u | xargs -r podman rmi -f",
-      ],
-      { env: containersEnv, allowFailure: true },
-    );
     await rm(context, { recursive: true, force: true });
     await rm(layout, { recursive: true, force: true });
     await rm(repo, { recursive: true, force: true });

@@ -3,13 +3,13 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { podman } from "../services/adapters/podman/podman.js";
 import { loadConfig } from "../services/platform/env.js";
 import { createLogger } from "../services/platform/logger.js";
 import { freePort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
 import { startServer, type RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, waitFor } from "./helpers/apps.js";
+import { registryHostOf, removeAtEnd } from "./helpers/leftovers.js";
 import { TEST_STACK_HOME } from "./helpers/stack.js";
 
 /**
@@ -25,7 +25,6 @@ const LONG = 600_000;
 let home: string;
 let server: RunningServer;
 let port: number;
-const tools: string[] = [];
 const repos: string[] = [];
 const figures: string[] = [];
 
@@ -64,7 +63,6 @@ function cli(args: string[]) {
 
 async function createTool(name: string): Promise<ToolView> {
   const tool = await api<ToolView>("/api/v1/tools", { method: "POST", body: JSON.stringify({ name }) });
-  tools.push(name);
   return tool;
 }
 
@@ -162,22 +160,15 @@ beforeAll(async () => {
     SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
     SLIPWAY_HEALTH_TIMEOUT_S: "30",
   });
+  removeAtEnd(home, registryHostOf(config));
   server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));
   await server.ready;
 }, 1_200_000);
 
 afterAll(async () => {
   if (figures.length > 0) console.log(["buildpack apps:", ...figures].join("\n  "));
+  // Its containers, networks and pulled images go at the file's end (removeAtEnd).
   await server?.close();
-  // Only this file's tools: other test files may be running containers of their own.
-  for (const tool of tools) {
-    const ps = await podman(["ps", "-a", "-q", "--filter", `label=io.slipway.tool=${tool}`], {
-      repoRoot,
-      allowFailure: true,
-    });
-    const ids = ps.stdout.split("\n").filter(Boolean);
-    if (ids.length) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
-  }
   for (const dir of repos) await rm(dir, { recursive: true, force: true });
   if (home) await rm(home, { recursive: true, force: true });
 });

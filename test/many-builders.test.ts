@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildsDoneBy, burst, removeToolsContainers, startFleet, type Fleet } from "../bench/builders.js";
+import { buildsDoneBy, burst, startFleet, type Fleet } from "../bench/builders.js";
 import { TEST_STACK_HOME } from "./helpers/stack.js";
 
 /**
@@ -21,8 +21,8 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
+  // Also the tools' webservices and networks (of the fleet's homes only).
   await fleet?.stop();
-  await removeToolsContainers(names);
 }, 180_000);
 
 describe("two builder processes on their own homes", () => {

@@ -6,6 +6,7 @@ import { afterAll, expect, it } from "vitest";
 import { freePort } from "../services/platform/net.js";
 import { run, type RunResult } from "../services/platform/process.js";
 import { git, waitFor } from "./helpers/apps.js";
+import { removeAtEnd } from "./helpers/leftovers.js";
 import { removeToolContainers } from "./helpers/local-server.js";
 import { TEST_STACK_HOME } from "./helpers/stack.js";
 
@@ -96,6 +97,7 @@ it("the quick start works from a fresh clone, with `slipway` on PATH, from anoth
     SLIPWAY_REDIS_PORT: String(await freePort()),
     SLIPWAY_REGISTRY_PORT: String(await freePort()),
   };
+  removeAtEnd(path.join(clone, ".slipway"), `127.0.0.1:${serverEnv.SLIPWAY_REGISTRY_PORT}`);
   serverChild = spawn("npm", ["start"], {
     cwd: clone,
     env: serverEnv,

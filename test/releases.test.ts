@@ -16,6 +16,7 @@ const TOOL = "rel-app";
 let home: string;
 let server: RunningServer;
 let port: number;
+let registryPort: number;
 
 const client = clientOf(() => server);
 const { api } = client;
@@ -95,12 +96,22 @@ function version(message: string, health = 200, releaseExit = 0): Record<string,
 let repo: Awaited<ReturnType<typeof gitRepo>>;
 let pushUrl: string;
 
+/** Digests of the tool's images in podman's store (pulled by digest from the server's registry). */
+async function localDigests(): Promise<string[]> {
+  const listed = await podman(
+    ["images", "--format", "{{.Digest}}", "--filter", `reference=127.0.0.1:${registryPort}/tool-${TOOL}/*`],
+    { repoRoot },
+  );
+  return [...new Set(listed.stdout.split("\n").filter(Boolean))];
+}
+
 async function pushMain(): Promise<string> {
   return git(repo.dir, ["push", pushUrl, "main"]);
 }
 
 beforeAll(async () => {
-  ({ server, port, home } = await startLocalServer({
+  let config: { registryPort: number };
+  ({ server, port, home, config } = await startLocalServer({
     name: "releases",
     env: {
       SLIPWAY_HEALTH_TIMEOUT_S: "8",
@@ -108,6 +119,7 @@ beforeAll(async () => {
       SLIPWAY_KEEP_RELEASES: "2",
     },
   }));
+  registryPort = config.registryPort;
   const tool = await api<{ git_url: string; token: string }>("/api/v1/tools", {
     method: "POST",
     body: JSON.stringify({ name: TOOL }),
@@ -225,7 +237,7 @@ describe("releases, release phase and rollback on the local profile", () => {
     expect(list.find((x) => x.id === v4.id)?.status).toBe("superseded");
   });
 
-  it("images beyond SLIPWAY_KEEP_RELEASES are deleted from the registry; rollback to one says so", async () => {
+  it("images beyond SLIPWAY_KEEP_RELEASES are deleted from the registry and from podman's store; rollback to one says so", async () => {
     // Live now: the rollback (v1's image) and v4 before it are the two kept; v2 and v3 are older.
     const gone = await waitFor(
       "v3's image deleted",
@@ -238,6 +250,17 @@ describe("releases, release phase and rollback on the local profile", () => {
       30_000,
     );
     expect(gone.image_deleted).toBe(true);
+    // The copies podman pulled to run (or release-phase) v2 and v3 go too: only the kept ones stay.
+    const kept = [v1.image_digest, v4.image_digest].sort();
+    const local = await waitFor(
+      "podman to hold only the kept releases' images",
+      async () => {
+        const digests = (await localDigests()).sort();
+        return digests.join() === kept.join() ? digests : undefined;
+      },
+      30_000,
+    ).catch(async () => (await localDigests()).sort());
+    expect(local).toEqual(kept);
     const v1Now = await api<{ image_deleted: boolean }>(`/api/v1/tools/${TOOL}/releases/${v1.id}`);
     expect(v1Now.image_deleted).toBe(false);
     const refused = await cli(["rollback", v3.id]);

@@ -8,6 +8,7 @@ import { freePort } from "../../services/platform/net.js";
 import { run } from "../../services/platform/process.js";
 import type { RunningServer } from "../../services/roles/server/server.js";
 import { git, gitRepo, waitFor } from "../helpers/apps.js";
+import { removeAtEnd } from "../helpers/leftovers.js";
 import { buildIdFrom, clientOf, removeToolContainers } from "../helpers/local-server.js";
 import { startRedis } from "../helpers/redis.js";
 import { TEST_STACK_HOME } from "../helpers/stack.js";
@@ -183,6 +184,7 @@ beforeAll(async () => {
   home = await mkdtemp(path.join(os.tmpdir(), "slipway-crash-"));
   registryPort = await freePort();
   apiPort = await freePort();
+  removeAtEnd(home, `127.0.0.1:${registryPort}`);
   await startServerProcess();
 }, 600_000);
 

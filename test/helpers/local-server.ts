@@ -3,14 +3,13 @@ import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll } from "vitest";
-import { removeUnusedNetworks } from "../../services/adapters/podman/network.js";
-import { podman } from "../../services/adapters/podman/podman.js";
 import { loadConfig, type Config } from "../../services/platform/env.js";
 import { createLogger, type Logger } from "../../services/platform/logger.js";
 import { freePort } from "../../services/platform/net.js";
 import { run } from "../../services/platform/process.js";
 import { startServer, type Role, type RunningServer } from "../../services/roles/server/server.js";
 import { waitFor } from "./apps.js";
+import { registryHostOf, removeAtEnd, removeToolContainers } from "./leftovers.js";
 import { TEST_STACK_HOME } from "./stack.js";
 
 /**
@@ -56,6 +55,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   // Without an outside Redis the server starts its own, on a free port too.
   if (!env.REDIS_URL) env.SLIPWAY_REDIS_PORT = String(await freePort());
   const config: Config = { ...loadConfig(env), ...options.config };
+  removeAtEnd(home, registryHostOf(config));
   const server = await startServer(config, options.logger ?? stderrLogger(config), options.role);
   if (options.ready ?? true) await server.ready;
   return { server, config, port, home };
@@ -169,19 +169,4 @@ export function clientOf(server: () => RunningServer) {
   return { api, request, buildDone, cli };
 }
 
-/** Removes the containers with all these labels (`key=value`); the server leaves webservices running. */
-export async function removeContainers(...labels: string[]): Promise<void> {
-  const filters = labels.flatMap((l) => ["--filter", `label=${l}`]);
-  const found = await podman(["ps", "-a", "-q", ...filters], { repoRoot, allowFailure: true });
-  const ids = found.stdout.split("\n").filter(Boolean);
-  if (ids.length) await podman(["rm", "-f", "-t", "0", ...ids], { repoRoot, allowFailure: true });
-}
-
-/**
- * Removes one tool's containers (label io.slipway.tool=<tool>), for afterAll, then the tool's networks
- * that no container uses any more (a network another test's server still uses is refused by podman).
- */
-export async function removeToolContainers(tool: string): Promise<void> {
-  await removeContainers(`io.slipway.tool=${tool}`);
-  await removeUnusedNetworks(repoRoot, { "io.slipway.tool": tool });
-}
+export { removeToolContainers };

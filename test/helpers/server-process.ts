@@ -3,6 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { freePort } from "../../services/platform/net.js";
 import { waitFor } from "./apps.js";
+import { removeAtEnd } from "./leftovers.js";
 import { TEST_STACK_HOME } from "./stack.js";
 
 /**
@@ -37,6 +38,8 @@ export async function startServerProcess(
   ports: ServerPorts,
   env: Record<string, string> = {},
 ): Promise<ServerProcess> {
+  // An outside registry (SLIPWAY_REGISTRY_URL) may be shared with other servers: its images are left.
+  removeAtEnd(home, env.SLIPWAY_REGISTRY_URL ? undefined : `127.0.0.1:${ports.registry}`);
   const child = spawn(process.execPath, [path.join(repoRoot, "dist/services/main.js"), "server"], {
     env: {
       ...process.env,

@@ -1,5 +1,6 @@
 import type { Build } from "../../domain/builds/build.js";
 import type { ToolTraces } from "../../domain/tools/tool-deletion.js";
+import type { LocalImages, PulledImage } from "../../ports/local-images.js";
 import { podman } from "./podman.js";
 
 interface PsRow {
@@ -101,19 +102,56 @@ export class PodmanToolNetwork implements ToolTraces {
   }
 }
 
-/** The tool's images in podman's local store, pulled from `<registry>/tool-<tool>/…` to run them. */
-export class PodmanToolImages implements ToolTraces {
+interface ImageRow {
+  readonly Id: string;
+  readonly RepoDigests?: readonly string[] | null;
+  readonly Containers?: number;
+}
+
+/**
+ * The tool's images in podman's local store, pulled from `<registry>/tool-<tool>/…` to run them: all
+ * removed by `tools delete`, and those of releases no longer kept by image retention after each deploy.
+ */
+export class PodmanToolImages implements ToolTraces, LocalImages {
   readonly what = "local images";
 
   constructor(private readonly options: { readonly repoRoot: string; readonly registryHost: string }) {}
 
   async remove(tool: string): Promise<void> {
-    const res = await podman(
-      ["images", "-q", "--filter", `reference=${this.options.registryHost}/tool-${tool}/*`],
-      { repoRoot: this.options.repoRoot },
-    );
-    const ids = [...new Set(res.stdout.split("\n").filter(Boolean))];
+    const ids = (await this.pulled(tool)).map((i) => i.id);
     if (ids.length === 0) return;
     await podman(["rmi", "-f", ...ids], { repoRoot: this.options.repoRoot });
+  }
+
+  async pulled(tool: string): Promise<PulledImage[]> {
+    const args = [
+      "images",
+      "--format",
+      "json",
+      "--filter",
+      `reference=${this.options.registryHost}/tool-${tool}/*`,
+    ];
+    // Podman 4.3 fails the whole listing when another process removes any image while it runs
+    // ("image not known"), which on a busy machine (other servers, tests) happens: a second look passes.
+    let res = await podman(args, { repoRoot: this.options.repoRoot, allowFailure: true });
+    for (let attempt = 1; res.code !== 0 && attempt < 3; attempt++) {
+      res = await podman(args, { repoRoot: this.options.repoRoot, allowFailure: attempt < 2 });
+    }
+    const rows = JSON.parse(res.stdout || "[]") as ImageRow[];
+    const byId = new Map<string, PulledImage>();
+    for (const r of rows) {
+      byId.set(r.Id, {
+        id: r.Id,
+        digests: (r.RepoDigests ?? []).map((d) => d.slice(d.indexOf("@") + 1)),
+        inUse: (r.Containers ?? 0) > 0,
+      });
+    }
+    return [...byId.values()];
+  }
+
+  async discard(id: string): Promise<boolean> {
+    // Not forced: podman then refuses an image a container uses, or one also named for another tool.
+    const res = await podman(["rmi", id], { repoRoot: this.options.repoRoot, allowFailure: true });
+    return res.code === 0;
   }
 }

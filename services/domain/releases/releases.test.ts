@@ -7,6 +7,7 @@ import { MemoryStore } from "../../../test/fakes/memory-store.js";
 import { testBuildOf } from "../../../test/helpers/releases.js";
 import { defaultConfigFromProcfile, parseComponentsConfig } from "../config/index.js";
 import type { Enqueuer } from "../../ports/queue.js";
+import type { LocalImages, PulledImage } from "../../ports/local-images.js";
 import { deployerOnPodman } from "./podman-rollout.js";
 import type { Release } from "./release.js";
 import { ReleaseService } from "./release-service.js";
@@ -322,4 +323,67 @@ describe("rollback and image retention", () => {
       "nothing-here has no earlier live release to roll back to",
     );
   });
+
+  it("retention removes the machine's pulled copies of releases it no longer keeps, except one a container uses", async () => {
+    const runtime = new FakeRuntime();
+    const local = new FakeLocalImages();
+    const retention = new ImageRetention({
+      store,
+      registry: { deleteManifest: () => Promise.resolve(true) },
+      keep: 2,
+      logger: memoryLogger(),
+      local,
+    });
+    const d = deployer(runtime, okProbe, { retention });
+    const tool = "pulled";
+    // A copy left by a pass that found a job run still using it, and one a stopped container holds.
+    local.pull("sha256:old-left-by-an-earlier-pass");
+    local.pull("sha256:old-a-stopped-container-uses", true);
+    const releases: Release[] = [];
+    for (let n = 0; n < 4; n++) {
+      const r = await release(tool);
+      local.pull(r.image_digest);
+      await d.deploy(r.id, new AbortController().signal);
+      releases.push(r);
+    }
+    const [, , v3, v4] = releases;
+    expect(local.digests()).toEqual(
+      [v3!.image_digest, v4!.image_digest, "sha256:old-a-stopped-container-uses"].sort(),
+    );
+  });
+
+  it("a runtime whose pulled copies cannot be listed still gets its release live", async () => {
+    const local = new FakeLocalImages();
+    local.failing = true;
+    const retention = new ImageRetention({
+      store,
+      registry: { deleteManifest: () => Promise.resolve(true) },
+      keep: 1,
+      logger: memoryLogger(),
+      local,
+    });
+    const d = deployer(new FakeRuntime(), okProbe, { retention });
+    const r = await release("unlisted");
+    await d.deploy(r.id, new AbortController().signal);
+    expect(await store.getRelease(r.id)).toMatchObject({ status: "live" });
+  });
 });
+
+/** Podman's image store as retention sees it: images by digest, some used by a container. */
+class FakeLocalImages implements LocalImages {
+  failing = false;
+  private readonly images = new Map<string, PulledImage>();
+  pull(digest: string, inUse = false): void {
+    this.images.set(`id-${digest}`, { id: `id-${digest}`, digests: [digest], inUse });
+  }
+  digests(): string[] {
+    return [...this.images.values()].flatMap((i) => i.digests).sort();
+  }
+  pulled(): Promise<PulledImage[]> {
+    if (this.failing) return Promise.reject(new Error("podman: image not known"));
+    return Promise.resolve([...this.images.values()]);
+  }
+  discard(id: string): Promise<boolean> {
+    return Promise.resolve(this.images.delete(id));
+  }
+}

@@ -1,5 +1,6 @@
 import type { ManifestDeleter } from "../../ports/registry.js";
 import type { Logger } from "../../platform/logger.js";
+import type { LocalImages, PulledImage } from "../../ports/local-images.js";
 import type { ReleaseStore, RouteStore } from "../../ports/store.js";
 import type { AfterLive } from "./deployer.js";
 import type { Release } from "./release.js";
@@ -11,7 +12,9 @@ import type { Release } from "./release.js";
  * good rollback targets out. Rollbacks reuse images, so an image is
  * deleted only when no kept release runs it. A release whose image is gone is marked so, and rollback
  * refuses it with a clear message. The blobs are freed by the registry's garbage collection, which runs
- * when the server starts (it must not run while builds push).
+ * when the server starts (it must not run while builds push). Where releases run on this machine, the
+ * copies the runtime pulled (`local`) are pruned by the same rule, so podman's store does not grow with
+ * every deploy.
  */
 export class ImageRetention implements AfterLive {
   constructor(
@@ -20,6 +23,8 @@ export class ImageRetention implements AfterLive {
       readonly registry: ManifestDeleter;
       readonly keep: number;
       readonly logger: Logger;
+      /** The runtime's pulled copies; none on a cluster, whose nodes prune their own. */
+      readonly local?: LocalImages | undefined;
     },
   ) {}
 
@@ -30,6 +35,9 @@ export class ImageRetention implements AfterLive {
   /** Returns how many images were deleted. */
   async prune(tool: string): Promise<number> {
     const { store, keep } = this.deps;
+    // Looked at before the releases are read: an image pulled after this look, for a release made after
+    // that read (a deploy starting meanwhile), is then never taken for an old one and removed under it.
+    const pulled = await this.pulledCopies(tool);
     // Newest first; far more than anyone keeps, so older ones were pruned on earlier runs.
     const all = await store.listReleases(tool, keep + 200);
     const route = await store.getRoute(tool);
@@ -71,7 +79,38 @@ export class ImageRetention implements AfterLive {
       }
     }
     if (deleted > 0) this.deps.logger.info({ tool, deleted, keep }, "deleted images of old releases");
+    await this.discardCopies(tool, pulled, keepDigests);
     return deleted;
+  }
+
+  private async pulledCopies(tool: string): Promise<PulledImage[]> {
+    try {
+      return (await this.deps.local?.pulled(tool)) ?? [];
+    } catch (error) {
+      this.deps.logger.warn({ tool, err: error }, "could not list the local copies of release images");
+      return [];
+    }
+  }
+
+  /**
+   * Every copy no kept release runs, not only `older`'s: also those an earlier pass left because a
+   * container still used them then (a stopped release, a job run). A copy a container uses stays.
+   */
+  private async discardCopies(tool: string, pulled: readonly PulledImage[], keep: ReadonlySet<string>) {
+    const { local, logger } = this.deps;
+    let removed = 0;
+    for (const image of pulled) {
+      if (!local || image.inUse || image.digests.some((d) => keep.has(d))) continue;
+      try {
+        if (await local.discard(image.id)) removed++;
+      } catch (error) {
+        logger.warn(
+          { tool, imageId: image.id, err: error },
+          "could not remove a local copy of a release image",
+        );
+      }
+    }
+    if (removed > 0) logger.info({ tool, removed }, "removed local copies of old releases' images");
   }
 }
 

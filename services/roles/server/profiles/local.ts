@@ -38,6 +38,7 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
       namePrefix: containerOwner(config.home, "web"),
       networks,
     });
+  const localImages = new PodmanToolImages({ repoRoot: config.repoRoot, registryHost: registry.host });
   return {
     webUrl: (t) => `http://${t}.${config.webDomain}:${config.port}/`,
     frontProxy: true,
@@ -48,8 +49,9 @@ export function localProfile(config: Config, deps: ProfileDeps): RuntimeProfile 
         toolOwners: [containerOwner(config.home, "web"), containerOwner(config.home, "jobs")],
       }),
       new PodmanToolNetwork({ repoRoot: config.repoRoot, name: (t) => networks.name(t) }),
-      new PodmanToolImages({ repoRoot: config.repoRoot, registryHost: registry.host }),
+      localImages,
     ],
+    localImages,
     deployer: (d): DeployerParts => {
       // Web processes' output is followed where they are started, and kept in Redis past their containers.
       const processes = podmanRuntime();

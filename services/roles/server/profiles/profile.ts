@@ -9,6 +9,7 @@ import type { Logger } from "../../../platform/logger.js";
 import type { ClusterHealthSource, ClusterHealthView } from "../../../ports/cluster-health.js";
 import type { EnvSource } from "../../../ports/envvars.js";
 import type { JobsStore } from "../../../ports/jobs-store.js";
+import type { LocalImages } from "../../../ports/local-images.js";
 import type { BuildLogs } from "../../../ports/logs.js";
 import type { ProcessLogs } from "../../../ports/process-logs.js";
 import type { PullCredentials } from "../../../ports/registry-access.js";
@@ -40,6 +41,8 @@ export interface RuntimeProfile {
    * by `tools delete` after the build backend's traces and before the stored images, repository and state.
    */
   toolTraces(): readonly ToolTraces[];
+  /** Release images pulled onto this machine to run them, pruned with the registry's; none on a cluster. */
+  readonly localImages?: LocalImages | undefined;
 }
 
 export interface WebserviceParts {

@@ -21,6 +21,7 @@ export async function startDeployerRole(deps: Shared): Promise<void> {
       registry: deps.registry,
       keep: config.keepReleases,
       logger: logger.child({ component: "retention" }),
+      local: profile.localImages,
     }),
     pullCredentials: (tool) => deps.images.access.pullCredentials(tool),
     usageHistory: new RedisUsageHistory(deps.redis),
