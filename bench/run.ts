@@ -295,6 +295,9 @@ async function webhookIngest(): Promise<void> {
   const server = await startServer({
     SLIPWAY_WEBHOOK_RATE_PER_TOOL: "100000000",
     SLIPWAY_WEBHOOK_RATE_PER_ADDRESS: "100000000",
+    // One api process unless SLIPWAY_BENCH_API_PROCESSES says more (node:cluster workers): two did not
+    // measurably help on the loaded 2-core machine, where wrk and Redis share the cores (docs/scale.md).
+    SLIPWAY_API_PROCESSES: process.env.SLIPWAY_BENCH_API_PROCESSES ?? "1",
     SLIPWAY_REDIS_PORT: String(redisPort),
   });
   const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-bench-wrk-"));
