@@ -99,6 +99,36 @@ describe("webhook rate limits", () => {
     expect(other.status).toBe(202);
   });
 
+  // Served before Express, a delivery's address and tool tokens are taken by the intake script itself.
+  it("counts every delivery against its address on the plain route, refusing the next one with nothing queued", async () => {
+    const app = await appWith(1000, 5);
+    const tool = await app.createTool("front-address");
+    for (let i = 0; i < 3; i++) expect((await push(app, tool.name, "wrong-secret")).status).toBe(401);
+    for (let i = 0; i < 2; i++) expect((await push(app, tool.name, tool.webhook_secret)).status).toBe(202);
+    const before = await waitingBuilds(app);
+    await expectLimited(await push(app, tool.name, tool.webhook_secret));
+    await expectLimited(await push(app, tool.name, "wrong-secret"));
+    expect(await app.store.listBuilds(tool.name, 100)).toHaveLength(2);
+    expect(await waitingBuilds(app)).toBe(before);
+  });
+
+  it("queues a delivery once when it arrives 20 times at once, each spending the tool's budget", async () => {
+    const app = await appWith(25, 1000);
+    const tool = await app.createTool("limited-redelivered");
+    const key = { "idempotency-key": "one-delivery" };
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => push(app, tool.name, tool.webhook_secret, key)),
+    );
+    expect(answers.filter((a) => a.status === 202)).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(19);
+    expect(await app.store.listBuilds(tool.name, 100)).toHaveLength(1);
+    // 20 of 25 tokens spent: 5 more deliveries, then 429 with no build of its own.
+    for (let i = 0; i < 5; i++) expect((await push(app, tool.name, tool.webhook_secret)).status).toBe(202);
+    await expectLimited(await push(app, tool.name, tool.webhook_secret, key));
+    await expectLimited(await push(app, tool.name, tool.webhook_secret));
+    expect(await app.store.listBuilds(tool.name, 100)).toHaveLength(6);
+  });
+
   it("limits the redeploy hook per tool too", async () => {
     const app = await appWith(2, 1000);
     const tool = await app.createTool("redeployed");

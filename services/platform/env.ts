@@ -15,6 +15,7 @@ const MIB = 1024 * 1024;
 const schema = z.object({
   SLIPWAY_PORT: port.default(8080),
   SLIPWAY_HOST: z.string().default("127.0.0.1"),
+  SLIPWAY_API_PROCESSES: z.coerce.number().int().min(1).max(64).default(1),
   SLIPWAY_HOME: z.string().optional(),
   SLIPWAY_STACK_HOME: z.string().optional(),
   SLIPWAY_PUBLIC_URL: z.url().optional(),
@@ -117,6 +118,8 @@ export interface ExternalRegistryConfig {
 
 export interface Config {
   readonly port: number;
+  /** How many processes serve the API role (node:cluster workers sharing `port`; 1: this process). */
+  readonly apiProcesses: number;
   readonly host: string;
   /** Absolute path of Slipway's state directory. */
   readonly home: string;
@@ -268,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
   const defaultCa = "/etc/ssl/certs/ca-certificates.crt";
   return deepFreeze({
     port: e.SLIPWAY_PORT,
+    apiProcesses: e.SLIPWAY_API_PROCESSES,
     host: e.SLIPWAY_HOST,
     home,
     stackHome: e.SLIPWAY_STACK_HOME ? path.resolve(e.SLIPWAY_STACK_HOME) : home,

@@ -8,4 +8,16 @@ export type RateDecision =
  */
 export interface RateLimiter {
   take(key: string, perMinute: number): Promise<RateDecision>;
+  /**
+   * The bucket `key` as a store step takes from it in its own atomic step (StateStore.intakePush), so
+   * a webhook's limits and its queueing cost one round trip: the same bucket `take` spends from.
+   */
+  bucket(key: string, perMinute: number): BucketTake;
+}
+
+/** One token from a rate limiter's bucket (see RateLimiter.bucket), refilled `perMinute`. */
+export interface BucketTake {
+  /** The limiter's own name for the bucket, used as it is. */
+  readonly key: string;
+  readonly perMinute: number;
 }

@@ -1,6 +1,7 @@
 import type { Build } from "../domain/builds/build.js";
 import type { Release } from "../domain/releases/release.js";
 import type { Tool } from "../domain/tools/tool.js";
+import type { BucketTake } from "./rate-limiter.js";
 
 export type SecretKind = "token" | "webhook" | "redeploy";
 
@@ -24,13 +25,21 @@ export interface PushIntake {
   readonly duplicateAnswer: string;
   /** Why a waiting build of the same component is superseded by this one. */
   readonly supersededReason: string;
+  /**
+   * Token buckets to take one token from each, in order, first, in the same atomic step (a webhook's
+   * address and tool limits): at the first empty one nothing else happens and the outcome is
+   * `limited`, naming it. Tokens taken from the buckets before it stay taken, as separate takes would.
+   */
+  readonly limits?: readonly BucketTake[] | undefined;
 }
 
 export type PushOutcome =
   | { readonly kind: "queued"; readonly superseded: string | undefined }
   | { readonly kind: "duplicate"; readonly build_id: string }
   /** The delivery was seen before: the answer remembered for it. */
-  | { readonly kind: "redelivery"; readonly answer: string };
+  | { readonly kind: "redelivery"; readonly answer: string }
+  /** `limits[index]` was empty: no delivery, commit or build was looked at or written. */
+  | { readonly kind: "limited"; readonly index: number; readonly retryAfterMs: number };
 
 /** Where a tool's webservice is reachable; the front proxy follows it. */
 export interface Route {

@@ -40,6 +40,8 @@ export class MemoryStore implements StateStore {
    * outbox would move into the job queue: tests assert on it instead of running a queue.
    */
   readonly queued: string[] = [];
+  /** Tokens taken from intake limits' buckets, by key. */
+  private readonly spent = new Map<string, number>();
 
   createTool(tool: Tool): Promise<void> {
     if (this.tools.has(tool.name))
@@ -128,6 +130,14 @@ export class MemoryStore implements StateStore {
 
   intakePush(intake: PushIntake): Promise<PushOutcome> {
     const { build } = intake;
+    for (const [index, limit] of (intake.limits ?? []).entries()) {
+      if (limit.perMinute <= 0) continue;
+      // A bucket that never refills: enough for tests, which spend a budget within seconds.
+      const spent = this.spent.get(limit.key) ?? 0;
+      if (spent >= limit.perMinute)
+        return Promise.resolve({ kind: "limited", index, retryAfterMs: 60_000 / limit.perMinute });
+      this.spent.set(limit.key, spent + 1);
+    }
     const delivery = intake.delivery === undefined ? undefined : `${build.tool}:${intake.delivery}`;
     if (delivery !== undefined) {
       const seen = this.deliveries.get(delivery);

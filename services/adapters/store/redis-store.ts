@@ -6,6 +6,7 @@ import type { Tool } from "../../domain/tools/tool.js";
 import { ConflictError, NotFoundError } from "../../platform/errors.js";
 import type { StateEvent } from "../../ports/state-events.js";
 import type { PageKey, PushIntake, PushOutcome, Route, SecretKind, StateStore } from "../../ports/store.js";
+import { TAKE_TOKEN_LUA } from "../ratelimit/redis-rate-limiter.js";
 import { closeConnection, commandConnection, duplicateConnection } from "../redis/connection.js";
 import { appendStateEvent, STATE_EVENTS_MAXLEN, STATE_EVENTS_STREAM } from "./redis-state-events.js";
 
@@ -143,6 +144,7 @@ export class RedisStore implements StateStore {
 
   async intakePush(intake: PushIntake): Promise<PushOutcome> {
     const { build } = intake;
+    const limits = (intake.limits ?? []).filter((l) => l.perMinute > 0);
     const keys = [
       intake.delivery === undefined ? `${P}delivery:-` : `${P}delivery:${build.tool}:${intake.delivery}`,
       `${P}commit:${build.tool}:${build.component}:${build.commit}`,
@@ -152,6 +154,7 @@ export class RedisStore implements StateStore {
       this.outbox.list,
       this.outbox.unmoved,
       STATE_EVENTS_STREAM,
+      ...limits.map((l) => l.key),
     ];
     const superseded = JSON.stringify({
       status: "superseded",
@@ -174,7 +177,13 @@ export class RedisStore implements StateStore {
       JSON.stringify(buildEvent(build)),
       intake.supersededReason,
       this.outbox.channel,
+      ...limits.map((l) => l.perMinute),
     ])) as [string, string];
+    if (kind === "limited") {
+      // "<bucket's place among the limits taken>:<ms until its next token>"; the filter above kept order.
+      const [at, wait] = value.split(":").map(Number) as [number, number];
+      return { kind, index: (intake.limits ?? []).indexOf(limits[at]!), retryAfterMs: Math.max(1, wait) };
+    }
     if (kind === "redelivery") return { kind, answer: value };
     if (kind === "duplicate") return { kind, build_id: value };
     return { kind: "queued", superseded: value === "" ? undefined : value };
@@ -390,10 +399,13 @@ const SECRET_FIELDS = {
 
 /**
  * One push, atomically (see StateStore.intakePush). KEYS: delivery, commit claim, build, the tool's
- * build index, the component's newest build, outbox list, outbox unmoved set, state event stream. ARGV:
- * key prefix, has delivery, delivery TTL, force, build id, build JSON, created ms, queued answer,
- * duplicate answer, superseded fields, state stream's MAXLEN, new build's state event, superseded
- * reason, outbox channel.
+ * build index, the component's newest build, outbox list, outbox unmoved set, state event stream, then
+ * the rate limits' buckets in order. ARGV: key prefix, has delivery, delivery TTL, force, build id, build
+ * JSON, created ms, queued answer, duplicate answer, superseded fields, state stream's MAXLEN, new
+ * build's state event, superseded reason, outbox channel, then each bucket's capacity per minute.
+ *
+ * The buckets come first, before the redelivery check, as the separate limiter calls did: a limited
+ * delivery is answered 429 with nothing else read or written, and a webhook costs one round trip.
  *
  * The waiting build it supersedes is found through `newest` and read by a key built here, not passed
  * in KEYS: fine on the one Redis Slipway uses, not on a cluster. Its record is patched by appending
@@ -401,8 +413,12 @@ const SECRET_FIELDS = {
  * Redis's cjson turns empty arrays into objects. Only a build still `pending` is superseded; a builder
  * marks a build running only if it is still pending (startBuild), so exactly one of the two wins.
  */
-const INTAKE = `
+const INTAKE = `${TAKE_TOKEN_LUA}
 local P, has_delivery, id = ARGV[1], ARGV[2] == '1', ARGV[5]
+for i = 9, #KEYS do
+  local allowed, wait = take_token(KEYS[i], tonumber(ARGV[i + 6]))
+  if allowed == 0 then return {'limited', (i - 9) .. ':' .. wait} end
+end
 if has_delivery then
   local seen = redis.call('GET', KEYS[1])
   if seen then return {'redelivery', seen} end

@@ -1,5 +1,6 @@
 import type { Logger } from "../../platform/logger.js";
 import { newId } from "../../platform/ids.js";
+import type { BucketTake } from "../../ports/rate-limiter.js";
 import type { BuildStore, ToolStore } from "../../ports/store.js";
 import { isBlankSha, isCommitSha, type Build, type Trigger } from "../builds/build.js";
 import type { Tool } from "../tools/tool.js";
@@ -25,6 +26,18 @@ export interface PushEvent {
    * one was (`redelivery: true`) and starts nothing.
    */
   readonly delivery?: string | undefined;
+  /** Rate limits taken in the intake's own atomic step, so a webhook costs one store round trip. */
+  readonly limits?: IntakeLimits;
+}
+
+/**
+ * A delivery's rate limits, waiting to be taken. `take` is called only when the push reaches the
+ * intake: a caller whose push was answered before it (a deleted ref, the deploy policy) still has them
+ * to take itself. An empty bucket makes the push throw `refuse`'s error for it, queueing nothing.
+ */
+export interface IntakeLimits {
+  take(): readonly BucketTake[];
+  refuse(index: number, retryAfterMs: number): Error;
 }
 
 export type TriggerResult =
@@ -117,7 +130,11 @@ export class TriggerService {
       queuedAnswer: JSON.stringify(queued),
       duplicateAnswer: JSON.stringify(duplicate("{{build}}")),
       supersededReason: `superseded by build ${id} (${event.ref} at ${event.commit.slice(0, 12)}) before it started`,
+      limits: event.limits?.take(),
     });
+    if (outcome.kind === "limited") {
+      throw event.limits?.refuse(outcome.index, outcome.retryAfterMs) ?? new Error("limited without limits");
+    }
     // "pending": the redeploy hook (answerOnce) claimed the key and is still answering it.
     if (outcome.kind === "redelivery") return replayAnswer(outcome.answer);
     if (outcome.kind === "duplicate") return duplicate(outcome.build_id);

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import type { Config } from "../../platform/env.js";
 import type { Logger } from "../../platform/logger.js";
+import { apiProcessEnv, isApiProcess, startApiProcesses } from "./api-processes.js";
 import { buildpackOrder } from "./local-builder.js";
 import { buildBackend } from "./build-backends/index.js";
 import { runtimeProfile } from "./profiles/index.js";
@@ -9,6 +10,11 @@ import { registerBuilder, startBuilderRole } from "./roles/builder.js";
 import { startDeployerRole } from "./roles/deployer.js";
 import { startShared } from "./roles/shared.js";
 import { Shutdown } from "./roles/shutdown.js";
+
+/** Where the API role listens (see startApiRole). */
+function apiUrl(config: Config): string {
+  return `http://${config.host}:${config.port}`;
+}
 
 export type Role = "all" | "api" | "builder" | "deployer";
 
@@ -25,17 +31,22 @@ export interface RunningServer {
 /**
  * `slipway server`: the local stack (Redis, registry, podman stack images) and the roles. With
  * `role: "all"` one process holds the API, webhooks, git remote, front proxy and both workers. Where
- * webservices and jobs run is the runtime profile's (profiles/), chosen once here.
+ * webservices and jobs run is the runtime profile's (profiles/), chosen once here. With
+ * `SLIPWAY_API_PROCESSES` > 1 the API role runs in that many worker processes instead (api-processes.ts),
+ * each of them coming through here too, as an API role alone on this process's stack.
  */
 export async function startServer(
   config: Config,
   logger: Logger,
   role: Role = "all",
 ): Promise<RunningServer> {
+  const worker = isApiProcess();
+  const api = worker || role === "all" || role === "api";
+  const forks = !worker && api && config.apiProcesses > 1;
   const runs = {
-    api: role === "all" || role === "api",
-    builder: role === "all" || role === "builder",
-    deployer: role === "all" || role === "deployer",
+    api: api && !forks,
+    builder: !worker && (role === "all" || role === "builder"),
+    deployer: !worker && (role === "all" || role === "deployer"),
   };
   // An unknown runtime or build backend stops the start before anything runs.
   const createProfile = await runtimeProfile(config.runtime);
@@ -48,7 +59,10 @@ export async function startServer(
     const buildpacks = runs.builder ? await buildpackOrder(config) : undefined;
     const shared = await startShared(config, logger, shutdown, createProfile, createBuildBackend);
 
-    const url = runs.api ? await startApiRole(shared) : config.publicUrl;
+    if (forks) {
+      await startApiProcesses(config.apiProcesses, apiProcessEnv(shared), logger, shutdown);
+    }
+    const url = runs.api ? await startApiRole(shared) : forks ? apiUrl(config) : config.publicUrl;
     const builders = runs.builder ? await registerBuilder(shared) : undefined;
     // Every role's workers end together, before the builder registry's heartbeat stops (closers run
     // in reverse) and after the job runner and followers the deployer starts below.

@@ -9,7 +9,7 @@ import { AuthError, InputError, SlipwayError } from "../../platform/errors.js";
 import { hashSecret } from "../../platform/secrets.js";
 import type { StateStore } from "../../ports/store.js";
 import { withFront, type FrontHandler } from "../http/app.js";
-import { addressLimiter, limitAddress, limitTool, type WebhookLimits } from "./rate-limit.js";
+import { addressLimiter, DeliveryLimits, type WebhookLimits } from "./rate-limit.js";
 import type { ToolCache } from "./tool-cache.js";
 
 /**
@@ -79,9 +79,9 @@ const ROUTE = /^[a-z][a-z0-9]{0,30}$/;
 /**
  * The webhook receivers of the given forges, one route each (the registry: see forges.ts). Fails at
  * start when two forges claim one route or a route is not a plain word. Order matters in a delivery:
- * the address limit comes before the body is read (this router is mounted before any JSON parser), the
- * secret or signature is checked before the body is parsed, and the answer is given as soon as the
- * build is durably queued.
+ * the address limit comes before the body is read here (this router is mounted before any JSON parser;
+ * the front handler below counts it with the tool's, see DeliveryLimits), the secret or signature is
+ * checked before the body is parsed, and the answer is given as soon as the build is durably queued.
  */
 export function forgeWebhooks(deps: WebhookDeps, forges: readonly ForgeAdapter[]): Router {
   const router = Router();
@@ -96,8 +96,17 @@ export function forgeWebhooks(deps: WebhookDeps, forges: readonly ForgeAdapter[]
       );
     }
     byRoute.set(forge.route, forge);
+    // The address was counted by `byAddress` already.
     const handle = (req: express.Request, res: express.Response, toolName: string | undefined) =>
-      receive(deps, forge, req, req.body as Buffer | undefined, res, toolName);
+      receive(
+        deps,
+        forge,
+        req,
+        () => req.body as Buffer | undefined,
+        res,
+        toolName,
+        new DeliveryLimits(deps.limits),
+      );
     if (forge.auth.kind === "token") {
       router.post(`/hooks/${forge.route}`, byAddress, raw, (req, res) => handle(req, res, undefined));
     }
@@ -115,7 +124,9 @@ const HOOK_PATH = /^\/hooks\/([a-z0-9]+)(?:\/([A-Za-z0-9._~-]+))?(?:\?|$)/;
  * The same routes served before Express (see FrontHandler): the plain spelling of a delivery's URL
  * only. Whatever Express would treat specially (another letter case, a trailing slash, an escaped tool
  * name, a compressed body, a client address behind a proxy) is declined and goes to the router above,
- * so both answer every request alike.
+ * so both answer every request alike. The address limit is taken with the tool's and the queueing in
+ * one Redis round trip (DeliveryLimits): a limited address's body is read (up to the size limit) before
+ * it is answered 429, which the router above spares, and an accepted delivery costs one script call.
  */
 function frontHandler(deps: WebhookDeps, byRoute: ReadonlyMap<string, ForgeAdapter>): FrontHandler {
   return (req, res) => {
@@ -133,11 +144,8 @@ function frontHandler(deps: WebhookDeps, byRoute: ReadonlyMap<string, ForgeAdapt
       (address === undefined || req.headers["x-forwarded-for"])
     )
       return undefined;
-    return (async () => {
-      await limitAddress(deps.limits, address ?? "unknown");
-      const body = await readBody(req, deps.maxBodyBytes);
-      await receive(deps, forge, req, body, res, toolName);
-    })();
+    const limits = new DeliveryLimits(deps.limits).address(address ?? "unknown");
+    return receive(deps, forge, req, () => readBody(req, deps.maxBodyBytes), res, toolName, limits);
   };
 }
 
@@ -191,38 +199,52 @@ function tooLarge(limit: number): SlipwayError {
   return new SlipwayError("payload_too_large", `request body exceeds ${limit} bytes`);
 }
 
+/**
+ * One delivery, its limits taken once whatever the answer (see DeliveryLimits): with the queueing when
+ * it gets that far, otherwise before answering, an exceeded limit replacing the answer.
+ */
 async function receive(
   deps: WebhookDeps,
   forge: ForgeAdapter,
   req: IncomingMessage,
-  body: Buffer | undefined,
+  loadBody: () => Buffer | undefined | Promise<Buffer | undefined>,
   res: ServerResponse,
   toolName: string | undefined,
+  limits: DeliveryLimits,
 ): Promise<void> {
-  const tool = await authenticate(deps, forge, req, body, toolName);
-  await limitTool(deps.limits, tool.name);
+  try {
+    const body = await loadBody();
+    const tool = await authenticate(deps, forge, req, body, toolName);
+    limits.tool(tool.name);
+    const event = header(req, forge.eventHeader);
+    if (!event || !forge.pushEvents.has(event)) {
+      await limits.spend();
+      answer(res, 200, { status: "ignored", reason: `event "${event ?? "(none)"}" does not deploy` });
+      return;
+    }
+    requireUtf8Json(req, forge.label);
+    const push = forge.parse(event, parseJson(body));
+    const sourceUrl =
+      (await deps.linkedSourceUrl?.(tool.name)) ?? outsideSourceUrl(push.sourceUrl, deps.sources);
 
-  const event = header(req, forge.eventHeader);
-  if (!event || !forge.pushEvents.has(event)) {
-    answer(res, 200, { status: "ignored", reason: `event "${event ?? "(none)"}" does not deploy` });
-    return;
+    const result = await deps.triggers.push({
+      tool,
+      ref: push.ref,
+      commit: push.commit,
+      sourceUrl,
+      defaultBranch: push.defaultBranch,
+      trigger: push.trigger,
+      // Answered once in the same atomic step that queues the build (TriggerService.push).
+      delivery: (forge.deliveryHeader && header(req, forge.deliveryHeader)) || undefined,
+      limits,
+    });
+    // Nothing left to take when the push reached the intake; a deleted ref or the deploy policy did not.
+    await limits.spend();
+    answer(res, result.status === "queued" ? 202 : 200, result);
+  } catch (error) {
+    await limits.spend();
+    throw error;
   }
-  requireUtf8Json(req, forge.label);
-  const push = forge.parse(event, parseJson(body));
-  const sourceUrl =
-    (await deps.linkedSourceUrl?.(tool.name)) ?? outsideSourceUrl(push.sourceUrl, deps.sources);
-
-  const result = await deps.triggers.push({
-    tool,
-    ref: push.ref,
-    commit: push.commit,
-    sourceUrl,
-    defaultBranch: push.defaultBranch,
-    trigger: push.trigger,
-    // Answered once in the same atomic step that queues the build (TriggerService.push).
-    delivery: (forge.deliveryHeader && header(req, forge.deliveryHeader)) || undefined,
-  });
-  answer(res, result.status === "queued" ? 202 : 200, result);
 }
 
 async function authenticate(

@@ -1,6 +1,7 @@
 import type { Request, RequestHandler } from "express";
-import { RateLimitedError } from "../../platform/errors.js";
-import type { RateLimiter } from "../../ports/rate-limiter.js";
+import type { IntakeLimits } from "../../domain/pipeline/triggers.js";
+import { RateLimitedError, SlipwayError } from "../../platform/errors.js";
+import type { BucketTake, RateLimiter } from "../../ports/rate-limiter.js";
 
 /** Webhook deliveries per minute; 0 turns a limit off. */
 export interface WebhookLimits {
@@ -15,11 +16,7 @@ export interface WebhookLimits {
  * reverse proxy, since the app trusts only loopback proxies): see `addressOf`.
  */
 export async function limitAddress(limits: WebhookLimits | undefined, address: string): Promise<void> {
-  if (!limits || limits.perAddress <= 0) return;
-  const decision = await limits.limiter.take(`hook-addr:${address}`, limits.perAddress);
-  if (!decision.allowed) {
-    throw rateLimited(`too many webhook requests from ${address}`, decision.retryAfterMs, limits.perAddress);
-  }
+  await new DeliveryLimits(limits).address(address).spend();
 }
 
 /** The address a request's limit is counted for. */
@@ -32,14 +29,72 @@ export function addressOf(req: Request): string {
  * its real deliveries out.
  */
 export async function limitTool(limits: WebhookLimits | undefined, tool: string): Promise<void> {
-  if (!limits || limits.perTool <= 0) return;
-  const decision = await limits.limiter.take(`hook-tool:${tool}`, limits.perTool);
-  if (!decision.allowed) {
-    throw rateLimited(
-      `too many webhook deliveries for tool "${tool}"`,
-      decision.retryAfterMs,
-      limits.perTool,
+  await new DeliveryLimits(limits).tool(tool).spend();
+}
+
+interface Pending {
+  readonly key: string;
+  readonly perMinute: number;
+  refuse(retryAfterMs: number): RateLimitedError;
+}
+
+/**
+ * One delivery's limits, in the order they are counted (address, then tool once its secret matched),
+ * each taken once: together with the queueing, in the intake's round trip (`take`, see IntakeLimits),
+ * or one by one by `spend` when the delivery is answered without reaching the intake (a wrong
+ * secret, another event, an ignored ref). The answer is the same either way: the first limit
+ * exceeded, whatever else was wrong with the delivery.
+ */
+export class DeliveryLimits implements IntakeLimits {
+  private pending: Pending[] = [];
+  private taken: Pending[] = [];
+
+  constructor(private readonly limits: WebhookLimits | undefined) {}
+
+  address(address: string): this {
+    return this.add(
+      `hook-addr:${address}`,
+      this.limits?.perAddress,
+      `too many webhook requests from ${address}`,
     );
+  }
+
+  tool(tool: string): this {
+    return this.add(
+      `hook-tool:${tool}`,
+      this.limits?.perTool,
+      `too many webhook deliveries for tool "${tool}"`,
+    );
+  }
+
+  take(): readonly BucketTake[] {
+    const limiter = this.limits?.limiter;
+    this.taken = this.pending;
+    this.pending = [];
+    return limiter ? this.taken.map((p) => limiter.bucket(p.key, p.perMinute)) : [];
+  }
+
+  refuse(index: number, retryAfterMs: number): Error {
+    const limit = this.taken[index];
+    if (!limit) return new SlipwayError("internal", `no rate limit ${index} was taken`);
+    return limit.refuse(retryAfterMs);
+  }
+
+  /** Takes the limits not taken yet; throws RateLimitedError for the first one exceeded. */
+  async spend(): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    for (const limit of pending) {
+      const decision = await this.limits!.limiter.take(limit.key, limit.perMinute);
+      if (!decision.allowed) throw limit.refuse(decision.retryAfterMs);
+    }
+  }
+
+  private add(key: string, perMinute: number | undefined, what: string): this {
+    if (this.limits && perMinute !== undefined && perMinute > 0) {
+      this.pending.push({ key, perMinute, refuse: (ms) => rateLimited(what, ms, perMinute) });
+    }
+    return this;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Server } from "node:http";
+import type { Server, ServerResponse } from "node:http";
 import type { Express, RequestHandler, Router } from "express";
 import { createGitRemote, readDefaultBranch } from "../../../adapters/git/http-backend.js";
 import { RemoteRefs } from "../../../adapters/git/remote-refs.js";
@@ -23,6 +23,7 @@ import { ToolCache } from "../../webhooks/tool-cache.js";
 import { notifyFeature } from "../notify-wiring.js";
 import { toolDeletion } from "../tool-deletion-wiring.js";
 import { dashboardFeature } from "../dashboard-wiring.js";
+import { apiProcessId } from "../api-processes.js";
 import type { Shared } from "./shared.js";
 
 /**
@@ -161,6 +162,13 @@ export async function startApiRole(shared: Shared): Promise<string> {
   closers.add(await notify.start());
   closers.add(await shared.metrics.start());
   const server = await listen(app, config.host, config.port);
+  // With SLIPWAY_API_PROCESSES > 1, which worker answered: for operators following one request.
+  const processId = apiProcessId();
+  if (processId !== undefined) {
+    server.prependListener("request", (_req, res: ServerResponse) =>
+      res.setHeader("x-slipway-process", processId),
+    );
+  }
   closers.add(() => closeServer(server));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
