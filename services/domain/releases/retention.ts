@@ -98,9 +98,10 @@ export class ImageRetention implements AfterLive {
    */
   private async discardCopies(tool: string, pulled: readonly PulledImage[], keep: ReadonlySet<string>) {
     const { local, logger } = this.deps;
+    if (!local) return;
     let removed = 0;
     for (const image of pulled) {
-      if (!local || image.inUse || image.digests.some((d) => keep.has(d))) continue;
+      if (image.inUse || image.digests.some((d) => keep.has(d))) continue;
       try {
         if (await local.discard(image.id)) removed++;
       } catch (error) {

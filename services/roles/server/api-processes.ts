@@ -50,14 +50,16 @@ const STOP_MS = 5000;
  * The primary hands each new connection to the workers in turn (Node's default round-robin): with
  * keep-alive clients like GitLab's a connection carries many deliveries, and letting the kernel pick
  * (SCHED_NONE) can give one worker most of a burst's connections. A worker that dies is replaced;
- * the closer registered stops them all (SIGTERM, then SIGKILL after STOP_MS).
+ * the closer registered stops them all (SIGTERM, then SIGKILL after STOP_MS). Returns the URL they
+ * answer at.
  */
 export async function startApiProcesses(
   count: number,
   env: Record<string, string>,
+  host: string,
   logger: Logger,
   closers: Closers,
-): Promise<void> {
+): Promise<string> {
   const log = logger.child({ component: "api-processes" });
   let stopping = false;
   const fork = () => {
@@ -80,20 +82,24 @@ export async function startApiProcesses(
     await Promise.all(workers.map(stop));
   });
   const first = Array.from({ length: count }, fork);
-  await Promise.all(first.map(listening));
-  log.info({ processes: count }, "api processes listening");
+  // The workers share one port, the one the first to listen was given (SLIPWAY_PORT=0 picks it then).
+  const [port] = await Promise.all(first.map(listening));
+  const url = `http://${host}:${port}`;
+  log.info({ processes: count, url }, "api processes listening");
+  return url;
 }
 
-function listening(worker: Worker): Promise<void> {
+/** The port `worker` listens on, once it does. */
+function listening(worker: Worker): Promise<number> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) =>
       reject(
         new SlipwayError("internal", `api process ${worker.id} exited (code ${code}) before it listened`),
       );
     worker.once("exit", onExit);
-    worker.once("listening", () => {
+    worker.once("listening", (address) => {
       worker.off("exit", onExit);
-      resolve();
+      resolve(address.port);
     });
   });
 }

@@ -11,11 +11,6 @@ import { startDeployerRole } from "./roles/deployer.js";
 import { startShared } from "./roles/shared.js";
 import { Shutdown } from "./roles/shutdown.js";
 
-/** Where the API role listens (see startApiRole). */
-function apiUrl(config: Config): string {
-  return `http://${config.host}:${config.port}`;
-}
-
 export type Role = "all" | "api" | "builder" | "deployer";
 
 export interface RunningServer {
@@ -59,10 +54,11 @@ export async function startServer(
     const buildpacks = runs.builder ? await buildpackOrder(config) : undefined;
     const shared = await startShared(config, logger, shutdown, createProfile, createBuildBackend);
 
-    if (forks) {
-      await startApiProcesses(config.apiProcesses, apiProcessEnv(shared), logger, shutdown);
-    }
-    const url = runs.api ? await startApiRole(shared) : forks ? apiUrl(config) : config.publicUrl;
+    const url = forks
+      ? await startApiProcesses(config.apiProcesses, apiProcessEnv(shared), config.host, logger, shutdown)
+      : runs.api
+        ? await startApiRole(shared)
+        : config.publicUrl;
     const builders = runs.builder ? await registerBuilder(shared) : undefined;
     // Every role's workers end together, before the builder registry's heartbeat stops (closers run
     // in reverse) and after the job runner and followers the deployer starts below.
