@@ -1,17 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import {
-  link,
-  mkdir,
-  opendir,
-  readdir,
-  readFile,
-  readlink,
-  rename,
-  rm,
-  stat,
-  writeFile,
-  lstat,
-} from "node:fs/promises";
+import { lstatSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import {
@@ -28,6 +17,9 @@ const FORMAT = "slipway-layer-v4";
 
 /** Files up to this size are fingerprinted by content rather than by size and mtime. */
 const SMALL_FILE = 64n * 1024n;
+
+/** Entries the fingerprint walks between two turns of the event loop (a few milliseconds' worth). */
+const YIELD_EVERY = 256;
 
 const entrySchema = z.object({
   diffId: z.string(),
@@ -175,54 +167,38 @@ async function fingerprint(hostDir: string, imagePath: string, options: LayerOpt
       options.epoch ?? NORMALIZED_EPOCH,
     ]),
   );
-  // Each entry's line is computed with its siblings in parallel (thousands of files in a dependency
-  // layer: one at a time, the stat and read round trips added up to seconds) and hashed in name order.
-  const reads = limiter(64);
-  const visit = async (abs: string, rel: string): Promise<string[]> => {
-    const st = await lstat(abs, { bigint: true });
-    let extra = "";
-    if (st.isSymbolicLink()) extra = await readlink(abs);
+  // Depth first in name order with synchronous calls: a dependency layer has thousands of entries, and
+  // one promise per stat and read made the walk five times slower (npm's 2,500 files: 0.3-0.5 s
+  // against 65-85 ms). It yields to the event loop every few hundred entries, as the API may share
+  // this process.
+  const pending = [""];
+  let sinceYield = 0;
+  while (pending.length > 0) {
+    const rel = pending.pop()!;
+    const abs = path.join(hostDir, rel);
+    const st = lstatSync(abs, { bigint: true });
+    const extra = st.isSymbolicLink() ? readlinkSync(abs) : "";
     // Only what can change a file's bytes in the tar counts: directories and links are written with the
     // fixed mtime, and a restored cache layer is a fresh directory (new mtime) of hard-linked files.
     // Small files are hashed by content: buildpacks rewrite their env files on every build, with the
     // same bytes and a new mtime.
     let content = "";
-    if (st.isFile()) {
+    if (st.isFile())
       content =
         st.size <= SMALL_FILE
-          ? createHash("sha256")
-              .update(await reads.run(() => readFile(abs)))
-              .digest("hex")
+          ? createHash("sha256").update(readFileSync(abs)).digest("hex")
           : `${st.size}\0${st.mtimeNs}`;
+    hash.update(`\n${rel}\0${st.mode}\0${content}\0${extra}`);
+    if (st.isDirectory()) {
+      const names = readdirSync(abs).sort();
+      for (let i = names.length - 1; i >= 0; i--) pending.push(`${rel}/${names[i]}`);
     }
-    const own = `\n${rel}\0${st.mode}\0${content}\0${extra}`;
-    if (!st.isDirectory()) return [own];
-    const names: string[] = [];
-    for await (const d of await opendir(abs)) names.push(d.name);
-    names.sort();
-    const children = await Promise.all(names.map((name) => visit(path.join(abs, name), `${rel}/${name}`)));
-    return [own, ...children.flat()];
-  };
-  for (const line of await visit(hostDir, "")) hash.update(line);
+    if (++sinceYield >= YIELD_EVERY) {
+      sinceYield = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
   return hash.digest("hex");
-}
-
-/** At most `n` of the given tasks at once, so a huge tree does not hold thousands of open files. */
-function limiter(n: number): { run<T>(task: () => Promise<T>): Promise<T> } {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return {
-    async run<T>(task: () => Promise<T>): Promise<T> {
-      if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-      active++;
-      try {
-        return await task();
-      } finally {
-        active--;
-        waiting.shift()?.();
-      }
-    },
-  };
 }
 
 async function readEntry(blobPath: string, metaPath: string): Promise<LayerBlob | undefined> {
