@@ -8,6 +8,10 @@ export const HOST_PACKAGES: readonly { pkg: string; file: string }[] = [
   { pkg: "redis-server", file: "/usr/bin/redis-server" },
   { pkg: "podman", file: "/usr/bin/podman" },
   { pkg: "runc", file: "/usr/sbin/runc" },
+  // Podman's network backend (infra/containers.conf); aardvark-dns is what podman starts for a network
+  // with DNS, which Slipway's own networks turn off, but an operator's may not.
+  { pkg: "netavark", file: "/usr/lib/podman/netavark" },
+  { pkg: "aardvark-dns", file: "/usr/lib/podman/aardvark-dns" },
   { pkg: "docker-registry", file: "/usr/bin/docker-registry" },
   { pkg: "debootstrap", file: "/usr/sbin/debootstrap" },
   { pkg: "git", file: "/usr/lib/git-core/git-http-backend" },

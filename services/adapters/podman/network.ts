@@ -18,6 +18,8 @@ export function networkGone(stderr: string): boolean {
  * networks are not isolated from each other otherwise (with CNI, the firewall plugin accepts whatever
  * a container sends; with netavark, likewise): isolated networks drop traffic between each other, while
  * traffic to the internet leaves through the host as it does from podman's default network.
+ * Podman runs with netavark (infra/containers.conf): with CNI every container start grew by about
+ * 85 ms per network on the machine, so one per tool did not scale (docs/scale.md).
  *
  * Named `<owner>-<tool>` and labelled with the owner (one per server, from its state directory, see
  * `containerOwner`), so two servers on one machine never share a tool's network and each removes only
@@ -90,6 +92,9 @@ export class ToolNetworks {
         "create",
         "--opt",
         "isolate=true",
+        // No aardvark-dns process per network: containers resolve through the host's resolvers, as on
+        // podman's default network, and no tool's containers look each other up by name.
+        "--disable-dns",
         "--label",
         `${LABEL}.owner=${owner}`,
         "--label",
