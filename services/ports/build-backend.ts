@@ -52,4 +52,21 @@ export interface BuiltImage {
  */
 export interface BuildBackend {
   build(request: BuildRequest, events: BuildEvents): Promise<BuiltImage>;
+  /**
+   * Told as the pipeline starts fetching the commit: a backend may start ahead what `build` is likely to
+   * need (the local one: its sandbox container). `release()` is called once the build is over, whether
+   * or not `build` ran.
+   */
+  prepare?(request: PrepareRequest): PreparedBuild;
+}
+
+/** What the pipeline knows of a build before its source is there. */
+export type PrepareRequest = Pick<
+  BuildRequest,
+  "buildId" | "tool" | "component" | "appDir" | "workDir" | "noCache"
+>;
+
+/** What a backend started ahead for one build; `release()` lets go of what the build did not take. */
+export interface PreparedBuild {
+  release(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import type { LifecycleResult } from "../domain/lifecycle/types.js";
+import type { PrepareRequest, PreparedBuild } from "./build-backend.js";
 
 /** Runs the buildpacks over a checked-out app (the CNB lifecycle: detect, restore, build). */
 export interface LifecycleRunner {
@@ -14,6 +15,8 @@ export interface LifecycleRunner {
     readonly onLog: (line: string) => void;
     readonly onPhase?: ((phase: "detect" | "restore" | "build") => void) | undefined;
   }): Promise<LifecycleResult>;
+  /** As BuildBackend.prepare: starts ahead what `run` of the same build is likely to need. */
+  prepare?(input: PrepareRequest): PreparedBuild;
 }
 
 /** Turns a lifecycle result into an image in the registry (the CNB exporter). */

@@ -19,7 +19,7 @@ import { stringify } from "smol-toml";
 import { readFileConfined, readdirConfined, writeFileConfined } from "../../platform/confined-fs.js";
 import { InputError, PipelineError, SlipwayError, errorMessage } from "../../platform/errors.js";
 import { describeLimit } from "../../ports/limits.js";
-import type { BuildSandbox, Sandbox } from "../../ports/sandbox.js";
+import type { BuildSandbox, Sandbox, SandboxSpec } from "../../ports/sandbox.js";
 import { type BuildpackDescriptor, escapeId, parseBuildpackToml } from "./buildpack.js";
 import { unusedBuildVariableWarnings } from "./configurations.js";
 import { ENV_NAME, type EnvFile, applyEnvOps, envOpsFromFiles, layerPathOps } from "./env.js";
@@ -130,7 +130,7 @@ interface Layout {
   buildpackDir(hostDir: string, escaped: string, version: string): string;
 }
 
-function layoutOf(input: LifecycleInput): Layout {
+function layoutOf(input: Pick<LifecycleInput, "inPlace" | "workDir" | "appDir">): Layout {
   if (input.inPlace) {
     const layers = input.inPlace.layersDir;
     const platform = path.join(layers, SCRATCH, "platform");
@@ -304,8 +304,34 @@ async function detectPrepare(lifecycleInput: LifecycleInput): Promise<PreparedBu
 }
 
 function startSandbox(build: PreparedBuild): Promise<Sandbox> {
+  return build.input.sandbox.start(sandboxSpec(build));
+}
+
+/**
+ * The sandbox a build of `input` will ask for if its app chooses neither another stack nor inline
+ * buildpacks (project.toml), with the directories it mounts made: for starting it while the source is
+ * still being fetched (WarmSandbox). The build itself compares and starts another if it differs.
+ */
+export async function expectedSandboxSpec(input: SandboxInput): Promise<SandboxSpec> {
+  const layout = layoutOf(input);
+  await mkdir(layout.layers, { recursive: true });
+  await mkdir(layout.platform, { recursive: true });
+  return sandboxSpec({ input, layout, buildpacks: await loadBuildpacks(input.buildpacks, layout) });
+}
+
+/** What of a build's input its sandbox depends on. */
+export type SandboxInput = Pick<
+  LifecycleInput,
+  "inPlace" | "workDir" | "appDir" | "buildpacks" | "name" | "buildId" | "stack" | "limits" | "libDir"
+>;
+
+function sandboxSpec(build: {
+  readonly input: SandboxInput;
+  readonly layout: Layout;
+  readonly buildpacks: Map<string, Buildpack>;
+}): SandboxSpec {
   const { input, layout, buildpacks } = build;
-  return input.sandbox.start({
+  return {
     name: input.name,
     buildId: input.buildId,
     image: input.stack.buildImage,
@@ -322,7 +348,7 @@ function startSandbox(build: PreparedBuild): Promise<Sandbox> {
       ...[...buildpacks.values()].map((b) => ({ host: b.hostDir, container: b.dir, readOnly: true })),
       ...(input.libDir ? [{ host: input.libDir, container: CNB_LIB_DIR, readOnly: true }] : []),
     ],
-  });
+  };
 }
 
 function envFor(build: PreparedBuild, bp: Buildpack): Record<string, string> {
@@ -658,9 +684,10 @@ async function loadBuildpacks(
  * cannot be removed itself: its contents are. First, as detect writes inline buildpacks into it.
  */
 async function clearDirs(dirs: Layout): Promise<void> {
-  for (const entry of await readdir(dirs.layers).catch(absent([])))
-    await rm(path.join(dirs.layers, entry), { recursive: true, force: true });
-  await rm(dirs.platform, { recursive: true, force: true });
+  // Emptied, not removed: a sandbox started ahead (expectedSandboxSpec) already has both mounted.
+  for (const dir of [dirs.layers, dirs.platform])
+    for (const entry of await readdir(dir).catch(absent([])))
+      await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
 /** The container runs as the stack's non-root user, so everything it writes to must belong to that user. */

@@ -449,3 +449,67 @@ describe("phases", () => {
     expect(lines.find((l) => l.startsWith("Timings:"))).toMatch(/detect .* export .* total/);
   });
 });
+
+describe("what the backend starts ahead", () => {
+  /** A lifecycle that notes when it is told to prepare, run and let go, beside the fetch. */
+  function noting(events: string[]): LifecycleRunner {
+    return {
+      prepare: (request) => {
+        events.push(`prepare ${path.basename(request.appDir)}`);
+        return {
+          release: () => {
+            events.push("release");
+            return Promise.resolve();
+          },
+        };
+      },
+      run: (input) => {
+        events.push("run");
+        return fakeLifecycle.run(input);
+      },
+    };
+  }
+
+  function fetcher(
+    events: string[],
+    fail = false,
+  ): ConstructorParameters<typeof BuildPipeline>[0]["fetcher"] {
+    return {
+      async fetch(request, dest) {
+        events.push("fetch");
+        if (fail) throw new PipelineError("source_fetch_failed", "the repository answered 500");
+        for (const [name, text] of Object.entries(commits.get(request.commit) ?? {}))
+          await writeFile(path.join(dest, name), text);
+        return { commit: request.commit, commitTime: 1_700_000_000 };
+      },
+    };
+  }
+
+  async function run(tool: string, sha: string, events: string[], fail = false, ref = "refs/heads/main") {
+    const triggered = await trigger(tool, sha, "git_push", ref);
+    if (triggered.status !== "queued") throw new Error("not queued");
+    await pipeline({ lifecycle: noting(events), fetcher: fetcher(events, fail) }).run(triggered.build_id, {
+      signal: new AbortController().signal,
+      finalAttempt: true,
+    });
+    return (await store.getBuild(triggered.build_id)) as Build;
+  }
+
+  it("is asked for before the fetch, with the build's app directory, and let go after the build", async () => {
+    const events: string[] = [];
+    const build = await run(await newTool(), commit({ Procfile: "web: node server.js\n" }), events);
+    expect(build.status).toBe("deploying");
+    expect(events).toEqual(["prepare app", "fetch", "run", "release"]);
+  });
+
+  it("is let go when the fetch fails, and when the deploy policy stops the push before any build", async () => {
+    const failed: string[] = [];
+    expect((await run(await newTool(), commit({}), failed, true)).status).toBe("failure");
+    expect(failed).toEqual(["prepare app", "fetch", "release"]);
+
+    const stopped: string[] = [];
+    const sha = commit({ "slipway.yaml": `${WEB}deploy: { branches: [], tags: ["v*"] }\n` });
+    expect((await run(await newTool(), sha, stopped)).status).toBe("cancelled");
+    expect(stopped).toEqual(["prepare app", "fetch", "release"]);
+  });
+});

@@ -1,4 +1,4 @@
-import type { BuildBackend, BuildPhase, BuiltImage } from "../../ports/build-backend.js";
+import type { BuildBackend, BuildPhase, BuiltImage, PreparedBuild } from "../../ports/build-backend.js";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { PipelineError, SlipwayError, TransientError, errorMessage } from "../../platform/errors.js";
@@ -127,6 +127,7 @@ export class BuildPipeline {
     };
 
     const workDir = path.join(this.deps.workRoot, buildId);
+    let prepared: PreparedBuild | undefined;
     try {
       // Only a build still pending starts: a newer push may have superseded it a moment ago. The
       // builder notes the build first, so that a crash right after leaves it findable (BuildRecovery).
@@ -145,6 +146,15 @@ export class BuildPipeline {
       await rm(workDir, { recursive: true, force: true });
       const appDir = path.join(workDir, "app");
       await mkdir(appDir, { recursive: true });
+      // The backend may start its sandbox now: it and the fetch take about as long, and need not wait.
+      prepared = this.deps.backend.prepare?.({
+        buildId,
+        tool: build.tool,
+        component: build.component,
+        appDir,
+        workDir,
+        noCache: build.no_cache ?? false,
+      });
 
       emit(`===> FETCHING ${redactUrl(build.source_url)} ${build.ref} at ${build.commit}`);
       const source = await this.deps.fetcher.fetch(
@@ -246,6 +256,13 @@ export class BuildPipeline {
       clearTimeout(timer);
       clearInterval(watcher);
       job.signal.removeEventListener("abort", onJobAbort);
+      // Not for a run taken over: its sandbox has the build's name, which the run that took it now uses.
+      if (takenOver === undefined)
+        await prepared
+          ?.release()
+          .catch((error: unknown) =>
+            log.warn({ err: error }, "what the build backend started ahead did not go"),
+          );
       await pending;
       // A run taken over leaves the work dir to the run that took it (a re-run starts from a clean one).
       if (takenOver === undefined) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);

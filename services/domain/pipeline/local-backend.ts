@@ -7,7 +7,9 @@ import { SlipwayError } from "../../platform/errors.js";
  * exporter pushing the image, both on this machine. Phases come from the lifecycle as events.
  */
 export function lifecycleBackend(lifecycle: LifecycleRunner, exporter: ImageExporter): BuildBackend {
+  const prepare = lifecycle.prepare?.bind(lifecycle);
   return {
+    ...(prepare ? { prepare } : {}),
     build: async (request, { onLog, onPhase, signal }) => {
       const result = await lifecycle.run({
         buildId: request.buildId,

@@ -6,10 +6,12 @@ import { ToolNetworks } from "../../adapters/podman/network.js";
 import { PodmanBuildSandbox, sandboxName } from "../../adapters/podman/sandbox.js";
 import { DEFAULT_SUITE, SUITES, ensureStack, type StackStep } from "../../adapters/stack/index.js";
 import { loadBuildpackOrder, type BuildpackOrder } from "../../domain/lifecycle/buildpack-order.js";
-import { runLifecycle } from "../../domain/lifecycle/lifecycle.js";
+import { expectedSandboxSpec, runLifecycle, type SandboxInput } from "../../domain/lifecycle/lifecycle.js";
 import { TimedSandbox } from "../../domain/pipeline/sandbox-timings.js";
+import { WarmSandbox } from "../../domain/pipeline/warm-sandbox.js";
 import type { StackCatalogue } from "../../domain/lifecycle/types.js";
 import type { ImageExporter, LifecycleRunner } from "../../ports/build-steps.js";
+import type { PrepareRequest } from "../../ports/build-backend.js";
 import type { Config } from "../../platform/env.js";
 import { SlipwayError } from "../../platform/errors.js";
 import type { Logger } from "../../platform/logger.js";
@@ -70,33 +72,51 @@ export async function localBuilder(
   const buildpacksDir = path.join(config.repoRoot, "buildpacks");
   const { buildpacks: order, order: groups } = buildpacks ?? (await buildpackOrder(config));
 
+  /** What of a build's lifecycle input its sandbox depends on: known before its source is there. */
+  const sandboxInput = (build: PrepareRequest): SandboxInput => ({
+    appDir: build.appDir,
+    workDir: build.workDir,
+    buildpacks: order,
+    name: sandboxName(build.buildId),
+    buildId: build.buildId,
+    stack,
+    limits: { memoryMb: config.build.memoryMb, cpus: config.build.cpus },
+    libDir: path.join(buildpacksDir, "lib"),
+  });
+  // On the tool's network, like its webservice and jobs: a build cannot reach other tools' containers.
+  const podmanSandbox = (tool: string) => PodmanBuildSandbox.create(sandboxOwnership, { networks, tool });
+  /** Sandboxes started while their build's source is fetched (prepare), until the build takes them. */
+  const warm = new Map<string, WarmSandbox>();
+
   return {
     lifecycle: {
+      prepare: (input) => {
+        const sandbox = new WarmSandbox(podmanSandbox(input.tool));
+        sandbox.prestart(expectedSandboxSpec(sandboxInput(input)));
+        warm.set(input.buildId, sandbox);
+        return {
+          release: async () => {
+            if (warm.get(input.buildId) === sandbox) warm.delete(input.buildId);
+            await sandbox.discard();
+          },
+        };
+      },
       run: async (input) => {
-        const sandbox = new TimedSandbox(
-          // On the tool's network, like its webservice and jobs: a build cannot reach other tools' containers.
-          PodmanBuildSandbox.create(sandboxOwnership, { networks, tool: input.tool }),
-          (error) =>
-            logger.warn({ err: error, buildId: input.buildId }, "build sandbox could not be removed"),
+        const sandbox = new TimedSandbox(warm.get(input.buildId) ?? podmanSandbox(input.tool), (error) =>
+          logger.warn({ err: error, buildId: input.buildId }, "build sandbox could not be removed"),
         );
+        warm.delete(input.buildId);
         const result = await runLifecycle({
+          ...sandboxInput(input),
           sandbox,
-          stack,
           stacks,
-          buildpacks: order,
           order: groups,
-          appDir: input.appDir,
-          workDir: input.workDir,
           cacheDir: path.join(config.home, "cache", input.tool, input.component),
           noCache: input.noCache,
           env: pipEnv(config.pipIndexUrl),
           sourceDateEpoch: input.sourceDateEpoch,
-          limits: { memoryMb: config.build.memoryMb, cpus: config.build.cpus },
           npmRegistry: config.npmRegistry,
-          libDir: path.join(buildpacksDir, "lib"),
           debianMirror: config.debianMirror,
-          name: sandboxName(input.buildId),
-          buildId: input.buildId,
           signal: input.signal,
           onLog: input.onLog,
           onPhase: input.onPhase,
