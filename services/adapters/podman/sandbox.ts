@@ -1,3 +1,5 @@
+import { access } from "node:fs/promises";
+import path from "node:path";
 import type {
   BuildSandbox,
   BuildSandboxes,
@@ -6,11 +8,11 @@ import type {
   SandboxFound,
   SandboxSpec,
 } from "../../ports/sandbox.js";
-import { CommandError } from "../../platform/process.js";
+import { CommandError, run } from "../../platform/process.js";
 import { confinementArgs } from "./confinement.js";
 import { ContainerLimits } from "./limits.js";
 import type { ToolNetworks } from "./network.js";
-import { podman } from "./podman.js";
+import { podman, podmanEnv, podmanWorkDir } from "./podman.js";
 
 /** Processes a build may run at once by default: enough for npm and node-gyp, too few for a fork bomb. */
 const PIDS_LIMIT = 2048;
@@ -101,7 +103,8 @@ export class PodmanBuildSandbox implements BuildSandbox {
     const started = typeof net === "string" ? await run(net) : await net.networks.retryIfGone(net.tool, run);
     if (started.code !== 0) throw new CommandError("podman", started);
     const limits = ContainerLimits.watch(this.options.repoRoot, spec.name, { memoryMb: spec.memoryMb, pids });
-    return new PodmanSandbox(this.options.repoRoot, spec.name, limits);
+    const id = started.stdout.trim().split("\n").at(-1) ?? "";
+    return new PodmanSandbox(this.options.repoRoot, spec.name, limits, await runcExecutable(id));
   }
 }
 
@@ -149,6 +152,24 @@ export class PodmanBuildSandboxes implements BuildSandboxes {
   }
 }
 
+/** Where runc keeps the state of the containers podman starts as root (podman's default for runc). */
+const RUNC_ROOT = "/run/runc";
+
+/**
+ * The container's id when its steps can be run with `runc exec` straight away: podman runs as root, and
+ * runc holds the container's state where podman left it. Undefined otherwise (rootless podman keeps it
+ * elsewhere, in a user namespace), and steps go through `podman exec`.
+ */
+async function runcExecutable(id: string): Promise<string | undefined> {
+  if (process.getuid?.() !== 0 || !/^[0-9a-f]{64}$/.test(id)) return undefined;
+  try {
+    await access(path.join(RUNC_ROOT, id, "state.json"));
+    return id;
+  } catch {
+    return undefined;
+  }
+}
+
 class PodmanSandbox implements Sandbox {
   private closed = false;
 
@@ -156,13 +177,21 @@ class PodmanSandbox implements Sandbox {
     private readonly repoRoot: string,
     private readonly name: string,
     private readonly limits: ContainerLimits,
+    /** Set when steps run with `runc exec` (see runcExecutable). */
+    private readonly runcId: string | undefined,
   ) {}
 
   async exec(command: readonly string[], options: Parameters<Sandbox["exec"]>[1]): Promise<ExecResult> {
-    const args = ["exec", "--workdir", options.workdir];
+    // `runc exec` makes the same process `podman exec` does: the user, capabilities (none), no_new_privs,
+    // seccomp filter, rlimits, cgroup and namespaces all come from the container's own state. It skips
+    // the podman client's start and conmon's exec session: 0.14-0.3 s a step against 0.4-0.6 s.
+    const runc = this.runcId !== undefined;
+    const args = runc
+      ? ["--root", RUNC_ROOT, "exec", "--cwd", options.workdir]
+      : ["exec", "--workdir", options.workdir];
     if (options.user !== undefined) args.push("--user", options.user);
     for (const [k, v] of Object.entries(options.env)) args.push("--env", `${k}=${v}`);
-    args.push(this.name, ...command);
+    args.push(this.runcId ?? this.name, ...command);
     // Killing the podman client does not stop what it started inside the container, so an abort kills
     // the container itself: the build is over anyway, and nothing it started keeps running.
     const onAbort = () => void podman(["kill", this.name], { repoRoot: this.repoRoot, allowFailure: true });
@@ -170,12 +199,10 @@ class PodmanSandbox implements Sandbox {
     try {
       options.signal?.throwIfAborted();
       if (this.limits.exceeded) return { exitCode: 137, exceeded: this.limits.exceeded };
-      const r = await podman(args, {
-        repoRoot: this.repoRoot,
-        allowFailure: true,
-        signal: options.signal,
-        onLine: options.onOutput,
-      });
+      const how = { allowFailure: true, signal: options.signal, onLine: options.onOutput };
+      const r = runc
+        ? await run("runc", args, { ...how, env: podmanEnv(this.repoRoot), cwd: podmanWorkDir() })
+        : await podman(args, { ...how, repoRoot: this.repoRoot });
       // Read the counters once more: the step may have ended by the kill the last poll has not seen.
       return { exitCode: r.code, exceeded: await this.limits.check() };
     } finally {
