@@ -128,6 +128,37 @@ describe("a build at its container's limits fails at once, saying which limit", 
   );
 });
 
+describe("a build step's process", () => {
+  it(
+    "runs as the stack's user with no capabilities, no new privileges, a seccomp filter and the sandbox's limits",
+    async () => {
+      const app = await b.fixture(
+        "",
+        inlineBuildpack(
+          "who",
+          [
+            'echo "who: uid $(id -u) gid $(id -g)"',
+            "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | sed 's/^/who: /'",
+            'echo "who: pids.max $(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max)"',
+          ].join("\n"),
+        ),
+        "who",
+      );
+      const { lines } = await b.build("who", app, { limits: { memoryMb: 256, cpus: 1, pids: 64 } });
+      const said = lines.filter((l) => l.startsWith("who: ")).map((l) => l.replace(/\s+/g, " "));
+      expect(said).toEqual([
+        "who: uid 1000 gid 1000",
+        "who: CapEff: 0000000000000000",
+        "who: CapBnd: 0000000000000000",
+        "who: NoNewPrivs: 1",
+        "who: Seccomp: 2",
+        "who: pids.max 64",
+      ]);
+    },
+    TIMEOUT_MS,
+  );
+});
+
 describe("on a server, the build record tells the maintainer", () => {
   let local: LocalServer | undefined;
   const client = clientOf(() => local!.server);
