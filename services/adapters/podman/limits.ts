@@ -30,6 +30,8 @@ export class ContainerLimits {
     private readonly repoRoot: string,
     private readonly container: string,
     private readonly limits: { readonly memoryMb: number; readonly pids: number },
+    /** The container's PID 1 on the host, where the caller can read it cheaper than `podman inspect`. */
+    private readonly pidOf: (() => Promise<number | undefined>) | undefined,
   ) {}
 
   /**
@@ -40,8 +42,9 @@ export class ContainerLimits {
     repoRoot: string,
     container: string,
     limits: { readonly memoryMb: number; readonly pids: number },
+    pidOf?: () => Promise<number | undefined>,
   ): ContainerLimits {
-    const w = new ContainerLimits(repoRoot, container, limits);
+    const w = new ContainerLimits(repoRoot, container, limits, pidOf);
     const tick = () => {
       void w.check().finally(() => {
         if (w.timer && !w.exceededLimit) w.timer = setTimeout(tick, POLL_MS);
@@ -85,15 +88,19 @@ export class ContainerLimits {
 
   /** The counter files of the container's cgroups, from its PID 1's /proc/<pid>/cgroup; undefined until it runs. */
   private async locate(): Promise<CounterFile[] | undefined> {
+    const pid = this.pidOf ? await this.pidOf().catch(() => undefined) : await this.inspectPid();
+    if (pid === undefined || !Number.isInteger(pid) || pid <= 0) return undefined;
+    const text = await readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => undefined);
+    if (text === undefined) return undefined;
+    return counterFiles(text, this.limits);
+  }
+
+  private async inspectPid(): Promise<number | undefined> {
     const r = await podman(["inspect", "--format", "{{.State.Pid}}", this.container], {
       repoRoot: this.repoRoot,
       allowFailure: true,
     });
-    const pid = Number(r.stdout.trim());
-    if (r.code !== 0 || !Number.isInteger(pid) || pid <= 0) return undefined;
-    const text = await readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => undefined);
-    if (text === undefined) return undefined;
-    return counterFiles(text, this.limits);
+    return r.code === 0 ? Number(r.stdout.trim()) : undefined;
   }
 }
 

@@ -1,4 +1,4 @@
-import { access } from "node:fs/promises";
+import { access, readFile } from "node:fs/promises";
 import path from "node:path";
 import type {
   BuildSandbox,
@@ -102,9 +102,15 @@ export class PodmanBuildSandbox implements BuildSandbox {
     const net = this.network;
     const started = typeof net === "string" ? await run(net) : await net.networks.retryIfGone(net.tool, run);
     if (started.code !== 0) throw new CommandError("podman", started);
-    const limits = ContainerLimits.watch(this.options.repoRoot, spec.name, { memoryMb: spec.memoryMb, pids });
-    const id = started.stdout.trim().split("\n").at(-1) ?? "";
-    return new PodmanSandbox(this.options.repoRoot, spec.name, limits, await runcExecutable(id));
+    const runcId = await runcExecutable(started.stdout.trim().split("\n").at(-1) ?? "");
+    // runc's state file names the container's PID 1: one `podman inspect` fewer at every build's start.
+    const limits = ContainerLimits.watch(
+      this.options.repoRoot,
+      spec.name,
+      { memoryMb: spec.memoryMb, pids },
+      runcId === undefined ? undefined : () => runcInitPid(runcId),
+    );
+    return new PodmanSandbox(this.options.repoRoot, spec.name, limits, runcId);
   }
 }
 
@@ -168,6 +174,13 @@ async function runcExecutable(id: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+async function runcInitPid(id: string): Promise<number | undefined> {
+  const state = JSON.parse(await readFile(path.join(RUNC_ROOT, id, "state.json"), "utf8")) as {
+    init_process_pid?: unknown;
+  };
+  return typeof state.init_process_pid === "number" ? state.init_process_pid : undefined;
 }
 
 class PodmanSandbox implements Sandbox {
