@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from "node:cluster";
 import { buildCli } from "./roles/cli/cli.js";
 import { ApiError } from "./roles/cli/client.js";
 import type { Role, RunningServer } from "./roles/server/server.js";
@@ -14,7 +15,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const program = buildCli(config, async (role) => {
     // A terminal gets readable lines (a first start shows its stack steps); a pipe or file gets JSON.
-    const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
+    const base = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
+    // An API worker (SLIPWAY_API_PROCESSES > 1) shares the primary's output: each of its lines says which.
+    const logger = cluster.worker ? base.child({ apiProcess: cluster.worker.id }) : base;
     // Loaded only for `slipway server`: the server graph (BullMQ, Kubernetes client, …) takes seconds
     // to load, and every other command is a thin API call that should start at once.
     const { startServer } = await import("./roles/server/server.js");
@@ -52,7 +55,7 @@ async function main(): Promise<void> {
       process.stdout.write(`\nAdmin token (kept in ${config.home}/admin-token):\n  ${server.adminToken}\n\n`);
     }
     if (stopping) void shutdown(server);
-    else logger.info({ role }, "slipway started");
+    else logger.info({ role: cluster.worker ? "api" : role }, "slipway started");
   });
   await program.parseAsync(process.argv);
 }

@@ -75,6 +75,19 @@ describe("SLIPWAY_API_PROCESSES=2", () => {
       async () => ((await workerPids(primary)).length === 2 ? true : undefined),
       30_000,
     );
+    // Each worker's lines say it is the API role and which process it is; the primary keeps the rest.
+    const started = () =>
+      server!
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"slipway started"'))
+        .map((l) => JSON.parse(l) as { role: string; apiProcess?: number });
+    await waitFor("three processes started", async () => (started().length === 3 ? true : undefined), 30_000);
+    expect(
+      started()
+        .map((s) => `${s.role} ${s.apiProcess ?? "-"}`)
+        .sort(),
+    ).toEqual(["all -", "api 1", "api 2"]);
     const token = (await readFile(path.join(home, "admin-token"), "utf8")).trim();
     const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     const created = await request(
