@@ -82,7 +82,11 @@ describe("SLIPWAY_API_PROCESSES=2", () => {
         .split("\n")
         .filter((l) => l.includes('"slipway started"'))
         .map((l) => JSON.parse(l) as { role: string; apiProcess?: number });
-    await waitFor("three processes started", async () => (started().length === 3 ? true : undefined), 30_000);
+    await waitFor(
+      "three processes started",
+      () => Promise.resolve(started().length === 3 ? true : undefined),
+      30_000,
+    );
     expect(
       started()
         .map((s) => `${s.role} ${s.apiProcess ?? "-"}`)
