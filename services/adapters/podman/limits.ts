@@ -30,8 +30,8 @@ export class ContainerLimits {
     private readonly repoRoot: string,
     private readonly container: string,
     private readonly limits: { readonly memoryMb: number; readonly pids: number },
-    /** The container's PID 1 on the host, where the caller can read it cheaper than `podman inspect`. */
-    private readonly pidOf: (() => Promise<number | undefined>) | undefined,
+    /** The container's PID 1 on the host, where the caller knows it without a `podman inspect`. */
+    private readonly pid: number | undefined,
   ) {}
 
   /**
@@ -42,9 +42,9 @@ export class ContainerLimits {
     repoRoot: string,
     container: string,
     limits: { readonly memoryMb: number; readonly pids: number },
-    pidOf?: () => Promise<number | undefined>,
+    pid?: number,
   ): ContainerLimits {
-    const w = new ContainerLimits(repoRoot, container, limits, pidOf);
+    const w = new ContainerLimits(repoRoot, container, limits, pid);
     const tick = () => {
       void w.check().finally(() => {
         if (w.timer && !w.exceededLimit) w.timer = setTimeout(tick, POLL_MS);
@@ -88,7 +88,7 @@ export class ContainerLimits {
 
   /** The counter files of the container's cgroups, from its PID 1's /proc/<pid>/cgroup; undefined until it runs. */
   private async locate(): Promise<CounterFile[] | undefined> {
-    const pid = this.pidOf ? await this.pidOf().catch(() => undefined) : await this.inspectPid();
+    const pid = this.pid ?? (await this.inspectPid());
     if (pid === undefined || !Number.isInteger(pid) || pid <= 0) return undefined;
     const text = await readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => undefined);
     if (text === undefined) return undefined;

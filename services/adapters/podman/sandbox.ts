@@ -1,4 +1,4 @@
-import { access, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type {
   BuildSandbox,
@@ -102,15 +102,15 @@ export class PodmanBuildSandbox implements BuildSandbox {
     const net = this.network;
     const started = typeof net === "string" ? await run(net) : await net.networks.retryIfGone(net.tool, run);
     if (started.code !== 0) throw new CommandError("podman", started);
-    const runcId = await runcExecutable(started.stdout.trim().split("\n").at(-1) ?? "");
-    // runc's state file names the container's PID 1: one `podman inspect` fewer at every build's start.
+    const runc = await runcContainer(started.stdout.trim().split("\n").at(-1) ?? "");
+    // runc's state names the container's PID 1: one `podman inspect` fewer at every build's start.
     const limits = ContainerLimits.watch(
       this.options.repoRoot,
       spec.name,
       { memoryMb: spec.memoryMb, pids },
-      runcId === undefined ? undefined : () => runcInitPid(runcId),
+      runc?.pid,
     );
-    return new PodmanSandbox(this.options.repoRoot, spec.name, limits, runcId);
+    return new PodmanSandbox(this.options.repoRoot, spec.name, limits, runc?.id);
   }
 }
 
@@ -162,25 +162,20 @@ export class PodmanBuildSandboxes implements BuildSandboxes {
 const RUNC_ROOT = "/run/runc";
 
 /**
- * The container's id when its steps can be run with `runc exec` straight away: podman runs as root, and
- * runc holds the container's state where podman left it. Undefined otherwise (rootless podman keeps it
- * elsewhere, in a user namespace), and steps go through `podman exec`.
+ * The container as runc holds it, when its steps can be run with `runc exec` straight away: podman runs
+ * as root, and runc keeps the container's state (id, PID 1) where podman left it. Undefined otherwise
+ * (rootless podman keeps it elsewhere, in a user namespace), and steps go through `podman exec`.
  */
-async function runcExecutable(id: string): Promise<string | undefined> {
+async function runcContainer(id: string): Promise<{ id: string; pid: number | undefined } | undefined> {
   if (process.getuid?.() !== 0 || !/^[0-9a-f]{64}$/.test(id)) return undefined;
   try {
-    await access(path.join(RUNC_ROOT, id, "state.json"));
-    return id;
+    const state = JSON.parse(await readFile(path.join(RUNC_ROOT, id, "state.json"), "utf8")) as {
+      init_process_pid?: unknown;
+    };
+    return { id, pid: typeof state.init_process_pid === "number" ? state.init_process_pid : undefined };
   } catch {
     return undefined;
   }
-}
-
-async function runcInitPid(id: string): Promise<number | undefined> {
-  const state = JSON.parse(await readFile(path.join(RUNC_ROOT, id, "state.json"), "utf8")) as {
-    init_process_pid?: unknown;
-  };
-  return typeof state.init_process_pid === "number" ? state.init_process_pid : undefined;
 }
 
 class PodmanSandbox implements Sandbox {
@@ -190,7 +185,7 @@ class PodmanSandbox implements Sandbox {
     private readonly repoRoot: string,
     private readonly name: string,
     private readonly limits: ContainerLimits,
-    /** Set when steps run with `runc exec` (see runcExecutable). */
+    /** Set when steps run with `runc exec` (see runcContainer). */
     private readonly runcId: string | undefined,
   ) {}
 
