@@ -15,6 +15,7 @@ import { memoryLogger } from "../services/platform/logger.js";
 import { run } from "../services/platform/process.js";
 import { FIXTURES, config } from "./helpers/buildpack-build.js";
 import { startRegistry, type TestRegistry } from "./helpers/registry.js";
+import { startPythonIndex } from "./helpers/python-index.js";
 import { serveImage } from "./helpers/serve-image.js";
 import { TEST_STACK_HOME } from "./helpers/stack.js";
 
@@ -96,7 +97,11 @@ interface StepRun {
 }
 
 /** Runs one phase in its own container, as the Task step of that name does. */
-async function step(ws: Workspace, args: readonly string[]): Promise<StepRun> {
+async function step(
+  ws: Workspace,
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+): Promise<StepRun> {
   const exporting = args[0] === "export";
   const podmanArgs = [
     "run",
@@ -150,6 +155,7 @@ async function step(ws: Workspace, args: readonly string[]): Promise<StepRun> {
     "SLIPWAY_TOOL=demo",
     "--env",
     "SLIPWAY_COMPONENT=web",
+    ...Object.entries(env).flatMap(([k, v]) => ["--env", `${k}=${v}`]),
     "--entrypoint",
     LIFECYCLE_PROGRAM,
     stack.buildImage,
@@ -270,6 +276,32 @@ describe("slipway-lifecycle in the build image", () => {
       expect(imageConfig).not.toContain(
         Buffer.from(`${registry.username}:${registry.password}`).toString("base64"),
       );
+    },
+    LONG,
+  );
+
+  it(
+    "python: pip installs the requirements from the operator's index (SLIPWAY_PIP_INDEX_URL, the build Task's pip-index-url)",
+    async () => {
+      // No PyPI here: without the index setting reaching pip, this build fails.
+      const index = await startPythonIndex(path.join(root, "pyindex"), ["python3-six"]);
+      try {
+        const ws = await workspace("python", "py-index", { "requirements.txt": "six\n" });
+        const env = { SLIPWAY_PIP_INDEX_URL: index.url("host.containers.internal") };
+        for (const args of [["detect"], ["restore"], ["build", "--processes-result=/results/processes"]]) {
+          const r = await step(ws, args, env);
+          expect(r.code, r.output).toBe(0);
+        }
+        const files = await readdir(ws.layers, { recursive: true });
+        expect(files.some((f) => f.endsWith("site-packages/six.py"))).toBe(true);
+        const bad = await step(ws, ["detect"], { SLIPWAY_PIP_INDEX_URL: "pypi.internal/simple" });
+        expect(bad.code).toBe(2);
+        expect(bad.output).toContain(
+          'SLIPWAY_PIP_INDEX_URL must be an http(s) URL, not "pypi.internal/simple"',
+        );
+      } finally {
+        await index.close();
+      }
     },
     LONG,
   );

@@ -78,7 +78,8 @@ beforeAll(async () => {
           task === "build" ? "bridge" : "host",
         ),
       ),
-    imageOverlay: lifecycleOverlay(lifecycleDir, config),
+    imageOverlay: lifecycleOverlay(lifecycleDir),
+    mirrors: config,
     credential: () => Promise.resolve({ username: DEPLOY_USER, password: DEPLOY_PASSWORD }),
   });
 }, 900_000);

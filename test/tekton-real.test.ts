@@ -44,6 +44,7 @@ const SETTINGS: TektonBuildSettings = {
   workspaceSize: "1Gi",
   uid: 1000,
   gid: 1000,
+  mirrors: { npmRegistry: "https://npm.internal/", pipIndexUrl: "http://pypi.internal/simple/" },
 };
 
 let n = 0;
@@ -177,6 +178,10 @@ describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a r
       params: expect.arrayContaining([
         { name: "commit", value: req.commit },
         { name: "image", value: `harbor.example/tool-hello/web:${req.tag}` },
+        // The operator's package mirrors reach the build Task's steps; an unset one is the public one.
+        { name: "npm-registry", value: "https://npm.internal/" },
+        { name: "debian-mirror", value: "" },
+        { name: "pip-index-url", value: "http://pypi.internal/simple/" },
       ]),
       taskRunSpecs: [
         {

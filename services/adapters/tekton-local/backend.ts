@@ -4,6 +4,7 @@ import type { BuildBackend, BuildPhase, BuildRequest, BuiltImage } from "../../p
 import type { BuildSandbox } from "../../ports/sandbox.js";
 import { LIFECYCLE_MOUNT } from "../stack/lifecycle-dir.js";
 import { mapSuccess, stepPhase } from "../tekton/status.js";
+import { type PackageMirrors, pipelineParams } from "../tekton/pipeline-run.js";
 import type { Definitions } from "./definitions.js";
 import { LocalTektonExecutor } from "./executor.js";
 
@@ -30,6 +31,8 @@ export interface PipelinesBackendOptions {
   readonly sandbox: (tool: string, pipelineTask: string) => Promise<BuildSandbox>;
   /** slipway-lifecycle's /cnb, which a cluster's build image carries as a layer, and its environment. */
   readonly imageOverlay: LocalTektonExecutorOverlay;
+  /** The package mirrors, passed as the Pipeline's params as the Tekton backend passes them. */
+  readonly mirrors?: PackageMirrors | undefined;
   /** The tool's deploy credential for its repository, when it has one. */
   readonly credential: (request: BuildRequest) => Promise<{ username: string; password: string } | undefined>;
 }
@@ -87,18 +90,17 @@ export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend
         const outcome = await executor.runPipeline(
           PIPELINE,
           {
-            params: {
-              tool: request.tool,
-              component: request.component,
-              url: request.sourceUrl.replace(/\/\/[^@/]*@/, "//"),
-              ref: request.ref,
-              commit: request.commit,
-              image: `${options.registry.host}/${request.repository}:${request.tag}`,
-              "no-cache": String(request.noCache),
-              "build-image": options.buildImage,
-              "run-image": options.runImage,
-              "fetch-image": options.buildImage,
-            },
+            params: pipelineParams(
+              request,
+              {
+                image: `${options.registry.host}/${request.repository}:${request.tag}`,
+                build: options.buildImage,
+                run: options.runImage,
+                // One machine's fetch image is its build image: Debian's git and sh are in it.
+                fetch: options.buildImage,
+              },
+              options.mirrors,
+            ),
             workspaces: {
               source,
               layers,
@@ -134,24 +136,13 @@ export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend
 
 /**
  * slipway-lifecycle's `/cnb` (prepareLifecycleDir) as this machine gives it to the steps: mounted where a
- * cluster's build image has it as a layer, with that image's PATH and the package mirrors the build uses.
+ * cluster's build image has it as a layer, with that image's PATH. The package mirrors are the Pipeline's
+ * params, as on a cluster.
  */
-export function lifecycleOverlay(
-  lifecycleDir: string,
-  mirrors: {
-    readonly npmRegistry: string;
-    readonly debianMirror: string;
-    readonly pipIndexUrl?: string | undefined;
-  },
-): LocalTektonExecutorOverlay {
+export function lifecycleOverlay(lifecycleDir: string): LocalTektonExecutorOverlay {
   return {
     mounts: [{ host: lifecycleDir, container: LIFECYCLE_MOUNT }],
-    env: {
-      PATH: `${LIFECYCLE_MOUNT}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
-      SLIPWAY_NPM_REGISTRY: mirrors.npmRegistry,
-      SLIPWAY_DEBIAN_MIRROR: mirrors.debianMirror,
-      ...(mirrors.pipIndexUrl ? { PIP_INDEX_URL: mirrors.pipIndexUrl } : {}),
-    },
+    env: { PATH: `${LIFECYCLE_MOUNT}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` },
   };
 }
 

@@ -32,6 +32,42 @@ export interface TektonBuildSettings {
   readonly gid: number;
   /** This builder process's id, labelled on its runs; absent in tests that run no recovery. */
   readonly builder?: string | undefined;
+  /** The package mirrors the build Task's steps fetch from; the public ones when absent. */
+  readonly mirrors?: PackageMirrors | undefined;
+}
+
+/** SLIPWAY_NPM_REGISTRY, SLIPWAY_DEBIAN_MIRROR and SLIPWAY_PIP_INDEX_URL, as the build Task's params take them. */
+export interface PackageMirrors {
+  readonly npmRegistry?: string | undefined;
+  readonly debianMirror?: string | undefined;
+  readonly pipIndexUrl?: string | undefined;
+}
+
+/**
+ * The params of `pipelines/pipeline.yaml` for one build: what a cluster's PipelineRun gets and what the
+ * local executor runs the same Pipeline with.
+ */
+export function pipelineParams(
+  request: BuildRequest,
+  images: { readonly image: string; readonly build: string; readonly run: string; readonly fetch: string },
+  mirrors: PackageMirrors = {},
+): Record<string, string> {
+  return {
+    tool: request.tool,
+    component: request.component,
+    // The deploy credential goes in its own workspace, never in a param (params are in the run's spec).
+    url: request.sourceUrl.replace(/\/\/[^@/]*@/, "//"),
+    ref: request.ref,
+    commit: request.commit,
+    image: images.image,
+    "no-cache": String(request.noCache),
+    "build-image": images.build,
+    "run-image": images.run,
+    "fetch-image": images.fetch,
+    "npm-registry": mirrors.npmRegistry ?? "",
+    "debian-mirror": mirrors.debianMirror ?? "",
+    "pip-index-url": mirrors.pipIndexUrl ?? "",
+  };
 }
 
 /** `build-<id>`: a build id is lowercase base32, so it is a valid object name as it is. */
@@ -73,25 +109,23 @@ export function pipelineRun(settings: TektonBuildSettings, request: BuildRequest
     [BUILD_LABEL]: request.buildId,
     ...(settings.builder ? { [BUILDER_LABEL]: settings.builder } : {}),
   };
-  const param = (name: string, value: string) => ({ name, value });
+  const params = pipelineParams(
+    request,
+    {
+      image: `${settings.registry}/${request.repository}:${request.tag}`,
+      build: settings.buildImage,
+      run: settings.runImage,
+      fetch: settings.fetchImage,
+    },
+    settings.mirrors,
+  );
   return {
     apiVersion: "tekton.dev/v1",
     kind: "PipelineRun",
     metadata: { name: runName(request.buildId), namespace: settings.namespace, labels },
     spec: {
       pipelineRef: { name: PIPELINE_NAME },
-      params: [
-        param("tool", request.tool),
-        param("component", request.component),
-        param("url", request.sourceUrl.replace(/\/\/[^@/]*@/, "//")),
-        param("ref", request.ref),
-        param("commit", request.commit),
-        param("image", `${settings.registry}/${request.repository}:${request.tag}`),
-        param("no-cache", String(request.noCache)),
-        param("build-image", settings.buildImage),
-        param("run-image", settings.runImage),
-        param("fetch-image", settings.fetchImage),
-      ],
+      params: Object.entries(params).map(([name, value]) => ({ name, value })),
       timeouts: { pipeline: `${settings.timeoutS}s` },
       taskRunTemplate: {
         podTemplate: {

@@ -90,6 +90,27 @@ describe("slipway-lifecycle arguments", () => {
     expect(message).toContain('SOURCE_DATE_EPOCH must be the commit time in seconds, not "yesterday"');
   });
 
+  it("takes the package mirrors the build Task passes, empty meaning the public ones, and refuses a non-URL", () => {
+    const base = { SLIPWAY_APP_DIR: "/app", SLIPWAY_LAYERS_DIR: "/layers", SOURCE_DATE_EPOCH: "1" };
+    expect(
+      parseSettings({
+        ...base,
+        SLIPWAY_NPM_REGISTRY: "https://npm.internal/",
+        SLIPWAY_DEBIAN_MIRROR: "",
+        SLIPWAY_PIP_INDEX_URL: "http://pypi.internal/simple/",
+      }),
+    ).toMatchObject({
+      npmRegistry: "https://npm.internal/",
+      debianMirror: undefined,
+      pipIndexUrl: "http://pypi.internal/simple/",
+    });
+    const message = problem(() =>
+      parseSettings({ ...base, SLIPWAY_PIP_INDEX_URL: "pypi.internal", SLIPWAY_NPM_REGISTRY: "file:///npm" }),
+    );
+    expect(message).toContain('SLIPWAY_PIP_INDEX_URL must be an http(s) URL, not "pypi.internal"');
+    expect(message).toContain('SLIPWAY_NPM_REGISTRY must be an http(s) URL, not "file:///npm"');
+  });
+
   it("takes image references with their registry host only", () => {
     expect(parseImage("127.0.0.1:5000/tool-x/web:abc", "--image")).toEqual({
       host: "127.0.0.1:5000",

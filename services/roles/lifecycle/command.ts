@@ -12,7 +12,8 @@ export const USAGE = `usage: slipway-lifecycle <command> [options]
   export --image=<host/repository:tag> --run-image=<host/repository:tag> --commit=<sha>
          --source-url=<url> [--digest-result=<path>] [--image-result=<path>]
 environment: SLIPWAY_APP_DIR, SLIPWAY_LAYERS_DIR, SLIPWAY_CACHE_DIR (restore, save-cache),
-  SOURCE_DATE_EPOCH, SLIPWAY_TOOL, SLIPWAY_COMPONENT; export: DOCKER_CONFIG (a directory with config.json)`;
+  SOURCE_DATE_EPOCH, SLIPWAY_TOOL, SLIPWAY_COMPONENT; optional package mirrors SLIPWAY_NPM_REGISTRY,
+  SLIPWAY_DEBIAN_MIRROR, SLIPWAY_PIP_INDEX_URL; export: DOCKER_CONFIG (a directory with config.json)`;
 
 /** What every phase works on, from the environment the Task (or the local runner) gives it. */
 export interface LifecycleSettings {
@@ -26,6 +27,8 @@ export interface LifecycleSettings {
   readonly buildpacksDir: string;
   readonly npmRegistry: string | undefined;
   readonly debianMirror: string | undefined;
+  /** The Python package index pip installs from; pip's default when absent. */
+  readonly pipIndexUrl: string | undefined;
   /** The directory holding the push credential's config.json (export only). */
   readonly dockerConfigDir: string | undefined;
 }
@@ -120,6 +123,18 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
   const cacheDir = absolute("SLIPWAY_CACHE_DIR", false);
   const buildpacksDir = absolute("SLIPWAY_BUILDPACKS_DIR", false) ?? DEFAULT_BUILDPACKS_DIR;
   const dockerConfigDir = absolute("DOCKER_CONFIG", false);
+  // The Task passes every mirror, set or not: empty means the public one. A value must be a URL, or
+  // the first buildpack to use it would fail far from the cause.
+  const mirror = (key: string): string | undefined => {
+    const value = env[key];
+    if (!value) return undefined;
+    if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol))
+      problems.push(`${key} must be an http(s) URL, not ${JSON.stringify(value)}`);
+    return value;
+  };
+  const npmRegistry = mirror("SLIPWAY_NPM_REGISTRY");
+  const debianMirror = mirror("SLIPWAY_DEBIAN_MIRROR");
+  const pipIndexUrl = mirror("SLIPWAY_PIP_INDEX_URL");
   const epochText = env.SOURCE_DATE_EPOCH ?? "";
   if (!/^\d{1,12}$/.test(epochText))
     problems.push(`SOURCE_DATE_EPOCH must be the commit time in seconds, not ${JSON.stringify(epochText)}`);
@@ -133,8 +148,9 @@ export function parseSettings(env: Readonly<Record<string, string | undefined>>)
     tool: env.SLIPWAY_TOOL || undefined,
     component: env.SLIPWAY_COMPONENT || undefined,
     buildpacksDir,
-    npmRegistry: env.SLIPWAY_NPM_REGISTRY || undefined,
-    debianMirror: env.SLIPWAY_DEBIAN_MIRROR || undefined,
+    npmRegistry,
+    debianMirror,
+    pipIndexUrl,
     dockerConfigDir,
   };
 }

@@ -12,6 +12,7 @@ import {
   readLifecycleState,
   runLifecyclePhase,
 } from "../../domain/lifecycle/lifecycle.js";
+import { pipEnvironment } from "../../domain/lifecycle/pip-env.js";
 import type { Stack } from "../../domain/lifecycle/types.js";
 import { InputError } from "../../platform/errors.js";
 import type { ExportOptions, LifecycleCommand, LifecycleSettings } from "./command.js";
@@ -50,7 +51,7 @@ export async function runLifecycleCommand(command: LifecycleCommand, run: Lifecy
     inPlace: { layersDir: settings.layersDir },
     cacheDir: settings.cacheDir ?? path.join(settings.layersDir, ".slipway", "no-cache"),
     noCache: command.name === "restore" && command.noCache,
-    env: {},
+    env: pipEnvironment(settings.pipIndexUrl),
     sourceDateEpoch: settings.sourceDateEpoch,
     limits: { memoryMb: 0, cpus: 0 },
     npmRegistry: settings.npmRegistry,

@@ -7,6 +7,7 @@ import { PodmanBuildSandbox, sandboxName } from "../../adapters/podman/sandbox.j
 import { DEFAULT_SUITE, SUITES, ensureStack, type StackStep } from "../../adapters/stack/index.js";
 import { loadBuildpackOrder, type BuildpackOrder } from "../../domain/lifecycle/buildpack-order.js";
 import { expectedSandboxSpec, runLifecycle, type SandboxInput } from "../../domain/lifecycle/lifecycle.js";
+import { pipEnvironment } from "../../domain/lifecycle/pip-env.js";
 import { TimedSandbox } from "../../domain/pipeline/sandbox-timings.js";
 import { WarmSandbox } from "../../domain/pipeline/warm-sandbox.js";
 import type { StackCatalogue } from "../../domain/lifecycle/types.js";
@@ -113,7 +114,7 @@ export async function localBuilder(
           order: groups,
           cacheDir: path.join(config.home, "cache", input.tool, input.component),
           noCache: input.noCache,
-          env: pipEnv(config.pipIndexUrl),
+          env: pipEnvironment(config.pipIndexUrl),
           sourceDateEpoch: input.sourceDateEpoch,
           npmRegistry: config.npmRegistry,
           debianMirror: config.debianMirror,
@@ -147,13 +148,4 @@ export async function localBuilder(
       },
     },
   };
-}
-
-/** pip ignores a plain-http index unless its host is trusted; an operator who names one means it. */
-function pipEnv(indexUrl: string | undefined): Record<string, string> {
-  if (!indexUrl) return {};
-  const url = new URL(indexUrl);
-  return url.protocol === "http:"
-    ? { PIP_INDEX_URL: indexUrl, PIP_TRUSTED_HOST: url.host }
-    : { PIP_INDEX_URL: indexUrl };
 }

@@ -36,6 +36,7 @@ export async function tektonBuilder(
       memoryMb: config.build.memoryMb,
       cpus: config.build.cpus,
       timeoutS: config.build.timeoutS,
+      mirrors: config,
       cacheSize: "5Gi",
       workspaceSize: "2Gi",
       // The stack's build user: the build image and the pods run as it.

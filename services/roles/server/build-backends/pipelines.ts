@@ -67,7 +67,8 @@ export function pipelinesBuildBackend(config: Config): BuildBackendSetup {
               HOST_NETWORK_TASKS.has(task) ? "host" : { networks, tool },
             ),
           ),
-        imageOverlay: lifecycleOverlay(lifecycleDir, config),
+        imageOverlay: lifecycleOverlay(lifecycleDir),
+        mirrors: config,
         credential: async (request) => (await d.access.plan(request.sourceUrl, undefined, request.tool)).auth,
       });
       return {
