@@ -9,6 +9,7 @@ import { ToolNetworks } from "../services/adapters/podman/network.js";
 import { podman } from "../services/adapters/podman/podman.js";
 import { PodmanRuntime } from "../services/adapters/podman/runtime.js";
 import { PodmanBuildSandbox } from "../services/adapters/podman/sandbox.js";
+import { TransientError } from "../services/platform/errors.js";
 import { freePort } from "../services/platform/net.js";
 import { run } from "../services/platform/process.js";
 
@@ -161,4 +162,20 @@ describe("a web process's container start", () => {
       await sandbox.close();
     }
   }, 180_000);
+
+  // A release's image (by digest) is pulled by the `podman run` itself; when that pull fails, the deploy
+  // must still fail as transient (the queue tries again once the registry is back), naming the image.
+  it("fails as transient, naming the image, when a release's image is neither here nor in the registry", async () => {
+    const closed = await freePort();
+    const down = { host: `127.0.0.1:${closed}`, username: "u", password: "p" };
+    const runtime = new PodmanRuntime({ repoRoot, registry: down, namePrefix: owner, networks });
+    const missing = `127.0.0.1:${closed}/tool-webstart/web@sha256:${"0".repeat(64)}`;
+    const failed = await runtime.start({ ...spec("r6"), image: missing }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failed).toBeInstanceOf(TransientError);
+    expect((failed as Error).message).toContain(`cannot pull ${missing}`);
+    expect((await runtime.list("webstart")).filter((a) => a.releaseId === "r6")).toEqual([]);
+  }, 120_000);
 });

@@ -12,20 +12,14 @@ export interface RegistryCredentials {
 }
 
 /**
- * Pulls an image from Slipway's registry. The credentials go to podman in an auth file (0600, in a
- * fresh 0700 directory, removed afterwards), never as `--creds user:password`, which any local user
- * could read in `ps`. Images named by digest that are already on the machine are not pulled again:
- * the local copy is the same image, and skipping the round trip is most of what makes a rollback fast.
+ * podman's options for pulling from Slipway's registry, valid while `use` runs. The credentials go to
+ * podman in an auth file (0600, in a fresh 0700 directory, removed afterwards), never as
+ * `--creds user:password`, which any local user could read in `ps`.
  */
-export async function pullImage(
-  image: string,
+export async function withRegistryAuth<T>(
   registry: RegistryCredentials,
-  repoRoot: string,
-): Promise<void> {
-  if (image.includes("@sha256:")) {
-    const local = await podman(["image", "exists", image], { repoRoot, allowFailure: true });
-    if (local.code === 0) return;
-  }
+  use: (args: readonly string[]) => Promise<T>,
+): Promise<T> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "slipway-auth-"));
   try {
     const authFile = path.join(dir, "auth.json");
@@ -34,13 +28,48 @@ export async function pullImage(
     // The embedded registry speaks plain HTTP on loopback; any other registry must present a valid
     // certificate, or an attacker on the path could serve a tool another image.
     const hostname = registry.host.replace(/:\d+$/, "");
-    const tls = `--tls-verify=${isLoopback(hostname) ? "false" : "true"}`;
-    const pull = await podman(["pull", "--quiet", tls, "--authfile", authFile, image], {
-      repoRoot,
-      allowFailure: true,
-    });
-    if (pull.code !== 0) throw new TransientError(`cannot pull ${image}: ${pull.stderr.trim().slice(-300)}`);
+    return await use(["--authfile", authFile, `--tls-verify=${isLoopback(hostname) ? "false" : "true"}`]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** An image named by digest: a local copy of it, if there is one, is the same image. */
+export function byDigest(image: string): boolean {
+  return image.includes("@sha256:");
+}
+
+/**
+ * After a `podman run --pull=missing` failed: a TransientError when the image is not on the machine,
+ * so the pull was what failed (the registry was down, or does not have it yet) and the queue should
+ * try again; undefined when the image is there and the run failed for another reason.
+ */
+export async function pullFailure(
+  image: string,
+  stderr: string,
+  repoRoot: string,
+): Promise<TransientError | undefined> {
+  const local = await podman(["image", "exists", image], { repoRoot, allowFailure: true });
+  return local.code === 0
+    ? undefined
+    : new TransientError(`cannot pull ${image}: ${stderr.trim().slice(-300)}`);
+}
+
+/**
+ * Pulls an image from Slipway's registry, unless it is named by digest and already on the machine:
+ * skipping the round trip is most of what makes a rollback fast.
+ */
+export async function pullImage(
+  image: string,
+  registry: RegistryCredentials,
+  repoRoot: string,
+): Promise<void> {
+  if (byDigest(image)) {
+    const local = await podman(["image", "exists", image], { repoRoot, allowFailure: true });
+    if (local.code === 0) return;
+  }
+  const pull = await withRegistryAuth(registry, (auth) =>
+    podman(["pull", "--quiet", ...auth, image], { repoRoot, allowFailure: true }),
+  );
+  if (pull.code !== 0) throw new TransientError(`cannot pull ${image}: ${pull.stderr.trim().slice(-300)}`);
 }

@@ -16,7 +16,7 @@ import { ContainerLimits } from "./limits.js";
 import { networkGone } from "./network.js";
 import { containerStats } from "./stats.js";
 import { podman } from "./podman.js";
-import { pullImage } from "./pull.js";
+import { byDigest, pullFailure, pullImage, withRegistryAuth } from "./pull.js";
 
 const LABEL = "io.slipway";
 /** The CNB launcher our exporter puts in every image: applies the launch env, then runs a command. */
@@ -38,16 +38,24 @@ export class PodmanRuntime implements AppRuntime, ExitedProcesses {
   async start(spec: RunSpec): Promise<RunningApp> {
     const { repoRoot } = this.options;
     const { networks } = this.options;
-    let [, network] = await Promise.all([this.pull(spec.image), networks.ensure(spec.tool)]);
+    // A release's image, named by digest, is pulled by the `podman run` itself when it is not on the
+    // machine: one podman process fewer on every deploy than `image exists`, `pull`, then `run`.
+    const pullInRun = byDigest(spec.image);
+    let [, network] = await Promise.all([
+      pullInRun ? undefined : this.pull(spec.image),
+      networks.ensure(spec.tool),
+    ]);
     const name = `${this.options.namePrefix}-${spec.tool}-${spec.process}-${spec.releaseId}-${spec.replica ?? 0}`;
     // The host port is chosen here rather than by podman: asking podman which one it took afterwards
     // (`podman port`) cost every deploy one more podman start. Another process may take the port
     // between the choice and podman binding it; podman then refuses, and another port is tried.
     for (let attempt = 1; ; attempt++) {
       const hostPort = await (this.options.hostPort ?? freePort)();
-      const args = (envFile: string) => [
+      const args = (envFile: string, auth: readonly string[]) => [
         "run",
         "--detach",
+        "--quiet",
+        ...(pullInRun ? ["--pull=missing", ...auth] : ["--pull=never"]),
         "--name",
         name,
         // A leftover container of the same name (a deploy of this release cut short, or the attempt
@@ -58,10 +66,14 @@ export class PodmanRuntime implements AppRuntime, ExitedProcesses {
         `127.0.0.1:${hostPort}:${spec.port}`,
         ...(spec.command ? ["--entrypoint", LAUNCHER, spec.image, spec.command] : [spec.image]),
       ];
-      const started = await withEnvFile(spec.env, (envFile) =>
-        podman(args(envFile), { repoRoot, allowFailure: true }),
-      );
+      const run = (auth: readonly string[]) =>
+        withEnvFile(spec.env, (envFile) => podman(args(envFile, auth), { repoRoot, allowFailure: true }));
+      const started = pullInRun ? await withRegistryAuth(this.options.registry, run) : await run([]);
       if (started.code !== 0) {
+        if (pullInRun) {
+          const pullFailed = await pullFailure(spec.image, started.stderr, repoRoot);
+          if (pullFailed) throw pullFailed;
+        }
         if (attempt < 3 && /address already in use/i.test(started.stderr)) continue;
         if (attempt < 3 && networkGone(started.stderr)) {
           networks.forget(spec.tool);
