@@ -185,7 +185,6 @@ describe("push to deploy on the local profile", () => {
     const forgeDir = await mkdtemp(path.join(os.tmpdir(), "slipway-forge-"));
     const forge = createGitRemote({
       reposDir: forgeDir,
-      nodePath: process.execPath,
       logger: memoryLogger(),
       authorize: () => Promise.resolve(true),
       onPush: () => Promise.resolve("ok"),

@@ -22,7 +22,7 @@ import express, { type ErrorRequestHandler } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProcessFetcher } from "../services/adapters/git/fetch-process.js";
 import { createGitRemote, readDefaultBranch, type RefUpdate } from "../services/adapters/git/http-backend.js";
-import { SlipwayError } from "../services/platform/errors.js";
+import { InputError, SlipwayError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
 
 const TOKEN = "tok-correct-horse";
@@ -37,6 +37,9 @@ let root: string;
 let server: Server;
 let base: string;
 const pushes: { tool: string; updates: RefUpdate[] }[] = [];
+const HOOK_SECRET = randomBytes(32).toString("base64url");
+/** Runs while the hook waits for its answer, when a test wants to look then (or refuse the push). */
+let duringPush: (() => Promise<void>) | undefined;
 
 // A hermetic git: no user or system config, no prompts, fixed identity.
 function gitEnv(home: string, date = "2024-05-01T12:00:00Z"): NodeJS.ProcessEnv {
@@ -127,15 +130,14 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), "slipway-git-test-"));
   const remote = createGitRemote({
     reposDir: path.join(root, "repos"),
-    nodePath: process.execPath,
     logger: memoryLogger(),
     authorize: (_tool, password) => Promise.resolve(password === TOKEN),
-    onPush: (tool, updates) => {
+    hookSecret: HOOK_SECRET,
+    onPush: async (tool, updates) => {
+      await duringPush?.();
       pushes.push({ tool, updates });
       const sha = updates[0]?.new.slice(0, 12) ?? "";
-      return Promise.resolve(
-        `build 01JTEST${pushes.length} queued for ${sha} — follow it with: npx slipway build logs 01JTEST -f`,
-      );
+      return `build 01JTEST${pushes.length} queued for ${sha} — follow it with: npx slipway build logs 01JTEST -f`;
     },
   });
   const app = express();
@@ -347,6 +349,28 @@ describe("slipway git remote + isomorphic-git fetcher", () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_input");
     expect(await readdir(path.join(root, "repos"))).toEqual(before);
     expect(await readdir(root)).not.toContain("etc.git");
+  });
+
+  it("keeps the hook's secret out of every process's arguments, and shows a refused build's message", async () => {
+    const repo = await makeRepo("secretive", { "a.txt": "a\n" });
+    const exposed: string[] = [];
+    duringPush = async () => {
+      // The hook is waiting for this answer: its processes (sh, curl) are all running now.
+      for (const pid of (await readdir("/proc")).filter((p) => /^\d+$/.test(p))) {
+        const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+        if (cmdline.includes(HOOK_SECRET)) exposed.push(cmdline.replaceAll("\0", " "));
+      }
+      throw new InputError('no build for "a\\b": refused by the test');
+    };
+    try {
+      const push = await git(repo.dir, ["push", remoteUrl("secretive"), "main"]);
+      expect(exposed).toEqual([]);
+      expect(push.stderr).toContain(
+        'remote: slipway: the push was stored but no build was started: no build for "a\\b": refused by the test',
+      );
+    } finally {
+      duringPush = undefined;
+    }
   });
 
   it("makes the first pushed branch the default when it is not main", async () => {

@@ -41,8 +41,6 @@ export interface GitRemoteOptions {
   readonly hookUrl?: string;
   /** Shared by the hooks and `hookHandler`; default a random one per process, which is all it needs. */
   readonly hookSecret?: string;
-  /** Node binary the hook runs with; pass `process.execPath`. */
-  readonly nodePath: string;
   /** Default `/usr/lib/git-core/git-http-backend` (Debian's git package). */
   readonly httpBackend?: string;
   /** PATH for git and its hooks. Default `/usr/local/bin:/usr/bin:/bin`. */
@@ -93,7 +91,7 @@ export function createGitRemote(options: GitRemoteOptions): GitRemote {
     let p = prepared.get(tool);
     // A repository removed since (`tools delete`, then a new tool of that name) is prepared afresh.
     if (!p || !existsSync(repoPath(o.reposDir, tool))) {
-      p = prepareRepository(repoPath(o.reposDir, tool), o.nodePath, o.maxPushBytes);
+      p = prepareRepository(repoPath(o.reposDir, tool), o.maxPushBytes);
       prepared.set(tool, p);
       p.catch(() => prepared.delete(tool));
     }
@@ -181,11 +179,7 @@ export function repoPath(reposDir: string, tool: string): string {
   return path.join(path.resolve(reposDir), `${validateToolName(tool)}.git`);
 }
 
-async function prepareRepository(
-  repo: string,
-  nodePath: string,
-  maxPushBytes: number | undefined,
-): Promise<void> {
+async function prepareRepository(repo: string, maxPushBytes: number | undefined): Promise<void> {
   if (!(await exists(path.join(repo, "HEAD")))) {
     await git(["init", "--bare", "--quiet", "--initial-branch=main", repo]);
   }
@@ -199,7 +193,7 @@ async function prepareRepository(
   ];
   if (maxPushBytes !== undefined) config.push(["receive.maxInputSize", String(maxPushBytes)]);
   for (const [key, value] of config) await git(["config", "--file", path.join(repo, "config"), key, value]);
-  await installHooks(repo, nodePath);
+  await installHooks(repo);
 }
 
 /**
@@ -210,6 +204,8 @@ async function adoptDefaultBranch(repo: string, updates: readonly RefUpdate[]): 
   const head = await readFile(path.join(repo, "HEAD"), "utf8").catch(() => undefined);
   const current = head && /^ref: (refs\/heads\/\S+)\s*$/.exec(head)?.[1];
   if (!current) return;
+  // A push to HEAD's own branch (almost every push) leaves it born: no git process needed to ask.
+  if (updates.some((u) => u.ref === current && !ZERO_OID.test(u.new))) return;
   const born = await git(["--git-dir", repo, "rev-parse", "--verify", "--quiet", `${current}^{commit}`]).then(
     () => true,
     () => false,

@@ -15,6 +15,8 @@ export const HOST_PACKAGES: readonly { pkg: string; file: string }[] = [
   { pkg: "docker-registry", file: "/usr/bin/docker-registry" },
   { pkg: "debootstrap", file: "/usr/sbin/debootstrap" },
   { pkg: "git", file: "/usr/lib/git-core/git-http-backend" },
+  // The git remote's post-receive hook posts the pushed refs to the server with it.
+  { pkg: "curl", file: "/usr/bin/curl" },
   { pkg: "catatonit", file: "/usr/bin/catatonit" },
 ];
 

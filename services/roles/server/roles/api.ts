@@ -52,7 +52,6 @@ export async function startApiRole(shared: Shared): Promise<string> {
   });
   const git = createGitRemote({
     reposDir,
-    nodePath: process.execPath,
     logger: logger.child({ component: "git" }),
     hookUrl: `http://127.0.0.1:${config.port}/internal/git-hook`,
     maxPushBytes: config.limits.pushBytes,
