@@ -49,10 +49,7 @@ export async function pullFailure(
   stderr: string,
   repoRoot: string,
 ): Promise<TransientError | undefined> {
-  const local = await podman(["image", "exists", image], { repoRoot, allowFailure: true });
-  return local.code === 0
-    ? undefined
-    : new TransientError(`cannot pull ${image}: ${stderr.trim().slice(-300)}`);
+  return (await onMachine(image, repoRoot)) ? undefined : cannotPull(image, stderr);
 }
 
 /**
@@ -64,12 +61,18 @@ export async function pullImage(
   registry: RegistryCredentials,
   repoRoot: string,
 ): Promise<void> {
-  if (byDigest(image)) {
-    const local = await podman(["image", "exists", image], { repoRoot, allowFailure: true });
-    if (local.code === 0) return;
-  }
+  if (byDigest(image) && (await onMachine(image, repoRoot))) return;
   const pull = await withRegistryAuth(registry, (auth) =>
     podman(["pull", "--quiet", ...auth, image], { repoRoot, allowFailure: true }),
   );
-  if (pull.code !== 0) throw new TransientError(`cannot pull ${image}: ${pull.stderr.trim().slice(-300)}`);
+  if (pull.code !== 0) throw cannotPull(image, pull.stderr);
+}
+
+async function onMachine(image: string, repoRoot: string): Promise<boolean> {
+  return (await podman(["image", "exists", image], { repoRoot, allowFailure: true })).code === 0;
+}
+
+/** Transient: the registry may be back, or have the image, when the queue tries again. */
+function cannotPull(image: string, stderr: string): TransientError {
+  return new TransientError(`cannot pull ${image}: ${stderr.trim().slice(-300)}`);
 }
