@@ -55,6 +55,8 @@ interface Workspace {
   readonly app: string;
   readonly layers: string;
   readonly cache: string;
+  /** The export step's own layer cache (the Task's layer-cache workspace), per tool like `cache`. */
+  readonly layerCache: string;
   readonly results: string;
   readonly push: string;
 }
@@ -72,10 +74,12 @@ async function workspace(
     app: path.join(dir, "app"),
     layers: path.join(dir, "layers"),
     cache: path.join(root, "cache", cache),
+    layerCache: path.join(root, "layer-cache", cache),
     results: path.join(dir, "results"),
     push: path.join(dir, "push"),
   };
-  for (const d of [ws.app, ws.layers, ws.cache, ws.results, ws.push]) await mkdir(d, { recursive: true });
+  for (const d of [ws.app, ws.layers, ws.cache, ws.layerCache, ws.results, ws.push])
+    await mkdir(d, { recursive: true });
   if (fixture) await cp(path.join(FIXTURES, fixture), ws.app, { recursive: true });
   for (const [file, content] of Object.entries(extra)) await writeFile(path.join(ws.app, file), content);
   // As the fetch step leaves them: the build user's. The credential is readable by that user only.
@@ -85,7 +89,7 @@ async function workspace(
     JSON.stringify({ auths: { [registry.host]: { auth } } }),
   );
   await chmod(path.join(ws.push, "config.json"), 0o600);
-  await run("chown", ["-R", `${stack.uid}:${stack.gid}`, dir, ws.cache]);
+  await run("chown", ["-R", `${stack.uid}:${stack.gid}`, dir, ws.cache, ws.layerCache]);
   return ws;
 }
 
@@ -132,7 +136,14 @@ async function step(
     "--mount",
     `type=bind,source=${lifecycleDir},destination=${LIFECYCLE_MOUNT},ro=true`,
     ...(exporting
-      ? ["--mount", `type=bind,source=${ws.push},destination=/push,ro=true`, "--env", "DOCKER_CONFIG=/push"]
+      ? [
+          "--mount",
+          `type=bind,source=${ws.push},destination=/push,ro=true`,
+          "--env",
+          "DOCKER_CONFIG=/push",
+          "--mount",
+          `type=bind,source=${ws.layerCache},destination=/layer-cache`,
+        ]
       : [
           "--mount",
           `type=bind,source=${ws.app},destination=/app`,
@@ -189,6 +200,7 @@ async function pipeline(ws: Workspace, tag: string) {
         "--source-url=https://git.example/demo.git",
         "--digest-result=/results/image-digest",
         "--image-result=/results/image",
+        "--layer-cache=/layer-cache",
       ],
     ],
   ];
@@ -201,7 +213,9 @@ async function pipeline(ws: Workspace, tag: string) {
   const image = (await readFile(path.join(ws.results, "image"), "utf8")).trim();
   const processes = JSON.parse(await readFile(path.join(ws.results, "processes"), "utf8")) as unknown;
   const uploaded = [...runs.export!.output.matchAll(/^Uploaded layer (\S+)/gm)].map((m) => m[1]);
-  return { runs, digest, image, processes, uploaded };
+  const fromCache = /^Layer cache: (\d+) of (\d+) /m.exec(runs.export!.output);
+  const layerCache = fromCache ? { unchanged: Number(fromCache[1]), of: Number(fromCache[2]) } : undefined;
+  return { runs, digest, image, processes, uploaded, layerCache };
 }
 
 /** Pulls the image by digest, runs it, and returns its answer to GET /. */
@@ -221,10 +235,13 @@ async function allText(dir: string): Promise<string> {
 
 describe("slipway-lifecycle in the build image", () => {
   it(
-    "nodejs: five containers build an image that runs; the same commit again gives the same digest; a code change uploads one layer",
+    "nodejs: five containers build an image that runs; the same commit again gives the same digest; a code change uploads one layer and compresses no launch layer again",
     async () => {
       const first = await pipeline(await workspace("nodejs", "nodejs"), "c1");
       expect(first.runs.detect!.output).toContain("slipway/nodejs");
+      // Node.js and its modules (launch layers) and /cnb: all written the first time.
+      expect(first.layerCache).toEqual({ unchanged: 0, of: expect.any(Number) });
+      expect(first.layerCache!.of).toBeGreaterThanOrEqual(2);
       expect(first.processes).toEqual([{ type: "web", buildpackId: "slipway/nodejs" }]);
       expect(first.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
       expect(first.image).toBe(`${registry.host}/tool-demo/web:c1`);
@@ -237,6 +254,9 @@ describe("slipway-lifecycle in the build image", () => {
       expect(again.runs.restore!.output).toContain("Restoring cached layer");
       expect(again.digest).toBe(first.digest);
       expect(again.uploaded).toEqual([]);
+      // The restored layers are copies (the cache is another mount) that keep their files' mtimes: the
+      // export finds every launch layer unchanged instead of compressing Node.js again.
+      expect(again.layerCache).toEqual({ unchanged: first.layerCache!.of, of: first.layerCache!.of });
 
       const server = await readFile(path.join(FIXTURES, "nodejs", "server.js"), "utf8");
       const changed = await pipeline(
@@ -245,6 +265,7 @@ describe("slipway-lifecycle in the build image", () => {
       );
       expect(changed.digest).not.toBe(first.digest);
       expect(changed.uploaded).toEqual(["app"]);
+      expect(changed.layerCache).toEqual(again.layerCache);
       expect(await serve(changed.image, changed.digest)).toMatch(/^node v2 22 is-odd\(3\)=true\n$/);
     },
     LONG,

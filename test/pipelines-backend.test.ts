@@ -70,6 +70,7 @@ beforeAll(async () => {
     cpus: 2,
     timeoutS: 600,
     cacheDir: (tool, component) => path.join(root, "cache", tool, component),
+    layerCacheDir: (repository) => path.join(root, "layer-cache", repository),
     // fetch and export reach this test's git server and registry on loopback; build runs on podman's bridge.
     sandbox: (_tool, task) =>
       Promise.resolve(

@@ -189,6 +189,12 @@ describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a r
           stepSpecs: [{ name: "build", computeResources: { limits: { memory: "1536Mi", cpu: "1" } } }],
         },
       ],
+      // The component's claim holds the build cache and the export's layer cache in two directories:
+      // the build Task, which runs buildpack code, cannot reach the layers the export takes as unchanged.
+      workspaces: expect.arrayContaining([
+        { name: "cache", subPath: "build", persistentVolumeClaim: { claimName: "cache-hello-web" } },
+        { name: "layer-cache", subPath: "export", persistentVolumeClaim: { claimName: "cache-hello-web" } },
+      ]),
     });
     // The Tasks' pods, unprivileged as written, passed Pod Security `restricted` of the builds namespace.
     expect(standIn.refused).toEqual([]);

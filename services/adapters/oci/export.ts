@@ -81,6 +81,8 @@ export interface ExportResult {
   readonly bytesUploaded: number;
   /** Blobs linked from the base repository instead of being sent. */
   readonly blobsMounted: number;
+  /** Layers taken unchanged from the layer cache (`layerCacheDir`) instead of being written. */
+  readonly layersFromCache: number;
   readonly layers: readonly ExportedLayer[];
 }
 
@@ -228,6 +230,7 @@ export async function exportImage(registry: ExportRegistry, request: ExportReque
         blobsUploaded: counts.uploaded,
         bytesUploaded: counts.bytes,
         blobsMounted: counts.mounted,
+        layersFromCache: cache?.reused ?? 0,
         // Uploads overlap the writing: pushMs is what they added after the last layer was written.
         layersMs: writtenAt - started,
         pushMs: Date.now() - writtenAt,
@@ -240,6 +243,7 @@ export async function exportImage(registry: ExportRegistry, request: ExportReque
       blobsUploaded: counts.uploaded,
       bytesUploaded: counts.bytes,
       blobsMounted: counts.mounted,
+      layersFromCache: cache?.reused ?? 0,
       layers,
     };
   } finally {

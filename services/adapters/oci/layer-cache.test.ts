@@ -1,4 +1,4 @@
-import { link, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { copyFile, link, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -40,6 +40,30 @@ describe("LayerCache", () => {
     );
     expect(second).toEqual(first);
     expect((await stat(second.path)).mtimeMs).toBe(written);
+  });
+
+  it("reuses the layer when a big file is copied keeping its mtime to the second, as a cache restored from another volume is", async () => {
+    const big = path.join(dir, "src", "lib", "node");
+    await writeFile(big, Buffer.alloc(200_000, 7));
+    // A file written just now has a nanosecond mtime; a copy keeps it to the whole second.
+    await utimes(big, new Date(), new Date(Math.floor(Date.now() / 1000) * 1000 + 123.456));
+    const cache = LayerCache.create(path.join(dir, "cache"));
+    const first = await cache.layer(path.join(dir, "src"), "/layers/x/y");
+    await mkdir(path.join(dir, "restored", "lib"), { recursive: true });
+    for (const name of ["a.js", "node"]) {
+      const copy = path.join(dir, "restored", "lib", name);
+      await copyFile(path.join(dir, "src", "lib", name), copy);
+      const seconds = Math.floor((await stat(path.join(dir, "src", "lib", name))).mtimeMs / 1000);
+      await utimes(copy, seconds, seconds);
+    }
+    const again = LayerCache.create(path.join(dir, "cache"));
+    expect(await again.layer(path.join(dir, "restored"), "/layers/x/y")).toEqual(first);
+    expect(again.reused).toBe(1);
+    // Rewritten later with the same size: another second, another layer.
+    await utimes(path.join(dir, "restored", "lib", "node"), new Date(), new Date(Date.now() + 5000));
+    const changed = LayerCache.create(path.join(dir, "cache"));
+    await changed.layer(path.join(dir, "restored"), "/layers/x/y");
+    expect(changed.reused).toBe(0);
   });
 
   it("reuses the layer when a small file is rewritten with the same bytes", async () => {

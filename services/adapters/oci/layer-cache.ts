@@ -31,11 +31,13 @@ const entrySchema = z.object({
  * Remembers the layers written for one tool component, keyed by a fingerprint of the directory
  * (every entry's path, type, mode, size, mtime and link target, plus the writer's options). A
  * dependency layer the buildpack left untouched is then not tarred and gzipped again on every build:
- * a stat walk instead of seconds of compression. The same heuristic as rsync and make: a file
- * rewritten with the same size and nanosecond mtime would be missed.
+ * a stat walk instead of seconds of compression. The same heuristic as rsync: a big file rewritten
+ * with the same size within the same second of mtime would be missed.
  */
 export class LayerCache {
   private readonly used = new Set<string>();
+  /** Layers this instance found unchanged and took from the cache, not tarred and gzipped again. */
+  reused = 0;
 
   private constructor(
     private readonly dir: string,
@@ -58,7 +60,10 @@ export class LayerCache {
     const blobPath = path.join(this.dir, `${key}.tar.gz`);
     const metaPath = path.join(this.dir, `${key}.json`);
     const hit = await readEntry(blobPath, metaPath);
-    if (hit) return hit;
+    if (hit) {
+      this.reused++;
+      return hit;
+    }
     await mkdir(this.dir, { recursive: true });
     const suffix = `.tmp-${randomBytes(4).toString("hex")}`;
     try {
@@ -181,13 +186,14 @@ async function fingerprint(hostDir: string, imagePath: string, options: LayerOpt
     // Only what can change a file's bytes in the tar counts: directories and links are written with the
     // fixed mtime, and a restored cache layer is a fresh directory (new mtime) of hard-linked files.
     // Small files are hashed by content: buildpacks rewrite their env files on every build, with the
-    // same bytes and a new mtime.
+    // same bytes and a new mtime. Big ones by size and mtime in whole seconds, as rsync compares them:
+    // a cache layer restored from another volume is a copy that keeps its mtime only to the second.
     let content = "";
     if (st.isFile())
       content =
         st.size <= SMALL_FILE
           ? createHash("sha256").update(readFileSync(abs)).digest("hex")
-          : `${st.size}\0${st.mtimeNs}`;
+          : `${st.size}\0${st.mtimeNs / 1_000_000_000n}`;
     hash.update(`\n${rel}\0${st.mode}\0${content}\0${extra}`);
     if (st.isDirectory()) {
       const names = readdirSync(abs).sort();

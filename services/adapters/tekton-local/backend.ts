@@ -27,6 +27,11 @@ export interface PipelinesBackendOptions {
   readonly timeoutS: number;
   /** A tool component's build cache directory (the cluster's cache claim). */
   readonly cacheDir: (tool: string, component: string) => string;
+  /**
+   * The export Task's layer cache for an image repository (the cluster's second directory of the cache
+   * claim): mounted into the export step only.
+   */
+  readonly layerCacheDir: (repository: string) => string;
   /** The sandbox of a pipeline task's steps for this tool: each task on the network it needs. */
   readonly sandbox: (tool: string, pipelineTask: string) => Promise<BuildSandbox>;
   /** slipway-lifecycle's /cnb, which a cluster's build image carries as a layer, and its environment. */
@@ -57,7 +62,8 @@ export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend
       const push = path.join(dir, "push-credential");
       const deploy = path.join(dir, "deploy-credential");
       const cache = options.cacheDir(request.tool, request.component);
-      for (const d of [source, layers, push, cache]) await mkdir(d, { recursive: true });
+      const layerCache = options.layerCacheDir(request.repository);
+      for (const d of [source, layers, push, cache, layerCache]) await mkdir(d, { recursive: true });
       const sandboxes = new Map<string, BuildSandbox>();
       for (const task of ["fetch", "build", "export"])
         sandboxes.set(task, await options.sandbox(request.tool, task));
@@ -105,6 +111,7 @@ export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend
               source,
               layers,
               cache,
+              "layer-cache": layerCache,
               ...(credential ? { "deploy-credential": deploy } : {}),
               "push-credential": push,
             },

@@ -164,10 +164,14 @@ export function pipelineRun(settings: TektonBuildSettings, request: BuildRequest
             },
           },
         })),
-        {
-          name: "cache",
+        // One claim per tool component, two directories of it: the build Task's cache (written by
+        // buildpack code) and the export Task's layer cache. Each Task mounts only its own, so no
+        // buildpack can put a layer where the export would take it as unchanged.
+        ...(["cache", "layer-cache"] as const).map((name) => ({
+          name,
+          subPath: name === "cache" ? "build" : "export",
           persistentVolumeClaim: { claimName: cacheClaimName(request.tool, request.component) },
-        },
+        })),
         ...(withCredential
           ? [{ name: "deploy-credential", secret: { secretName: credentialSecretName(request.buildId) } }]
           : []),

@@ -9,6 +9,7 @@ import {
   readdirSync,
   readlinkSync,
   symlinkSync,
+  utimesSync,
 } from "node:fs";
 import path from "node:path";
 import { stringify } from "smol-toml";
@@ -1011,6 +1012,11 @@ async function linkTree(from: string, to: string, owner?: Stack): Promise<void> 
         if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
         copyFileSync(source, target);
         chmodSync(target, info.mode & 0o7777);
+        // The copy keeps the file's mtime, in whole seconds (what Node can set exactly, so copying a
+        // copy gives the same): the export's layer cache knows a big file by size and mtime, and a
+        // restored dependency layer is then found unchanged instead of being compressed again.
+        const seconds = Math.floor(info.mtimeMs / 1000);
+        utimesSync(target, seconds, seconds);
         own();
       }
     }

@@ -41,6 +41,13 @@ describe("slipway-lifecycle arguments", () => {
       sourceUrl: "https://git.example/x.git",
       digestResult: "/r/d",
       imageResult: "/r/i",
+      layerCache: undefined,
+    });
+    // Tekton gives an unbound optional workspace's path as "": no layer cache, not an error.
+    const base = ["export", "--image=h.x/r:t", "--run-image=h.x/s:t", "--commit=c", "--source-url=u"];
+    expect(parseCommand([...base, "--layer-cache="])).toMatchObject({ layerCache: undefined });
+    expect(parseCommand([...base, "--layer-cache=/workspace/layer-cache/"])).toMatchObject({
+      layerCache: "/workspace/layer-cache",
     });
   });
 
@@ -59,6 +66,18 @@ describe("slipway-lifecycle arguments", () => {
     expect(problem(() => parseCommand(["export", "--image=h/r:t"]))).toContain(
       "export: --run-image is required",
     );
+    expect(
+      problem(() =>
+        parseCommand([
+          "export",
+          "--image=h.x/r:t",
+          "--run-image=h.x/s:t",
+          "--commit=c",
+          "--source-url=u",
+          "--layer-cache=cache",
+        ]),
+      ),
+    ).toContain('export: --layer-cache must be an absolute path, not "cache"');
     expect(
       problem(() => parseCommand(["build", "--processes-result=/a", "--processes-result=/b"])),
     ).toContain("--processes-result is given twice");

@@ -10,7 +10,7 @@ export const USAGE = `usage: slipway-lifecycle <command> [options]
   build --processes-result=<path>
   save-cache
   export --image=<host/repository:tag> --run-image=<host/repository:tag> --commit=<sha>
-         --source-url=<url> [--digest-result=<path>] [--image-result=<path>]
+         --source-url=<url> [--digest-result=<path>] [--image-result=<path>] [--layer-cache=<dir>]
 environment: SLIPWAY_APP_DIR, SLIPWAY_LAYERS_DIR, SLIPWAY_CACHE_DIR (restore, save-cache),
   SOURCE_DATE_EPOCH, SLIPWAY_TOOL, SLIPWAY_COMPONENT; optional package mirrors SLIPWAY_NPM_REGISTRY,
   SLIPWAY_DEBIAN_MIRROR, SLIPWAY_PIP_INDEX_URL; export: DOCKER_CONFIG (a directory with config.json)`;
@@ -40,6 +40,12 @@ export interface ExportOptions {
   readonly sourceUrl: string;
   readonly digestResult: string | undefined;
   readonly imageResult: string | undefined;
+  /**
+   * The component's layer cache, a directory only export steps write: a layer whose files did not
+   * change since the last export is taken from it instead of being tarred and gzipped again. Empty or
+   * absent (an unbound optional workspace): every layer is written.
+   */
+  readonly layerCache: string | undefined;
 }
 
 export type LifecycleCommand =
@@ -54,7 +60,7 @@ const OPTIONS: Record<LifecycleCommand["name"], readonly string[]> = {
   restore: ["no-cache"],
   build: ["processes-result"],
   "save-cache": [],
-  export: ["image", "run-image", "commit", "source-url", "digest-result", "image-result"],
+  export: ["image", "run-image", "commit", "source-url", "digest-result", "image-result", "layer-cache"],
 };
 
 /**
@@ -101,8 +107,17 @@ export function parseCommand(argv: readonly string[]): LifecycleCommand {
         sourceUrl: required("source-url"),
         digestResult: values.get("digest-result"),
         imageResult: values.get("image-result"),
+        layerCache: layerCacheDir(values.get("layer-cache")),
       };
   }
+}
+
+/** `--layer-cache`: empty is none (Tekton gives an unbound optional workspace's path as ""). */
+function layerCacheDir(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (!path.isAbsolute(value))
+    throw usageError(`export: --layer-cache must be an absolute path, not ${JSON.stringify(value)}`);
+  return path.resolve(value);
 }
 
 /** Reads the settings from the environment, reporting every problem at once. */

@@ -110,7 +110,15 @@ async function exportCommand(options: ExportOptions, run: LifecycleRun): Promise
       workDir,
       baseRepository: runImage.repository,
       baseLayer,
+      // Written only by export steps (the build Task never mounts it): what it holds is trusted as a
+      // layer of this tool component's image.
+      layerCacheDir: options.layerCache,
     });
+    if (options.layerCache)
+      run.onLog(
+        `Layer cache: ${exported.layersFromCache} of ${exported.layers.length - 2} launch and launcher ` +
+          "layers unchanged, not written again",
+      );
     for (const layer of exported.layers)
       run.onLog(
         `${layer.uploaded ? "Uploaded" : "Reused"} layer ${layer.role} ${layer.name} ${layer.digest}`,

@@ -60,6 +60,9 @@ export function pipelinesBuildBackend(config: Config): BuildBackendSetup {
         cpus: config.build.cpus,
         timeoutS: config.build.timeoutS,
         cacheDir: (tool, component) => path.join(config.home, "cache", tool, component),
+        // The podman backend's layer cache of the same component (the same format): switching backends
+        // does not make the next build compress every layer again.
+        layerCacheDir: (repository) => path.join(config.home, "layer-cache", repository),
         sandbox: (tool, task) =>
           Promise.resolve(
             PodmanBuildSandbox.create(
