@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pushRunImage } from "../services/adapters/oci/run-image.js";
@@ -223,6 +223,18 @@ function serve(image: string, digest: string): Promise<string> {
   return serveImage(config.repoRoot, registry, image, digest);
 }
 
+/** The biggest file under `dir` (Node.js's binary, in a Node app's cache) and its inode. */
+async function biggestFile(dir: string): Promise<{ file: string; ino: number }> {
+  let best = { file: "", ino: 0, size: -1 };
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const info = await stat(file);
+    if (info.size > best.size) best = { file, ino: info.ino, size: info.size };
+  }
+  return best;
+}
+
 /** Every file under `dir`, as text: the credential must be in none of them. */
 async function allText(dir: string): Promise<string> {
   let out = "";
@@ -250,13 +262,21 @@ describe("slipway-lifecycle in the build image", () => {
         console.log(`slipway-lifecycle ${name}: ${r.seconds.toFixed(1)} s (load ${await loadAverage()})`);
 
       // The same commit, a fresh checkout and layers, the cache warm: the same image.
-      const again = await pipeline(await workspace("nodejs", "nodejs"), "c1");
+      const againWs = await workspace("nodejs", "nodejs");
+      const biggest = await biggestFile(againWs.cache);
+      const again = await pipeline(againWs, "c1");
       expect(again.runs.restore!.output).toContain("Restoring cached layer");
       expect(again.digest).toBe(first.digest);
       expect(again.uploaded).toEqual([]);
       // The restored layers are copies (the cache is another mount) that keep their files' mtimes: the
       // export finds every launch layer unchanged instead of compressing Node.js again.
       expect(again.layerCache).toEqual({ unchanged: first.layerCache!.of, of: first.layerCache!.of });
+      // save-cache finds Node.js as it restored it and keeps the cache's own files (linked on the cache's
+      // volume) instead of copying it back from the layers' volume.
+      expect(again.runs["save-cache"]!.output).toMatch(
+        /^Keeping cached layer slipway\/nodejs:\S+ \(unchanged\)$/m,
+      );
+      expect((await stat(biggest.file)).ino).toBe(biggest.ino);
 
       const server = await readFile(path.join(FIXTURES, "nodejs", "server.js"), "utf8");
       const changed = await pipeline(

@@ -7,6 +7,7 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
   readlinkSync,
   symlinkSync,
   utimesSync,
@@ -941,15 +942,25 @@ async function saveCache(
   const tmp = path.join(input.cacheDir, `.${bp.escaped}.tmp`);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
+  // slipway-lifecycle's layers and cache are two volumes: nothing links across them, and saving a layer
+  // the build left as it was restored would copy it back byte by byte. Such a layer is linked from the
+  // cache's own copy instead (same volume), found unchanged by a walk of both trees.
+  let separate: boolean | undefined;
   for (const [name, layer] of layers) {
     if (!layer.types.cache) continue;
+    separate ??= await separateVolumes(path.join(from, `${name}.toml`), tmp);
     // Nothing reads a layer that is not a launch layer after this (build layers served the later
     // buildpacks, which have run), and the build directory goes afterwards: such layers (npm, its
     // download cache: thousands of files) move into the cache instead of being linked file by file.
     const move = !layer.types.launch;
-    if (await isDir(path.join(from, name))) {
-      if (move) await moveTree(path.join(from, name), path.join(tmp, name));
-      else await copyTree(path.join(from, name), path.join(tmp, name));
+    const built = path.join(from, name);
+    const cached = path.join(final, name);
+    if (await isDir(built)) {
+      if (separate && (await sameTree(built, cached))) {
+        await copyTree(cached, path.join(tmp, name));
+        input.onLog(`Keeping cached layer ${bp.descriptor.id}:${name} (unchanged)`);
+      } else if (move) await moveTree(built, path.join(tmp, name));
+      else await copyTree(built, path.join(tmp, name));
     }
     await copyTree(path.join(from, `${name}.toml`), path.join(tmp, `${name}.toml`));
   }
@@ -957,6 +968,63 @@ async function saveCache(
     await copyTree(path.join(from, "store.toml"), path.join(tmp, "store.toml"));
   await rm(final, { recursive: true, force: true });
   await rename(tmp, final);
+}
+
+/** Whether `file` cannot be hard-linked into directory `dir` (two mounts): one probe link. */
+async function separateVolumes(file: string, dir: string): Promise<boolean> {
+  const probe = path.join(dir, ".link-probe");
+  try {
+    linkSync(file, probe);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EXDEV") return true;
+    // No such file (a layer without its toml): the save below reports what is wrong.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+  await rm(probe, { force: true });
+  return false;
+}
+
+/**
+ * Whether two trees hold the same entries: names, types, modes and link targets, and for each file the
+ * same size and mtime to the second (what a cross-volume copy keeps), or, for a small file rewritten
+ * since, the same bytes (buildpacks write their env files again on every build). The layer cache's
+ * assumption: a buildpack replaces a file rather than editing it in place within the same second.
+ */
+async function sameTree(a: string, b: string): Promise<boolean> {
+  try {
+    return await walkSame(a, b);
+  } catch {
+    // Unreadable, or gone meanwhile: not known to be the same, so the layer is copied (which reports
+    // a real problem).
+    return false;
+  }
+}
+
+async function walkSame(a: string, b: string): Promise<boolean> {
+  const pending = [""];
+  for (let done = 1; pending.length > 0; done++) {
+    const rel = pending.pop()!;
+    const [x, y] = [lstatSync(path.join(a, rel)), lstatSync(path.join(b, rel))];
+    if (x.mode !== y.mode) return false;
+    if (x.isSymbolicLink()) {
+      if (readlinkSync(path.join(a, rel)) !== readlinkSync(path.join(b, rel))) return false;
+    } else if (x.isFile()) {
+      if (x.size !== y.size) return false;
+      const sameSecond = Math.floor(x.mtimeMs / 1000) === Math.floor(y.mtimeMs / 1000);
+      if (
+        !sameSecond &&
+        (x.size > 64 * 1024 || !readFileSync(path.join(a, rel)).equals(readFileSync(path.join(b, rel))))
+      )
+        return false;
+    } else if (x.isDirectory()) {
+      const names = readdirSync(path.join(a, rel));
+      if (names.length !== readdirSync(path.join(b, rel)).length) return false;
+      for (const name of names) pending.push(path.join(rel, name));
+    }
+    if (done % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return true;
 }
 
 /** A rename, or a copy where the two are different mounts (slipway-lifecycle: the layers and cache volumes). */
