@@ -504,7 +504,13 @@ async function newestBuildTimings(
   tool: string,
 ): Promise<{ buildS: number; queueS: number; phases: string; sandbox: string; deploy: string }> {
   type B = { id: string; created_at: string; started_at?: string; finished_at?: string };
-  const [b] = await api<B[]>(server, "GET", `/api/v1/tools/${tool}/builds?limit=1`);
+  // The new release can answer a moment before its build's record says finished: wait for the record.
+  let b: B | undefined;
+  for (let tries = 0; tries < 50; tries++) {
+    [b] = await api<B[]>(server, "GET", `/api/v1/tools/${tool}/builds?limit=1`);
+    if (b?.finished_at) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   if (!b?.started_at || !b.finished_at)
     return { buildS: NaN, queueS: NaN, phases: "", sandbox: "", deploy: "" };
   const log = await api<{ lines: string[] }>(server, "GET", `/api/v1/builds/${b.id}/logs`);

@@ -1,4 +1,17 @@
-import { copyFile, link, mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
+import {
+  copyFile,
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  rename,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -64,6 +77,28 @@ describe("LayerCache", () => {
     const changed = LayerCache.create(path.join(dir, "cache"));
     await changed.layer(path.join(dir, "restored"), "/layers/x/y");
     expect(changed.reused).toBe(0);
+  });
+
+  it("takes a link in place of a cached blob or its record for a miss, never following it", async () => {
+    const cache = LayerCache.create(path.join(dir, "cache"));
+    const first = await cache.layer(path.join(dir, "src"), "/layers/x/y");
+    // Something else of the blob's size the export could read (its push credential, say).
+    const secret = path.join(dir, "secret");
+    await writeFile(secret, Buffer.alloc(first.size, 1));
+    await rm(first.path);
+    await symlink(secret, first.path);
+    const again = LayerCache.create(path.join(dir, "cache"));
+    const second = await again.layer(path.join(dir, "src"), "/layers/x/y");
+    expect(again.reused).toBe(0);
+    expect(second.digest).toBe(first.digest);
+    expect((await lstat(second.path)).isSymbolicLink()).toBe(false);
+    // The record as a link to a copy of itself: a miss too.
+    const meta = second.path.replace(/\.tar\.gz$/, ".json");
+    await rename(meta, `${meta}.real`);
+    await symlink(`${meta}.real`, meta);
+    const third = LayerCache.create(path.join(dir, "cache"));
+    await third.layer(path.join(dir, "src"), "/layers/x/y");
+    expect(third.reused).toBe(0);
   });
 
   it("reuses the layer when a small file is rewritten with the same bytes", async () => {

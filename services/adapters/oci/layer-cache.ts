@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { lstatSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
-import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { link, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import {
@@ -210,6 +210,8 @@ async function fingerprint(hostDir: string, imagePath: string, options: LayerOpt
 async function readEntry(blobPath: string, metaPath: string): Promise<LayerBlob | undefined> {
   let text: string;
   try {
+    // Not a regular file (a link, a FIFO that would block the read): a miss.
+    if (!(await lstat(metaPath)).isFile()) return undefined;
     text = await readFile(metaPath, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
@@ -224,8 +226,10 @@ async function readEntry(blobPath: string, metaPath: string): Promise<LayerBlob 
   const parsed = entrySchema.safeParse(json);
   // A damaged entry (or a blob someone removed) is a miss: it is written again.
   if (!parsed.success) return undefined;
-  const size = await stat(blobPath).then(
-    (s) => s.size,
+  // lstat: a link where a blob should be (to a credential the export can read, say) is a miss, never
+  // followed and pushed.
+  const size = await lstat(blobPath).then(
+    (s) => (s.isFile() ? s.size : -1),
     () => -1,
   );
   if (size !== parsed.data.size) return undefined;

@@ -20,6 +20,17 @@ describe("the local executor's reading of pipelines/", () => {
     expect(d.pipelines.get("slipway-build")?.order).toEqual(["fetch", "build", "export"]);
   });
 
+  it("mounts each credential and cache in the one Task that needs it: none where buildpack code runs", async () => {
+    const d = parseDefinitions(await readPipelineFiles(PIPELINES));
+    const mounted = (name: string) => (d.tasks.get(name)?.spec.workspaces ?? []).map((w) => w.name).sort();
+    expect(mounted("slipway-fetch")).toEqual(["deploy-credential", "source"]);
+    expect(mounted("slipway-build")).toEqual(["cache", "layers", "source"]);
+    // The export, which holds the push credential, takes what its layer cache holds as it is: if the
+    // build Task could write there, a tool's buildpack code could plant entries (a link to the
+    // credential, say) for the export to read and push.
+    expect(mounted("slipway-export")).toEqual(["layer-cache", "layers", "push-credential", "source"]);
+  });
+
   it.each([
     [
       { steps: [step], sidecars: [{ name: "x", image: "y" }] },
