@@ -10,7 +10,7 @@ import { run } from "../services/platform/process.js";
 import { startServer, type RunningServer } from "../services/roles/server/server.js";
 import { git, gitRepo, waitFor } from "./helpers/apps.js";
 import { registryHostOf, removeAtEnd } from "./helpers/leftovers.js";
-import { TEST_STACK_HOME } from "./helpers/stack.js";
+import { TEST_STACK_HOME, testBuildBackend } from "./helpers/stack.js";
 
 /**
  * One sample app per buildpack (and the mixed and Aptfile apps) from test/fixtures/apps, each pushed to
@@ -159,6 +159,7 @@ beforeAll(async () => {
     SLIPWAY_REDIS_PORT: String(await freePort()),
     SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
     SLIPWAY_HEALTH_TIMEOUT_S: "30",
+    ...testBuildBackend(),
   });
   removeAtEnd(home, registryHostOf(config));
   server = await startServer(config, createLogger({ level: config.logLevel, destination: process.stderr }));

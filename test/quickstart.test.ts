@@ -8,7 +8,7 @@ import { run, type RunResult } from "../services/platform/process.js";
 import { git, waitFor } from "./helpers/apps.js";
 import { removeAtEnd } from "./helpers/leftovers.js";
 import { removeToolContainers } from "./helpers/local-server.js";
-import { TEST_STACK_HOME } from "./helpers/stack.js";
+import { TEST_STACK_HOME, testBuildBackend } from "./helpers/stack.js";
 
 /**
  * docs/quickstart.md replayed from a fresh clone's point of view: clone this checkout's HEAD (commit
@@ -93,6 +93,7 @@ it("the quick start works from a fresh clone, with `slipway` on PATH, from anoth
   // `npm start`, home left at its default (<clone>/.slipway); the cached stack and free ports only.
   const serverEnv = {
     ...env,
+    ...testBuildBackend(),
     SLIPWAY_STACK_HOME: TEST_STACK_HOME,
     SLIPWAY_REDIS_PORT: String(await freePort()),
     SLIPWAY_REGISTRY_PORT: String(await freePort()),

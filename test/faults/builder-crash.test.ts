@@ -11,7 +11,7 @@ import { git, gitRepo, waitFor } from "../helpers/apps.js";
 import { removeAtEnd } from "../helpers/leftovers.js";
 import { buildIdFrom, clientOf, removeToolContainers } from "../helpers/local-server.js";
 import { startRedis } from "../helpers/redis.js";
-import { TEST_STACK_HOME } from "../helpers/stack.js";
+import { TEST_STACK_HOME, testBuildBackend } from "../helpers/stack.js";
 
 /**
  * kill -9 of the server in the middle of a build, as a crash or an OOM kill would do it. The server
@@ -79,6 +79,7 @@ async function startServerProcess(role: "all" | "api" = "all"): Promise<void> {
     {
       env: {
         ...process.env,
+        ...testBuildBackend(),
         SLIPWAY_HOME: home,
         SLIPWAY_STACK_HOME: TEST_STACK_HOME,
         SLIPWAY_PORT: String(port),

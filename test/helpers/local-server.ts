@@ -10,7 +10,7 @@ import { run } from "../../services/platform/process.js";
 import { startServer, type Role, type RunningServer } from "../../services/roles/server/server.js";
 import { waitFor } from "./apps.js";
 import { registryHostOf, removeAtEnd, removeToolContainers } from "./leftovers.js";
-import { TEST_STACK_HOME } from "./stack.js";
+import { TEST_STACK_HOME, testBuildBackend } from "./stack.js";
 
 /**
  * The local profile as the integration tests start it: `startServer` on free ports with the cached
@@ -50,6 +50,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     SLIPWAY_PORT: String(port),
     SLIPWAY_REGISTRY_PORT: String(await freePort()),
     SLIPWAY_LOG_LEVEL: process.env.SLIPWAY_TEST_LOG_LEVEL ?? "warn",
+    ...testBuildBackend(),
     ...options.env,
   };
   // Without an outside Redis the server starts its own, on a free port too.

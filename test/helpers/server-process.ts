@@ -4,7 +4,7 @@ import path from "node:path";
 import { freePort } from "../../services/platform/net.js";
 import { waitFor } from "./apps.js";
 import { removeAtEnd } from "./leftovers.js";
-import { TEST_STACK_HOME } from "./stack.js";
+import { TEST_STACK_HOME, testBuildBackend } from "./stack.js";
 
 /**
  * `slipway server` as `npm start` runs it: a real `node dist/services/main.js server` child, so a test can
@@ -49,6 +49,7 @@ export async function startServerProcess(
       SLIPWAY_REDIS_PORT: String(ports.redis),
       SLIPWAY_REGISTRY_PORT: String(ports.registry),
       SLIPWAY_LOG_LEVEL: "info",
+      ...testBuildBackend(),
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
