@@ -35,8 +35,8 @@ export function sourceAccess(deps: SourceAccessDeps) {
 
     /**
      * How to fetch `url` for `tool`: from its own repository on this Slipway (`own`, with the builder's
-     * credential for it), or from outside (the credentials given, else the tool's GitLab deploy token).
-     * Throws when the URL is on this Slipway but is not the tool's own repository.
+     * credential for it), or from outside (the credentials given, else those in the URL's user-info, else
+     * the tool's GitLab deploy token). Throws when the URL is on this Slipway but is not the tool's own repository.
      */
     async plan(url: string, given: Auth | undefined, tool: string | undefined) {
       if (tool !== undefined && url === ownRepository(tool)) {
@@ -49,7 +49,10 @@ export function sourceAccess(deps: SourceAccessDeps) {
           { details: { url: redact(url), tool } },
         );
       }
-      return { own: false, auth: given ?? (await deps.linkedAuth(tool, url)) } as const;
+      return {
+        own: false,
+        auth: given ?? userInfo(url) ?? (await deps.linkedAuth(tool, url)),
+      } as const;
     },
   };
 }
@@ -58,6 +61,18 @@ export type SourceAccess = ReturnType<typeof sourceAccess>;
 
 function hostOf(url: string): string | undefined {
   return URL.canParse(url) ? new URL(url).host.toLowerCase() : undefined;
+}
+
+/**
+ * `https://user:token@host/…`: a source URL may carry its credential (a private repository's). A backend
+ * that hands the URL to another program (the fetch Task's git) strips it from the URL, so it must get it
+ * here as the fetch's credential.
+ */
+function userInfo(url: string): Auth | undefined {
+  if (!URL.canParse(url)) return undefined;
+  const { username, password } = new URL(url);
+  if (!username && !password) return undefined;
+  return { username: decodeURIComponent(username), password: decodeURIComponent(password) };
 }
 
 function redact(url: string): string {
