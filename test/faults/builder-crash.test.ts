@@ -140,11 +140,13 @@ async function killLeftovers(): Promise<void> {
   }
 }
 
-/** The id of the build's sandbox container, once it runs; undefined before. */
+/**
+ * The id of the build's sandbox container (the podman backend's, or with pipelines/ the build Task's,
+ * where buildpacks run), once it runs; undefined before.
+ */
 async function sandboxOf(buildId: string): Promise<string | undefined> {
-  const ps = await podman(["ps", "-a", "-q", "--no-trunc", "--filter", `name=^slipway-build-${buildId}$`], {
-    repoRoot,
-  });
+  const name = `name=^slipway-build-${buildId}(-build)?$`;
+  const ps = await podman(["ps", "-a", "-q", "--no-trunc", "--filter", name], { repoRoot });
   return ps.stdout.trim().split("\n").filter(Boolean)[0];
 }
 
@@ -194,7 +196,8 @@ afterAll(async () => {
   for (const tool of TOOLS) await removeToolContainers(tool);
   // This file's builds' sandboxes, in case a test failed before they went.
   for (const id of started)
-    await podman(["rm", "-f", "-t", "0", `slipway-build-${id}`], { repoRoot, allowFailure: true });
+    for (const suffix of ["", "-fetch", "-build", "-export"])
+      await podman(["rm", "-f", "-t", "0", `slipway-build-${id}${suffix}`], { repoRoot, allowFailure: true });
   await redis?.stop();
   if (home) await rm(home, { recursive: true, force: true });
 }, 120_000);
