@@ -3,11 +3,13 @@ import { parseCommand, parseSettings } from "./roles/lifecycle/command.js";
 import { runLifecycleCommand } from "./roles/lifecycle/run.js";
 import { lifecycleEnvironment } from "./platform/env.js";
 import { SlipwayError, errorMessage } from "./platform/errors.js";
+import { buildpackMark, escapeOutput, failureMark } from "./domain/lifecycle/marks.js";
 
 /**
  * slipway-lifecycle: the CNB lifecycle as a program inside the stack's build image (a Tekton step, or
  * a podman container locally). Parses its arguments and environment once, runs one phase, and turns
- * an error into one message on stderr and an exit code the step reports (CNB's where they exist).
+ * an error into one message on stderr and an exit code the step reports (CNB's where they exist). Its
+ * marks (marks.ts) tell the step's follower which buildpack runs and why the step failed.
  */
 async function main(): Promise<void> {
   const command = parseCommand(process.argv.slice(2));
@@ -27,7 +29,8 @@ async function main(): Promise<void> {
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
     signal: abort.signal,
-    onLog: (line) => process.stdout.write(`${line}\n`),
+    onLog: (line) => process.stdout.write(`${escapeOutput(line)}\n`),
+    onBuildpack: (id) => process.stdout.write(`${buildpackMark(id)}\n`),
   });
 }
 
@@ -43,5 +46,7 @@ const EXIT_CODES: Record<string, number> = {
 main().catch((error: unknown) => {
   const code = error instanceof SlipwayError ? error.code : "internal";
   process.stderr.write(`slipway-lifecycle: ${errorMessage(error)}\n`);
+  const failure = error instanceof SlipwayError ? error : new SlipwayError("internal", errorMessage(error));
+  process.stderr.write(`${failureMark(failure)}\n`);
   process.exitCode = EXIT_CODES[code] ?? 1;
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pushRunImage } from "../services/adapters/oci/run-image.js";
 import { podman } from "../services/adapters/podman/podman.js";
 import { ensureStack } from "../services/adapters/stack/index.js";
+import { readMark } from "../services/domain/lifecycle/marks.js";
 import {
   LIFECYCLE_MOUNT,
   LIFECYCLE_PROGRAM,
@@ -359,6 +360,17 @@ describe("slipway-lifecycle in the build image", () => {
       expect(failed.output).toContain(
         'slipway-lifecycle: build failed in phase build: buildpack slipway/nodejs exited with code 1: error: no Node.js release matches package.json engines.node ">=999"',
       );
+      // What a follower of the step (executor, Tekton backend) reads: which buildpack, and why.
+      const marks = failed.output.split("\n").flatMap((l) => readMark(l) ?? []);
+      expect(marks).toContainEqual({ buildpack: "slipway/nodejs" });
+      expect(marks.at(-1)).toMatchObject({
+        failure: {
+          code: "build_failed",
+          phase: "build",
+          buildpack: "slipway/nodejs",
+          message: expect.stringContaining("no Node.js release matches") as unknown,
+        },
+      });
       const nothing = await workspace("", "nothing", { "notes.txt": "nothing to run\n" });
       const undetected = await step(nothing, ["detect"]);
       expect(undetected.code).toBe(20);

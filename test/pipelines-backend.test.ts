@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pushRunImage } from "../services/adapters/oci/run-image.js";
 import { podman } from "../services/adapters/podman/podman.js";
 import { PodmanBuildSandbox } from "../services/adapters/podman/sandbox.js";
-import { ensureStack } from "../services/adapters/stack/index.js";
+import { SUITES, ensureStack } from "../services/adapters/stack/index.js";
 import { prepareLifecycleDir } from "../services/adapters/stack/lifecycle-dir.js";
 import { lifecycleOverlay, pipelinesBackend } from "../services/adapters/tekton-local/backend.js";
 import { parseDefinitions } from "../services/adapters/tekton-local/definitions.js";
@@ -62,8 +62,9 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   backend = pipelinesBackend({
     definitions: parseDefinitions(await readPipelineFiles(path.join(config.repoRoot, "pipelines"))),
-    buildImage: stack.buildImage,
-    runImage,
+    // The default stack only: the python-versions suite covers another stack through pipelines/.
+    suites: SUITES.slice(0, 1),
+    images: () => Promise.resolve({ build: stack.buildImage, run: runImage }),
     registry: { host: registry.host, username: registry.username, password: registry.password },
     user: { uid: stack.uid, gid: stack.gid },
     memoryMb: 2048,

@@ -336,8 +336,9 @@ describe("the local executor runs a Task's parts as Tekton does", () => {
 
   it("a step over its memory limit is reported as out of memory, with the limit", async () => {
     const { error } = await misbehave("oom");
-    expect(error.message).toBe("step misbehave/act ran out of memory (limit 64 MiB)");
+    expect(error.message).toBe("build ran out of memory (limit 64 MiB)");
     expect(error.details?.limit).toEqual({ kind: "memory", limitMb: 64 });
+    expect(error.details?.step).toBe("misbehave/act");
   });
 
   it("cancel stops the running step's container and ends the run cancelled", async () => {

@@ -5,9 +5,10 @@ import { runName, type TektonBuildSettings } from "../services/adapters/tekton/p
 import type { BuildPhase, BuildRequest } from "../services/ports/build-backend.js";
 import { PipelineError, SlipwayError } from "../services/platform/errors.js";
 import { memoryLogger } from "../services/platform/logger.js";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { BuildPipeline } from "../services/domain/pipeline/build-pipeline.js";
+import { buildpackMark, failureMark } from "../services/domain/lifecycle/marks.js";
 import type { BuildLogs } from "../services/ports/logs.js";
 import { MemoryStore } from "./fakes/memory-store.js";
 import { kubeAssets, startKubeCluster, type KubeCluster } from "./helpers/kube-cluster.js";
@@ -225,13 +226,98 @@ describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a r
     expect(lines).not.toContain("build/restore: ok");
   }, 60_000);
 
+  it("a step that says why it failed (slipway-lifecycle's marks): its message and buildpack, the marks kept out of the log", async () => {
+    const procfile = new PipelineError(
+      "build_failed",
+      "build failed in phase build: buildpack slipway/procfile exited with code 1: error: Procfile line 1: no colon",
+      {
+        details: {
+          phase: "build",
+          buildpack: "slipway/procfile",
+          exit_code: 1,
+          log_tail: ["error: Procfile line 1: no colon"],
+        },
+      },
+    );
+    const { error, lines } = await build({
+      steps: {
+        "build/build": {
+          exitCode: 51,
+          logs: [
+            buildpackMark("slipway/procfile"),
+            "error: Procfile line 1: no colon",
+            `slipway-lifecycle: ${procfile.message}`,
+            failureMark(procfile),
+          ],
+        },
+      },
+    });
+    const e = error as PipelineError;
+    expect(e.code).toBe("build_failed");
+    expect(e.message).toBe(procfile.message);
+    expect(e.details).toMatchObject({
+      phase: "build",
+      step: "build/build",
+      buildpack: "slipway/procfile",
+      exit_code: 1,
+      log_tail: ["error: Procfile line 1: no colon"],
+    });
+    expect(lines).toContain("error: Procfile line 1: no colon");
+    expect(lines.filter((l) => l.startsWith("::slipway::"))).toEqual([]);
+  }, 60_000);
+
+  it("an app asking for a Python the cluster's stack does not have fails in detect, naming the one it has; no run is made", async () => {
+    const onBookworm = await TektonBackend.start(
+      cluster.kubeConfig("admin"),
+      {
+        ...SETTINGS,
+        pipelinesDir: path.join(repoRoot, "pipelines"),
+        pollMs: 150,
+        suite: { suite: "bookworm", python: "3.11" },
+      },
+      memoryLogger(),
+    );
+    const appDir = await mkdtemp(path.join(os.tmpdir(), "slipway-tekton-app-"));
+    try {
+      await writeFile(path.join(appDir, ".python-version"), "3.13\n");
+      const req = { ...request(), appDir };
+      const lines: string[] = [];
+      const error = await onBookworm
+        .build(req, { onLog: (l) => lines.push(l), onPhase: () => {}, signal: new AbortController().signal })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PipelineError);
+      expect((error as PipelineError).code).toBe("detect_failed");
+      expect((error as PipelineError).message).toMatch(
+        /^\.python-version asks for Python 3\.13, which Slipway does not have: change \.python-version to 3\.11\.\nAvailable: Python 3\.11 \(Debian bookworm\)/,
+      );
+      expect(lines[0]).toMatch(/^error: \.python-version asks for Python 3\.13/);
+      const run = await cluster
+        .api("GET", `/apis/tekton.dev/v1/namespaces/${NS}/pipelineruns/${runName(req.buildId)}`)
+        .then(
+          () => "made",
+          (e: unknown) => String(e),
+        );
+      expect(run).toContain(" 404 ");
+    } finally {
+      await rm(appDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it("a build step OOMKilled fails as out of memory; a run out of time as out of time", async () => {
     const oom = await build({
-      steps: { "build/build": { exitCode: 137, reason: "OOMKilled", logs: ["Collecting numpy", "Killed"] } },
+      steps: {
+        "build/build": {
+          exitCode: 137,
+          reason: "OOMKilled",
+          logs: [buildpackMark("slipway/python"), "Collecting numpy", "Killed"],
+        },
+      },
     });
     expect((oom.error as PipelineError).message).toContain("ran out of memory");
     expect((oom.error as PipelineError).details).toMatchObject({
       phase: "build",
+      // Killed before it could say anything: named by the buildpack it was building.
+      buildpack: "slipway/python",
       limit: { kind: "memory" },
       log_tail: ["Collecting numpy", "Killed"],
     });

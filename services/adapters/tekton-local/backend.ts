@@ -2,6 +2,8 @@ import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { BuildBackend, BuildPhase, BuildRequest, BuiltImage } from "../../ports/build-backend.js";
 import type { BuildSandbox } from "../../ports/sandbox.js";
+import { requestedSuite } from "../../domain/lifecycle/python-version.js";
+import type { StackSuite } from "../../domain/lifecycle/types.js";
 import { LIFECYCLE_MOUNT } from "../stack/lifecycle-dir.js";
 import { mapSuccess, stepPhase } from "../tekton/status.js";
 import { type PackageMirrors, pipelineParams } from "../tekton/pipeline-run.js";
@@ -13,10 +15,14 @@ const PHASES: readonly BuildPhase[] = ["detect", "restore", "build", "export"];
 
 export interface PipelinesBackendOptions {
   readonly definitions: Definitions;
-  /** The stack's build image: the build and export steps' image, and locally the fetch image (git, sh). */
-  readonly buildImage: string;
-  /** The run image in the registry (`host/repository:tag`) the export step lays the app on. */
-  readonly runImage: string;
+  /** The stack suites a Python request may choose among, the default first (its images ready at start). */
+  readonly suites: readonly StackSuite[];
+  /**
+   * A suite's stack images: the build image (the build and export steps' image, and locally the fetch
+   * image: git, sh) and the run image in the registry (`host/repository:tag`) the export step lays the
+   * app on. Another suite than the default is made on its first use.
+   */
+  readonly images: (suite: string, onLog: (line: string) => void) => Promise<{ build: string; run: string }>;
   /** Registry host images go to, and the push account the export step (only) gets as config.json. */
   readonly registry: { readonly host: string; readonly username: string; readonly password: string };
   /** The build user of the stack (the pod template's runAsUser/runAsGroup). */
@@ -56,6 +62,15 @@ type LocalTektonExecutorOverlay = NonNullable<
 export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend {
   return {
     build: async (request, { onLog, onPhase, signal }): Promise<BuiltImage> => {
+      // A Python request picks the stack, as in the podman backend's lifecycle; here before the run, as the
+      // build image is the run's param. A request no stack satisfies fails in detect, saying so.
+      const requested = await requestedSuite(request.appDir, {}, options.suites, onLog);
+      const suite = requested?.suite ?? options.suites[0]!;
+      if (requested && suite !== options.suites[0])
+        onLog(
+          `${requested.source} asks for Python ${suite.python}: building on the Debian ${suite.suite} stack`,
+        );
+      const images = await options.images(suite.suite, onLog);
       const dir = path.join(request.workDir, "pipeline");
       const source = path.join(dir, "source");
       const layers = path.join(dir, "layers");
@@ -100,10 +115,10 @@ export function pipelinesBackend(options: PipelinesBackendOptions): BuildBackend
               request,
               {
                 image: `${options.registry.host}/${request.repository}:${request.tag}`,
-                build: options.buildImage,
-                run: options.runImage,
+                build: images.build,
+                run: images.run,
                 // One machine's fetch image is its build image: Debian's git and sh are in it.
-                fetch: options.buildImage,
+                fetch: images.build,
               },
               options.mirrors,
             ),

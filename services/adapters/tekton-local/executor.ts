@@ -6,11 +6,10 @@ import { InputError, PipelineError, SlipwayError, errorMessage } from "../../pla
 import { describeLimit, type LimitExceeded } from "../../ports/limits.js";
 import type { BuildSandbox, Sandbox, SandboxSpec } from "../../ports/sandbox.js";
 import { mapFailure, type PipelineRunState, type TaskRunState } from "../tekton/status.js";
+import { StepOutput } from "../tekton/step-output.js";
 import type { Definitions, StepSpec, TaskDefinition } from "./definitions.js";
 import { expand, type Reference } from "./variables.js";
 
-/** Lines of a failed step kept for the build's `log_tail`, as the cluster backend keeps. */
-const TAIL_LINES = 30;
 /** Tekton's default cap on one TaskRun's results (they travel in the termination message). */
 const RESULTS_MAX_BYTES = 4096;
 /** Where Tekton mounts a step's results, its scripts and the pod's shared /workspace. */
@@ -168,7 +167,7 @@ export class LocalTektonExecutor {
     body: (signal: AbortSignal, state: RunState) => Promise<Readonly<Record<string, string>>>,
   ): Promise<RunOutcome> {
     throwIfAborted(events.signal);
-    const state: RunState = { taskRuns: [], tails: new Map(), timedOut: false };
+    const state: RunState = { taskRuns: [], outputs: new Map(), timedOut: false };
     const controller = new AbortController();
     const onAbort = () => controller.abort(events.signal.reason);
     events.signal.addEventListener("abort", onAbort, { once: true });
@@ -197,7 +196,7 @@ export class LocalTektonExecutor {
           )
         : runState("False", state.failure?.reason ?? "Failed", state.failure?.message ?? "a task failed");
       throw withLimit(
-        mapFailure(run, state.taskRuns, (task, step) => state.tails.get(`${task}/${step}`) ?? []),
+        mapFailure(run, state.taskRuns, (task, step) => state.outputs.get(`${task}/${step}`)),
         state.exceeded,
       );
     } finally {
@@ -311,8 +310,9 @@ export class LocalTektonExecutor {
       for (const step of planned) {
         const startedAt = new Date().toISOString();
         events.onStep?.(pipelineTask, step.name);
-        const tail: string[] = [];
-        state.tails.set(`${pipelineTask}/${step.name}`, tail);
+        // As a cluster's follower keeps it: the last lines, and what the lifecycle's marks said.
+        const output = new StepOutput();
+        state.outputs.set(`${pipelineTask}/${step.name}`, output);
         let exitCode: number;
         let exceeded: LimitExceeded | undefined;
         try {
@@ -324,9 +324,8 @@ export class LocalTektonExecutor {
             user: step.user,
             signal,
             onOutput: (line) => {
-              tail.push(line);
-              if (tail.length > TAIL_LINES) tail.shift();
-              events.onLog(line);
+              const shown = output.take(line);
+              if (shown !== undefined) events.onLog(shown);
             },
           }));
         } catch (error) {
@@ -432,7 +431,7 @@ export class LocalTektonExecutor {
 
 interface RunState {
   readonly taskRuns: TaskRunState[];
-  readonly tails: Map<string, string[]>;
+  readonly outputs: Map<string, StepOutput>;
   timedOut: boolean;
   exceeded?: LimitExceeded | undefined;
   failure?: { readonly reason: string; readonly message: string } | undefined;
@@ -457,12 +456,12 @@ function runState(
   };
 }
 
-/** The limit a step hit, with its size (the cluster's mapping knows only that it was memory). */
+/** The limit a step hit, with its size (a cluster's mapping knows only that it was memory). */
 function withLimit(error: SlipwayError, hit: LimitExceeded | undefined): SlipwayError {
   if (!hit || !(error instanceof PipelineError)) return error;
   const details = { ...error.details, limit: hit };
-  const step = typeof error.details?.step === "string" ? `step ${error.details.step}` : "a step";
-  return new PipelineError(error.code, `${step} ${describeLimit(hit)}`, { details });
+  // As the podman backend says it: the build ran out (details.step says where, details.buildpack who).
+  return new PipelineError(error.code, `build ${describeLimit(hit)}`, { details });
 }
 
 /** Params as Tekton binds them: every given one declared, every declared one given or defaulted. */

@@ -25,11 +25,13 @@ import {
   type TektonBuildSettings,
 } from "./pipeline-run.js";
 import { readPipelines } from "./pipelines-dir.js";
+import { StepOutput } from "./step-output.js";
+import { requestedSuite } from "../../domain/lifecycle/python-version.js";
+import type { StackSuite } from "../../domain/lifecycle/types.js";
 import { mapFailure, mapSuccess, stepPhase, type PipelineRunState, type TaskRunState } from "./status.js";
 
 export { readPipelines };
 
-const TAIL_LINES = 30;
 const PHASES: readonly BuildPhase[] = ["detect", "restore", "build", "export"];
 
 export interface TektonBackendOptions extends TektonBuildSettings {
@@ -41,6 +43,12 @@ export interface TektonBackendOptions extends TektonBuildSettings {
   readonly credential?: (
     request: BuildRequest,
   ) => Promise<{ username: string; password: string } | undefined>;
+  /**
+   * The Python stack the cluster's build and run images are (`slipway stack push` pushes the default
+   * one). An app asking for another Python fails in detect, naming this one, instead of building on a
+   * Python it did not ask for.
+   */
+  readonly suite?: StackSuite | undefined;
 }
 
 /**
@@ -78,6 +86,7 @@ export class TektonBackend implements BuildBackend {
   async build(request: BuildRequest, events: BuildEvents): Promise<BuiltImage> {
     const { namespace } = this.options;
     const name = runName(request.buildId);
+    if (this.options.suite) await requestedSuite(request.appDir, {}, [this.options.suite], events.onLog);
     await this.apply(cacheClaim(this.options, request.tool, request.component));
     const credential = await this.options.credential?.(request);
     if (credential) await this.createCredential(request.buildId, credential);
@@ -155,11 +164,8 @@ export class TektonBackend implements BuildBackend {
 
   private async follow(name: string, { onLog, onPhase, signal }: BuildEvents): Promise<BuiltImage> {
     const { namespace } = this.options;
-    const follows = new Map<
-      string,
-      { follow: LogFollow; cursor: LogCursor; done: boolean; lines: string[] }
-    >();
-    const linesOf = new Map<string, string[]>();
+    const follows = new Map<string, { follow: LogFollow; cursor: LogCursor; done: boolean }>();
+    const outputs = new Map<string, StepOutput>();
     // Phases only move forward: the steps of earlier phases stay in the TaskRuns' status.
     let entered = -1;
     const enter = (phase: BuildPhase | undefined) => {
@@ -191,8 +197,8 @@ export class TektonBackend implements BuildBackend {
             if (f && !f.follow.ended) continue;
             // The follow ended: the container ended (take its last lines once more), or the connection dropped.
             if (f && step.terminated) f.done = true;
-            const lines = linesOf.get(`${task}/${step.name}`) ?? [];
-            linesOf.set(`${task}/${step.name}`, lines);
+            const output = outputs.get(`${task}/${step.name}`) ?? new StepOutput();
+            outputs.set(`${task}/${step.name}`, output);
             const cursor = f?.cursor ?? new LogCursor();
             const follow = followLog(
               this.log,
@@ -202,14 +208,13 @@ export class TektonBackend implements BuildBackend {
               cursor,
               (fresh) => {
                 for (const line of fresh) {
-                  lines.push(line);
-                  if (lines.length > TAIL_LINES) lines.shift();
-                  onLog(line);
+                  const shown = output.take(line);
+                  if (shown !== undefined) onLog(shown);
                 }
               },
               this.logger,
             );
-            follows.set(key, { follow, cursor, done: f?.done ?? false, lines });
+            follows.set(key, { follow, cursor, done: f?.done ?? false });
           }
         }
         const outcome = run.status?.conditions?.find((c) => c.type === "Succeeded");
@@ -220,7 +225,7 @@ export class TektonBackend implements BuildBackend {
             pollMs,
           );
           if (outcome.status === "True") return mapSuccess(run, taskRuns);
-          throw mapFailure(run, taskRuns, (task, step) => linesOf.get(`${task}/${step}`) ?? []);
+          throw mapFailure(run, taskRuns, (task, step) => outputs.get(`${task}/${step}`));
         }
         await sleep(pollMs, signal);
       }

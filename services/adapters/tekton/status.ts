@@ -1,6 +1,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { BuildPhase, BuiltImage } from "../../ports/build-backend.js";
 import { PipelineError, SlipwayError, type ErrorCode } from "../../platform/errors.js";
+import type { StepOutput } from "./step-output.js";
 
 /** The parts of Tekton's `status` (tekton.dev/v1) the backend reads. */
 interface Condition {
@@ -110,11 +111,14 @@ export function phaseTimings(taskRuns: readonly TaskRunState[]): Record<string, 
 /**
  * A run that failed, as the error the build ends with: the failing Task and step, its exit code and
  * last lines, out of memory (OOMKilled) or out of time (the run's or a TaskRun's timeout), cancelled.
+ * What slipway-lifecycle said of its failure (its failure mark: the code, the message, the buildpack)
+ * is the reason, as the podman backend's lifecycle gives it; a step killed before it could say
+ * anything is named by the buildpack it was building.
  */
 export function mapFailure(
   run: PipelineRunState,
   taskRuns: readonly TaskRunState[],
-  tailOf: (task: string, step: string) => readonly string[],
+  outputOf: (task: string, step: string) => StepOutput | undefined,
 ): SlipwayError {
   const outcome = succeeded(run);
   if (outcome?.reason?.startsWith("Cancelled") || outcome?.reason === "StoppedRunFinally") {
@@ -123,33 +127,44 @@ export function mapFailure(
   const failed = taskRuns.find((t) => succeeded(t)?.status === "False");
   const task = failed?.metadata?.labels?.["tekton.dev/pipelineTask"] ?? "";
   const step = failed?.status?.steps?.find((s) => s.terminated && s.terminated.exitCode !== 0);
-  const phase = phaseOf(task, step?.name);
-  const tail = step ? [...tailOf(task, step.name)] : [];
-  const details: Record<string, unknown> = { phase, log_tail: tail };
+  const output = step ? outputOf(task, step.name) : undefined;
+  const said = output?.failure;
+  const phase = said?.phase ?? phaseOf(task, step?.name);
+  const code = CODE_OF_PHASE[phase] ?? "build_failed";
+  const buildpack = said?.buildpack ?? output?.buildpack;
+  const details: Record<string, unknown> = { phase, log_tail: said?.log_tail ?? [...(output?.tail ?? [])] };
   if (step) details.step = `${task}/${step.name}`;
+  if (buildpack) details.buildpack = buildpack;
   if (outcome?.reason === "PipelineRunTimeout" || succeeded(failed ?? {})?.reason === "TaskRunTimeout") {
     return new PipelineError(
-      CODE_OF_PHASE[phase] ?? "build_failed",
+      code,
       `the build ran out of time (${outcome?.message ?? succeeded(failed ?? {})?.message ?? "timeout"})`,
       { details: { ...details, limit: { kind: "time" } } },
     );
   }
   if (step?.terminated?.reason === "OOMKilled") {
-    return new PipelineError(
-      CODE_OF_PHASE[phase] ?? "build_failed",
-      `${phase} ran out of memory (step ${task}/${step.name} was OOMKilled)`,
-      { details: { ...details, exit_code: step.terminated.exitCode, limit: { kind: "memory" } } },
-    );
+    return new PipelineError(code, `${phase} ran out of memory (step ${task}/${step.name} was OOMKilled)`, {
+      details: { ...details, exit_code: step.terminated.exitCode, limit: { kind: "memory" } },
+    });
+  }
+  if (step && said) {
+    return new PipelineError(said.code === "internal" ? code : said.code, said.message, {
+      details: {
+        ...details,
+        exit_code: said.exit_code ?? step.terminated!.exitCode,
+        ...(said.limit ? { limit: said.limit } : {}),
+      },
+    });
   }
   if (step) {
     return new PipelineError(
-      CODE_OF_PHASE[phase] ?? "build_failed",
+      code,
       `step ${task}/${step.name} exited with code ${step.terminated!.exitCode}`,
-      { details: { ...details, exit_code: step.terminated!.exitCode } },
+      {
+        details: { ...details, exit_code: step.terminated!.exitCode },
+      },
     );
   }
   const why = succeeded(failed ?? {})?.message ?? outcome?.message ?? outcome?.reason ?? "no reason given";
-  return new PipelineError(CODE_OF_PHASE[phase] ?? "build_failed", `the PipelineRun failed: ${why}`, {
-    details,
-  });
+  return new PipelineError(code, `the PipelineRun failed: ${why}`, { details });
 }

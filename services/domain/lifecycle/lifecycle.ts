@@ -45,7 +45,7 @@ import {
   pruneAppDir,
   writeInlineBuildpack,
 } from "./project.js";
-import { chooseSuite, readPythonRequest } from "./python-version.js";
+import { requestedSuite } from "./python-version.js";
 import type { GroupEntry, LaunchLayer, LifecycleResult, Stack, StackCatalogue } from "./types.js";
 
 /** Where things live inside the build container, and in the app image. */
@@ -109,6 +109,8 @@ export interface LifecycleInput {
   readonly onLog: (line: string) => void;
   /** Told as detect, restore and build start (the `===>` lines are for the reader only). */
   readonly onPhase?: ((phase: "detect" | "restore" | "build") => void) | undefined;
+  /** Told as each buildpack's build starts: what a step's follower names when the step is killed. */
+  readonly onBuildpack?: ((id: string) => void) | undefined;
 }
 
 interface Buildpack {
@@ -438,6 +440,7 @@ async function buildPhase(
     await mkdir(path.join(dirs.layers, bp.escaped), { recursive: true });
     await chownTree(path.join(dirs.layers, bp.escaped), input.stack, false);
     input.onLog(`-----> ${bp.descriptor.id} ${bp.descriptor.version}`);
+    input.onBuildpack?.(bp.descriptor.id);
     const tail: string[] = [];
     const exitCode = await step.exec(
       "build",
@@ -575,23 +578,13 @@ async function finishBuild(
  */
 async function selectStack(input: LifecycleInput): Promise<Stack> {
   if (!input.stacks) return input.stack;
-  let chosen;
-  let source;
-  try {
-    const request = await readPythonRequest(input.appDir, input.env);
-    if (!request) return input.stack;
-    source = request.source;
-    chosen = chooseSuite(request, input.stacks.suites);
-  } catch (error) {
-    if (!(error instanceof InputError)) throw error;
-    input.onLog(`error: ${error.message}`);
-    throw new PipelineError("detect_failed", error.message, {
-      cause: error,
-      details: { phase: "detect", buildpack: null, exit_code: null, log_tail: error.message.split("\n") },
-    });
-  }
+  const requested = await requestedSuite(input.appDir, input.env, input.stacks.suites, input.onLog);
+  if (!requested) return input.stack;
+  const chosen = requested.suite;
   if (chosen.suite === (input.stack.suite ?? input.stacks.suites[0]?.suite)) return input.stack;
-  input.onLog(`${source} asks for Python ${chosen.python}: building on the Debian ${chosen.suite} stack`);
+  input.onLog(
+    `${requested.source} asks for Python ${chosen.python}: building on the Debian ${chosen.suite} stack`,
+  );
   return input.stacks.get(chosen.suite, input.onLog);
 }
 

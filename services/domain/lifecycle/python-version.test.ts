@@ -52,6 +52,13 @@ describe("the Python an app asks for", () => {
     );
   });
 
+  it("with one stack (a cluster's), names its one version", () => {
+    const request = pythonRequest({ pythonVersion: "3.13\n" }, {})!;
+    expect(() => chooseSuite(request, SUITES.slice(0, 1))).toThrow(
+      /^\.python-version asks for Python 3\.13, which Slipway does not have: change \.python-version to 3\.11\.\nAvailable: Python 3\.11 \(Debian bookworm\);/,
+    );
+  });
+
   it("refuses what is not a version, naming the file and an example", () => {
     expect(() => suiteFor({ runtimeTxt: "ruby-3.2" })).toThrow(
       /^runtime\.txt: "ruby-3\.2" is not a Python version; write a version such as python-3\.13\.1/,

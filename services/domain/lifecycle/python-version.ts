@@ -1,7 +1,7 @@
 import { lstat, readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse } from "smol-toml";
-import { InputError } from "../../platform/errors.js";
+import { InputError, PipelineError } from "../../platform/errors.js";
 import { asTable } from "./buildpack.js";
 import type { StackSuite } from "./types.js";
 
@@ -126,7 +126,8 @@ export function chooseSuite(request: PythonRequest, suites: readonly StackSuite[
   const found = suites.find((s) => request.accepts(s.python));
   if (found) return found;
   const versions = suites.map((s) => s.python);
-  const list = `${versions.slice(0, -1).join(", ")} or ${versions.at(-1) ?? ""}`;
+  const list =
+    versions.length > 1 ? `${versions.slice(0, -1).join(", ")} or ${versions.at(-1)!}` : (versions[0] ?? "");
   const change =
     request.source === "pyproject.toml requires-python"
       ? `change requires-python in pyproject.toml so that it allows Python ${list}`
@@ -158,4 +159,29 @@ export async function readPythonRequest(
     },
     env,
   );
+}
+
+/**
+ * The stack suite the app's Python request asks for, or undefined when it asks for none. A request no
+ * suite satisfies fails the build in detect, saying what to change: before any buildpack runs, so a
+ * backend that picks its build image ahead of the build (pipelines/) fails as the lifecycle does.
+ */
+export async function requestedSuite(
+  appDir: string,
+  env: Readonly<Record<string, string>>,
+  suites: readonly StackSuite[],
+  onLog: (line: string) => void,
+): Promise<{ suite: StackSuite; source: string } | undefined> {
+  try {
+    const request = await readPythonRequest(appDir, env);
+    if (!request) return undefined;
+    return { suite: chooseSuite(request, suites), source: request.source };
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    onLog(`error: ${error.message}`);
+    throw new PipelineError("detect_failed", error.message, {
+      cause: error,
+      details: { phase: "detect", buildpack: null, exit_code: null, log_tail: error.message.split("\n") },
+    });
+  }
 }

@@ -25,6 +25,7 @@ export interface LifecycleRun {
   readonly gid: number;
   readonly signal: AbortSignal;
   readonly onLog: (line: string) => void;
+  readonly onBuildpack?: (id: string) => void;
 }
 
 /**
@@ -59,6 +60,7 @@ export async function runLifecycleCommand(command: LifecycleCommand, run: Lifecy
     name: "slipway-lifecycle",
     signal: run.signal,
     onLog: run.onLog,
+    onBuildpack: run.onBuildpack,
   };
   const state = await runLifecyclePhase(command.name, input);
   if (command.name === "build" && command.processesResult) {

@@ -4,6 +4,7 @@ import { TektonBackend } from "../../adapters/tekton/backend.js";
 import type { BuildBackend } from "../../ports/build-backend.js";
 import { ConfigError, type Config } from "../../platform/env.js";
 import { CNB_USER } from "../../adapters/stack/rootfs.js";
+import { SUITES } from "../../adapters/stack/index.js";
 import type { Logger } from "../../platform/logger.js";
 import type { SourceAccess } from "./source-access.js";
 
@@ -44,6 +45,8 @@ export async function tektonBuilder(
       gid: CNB_USER.gid,
       pipelinesDir: path.join(config.repoRoot, "pipelines"),
       credential: async (request) => (await access.plan(request.sourceUrl, undefined, request.tool)).auth,
+      // `slipway stack push` pushes the default stack's images only.
+      suite: SUITES[0],
     },
     logger.child({ component: "tekton" }),
   );

@@ -4,13 +4,14 @@ import { containerOwner } from "../../../adapters/podman/confinement.js";
 import { ToolNetworks } from "../../../adapters/podman/network.js";
 import { PodmanBuildSandbox, PodmanBuildSandboxes } from "../../../adapters/podman/sandbox.js";
 import { PodmanToolContainers } from "../../../adapters/podman/tool-traces.js";
-import { DEFAULT_SUITE, ensureStack } from "../../../adapters/stack/index.js";
+import { DEFAULT_SUITE, SUITES, ensureStack } from "../../../adapters/stack/index.js";
 import { prepareLifecycleDir } from "../../../adapters/stack/lifecycle-dir.js";
 import { lifecycleOverlay, pipelinesBackend } from "../../../adapters/tekton-local/backend.js";
 import { parseDefinitions } from "../../../adapters/tekton-local/definitions.js";
 import { readPipelineFiles } from "../../../adapters/tekton/pipelines-dir.js";
 import type { Config } from "../../../platform/env.js";
 import { ConfigError } from "../../../platform/env.js";
+import { SlipwayError } from "../../../platform/errors.js";
 import type { BuildBackendSetup } from "./backend.js";
 
 /** Tasks that reach this machine's loopback: Slipway's own git remote (fetch) and its registry (export). */
@@ -50,10 +51,32 @@ export function pipelinesBuildBackend(config: Config): BuildBackendSetup {
         owner: containerOwner(config.home, "net"),
       });
       const sandboxOwnership = { ...ownership, builder: d.builder };
+      // Each suite's images, made once: the default's now, another's when a build first asks for it.
+      const otherImages = new Map<string, Promise<{ build: string; run: string }>>([
+        [DEFAULT_SUITE, Promise.resolve({ build: stack.buildImage, run: runImage })],
+      ]);
       const backend = pipelinesBackend({
         definitions,
-        buildImage: stack.buildImage,
-        runImage,
+        suites: SUITES,
+        images: (suite, onLog) => {
+          const known = SUITES.find((s) => s.suite === suite);
+          if (!known)
+            throw new SlipwayError("stack_unavailable", `Slipway makes no stack from Debian ${suite}`);
+          let made = otherImages.get(known.suite);
+          if (!made) {
+            onLog(`Preparing the Debian ${suite} stack (the first build that uses it waits a few minutes)`);
+            made = ensureStack(stackConfig, d.logger.child({ component: "stack" }), known.suite).then(
+              async (other) => ({
+                build: other.buildImage,
+                run: await pushRunImage(d.registry, other, "slipway/run"),
+              }),
+            );
+            // A failed attempt is not kept: the next build tries again.
+            made.catch(() => otherImages.delete(known.suite));
+            otherImages.set(known.suite, made);
+          }
+          return made;
+        },
         registry: d.registryAccount,
         user: { uid: stack.uid, gid: stack.gid },
         memoryMb: config.build.memoryMb,
