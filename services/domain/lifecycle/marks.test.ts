@@ -28,9 +28,12 @@ describe("slipway-lifecycle's marks", () => {
     expect(readMark(buildpackMark("slipway/nodejs"))).toEqual({ buildpack: "slipway/nodejs" });
   });
 
-  it("report a code the step has no business giving (say, forbidden) as internal", () => {
-    const mark = readMark(failureMark(new SlipwayError("forbidden", "no")));
-    expect(mark).toEqual({ failure: { code: "internal", message: "no" } });
+  it("report a code the step has no business giving (forbidden, cancelled) as internal", () => {
+    for (const code of ["forbidden", "cancelled"] as const) {
+      const mark = readMark(failureMark(new SlipwayError(code, "no")));
+      expect(mark).toEqual({ failure: { code: "internal", message: "no" } });
+    }
+    expect(readMark(`${MARK}{"failure":{"code":"cancelled","message":"x"}}`)).toBeUndefined();
   });
 
   it("bound what they carry: a huge log tail is cut to its last 100 lines of 2 KiB", () => {

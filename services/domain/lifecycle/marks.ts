@@ -6,18 +6,21 @@ import type { ErrorCode, SlipwayError } from "../../platform/errors.js";
  * reading a pod's log) besides the log itself: which buildpack is building, and why the step failed.
  * A step's output is the one channel both have (a failed TaskRun reports no results, and an OOM kill
  * leaves no chance to write anything else), so these are lines of their own, marked, kept out of the
- * build log. The lifecycle relays buildpack output through `escapeOutput`, so a mark can only come
- * from the lifecycle itself.
+ * build log. The lifecycle relays buildpack output through `escapeOutput`, so no relayed line reads
+ * as a mark. (A buildpack that wrote to the step's output around the lifecycle, through /proc, could
+ * at most misstate why its own tool's build failed: marks carry no rights, only the reason's words.)
  */
 export const MARK = "::slipway:: ";
 
-/** Codes a step may report: its own failures, never what only Slipway decides (auth, quotas …). */
+/**
+ * Codes a step may report: its own failures, never what only Slipway decides (auth, quotas, and
+ * `cancelled`: a build is cancelled by its run, not by a step saying so).
+ */
 const CODES = [
   "invalid_input",
   "detect_failed",
   "build_failed",
   "export_failed",
-  "cancelled",
   "internal",
 ] as const satisfies readonly ErrorCode[];
 
