@@ -157,6 +157,42 @@ describe("slipway stack push", () => {
     LONG,
   );
 
+  it(
+    "--suite trixie pushes the trixie stack's images (Python 3.13) and prints them as the _TRIXIE settings; an unknown suite is refused",
+    async () => {
+      const trixie = await stackPush(["--suite", "trixie"]);
+      expect(trixie.code, trixie.stderr).toBe(0);
+      const lines = trixie.stdout.trim().split("\n");
+      expect(lines).toEqual([
+        expect.stringMatching(
+          new RegExp(`^SLIPWAY_TEKTON_BUILD_IMAGE_TRIXIE=${registry.host}/slipway/build:[0-9a-f]{16}$`),
+        ),
+        expect.stringMatching(
+          new RegExp(`^SLIPWAY_TEKTON_RUN_IMAGE_TRIXIE=${registry.host}/slipway/run:\\S+$`),
+        ),
+      ]);
+      const buildImage = lines[0]!.split("=")[1]!;
+      await pull(buildImage);
+      try {
+        const python = await podman(
+          ["run", "--rm", "--network", "none", buildImage, "python3", "--version"],
+          {
+            repoRoot,
+          },
+        );
+        expect(python.stdout).toMatch(/^Python 3\.13\./);
+      } finally {
+        await podman(["rmi", "-f", buildImage], { repoRoot, allowFailure: true });
+      }
+      const unknown = await stackPush(["--suite", "sid"]);
+      expect(unknown.code).not.toBe(0);
+      expect(unknown.stderr).toContain(
+        "--suite sid: Slipway makes stacks from bookworm (Python 3.11), trixie (Python 3.13)",
+      );
+    },
+    LONG,
+  );
+
   it("says which setting is missing when no registry is given", async () => {
     const r = await stackPush(["--json"], false);
     expect(r.code).not.toBe(0);

@@ -266,42 +266,68 @@ describe.skipIf(assets.skip !== undefined)("builds as Tekton PipelineRuns on a r
     expect(lines.filter((l) => l.startsWith("::slipway::"))).toEqual([]);
   }, 60_000);
 
-  it("an app asking for a Python the cluster's stack does not have fails in detect, naming the one it has; no run is made", async () => {
-    const onBookworm = await TektonBackend.start(
-      cluster.kubeConfig("admin"),
-      {
-        ...SETTINGS,
-        pipelinesDir: path.join(repoRoot, "pipelines"),
-        pollMs: 150,
-        suite: { suite: "bookworm", python: "3.11" },
-      },
-      memoryLogger(),
-    );
+  it("an app's Python picks the cluster's stack: 3.13 runs with the trixie images, a Python no stack has fails in detect and makes no run", async () => {
+    const bookworm = {
+      suite: "bookworm",
+      python: "3.11",
+      buildImage: SETTINGS.buildImage,
+      runImage: SETTINGS.runImage,
+    };
+    const trixie = {
+      suite: "trixie",
+      python: "3.13",
+      buildImage: "harbor.example/slipway/build:trixie",
+      runImage: "harbor.example/slipway/run:trixie",
+    };
+    const start = (suites: (typeof bookworm)[]) =>
+      TektonBackend.start(
+        cluster.kubeConfig("admin"),
+        { ...SETTINGS, pipelinesDir: path.join(repoRoot, "pipelines"), pollMs: 150, suites },
+        memoryLogger(),
+      );
     const appDir = await mkdtemp(path.join(os.tmpdir(), "slipway-tekton-app-"));
-    try {
-      await writeFile(path.join(appDir, ".python-version"), "3.13\n");
+    const attempt = async (backend: TektonBackend) => {
       const req = { ...request(), appDir };
+      plays.set(runName(req.buildId), {
+        results: { "export/image-digest": DIGEST, "export/image": "harbor.example/tool-hello/web:aaaa" },
+      });
       const lines: string[] = [];
-      const error = await onBookworm
+      const outcome = await backend
         .build(req, { onLog: (l) => lines.push(l), onPhase: () => {}, signal: new AbortController().signal })
         .catch((e: unknown) => e);
+      const run = await cluster
+        .api<{ spec: { params: { name: string; value: string }[] } }>(
+          "GET",
+          `/apis/tekton.dev/v1/namespaces/${NS}/pipelineruns/${runName(req.buildId)}`,
+        )
+        .catch((e: unknown) => String(e));
+      return { outcome, lines, run };
+    };
+    try {
+      await writeFile(path.join(appDir, ".python-version"), "3.13\n");
+      const both = await attempt(await start([bookworm, trixie]));
+      expect(both.outcome).toMatchObject({ digest: DIGEST });
+      expect(both.lines).toContain(
+        ".python-version asks for Python 3.13: building on the Debian trixie stack",
+      );
+      const params = Object.fromEntries(
+        (typeof both.run === "string" ? [] : both.run.spec.params).map((p) => [p.name, p.value]),
+      );
+      expect(params).toMatchObject({ "build-image": trixie.buildImage, "run-image": trixie.runImage });
+
+      const onlyBookworm = await attempt(await start([bookworm]));
+      const error = onlyBookworm.outcome as PipelineError;
       expect(error).toBeInstanceOf(PipelineError);
-      expect((error as PipelineError).code).toBe("detect_failed");
-      expect((error as PipelineError).message).toMatch(
+      expect(error.code).toBe("detect_failed");
+      expect(error.message).toMatch(
         /^\.python-version asks for Python 3\.13, which Slipway does not have: change \.python-version to 3\.11\.\nAvailable: Python 3\.11 \(Debian bookworm\)/,
       );
-      expect(lines[0]).toMatch(/^error: \.python-version asks for Python 3\.13/);
-      const run = await cluster
-        .api("GET", `/apis/tekton.dev/v1/namespaces/${NS}/pipelineruns/${runName(req.buildId)}`)
-        .then(
-          () => "made",
-          (e: unknown) => String(e),
-        );
-      expect(run).toContain(" 404 ");
+      expect(onlyBookworm.lines[0]).toMatch(/^error: \.python-version asks for Python 3\.13/);
+      expect(onlyBookworm.run).toContain(" 404 ");
     } finally {
       await rm(appDir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 90_000);
 
   it("a build step OOMKilled fails as out of memory; a run out of time as out of time", async () => {
     const oom = await build({

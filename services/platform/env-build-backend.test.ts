@@ -20,7 +20,20 @@ describe("build backend config", () => {
     expect(config.tekton).toEqual({
       namespace: "slipway-builds",
       pushSecret: "slipway-registry-push",
+      suiteImages: {},
       ...images,
     });
+  });
+
+  it("reads the trixie stack's images for cluster builds, both or neither", () => {
+    const trixie = { build: "h.example/build:t", run: "h.example/run:t" };
+    const config = loadConfig(
+      { SLIPWAY_TEKTON_BUILD_IMAGE_TRIXIE: trixie.build, SLIPWAY_TEKTON_RUN_IMAGE_TRIXIE: trixie.run },
+      "/repo",
+    );
+    expect(config.tekton.suiteImages).toEqual({ trixie });
+    expect(() => loadConfig({ SLIPWAY_TEKTON_BUILD_IMAGE_TRIXIE: trixie.build }, "/repo")).toThrow(
+      /SLIPWAY_TEKTON_BUILD_IMAGE_TRIXIE and SLIPWAY_TEKTON_RUN_IMAGE_TRIXIE go together/,
+    );
   });
 });

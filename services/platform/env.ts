@@ -35,6 +35,9 @@ const schema = z.object({
   SLIPWAY_TEKTON_BUILD_IMAGE: z.string().min(1).optional(),
   SLIPWAY_TEKTON_RUN_IMAGE: z.string().min(1).optional(),
   SLIPWAY_TEKTON_FETCH_IMAGE: z.string().min(1).optional(),
+  // The trixie stack's images (Python 3.13), when `slipway stack push --suite trixie` has pushed them.
+  SLIPWAY_TEKTON_BUILD_IMAGE_TRIXIE: z.string().min(1).optional(),
+  SLIPWAY_TEKTON_RUN_IMAGE_TRIXIE: z.string().min(1).optional(),
   SLIPWAY_TEKTON_PUSH_SECRET: z.string().min(1).default("slipway-registry-push"),
   SLIPWAY_RUN_MEMORY_MB: z.coerce.number().int().min(64).default(512),
   SLIPWAY_RUN_CPUS: z.coerce.number().min(0.01).max(64).default(0.5),
@@ -224,6 +227,8 @@ export interface Config {
     readonly buildImage: string | undefined;
     readonly runImage: string | undefined;
     readonly fetchImage: string | undefined;
+    /** Other stacks' images the cluster has, by suite (`SLIPWAY_TEKTON_BUILD_IMAGE_<SUITE>`, `_RUN_IMAGE_<SUITE>`). */
+    readonly suiteImages: Readonly<Record<string, { readonly build: string; readonly run: string }>>;
     /** Secret (docker config.json) the export Task pushes with. */
     readonly pushSecret: string;
   };
@@ -261,6 +266,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
   const e = parsed.data;
   const problems: string[] = [];
   const registry = externalRegistry(e, problems);
+  const suiteImages = tektonSuiteImages(e, problems);
   if (problems.length > 0) {
     throw new ConfigError(`invalid environment:\n${problems.map((p) => `  ${p}`).join("\n")}`);
   }
@@ -334,6 +340,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = defa
       buildImage: e.SLIPWAY_TEKTON_BUILD_IMAGE,
       runImage: e.SLIPWAY_TEKTON_RUN_IMAGE,
       fetchImage: e.SLIPWAY_TEKTON_FETCH_IMAGE,
+      suiteImages,
       pushSecret: e.SLIPWAY_TEKTON_PUSH_SECRET,
     },
     cli: {
@@ -361,6 +368,21 @@ function secretValue(
     problems.push(`${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? "error"})`);
     return undefined;
   }
+}
+
+/** Both of a suite's images, or neither: a build image without its run image could not be exported. */
+function tektonSuiteImages(
+  e: z.infer<typeof schema>,
+  problems: string[],
+): Record<string, { build: string; run: string }> {
+  const build = e.SLIPWAY_TEKTON_BUILD_IMAGE_TRIXIE;
+  const run = e.SLIPWAY_TEKTON_RUN_IMAGE_TRIXIE;
+  if (build && run) return { trixie: { build, run } };
+  if (build || run)
+    problems.push(
+      "SLIPWAY_TEKTON_BUILD_IMAGE_TRIXIE and SLIPWAY_TEKTON_RUN_IMAGE_TRIXIE go together (both printed by `slipway stack push --suite trixie`)",
+    );
+  return {};
 }
 
 function externalRegistry(e: z.infer<typeof schema>, problems: string[]): ExternalRegistryConfig | undefined {

@@ -44,11 +44,17 @@ export interface TektonBackendOptions extends TektonBuildSettings {
     request: BuildRequest,
   ) => Promise<{ username: string; password: string } | undefined>;
   /**
-   * The Python stack the cluster's build and run images are (`slipway stack push` pushes the default
-   * one). An app asking for another Python fails in detect, naming this one, instead of building on a
-   * Python it did not ask for.
+   * The Python stacks the cluster has images of (`slipway stack push [--suite]`), the default first: its
+   * images are `buildImage` and `runImage`. An app's Python request picks the stack, as locally; an app
+   * asking for a Python none of them has fails in detect, naming those there are, instead of building
+   * on a Python it did not ask for.
    */
-  readonly suite?: StackSuite | undefined;
+  readonly suites?: readonly ClusterStack[] | undefined;
+}
+
+export interface ClusterStack extends StackSuite {
+  readonly buildImage: string;
+  readonly runImage: string;
 }
 
 /**
@@ -86,13 +92,13 @@ export class TektonBackend implements BuildBackend {
   async build(request: BuildRequest, events: BuildEvents): Promise<BuiltImage> {
     const { namespace } = this.options;
     const name = runName(request.buildId);
-    if (this.options.suite) await requestedSuite(request.appDir, {}, [this.options.suite], events.onLog);
+    const images = await this.stackOf(request, events.onLog);
     await this.apply(cacheClaim(this.options, request.tool, request.component));
     const credential = await this.options.credential?.(request);
     if (credential) await this.createCredential(request.buildId, credential);
     try {
       await this.objects.create(
-        pipelineRun(this.options, request, credential !== undefined),
+        pipelineRun({ ...this.options, ...images }, request, credential !== undefined),
         undefined,
         undefined,
         FIELD_MANAGER,
@@ -111,6 +117,19 @@ export class TektonBackend implements BuildBackend {
           );
       }
     }
+  }
+
+  /** The build and run images of the stack the app's Python request picks (the default's when none). */
+  private async stackOf(
+    request: BuildRequest,
+    onLog: (line: string) => void,
+  ): Promise<{ buildImage: string; runImage: string }> {
+    const { suites, buildImage, runImage } = this.options;
+    const requested = suites ? await requestedSuite(request.appDir, {}, suites, onLog) : undefined;
+    if (!requested || requested.suite === suites?.[0]) return { buildImage, runImage };
+    const { suite, python } = requested.suite;
+    onLog(`${requested.source} asks for Python ${python}: building on the Debian ${suite} stack`);
+    return { buildImage: requested.suite.buildImage, runImage: requested.suite.runImage };
   }
 
   /**

@@ -122,7 +122,7 @@ function specifier(op: string, version: string, wildcard: boolean): (minor: stri
  * The suite whose Python satisfies the request, preferring the first (the default stack). Throws an
  * InputError whose first line says what to change and which versions exist.
  */
-export function chooseSuite(request: PythonRequest, suites: readonly StackSuite[]): StackSuite {
+export function chooseSuite<S extends StackSuite>(request: PythonRequest, suites: readonly S[]): S {
   const found = suites.find((s) => request.accepts(s.python));
   if (found) return found;
   const versions = suites.map((s) => s.python);
@@ -166,12 +166,12 @@ export async function readPythonRequest(
  * suite satisfies fails the build in detect, saying what to change: before any buildpack runs, so a
  * backend that picks its build image ahead of the build (pipelines/) fails as the lifecycle does.
  */
-export async function requestedSuite(
+export async function requestedSuite<S extends StackSuite>(
   appDir: string,
   env: Readonly<Record<string, string>>,
-  suites: readonly StackSuite[],
+  suites: readonly S[],
   onLog: (line: string) => void,
-): Promise<{ suite: StackSuite; source: string } | undefined> {
+): Promise<{ suite: S; source: string } | undefined> {
   try {
     const request = await readPythonRequest(appDir, env);
     if (!request) return undefined;

@@ -14,16 +14,24 @@ export function registerStackCommands(program: Command, config: Config): void {
     .description(
       "push the stack's build and run images to SLIPWAY_REGISTRY_URL for cluster builds; prints the settings",
     )
+    .option(
+      "--suite <suite>",
+      "the stack's Debian release: bookworm (Python 3.11, the default stack) or trixie (Python 3.13)",
+      "bookworm",
+    )
     .addOption(json())
-    .action(async (o: { json?: boolean }) => {
+    .action(async (o: { json?: boolean; suite: string }) => {
       // Progress goes to stderr: stdout is the settings, for `>> slipway.env`.
       const logger = createLogger({ level: config.logLevel, destination: process.stderr });
       // Loaded here: the stack and registry code is not needed by the API-calling commands.
       const { pushStackImages } = await import("./stack-push.js");
-      const images = await pushStackImages(config, logger);
+      const images = await pushStackImages(config, logger, o.suite);
+      // The default stack's settings, or another's (`_TRIXIE`): the Tekton backend picks per app.
+      const suffix = o.suite === "bookworm" ? "" : `_${o.suite.toUpperCase()}`;
       out(
         o.json,
         {
+          suite: o.suite,
           build_image: images.build.reference,
           build_digest: images.build.digest,
           build_blobs_uploaded: images.build.uploaded,
@@ -31,8 +39,8 @@ export function registerStackCommands(program: Command, config: Config): void {
         },
         () =>
           [
-            `SLIPWAY_TEKTON_BUILD_IMAGE=${images.build.reference}`,
-            `SLIPWAY_TEKTON_RUN_IMAGE=${images.run}`,
+            `SLIPWAY_TEKTON_BUILD_IMAGE${suffix}=${images.build.reference}`,
+            `SLIPWAY_TEKTON_RUN_IMAGE${suffix}=${images.run}`,
           ].join("\n"),
       );
     });

@@ -45,8 +45,14 @@ export async function tektonBuilder(
       gid: CNB_USER.gid,
       pipelinesDir: path.join(config.repoRoot, "pipelines"),
       credential: async (request) => (await access.plan(request.sourceUrl, undefined, request.tool)).auth,
-      // `slipway stack push` pushes the default stack's images only.
-      suite: SUITES[0],
+      // The default stack's images, and those of the other stacks `slipway stack push --suite` pushed.
+      suites: [
+        { ...SUITES[0], buildImage, runImage },
+        ...SUITES.slice(1).flatMap((s) => {
+          const images = config.tekton.suiteImages[s.suite];
+          return images ? [{ ...s, buildImage: images.build, runImage: images.run }] : [];
+        }),
+      ],
     },
     logger.child({ component: "tekton" }),
   );
